@@ -1,1 +1,487 @@
-//! (in progress)
+//! Decrypting a whole archive: read, decrypt across cores, check it is MPEG-TS, write, all overlapped.
+//!
+//! [`decrypt_stream`] is the pipeline; [`decrypt_file`] runs it into an [`AtomicFile`], so the output appears
+//! whole or not at all. The contract:
+//!
+//! * by default the output is byte-identical to the documented `openssl enc -d -aes-256-cbc -nopad`
+//!   (the PKCS#7 padding the service adds stays);
+//! * with [`DecryptOptions::trim`], a valid PKCS#7 tail is removed, and then any bytes after the last whole
+//!   188-byte packet;
+//! * before a single byte is written, the first decrypted packets must carry MPEG-TS sync bytes: anything else
+//!   means the key or the password is wrong for this archive, and is an error;
+//! * a ciphertext that is empty or not a multiple of 16 bytes is an error.
+//!
+//! Three threads overlap the work: one reads, this one decrypts (splitting each buffer across cores), one writes.
+//! Memory is bounded by the buffer pool (`buffers × buffer_size`, 16 MiB by default), whatever the archive's size.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::mpsc;
+
+use crate::atomic::AtomicFile;
+use crate::cbc::{self, BLOCK, CbcError, StreamDecryptor};
+use crate::mpegts::{self, TsError, TsInspector, TsReport};
+use crate::password::PasswordBlob;
+
+/// Bytes held back from the writer with `trim`, so the tail can be cut across buffer boundaries.
+const TRIM_HOLD: usize = 512;
+
+/// How to decrypt.
+#[derive(Debug, Clone)]
+pub struct DecryptOptions {
+    /// Remove a valid PKCS#7 tail, then any partial packet after the last whole 188-byte one.
+    pub trim: bool,
+    /// Threads for AES per buffer (the reader and writer have their own).
+    pub threads: NonZeroUsize,
+    /// Size of each I/O buffer; rounded up to a multiple of 16.
+    pub buffer_size: usize,
+    /// Buffers in flight between reader, decryptor and writer.
+    pub buffers: usize,
+}
+
+impl Default for DecryptOptions {
+    fn default() -> Self {
+        Self {
+            trim: false,
+            threads: cbc::available_threads(),
+            buffer_size: 4 << 20,
+            buffers: 4,
+        }
+    }
+}
+
+/// What a decryption did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DecryptSummary {
+    /// Bytes of ciphertext read.
+    pub ciphertext_bytes: u64,
+    /// Bytes of plaintext written.
+    pub written_bytes: u64,
+    /// Bytes removed by `trim`.
+    pub trimmed_bytes: u64,
+    /// The MPEG-TS inspection of what was written.
+    pub report: TsReport,
+}
+
+/// Why an archive could not be decrypted. Whatever the error, nothing is left at the destination.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// Reading the encrypted archive failed.
+    #[error("cannot read the encrypted archive: {0}")]
+    Read(#[source] io::Error),
+    /// Writing the output failed.
+    #[error("cannot write the decrypted archive: {0}")]
+    Write(#[source] io::Error),
+    /// The archive is empty.
+    #[error("the encrypted archive is empty")]
+    Empty,
+    /// Not a whole number of AES blocks.
+    #[error(transparent)]
+    NotBlockAligned(#[from] CbcError),
+    /// The decrypted start is not MPEG-TS: wrong key or password.
+    #[error(
+        "the decrypted data is not MPEG-TS ({0}): the password is not this archive's, or the private key is wrong"
+    )]
+    NotMpegTs(#[source] TsError),
+    /// The output path is the input.
+    #[error("the output {0} is the input file; choose another --out")]
+    OutputIsInput(String),
+}
+
+enum ToWriter {
+    /// Write `buf[..len]` then give the buffer back.
+    Buffer(Vec<u8>, usize),
+    /// Write these bytes (the trim carry, or the trimmed tail).
+    Bytes(Vec<u8>),
+}
+
+/// Decrypts `reader` into `writer`; see the module docs for the contract.
+///
+/// ```
+/// use archive_core::{archive, cbc, PasswordBlob};
+/// let blob = PasswordBlob::new([1; 32], [2; 16]);
+/// let ts: Vec<u8> = (0..100).flat_map(|i| { let mut p = vec![0u8; 188]; p[0] = 0x47; p[3] = 0x10 | (i % 16) as u8; p }).collect();
+/// let ct = cbc::encrypt_padded(blob.key(), blob.iv(), &ts);
+/// let mut out = Vec::new();
+/// let opts = archive::DecryptOptions { trim: true, ..Default::default() };
+/// let summary = archive::decrypt_stream(&ct[..], &mut out, &blob, &opts).unwrap();
+/// assert_eq!(out, ts);
+/// assert_eq!(summary.trimmed_bytes, 16 - (ts.len() % 16) as u64);
+///
+/// let wrong = PasswordBlob::new([9; 32], [2; 16]);
+/// assert!(archive::decrypt_stream(&ct[..], &mut Vec::new(), &wrong, &opts).is_err());
+/// ```
+pub fn decrypt_stream<R, W>(
+    reader: R,
+    writer: W,
+    blob: &PasswordBlob,
+    opts: &DecryptOptions,
+) -> Result<DecryptSummary, ArchiveError>
+where
+    R: Read + Send,
+    W: Write + Send,
+{
+    let decryptor = StreamDecryptor::new(blob.key(), blob.iv()).with_threads(opts.threads);
+    decrypt_stream_with(reader, writer, decryptor, opts)
+}
+
+/// Like [`decrypt_stream`], with a decryptor that may start mid-stream ([`StreamDecryptor::resume`]).
+///
+/// When resuming, the first buffer is not the archive's start: the MPEG-TS check then applies to whatever
+/// packet alignment the caller resumed at, which must be a multiple of 188 bytes from the start of the archive
+/// for the check to pass (callers resume at multiples of `lcm(16, 188) = 752` bytes).
+pub fn decrypt_stream_with<R, W>(
+    mut reader: R,
+    mut writer: W,
+    mut decryptor: StreamDecryptor,
+    opts: &DecryptOptions,
+) -> Result<DecryptSummary, ArchiveError>
+where
+    R: Read + Send,
+    W: Write + Send,
+{
+    let buffer_size = opts.buffer_size.max(TRIM_HOLD * 2).div_ceil(BLOCK) * BLOCK;
+    let buffers = opts.buffers.max(2);
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..buffers {
+        let _ = free_tx.send(vec![0u8; buffer_size]);
+    }
+    let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize, bool)>(buffers);
+    let (write_tx, write_rx) = mpsc::sync_channel::<ToWriter>(buffers + 1);
+
+    std::thread::scope(|s| {
+        // Reader: fills buffers completely (so every buffer but the last is block-aligned) and marks the last.
+        let reader_thread = s.spawn(move || -> Result<u64, ArchiveError> {
+            let mut total = 0u64;
+            let mut pending: Option<(Vec<u8>, usize)> = None;
+            loop {
+                let Ok(mut buf) = free_rx.recv() else {
+                    return Ok(total);
+                };
+                let n = fill(&mut reader, &mut buf).map_err(ArchiveError::Read)?;
+                total += n as u64;
+                if n == 0 {
+                    if let Some((p, len)) = pending.take() {
+                        let _ = full_tx.send((p, len, true));
+                    }
+                    return Ok(total);
+                }
+                if let Some((p, len)) = pending.replace((buf, n)) {
+                    if full_tx.send((p, len, false)).is_err() {
+                        return Ok(total);
+                    }
+                }
+            }
+        });
+
+        // Writer: writes in order and recycles buffers.
+        let writer_thread = s.spawn(move || -> Result<u64, ArchiveError> {
+            let mut written = 0u64;
+            for msg in write_rx {
+                match msg {
+                    ToWriter::Buffer(buf, len) => {
+                        writer.write_all(&buf[..len]).map_err(ArchiveError::Write)?;
+                        written += len as u64;
+                        let _ = free_tx.send(buf);
+                    }
+                    ToWriter::Bytes(bytes) => {
+                        writer.write_all(&bytes).map_err(ArchiveError::Write)?;
+                        written += bytes.len() as u64;
+                    }
+                }
+            }
+            writer.flush().map_err(ArchiveError::Write)?;
+            Ok(written)
+        });
+
+        let result = decrypt_loop(&full_rx, &write_tx, &mut decryptor, opts.trim);
+        drop(write_tx);
+        drop(full_rx);
+        let read = reader_thread
+            .join()
+            .unwrap_or_else(|_| Err(ArchiveError::Read(io::Error::other("reader panicked"))));
+        let written = writer_thread
+            .join()
+            .unwrap_or_else(|_| Err(ArchiveError::Write(io::Error::other("writer panicked"))));
+        // Report the root cause: a read error explains a short stream, a write error a stalled pipeline.
+        let read = read?;
+        let (report, trimmed) = result?;
+        let written = written?;
+        Ok(DecryptSummary {
+            ciphertext_bytes: read,
+            written_bytes: written,
+            trimmed_bytes: trimmed,
+            report,
+        })
+    })
+}
+
+/// The decrypting stage: checks alignment, decrypts, checks the first packets, inspects, trims, forwards.
+fn decrypt_loop(
+    full_rx: &mpsc::Receiver<(Vec<u8>, usize, bool)>,
+    write_tx: &mpsc::SyncSender<ToWriter>,
+    decryptor: &mut StreamDecryptor,
+    trim: bool,
+) -> Result<(TsReport, u64), ArchiveError> {
+    let mut inspector = TsInspector::new();
+    let mut first = true;
+    let mut total = 0u64;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut trimmed = 0u64;
+    // The reader may stop early on an error; then the channel closes without a `last` buffer.
+    while let Ok((mut buf, len, last)) = full_rx.recv() {
+        total += len as u64;
+        if len % BLOCK != 0 {
+            return Err(CbcError::NotBlockAligned(total).into());
+        }
+        decryptor.decrypt(&mut buf[..len])?;
+        if first {
+            mpegts::looks_like_ts(&buf[..len]).map_err(ArchiveError::NotMpegTs)?;
+            first = false;
+        }
+        if !trim {
+            inspector.feed(&buf[..len]);
+            if write_tx.send(ToWriter::Buffer(buf, len)).is_err() {
+                break;
+            }
+        } else if !last {
+            let keep = len - TRIM_HOLD.min(len);
+            let new_carry = buf[keep..len].to_vec();
+            let old = std::mem::replace(&mut carry, new_carry);
+            inspector.feed(&old);
+            inspector.feed(&buf[..keep]);
+            if (!old.is_empty() && write_tx.send(ToWriter::Bytes(old)).is_err())
+                || write_tx.send(ToWriter::Buffer(buf, keep)).is_err()
+            {
+                break;
+            }
+        } else {
+            let mut tail = std::mem::take(&mut carry);
+            tail.extend_from_slice(&buf[..len]);
+            let before = total - tail.len() as u64;
+            let keep = trimmed_len(before, &tail);
+            trimmed = (tail.len() - keep) as u64;
+            tail.truncate(keep);
+            inspector.feed(&tail);
+            let _ = write_tx.send(ToWriter::Bytes(tail));
+        }
+        if last {
+            break;
+        }
+    }
+    if total == 0 {
+        return Err(ArchiveError::Empty);
+    }
+    Ok((inspector.finish(), trimmed))
+}
+
+/// How much of `tail` (which starts `before` bytes into the plaintext) to keep with `trim`.
+///
+/// * A plaintext of whole packets has no padding (the service pads 1 to 16 bytes, never a multiple of 188):
+///   keep it all, even if its last bytes happen to look like PKCS#7.
+/// * Otherwise drop a valid PKCS#7 tail, and then whatever follows the last whole packet.
+fn trimmed_len(before: u64, tail: &[u8]) -> usize {
+    let packet = mpegts::PACKET as u64;
+    let total = before + tail.len() as u64;
+    if total % packet == 0 {
+        return tail.len();
+    }
+    let unpadded = cbc::pkcs7_unpadded_len(tail).unwrap_or(tail.len());
+    let end = before + unpadded as u64;
+    let packets_end = end / packet * packet;
+    packets_end.saturating_sub(before) as usize
+}
+
+/// Reads until `buf` is full or the reader is at its end; returns the bytes read.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Decrypts the file at `input` into `output`, atomically: on any error nothing is left at or beside `output`.
+pub fn decrypt_file(
+    input: &Path,
+    output: &Path,
+    blob: &PasswordBlob,
+    opts: &DecryptOptions,
+) -> Result<DecryptSummary, ArchiveError> {
+    let file = File::open(input).map_err(|e| ArchiveError::Read(with_path(e, input)))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| ArchiveError::Read(with_path(e, input)))?;
+    if meta.is_dir() {
+        return Err(ArchiveError::Read(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is a directory", input.display()),
+        )));
+    }
+    if meta.is_file() {
+        if meta.len() == 0 {
+            return Err(ArchiveError::Empty);
+        }
+        if meta.len() % BLOCK as u64 != 0 {
+            return Err(CbcError::NotBlockAligned(meta.len()).into());
+        }
+    }
+    if same_file(input, output) {
+        return Err(ArchiveError::OutputIsInput(output.display().to_string()));
+    }
+    let mut out =
+        AtomicFile::create(output).map_err(|e| ArchiveError::Write(with_path(e, output)))?;
+    let summary = decrypt_stream(file, &mut out, blob, opts)?;
+    out.commit()
+        .map_err(|e| ArchiveError::Write(with_path(e, output)))?;
+    Ok(summary)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(packets: usize) -> Vec<u8> {
+        (0..packets)
+            .flat_map(|i| {
+                let mut p = vec![0xFFu8; 188];
+                p[0] = 0x47;
+                p[1] = 0x01;
+                p[2] = 0x00;
+                p[3] = 0x10 | (i % 16) as u8;
+                p
+            })
+            .collect()
+    }
+
+    fn small_opts(trim: bool) -> DecryptOptions {
+        DecryptOptions {
+            trim,
+            buffer_size: 4096,
+            buffers: 3,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn nopad_output_keeps_padding_and_trim_removes_it_across_buffer_sizes() {
+        let blob = PasswordBlob::new([7; 32], [8; 16]);
+        for packets in [1, 2, 21, 22, 23, 100, 1000] {
+            let plain = ts(packets);
+            let ct = cbc::encrypt_padded(blob.key(), blob.iv(), &plain);
+            for bs in [1024, 4096, 65536] {
+                let mut out = Vec::new();
+                let opts = DecryptOptions {
+                    buffer_size: bs,
+                    ..small_opts(false)
+                };
+                let s = decrypt_stream(&ct[..], &mut out, &blob, &opts).unwrap();
+                assert_eq!(&out[..plain.len()], &plain[..]);
+                assert_eq!(out.len(), ct.len());
+                assert_eq!(s.written_bytes, ct.len() as u64);
+                let mut trimmed = Vec::new();
+                let opts = DecryptOptions { trim: true, ..opts };
+                let s = decrypt_stream(&ct[..], &mut trimmed, &blob, &opts).unwrap();
+                assert_eq!(trimmed, plain, "packets {packets} bs {bs}");
+                assert_eq!(s.trimmed_bytes, (ct.len() - plain.len()) as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn trim_keeps_whole_packets_that_end_like_padding() {
+        let blob = PasswordBlob::new([7; 32], [8; 16]);
+        let mut plain = ts(4); // 752 bytes: whole packets and whole blocks
+        *plain.last_mut().unwrap() = 0x01; // looks like a 1-byte PKCS#7 pad
+        let mut ct = plain.clone();
+        cbc::StreamEncryptor::new(blob.key(), blob.iv())
+            .encrypt(&mut ct)
+            .unwrap();
+        let mut out = Vec::new();
+        let s = decrypt_stream(&ct[..], &mut out, &blob, &small_opts(true)).unwrap();
+        assert_eq!(out, plain);
+        assert_eq!(s.trimmed_bytes, 0);
+    }
+
+    #[test]
+    fn trim_without_padding_cuts_to_whole_packets() {
+        let blob = PasswordBlob::new([7; 32], [8; 16]);
+        let packets = ts(8); // 1504 bytes
+        let mut plain = packets.clone();
+        plain.extend_from_slice(&[0x47, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // a torn packet, not PKCS#7
+        let mut ct = plain.clone();
+        cbc::StreamEncryptor::new(blob.key(), blob.iv())
+            .encrypt(&mut ct)
+            .unwrap();
+        let mut out = Vec::new();
+        let s = decrypt_stream(&ct[..], &mut out, &blob, &small_opts(true)).unwrap();
+        assert_eq!(out, packets);
+        assert_eq!(s.trimmed_bytes, 16);
+    }
+
+    #[test]
+    fn wrong_key_empty_and_misaligned_inputs_fail() {
+        let blob = PasswordBlob::new([7; 32], [8; 16]);
+        let ct = cbc::encrypt_padded(blob.key(), blob.iv(), &ts(50));
+        let wrong = PasswordBlob::new([6; 32], [8; 16]);
+        let mut out = Vec::new();
+        assert!(matches!(
+            decrypt_stream(&ct[..], &mut out, &wrong, &small_opts(false)),
+            Err(ArchiveError::NotMpegTs(_))
+        ));
+        assert!(out.is_empty(), "nothing may be written for a wrong key");
+        assert!(matches!(
+            decrypt_stream(&[][..], &mut out, &blob, &small_opts(false)),
+            Err(ArchiveError::Empty)
+        ));
+        assert!(matches!(
+            decrypt_stream(&ct[..ct.len() - 1], &mut out, &blob, &small_opts(false)),
+            Err(ArchiveError::NotBlockAligned(_))
+        ));
+    }
+
+    #[test]
+    fn decrypt_file_is_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = PasswordBlob::new([7; 32], [8; 16]);
+        let input = dir.path().join("archive.ts");
+        std::fs::write(
+            &input,
+            cbc::encrypt_padded(blob.key(), blob.iv(), &ts(3000)),
+        )
+        .unwrap();
+        let output = dir.path().join("out.ts");
+        let wrong = PasswordBlob::new([1; 32], [8; 16]);
+        assert!(decrypt_file(&input, &output, &wrong, &small_opts(false)).is_err());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no output, no temp file"
+        );
+        assert!(matches!(
+            decrypt_file(&input, &input, &blob, &small_opts(false)),
+            Err(ArchiveError::OutputIsInput(_))
+        ));
+        let s = decrypt_file(&input, &output, &blob, &small_opts(true)).unwrap();
+        assert_eq!(std::fs::read(&output).unwrap(), ts(3000));
+        assert_eq!(s.report.packets, 3000);
+    }
+}

@@ -36,12 +36,27 @@ impl AtomicFile {
             _ => PathBuf::from("."),
         };
         let name = destination.file_name().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a file path", destination.display()))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a file path", destination.display()),
+            )
         })?;
+        if !dir.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("directory {} does not exist", dir.display()),
+            ));
+        }
         let temp = tempfile::Builder::new()
             .prefix(&format!(".{}.", name.to_string_lossy()))
             .suffix(".partial")
-            .tempfile_in(&dir)?;
+            .tempfile_in(&dir)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot create a file in {}: {}", dir.display(), e.kind()),
+                )
+            })?;
         Ok(Self { temp, destination })
     }
 

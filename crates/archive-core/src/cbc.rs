@@ -30,7 +30,9 @@ pub const MIN_BYTES_PER_THREAD: usize = 256 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CbcError {
     /// The ciphertext is not a whole number of 16-byte blocks.
-    #[error("ciphertext length {0} is not a multiple of 16 bytes: the file is truncated or not an AES-256-CBC archive")]
+    #[error(
+        "ciphertext length {0} is not a multiple of 16 bytes: the file is truncated or not an AES-256-CBC archive"
+    )]
     NotBlockAligned(u64),
 }
 
@@ -79,7 +81,9 @@ pub fn decrypt_in_place_with(
     std::thread::scope(|s| {
         let mut runs = buf.chunks_mut(per).zip(ivs.iter());
         let first = runs.next();
-        let handles: Vec<_> = runs.map(|(run, iv)| s.spawn(move || decrypt_serial(key, iv, run))).collect();
+        let handles: Vec<_> = runs
+            .map(|(run, iv)| s.spawn(move || decrypt_serial(key, iv, run)))
+            .collect();
         let mut result = first.map_or(Ok(()), |(run, iv)| decrypt_serial(key, iv, run));
         for h in handles {
             let r = h.join().unwrap_or(Err(CbcError::NotBlockAligned(0)));
@@ -90,7 +94,11 @@ pub fn decrypt_in_place_with(
 }
 
 /// Decrypts `buf` in place using every available core for large buffers.
-pub fn decrypt_in_place(key: &[u8; KEY_LEN], iv: &[u8; IV_LEN], buf: &mut [u8]) -> Result<(), CbcError> {
+pub fn decrypt_in_place(
+    key: &[u8; KEY_LEN],
+    iv: &[u8; IV_LEN],
+    buf: &mut [u8],
+) -> Result<(), CbcError> {
     decrypt_in_place_with(key, iv, buf, available_threads())
 }
 
@@ -128,14 +136,20 @@ pub struct StreamDecryptor {
 
 impl std::fmt::Debug for StreamDecryptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamDecryptor").field("threads", &self.threads).finish_non_exhaustive()
+        f.debug_struct("StreamDecryptor")
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
     }
 }
 
 impl StreamDecryptor {
     /// Starts at the beginning of a ciphertext encrypted with `key` and `iv`.
     pub fn new(key: &[u8; KEY_LEN], iv: &[u8; IV_LEN]) -> Self {
-        Self { key: Zeroizing::new(*key), chain: *iv, threads: available_threads() }
+        Self {
+            key: Zeroizing::new(*key),
+            chain: *iv,
+            threads: available_threads(),
+        }
     }
 
     /// Starts at a block-aligned offset, given the ciphertext block just before it.
@@ -185,7 +199,10 @@ impl std::fmt::Debug for StreamEncryptor {
 impl StreamEncryptor {
     /// Starts a ciphertext under `key` and `iv`.
     pub fn new(key: &[u8; KEY_LEN], iv: &[u8; IV_LEN]) -> Self {
-        Self { key: Zeroizing::new(*key), chain: *iv }
+        Self {
+            key: Zeroizing::new(*key),
+            chain: *iv,
+        }
     }
 
     /// Encrypts whole blocks in place; the length must be a multiple of 16.
@@ -235,7 +252,10 @@ pub fn pkcs7_unpadded_len(plain: &[u8]) -> Option<usize> {
     if n == 0 || n > BLOCK || n > plain.len() {
         return None;
     }
-    plain[plain.len() - n..].iter().all(|&b| b as usize == n).then(|| plain.len() - n)
+    plain[plain.len() - n..]
+        .iter()
+        .all(|&b| b as usize == n)
+        .then(|| plain.len() - n)
 }
 
 #[cfg(test)]
@@ -278,7 +298,9 @@ mod tests {
         for at in [16, 4096, 524_288, ct.len() - 16] {
             let prev: [u8; 16] = ct[at - 16..at].try_into().unwrap();
             let mut rest = ct[at..].to_vec();
-            StreamDecryptor::resume(&key, &prev).decrypt(&mut rest).unwrap();
+            StreamDecryptor::resume(&key, &prev)
+                .decrypt(&mut rest)
+                .unwrap();
             assert_eq!(rest, out[at..]);
         }
     }
@@ -297,7 +319,14 @@ mod tests {
     #[test]
     fn misaligned_input_is_an_error() {
         let mut buf = vec![0u8; 33];
-        assert_eq!(decrypt_in_place(&[0; 32], &[0; 16], &mut buf), Err(CbcError::NotBlockAligned(33)));
-        assert!(StreamDecryptor::new(&[0; 32], &[0; 16]).decrypt(&mut buf).is_err());
+        assert_eq!(
+            decrypt_in_place(&[0; 32], &[0; 16], &mut buf),
+            Err(CbcError::NotBlockAligned(33))
+        );
+        assert!(
+            StreamDecryptor::new(&[0; 32], &[0; 16])
+                .decrypt(&mut buf)
+                .is_err()
+        );
     }
 }

@@ -31,7 +31,9 @@ pub enum CertError {
     #[error("not a readable X.509 certificate: {0}")]
     Malformed(String),
     /// The certificate's key is not RSA.
-    #[error("the certificate's key is not RSA ({0}); the service wraps passwords with RSA-OAEP only")]
+    #[error(
+        "the certificate's key is not RSA ({0}); the service wraps passwords with RSA-OAEP only"
+    )]
     NotRsa(String),
     /// The certificate's RSA key is larger than the service takes.
     #[error("the certificate's RSA key is {0} bits; the service accepts at most 2048")]
@@ -97,7 +99,10 @@ impl Certificate {
         if let Ok(text) = std::str::from_utf8(input) {
             let text = text.trim().trim_matches('"');
             if text.contains("-----BEGIN") {
-                let pem = text.replace("\\r", "").replace("\\n", "\n").replace("\\/", "/");
+                let pem = text
+                    .replace("\\r", "")
+                    .replace("\\n", "\n")
+                    .replace("\\/", "/");
                 return Self::from_pem(&pem);
             }
             let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -119,32 +124,44 @@ impl Certificate {
     }
 
     fn from_pem(pem: &str) -> Result<Self, CertError> {
-        let start = pem
-            .find("-----BEGIN CERTIFICATE-----")
-            .ok_or_else(|| CertError::Malformed("PEM without a 'BEGIN CERTIFICATE' block (is this a key?)".into()))?;
+        let start = pem.find("-----BEGIN CERTIFICATE-----").ok_or_else(|| {
+            CertError::Malformed("PEM without a 'BEGIN CERTIFICATE' block (is this a key?)".into())
+        })?;
         let end_marker = "-----END CERTIFICATE-----";
         let end = pem[start..]
             .find(end_marker)
             .ok_or_else(|| CertError::Malformed("PEM certificate without an END line".into()))?;
         let block = &pem[start..start + end + end_marker.len()];
-        let cert = x509_cert::Certificate::from_pem(block).map_err(|e| CertError::Malformed(e.to_string()))?;
-        let der = cert.to_der().map_err(|e| CertError::Malformed(e.to_string()))?;
+        let cert = x509_cert::Certificate::from_pem(block)
+            .map_err(|e| CertError::Malformed(e.to_string()))?;
+        let der = cert
+            .to_der()
+            .map_err(|e| CertError::Malformed(e.to_string()))?;
         Ok(Self { cert, der })
     }
 
     fn from_der(der: &[u8]) -> Result<Self, CertError> {
-        let cert = x509_cert::Certificate::from_der(der).map_err(|e| CertError::Malformed(e.to_string()))?;
-        Ok(Self { cert, der: der.to_vec() })
+        let cert = x509_cert::Certificate::from_der(der)
+            .map_err(|e| CertError::Malformed(e.to_string()))?;
+        Ok(Self {
+            cert,
+            der: der.to_vec(),
+        })
     }
 
     /// Makes a self-signed certificate for `key`, valid from now for `days` days, as
     /// `openssl req -new -x509 -days N` does. `subject` is an RFC 4514 name such as `CN=archives,O=Example`.
-    pub fn generate_self_signed(key: &RsaPrivateKey, subject: &str, days: u32) -> Result<Self, CertError> {
+    pub fn generate_self_signed(
+        key: &RsaPrivateKey,
+        subject: &str,
+        days: u32,
+    ) -> Result<Self, CertError> {
         if days == 0 {
             return Err(CertError::Build("--days must be at least 1".into()));
         }
-        let subject = Name::from_str(subject)
-            .map_err(|e| CertError::Build(format!("subject '{subject}' is not an RFC 4514 name: {e}")))?;
+        let subject = Name::from_str(subject).map_err(|e| {
+            CertError::Build(format!("subject '{subject}' is not an RFC 4514 name: {e}"))
+        })?;
         let mut serial = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut serial);
         serial[0] = (serial[0] & 0x7f) | 0x01;
@@ -155,10 +172,12 @@ impl Certificate {
             .to_public_key()
             .to_public_key_der()
             .map_err(|e| CertError::Build(e.to_string()))?;
-        let spki = SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes()).map_err(|e| CertError::Build(e.to_string()))?;
-        let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone());
-        let builder = CertificateBuilder::new(Profile::Root, serial, validity, subject, spki, &signer)
+        let spki = SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes())
             .map_err(|e| CertError::Build(e.to_string()))?;
+        let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone());
+        let builder =
+            CertificateBuilder::new(Profile::Root, serial, validity, subject, spki, &signer)
+                .map_err(|e| CertError::Build(e.to_string()))?;
         let cert = builder
             .build::<rsa::pkcs1v15::Signature>()
             .map_err(|e| CertError::Build(e.to_string()))?;
@@ -194,8 +213,11 @@ impl Certificate {
         if oid != OID_RSA {
             return Err(CertError::NotRsa(key_algorithm_name(&oid)));
         }
-        let der = spki.to_der().map_err(|e| CertError::Malformed(e.to_string()))?;
-        RsaPublicKey::from_public_key_der(&der).map_err(|e| CertError::Malformed(format!("RSA public key: {e}")))
+        let der = spki
+            .to_der()
+            .map_err(|e| CertError::Malformed(e.to_string()))?;
+        RsaPublicKey::from_public_key_der(&der)
+            .map_err(|e| CertError::Malformed(format!("RSA public key: {e}")))
     }
 
     /// Checks what the service checks: an RSA key of at most 2048 bits.
@@ -209,18 +231,27 @@ impl Certificate {
 
     /// Whether `key` is the private half of this certificate's key.
     pub fn matches(&self, key: &RsaPrivateKey) -> bool {
-        self.rsa_public_key().is_ok_and(|p| p == key.to_public_key())
+        self.rsa_public_key()
+            .is_ok_and(|p| p == key.to_public_key())
     }
 
     /// SHA-256 of the DER as `AA:BB:...`.
     pub fn sha256_fingerprint(&self) -> String {
         let digest = Sha256::digest(&self.der);
-        digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+        digest
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
     }
 
     /// The end of the validity period.
     pub fn not_after(&self) -> SystemTime {
-        self.cert.tbs_certificate.validity.not_after.to_system_time()
+        self.cert
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_system_time()
     }
 
     /// Everything `cert inspect` shows; `key`, if given, is checked against the certificate.
@@ -235,7 +266,11 @@ impl Certificate {
             not_before: tbs.validity.not_before.to_date_time().to_string(),
             not_after: tbs.validity.not_after.to_date_time().to_string(),
             expired: self.not_after() < SystemTime::now(),
-            key_algorithm: if oid == OID_RSA { "RSA".into() } else { key_algorithm_name(&oid) },
+            key_algorithm: if oid == OID_RSA {
+                "RSA".into()
+            } else {
+                key_algorithm_name(&oid)
+            },
             key_bits: self.rsa_public_key().ok().map(|k| k.n().bits()),
             sha256_fingerprint: self.sha256_fingerprint(),
             service_accepts: rejection.is_none(),
@@ -265,10 +300,16 @@ mod tests {
     #[test]
     fn generated_certificate_round_trips_in_every_json_form() {
         let key = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
-        let cert = Certificate::generate_self_signed(&key, "CN=archivectl test,O=Example", 30).unwrap();
+        let cert =
+            Certificate::generate_self_signed(&key, "CN=archivectl test,O=Example", 30).unwrap();
         assert!(cert.matches(&key));
         cert.check_service_acceptance().unwrap();
-        for form in [cert.to_pem(), cert.to_json_base64(), cert.to_json_escaped(), format!("\"{}\"", cert.to_json_escaped())] {
+        for form in [
+            cert.to_pem(),
+            cert.to_json_base64(),
+            cert.to_json_escaped(),
+            format!("\"{}\"", cert.to_json_escaped()),
+        ] {
             let again = Certificate::parse(form.as_bytes()).unwrap();
             assert_eq!(again.der(), cert.der());
         }
@@ -285,15 +326,22 @@ mod tests {
 
     #[test]
     fn garbage_and_keys_are_not_certificates() {
-        assert!(matches!(Certificate::parse(b"hello"), Err(CertError::Malformed(_))));
+        assert!(matches!(
+            Certificate::parse(b"hello"),
+            Err(CertError::Malformed(_))
+        ));
         assert!(Certificate::parse(b"").is_err());
         let key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
-        assert!(matches!(Certificate::parse(key_pem.as_bytes()), Err(CertError::Malformed(m)) if m.contains("key")));
-        assert!(Certificate::generate_self_signed(
-            &RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap(),
-            "not a name",
-            1
-        )
-        .is_err());
+        assert!(
+            matches!(Certificate::parse(key_pem.as_bytes()), Err(CertError::Malformed(m)) if m.contains("key"))
+        );
+        assert!(
+            Certificate::generate_self_signed(
+                &RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap(),
+                "not a name",
+                1
+            )
+            .is_err()
+        );
     }
 }

@@ -27,7 +27,9 @@ pub const PBKDF2_ITERATIONS: u32 = 600_000;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The key is encrypted and no passphrase was given.
-    #[error("the private key is encrypted: a passphrase is needed (--passphrase-file, or a terminal to prompt on)")]
+    #[error(
+        "the private key is encrypted: a passphrase is needed (--passphrase-file, or a terminal to prompt on)"
+    )]
     PassphraseRequired,
     /// The passphrase does not decrypt the key.
     #[error("wrong passphrase for the private key")]
@@ -58,7 +60,9 @@ struct PemBlock {
 
 impl fmt::Debug for PemBlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PemBlock").field("label", &self.label).finish_non_exhaustive()
+        f.debug_struct("PemBlock")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,7 +75,9 @@ fn parse_pem(text: &str) -> Option<Result<PemBlock, KeyError>> {
     let body_and_end = &rest[label_end + 5..];
     let end_marker = format!("-----END {label}-----");
     let Some(end) = body_and_end.find(&end_marker) else {
-        return Some(Err(KeyError::Malformed(format!("PEM block '{label}' has no END line"))));
+        return Some(Err(KeyError::Malformed(format!(
+            "PEM block '{label}' has no END line"
+        ))));
     };
     let mut headers = Vec::new();
     let mut b64 = Zeroizing::new(String::new());
@@ -89,7 +95,11 @@ fn parse_pem(text: &str) -> Option<Result<PemBlock, KeyError>> {
     Some(
         base64::engine::general_purpose::STANDARD
             .decode(b64.as_bytes())
-            .map(|der| PemBlock { label, headers, der: Zeroizing::new(der) })
+            .map(|der| PemBlock {
+                label,
+                headers,
+                der: Zeroizing::new(der),
+            })
             .map_err(|e| KeyError::Malformed(format!("bad base64 in PEM body: {e}"))),
     )
 }
@@ -105,7 +115,10 @@ fn parse_pem(text: &str) -> Option<Result<PemBlock, KeyError>> {
 /// let loaded = keys::load_private_key(pem.as_bytes(), None).unwrap();
 /// assert_eq!(loaded, key);
 /// ```
-pub fn load_private_key(bytes: &[u8], passphrase: Option<&SecretString>) -> Result<RsaPrivateKey, KeyError> {
+pub fn load_private_key(
+    bytes: &[u8],
+    passphrase: Option<&SecretString>,
+) -> Result<RsaPrivateKey, KeyError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(KeyError::Malformed("the file is empty".into()));
     }
@@ -115,7 +128,10 @@ pub fn load_private_key(bytes: &[u8], passphrase: Option<&SecretString>) -> Resu
     }
 }
 
-fn load_pem_block(block: PemBlock, passphrase: Option<&SecretString>) -> Result<RsaPrivateKey, KeyError> {
+fn load_pem_block(
+    block: PemBlock,
+    passphrase: Option<&SecretString>,
+) -> Result<RsaPrivateKey, KeyError> {
     match block.label.as_str() {
         "RSA PRIVATE KEY" => {
             let encrypted = block
@@ -128,12 +144,15 @@ fn load_pem_block(block: PemBlock, passphrase: Option<&SecretString>) -> Result<
                     .iter()
                     .find(|(n, _)| n.eq_ignore_ascii_case("DEK-Info"))
                     .map(|(_, v)| v.clone())
-                    .ok_or_else(|| KeyError::Malformed("encrypted PEM without a DEK-Info header".into()))?;
+                    .ok_or_else(|| {
+                        KeyError::Malformed("encrypted PEM without a DEK-Info header".into())
+                    })?;
                 let pass = passphrase.ok_or(KeyError::PassphraseRequired)?;
                 let der = decrypt_traditional(&dek, &block.der, pass)?;
                 RsaPrivateKey::from_pkcs1_der(&der).map_err(|_| KeyError::WrongPassphrase)
             } else {
-                RsaPrivateKey::from_pkcs1_der(&block.der).map_err(|e| KeyError::Malformed(format!("PKCS#1: {e}")))
+                RsaPrivateKey::from_pkcs1_der(&block.der)
+                    .map_err(|e| KeyError::Malformed(format!("PKCS#1: {e}")))
             }
         }
         "PRIVATE KEY" => load_pkcs8(&block.der),
@@ -147,10 +166,12 @@ fn load_pem_block(block: PemBlock, passphrase: Option<&SecretString>) -> Result<
             Err(KeyError::NotAPrivateKey("a certificate".into()))
         }
         "PUBLIC KEY" | "RSA PUBLIC KEY" => Err(KeyError::NotAPrivateKey("a public key".into())),
-        "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => {
-            Err(KeyError::NotAPrivateKey("a certificate signing request".into()))
-        }
-        other => Err(KeyError::Malformed(format!("unexpected PEM block '{other}'"))),
+        "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Err(KeyError::NotAPrivateKey(
+            "a certificate signing request".into(),
+        )),
+        other => Err(KeyError::Malformed(format!(
+            "unexpected PEM block '{other}'"
+        ))),
     }
 }
 
@@ -164,7 +185,9 @@ fn load_der(der: &[u8], passphrase: Option<&SecretString>) -> Result<RsaPrivateK
     if pkcs8::EncryptedPrivateKeyInfo::try_from(der).is_ok() {
         return load_encrypted_pkcs8(der, passphrase);
     }
-    Err(KeyError::Malformed("neither PEM nor a DER PKCS#1/PKCS#8 private key".into()))
+    Err(KeyError::Malformed(
+        "neither PEM nor a DER PKCS#1/PKCS#8 private key".into(),
+    ))
 }
 
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
@@ -182,25 +205,34 @@ fn algorithm_name(oid: &str) -> String {
 }
 
 fn load_pkcs8(der: &[u8]) -> Result<RsaPrivateKey, KeyError> {
-    let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(|e| KeyError::Malformed(format!("PKCS#8: {e}")))?;
+    let info = pkcs8::PrivateKeyInfo::try_from(der)
+        .map_err(|e| KeyError::Malformed(format!("PKCS#8: {e}")))?;
     let oid = info.algorithm.oid.to_string();
     if oid != OID_RSA {
         return Err(KeyError::NotRsa(algorithm_name(&oid)));
     }
-    RsaPrivateKey::from_pkcs8_der(der).map_err(|e| KeyError::Malformed(format!("PKCS#8 RSA key: {e}")))
+    RsaPrivateKey::from_pkcs8_der(der)
+        .map_err(|e| KeyError::Malformed(format!("PKCS#8 RSA key: {e}")))
 }
 
-fn load_encrypted_pkcs8(der: &[u8], passphrase: Option<&SecretString>) -> Result<RsaPrivateKey, KeyError> {
+fn load_encrypted_pkcs8(
+    der: &[u8],
+    passphrase: Option<&SecretString>,
+) -> Result<RsaPrivateKey, KeyError> {
     let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
         .map_err(|e| KeyError::UnsupportedEncryption(format!("encrypted PKCS#8: {e}")))?;
     let pass = passphrase.ok_or(KeyError::PassphraseRequired)?;
-    let doc = info.decrypt(pass.expose_secret().as_bytes()).map_err(|e| match e {
-        pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::AlgorithmParametersInvalid { .. })
-        | pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { .. }) => {
-            KeyError::UnsupportedEncryption(format!("encrypted PKCS#8: {e}"))
-        }
-        _ => KeyError::WrongPassphrase,
-    })?;
+    let doc = info
+        .decrypt(pass.expose_secret().as_bytes())
+        .map_err(|e| match e {
+            pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::AlgorithmParametersInvalid {
+                ..
+            })
+            | pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { .. }) => {
+                KeyError::UnsupportedEncryption(format!("encrypted PKCS#8: {e}"))
+            }
+            _ => KeyError::WrongPassphrase,
+        })?;
     // A wrong passphrase can, rarely, still produce valid padding: the DER check below catches it.
     match pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()) {
         Ok(_) => load_pkcs8(doc.as_bytes()),
@@ -227,11 +259,16 @@ fn evp_bytes_to_key(pass: &[u8], salt: &[u8], len: usize) -> Zeroizing<Vec<u8>> 
     out
 }
 
-fn decrypt_traditional(dek_info: &str, body: &[u8], pass: &SecretString) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+fn decrypt_traditional(
+    dek_info: &str,
+    body: &[u8],
+    pass: &SecretString,
+) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let (alg, iv_hex) = dek_info
         .split_once(',')
         .ok_or_else(|| KeyError::Malformed(format!("bad DEK-Info header '{dek_info}'")))?;
-    let iv = hex::decode(iv_hex.trim()).map_err(|_| KeyError::Malformed(format!("bad IV in DEK-Info '{dek_info}'")))?;
+    let iv = hex::decode(iv_hex.trim())
+        .map_err(|_| KeyError::Malformed(format!("bad IV in DEK-Info '{dek_info}'")))?;
     let alg = alg.trim().to_ascii_uppercase();
     let (key_len, iv_len) = match alg.as_str() {
         "AES-128-CBC" => (16, 16),
@@ -239,10 +276,17 @@ fn decrypt_traditional(dek_info: &str, body: &[u8], pass: &SecretString) -> Resu
         "AES-256-CBC" => (32, 16),
         "DES-EDE3-CBC" => (24, 8),
         "DES-CBC" => (8, 8),
-        other => return Err(KeyError::UnsupportedEncryption(format!("traditional PEM cipher {other}"))),
+        other => {
+            return Err(KeyError::UnsupportedEncryption(format!(
+                "traditional PEM cipher {other}"
+            )));
+        }
     };
     if iv.len() != iv_len {
-        return Err(KeyError::Malformed(format!("DEK-Info IV is {} bytes, {alg} needs {iv_len}", iv.len())));
+        return Err(KeyError::Malformed(format!(
+            "DEK-Info IV is {} bytes, {alg} needs {iv_len}",
+            iv.len()
+        )));
     }
     let key = evp_bytes_to_key(pass.expose_secret().as_bytes(), &iv[..8], key_len);
     let mut buf = Zeroizing::new(body.to_vec());
@@ -292,7 +336,9 @@ pub fn passphrase_from_file_contents(bytes: &[u8]) -> Result<SecretString, KeyEr
     let text = std::str::from_utf8(line)
         .map_err(|_| KeyError::Malformed("the passphrase file is not UTF-8 text".into()))?;
     if text.is_empty() {
-        return Err(KeyError::Malformed("the passphrase file's first line is empty".into()));
+        return Err(KeyError::Malformed(
+            "the passphrase file's first line is empty".into(),
+        ));
     }
     Ok(SecretString::from(text.to_owned()))
 }
@@ -300,13 +346,18 @@ pub fn passphrase_from_file_contents(bytes: &[u8]) -> Result<SecretString, KeyEr
 /// Generates an RSA key of `bits` bits (2048 is what the service's documentation uses and its maximum).
 pub fn generate_rsa_key(bits: usize) -> Result<RsaPrivateKey, KeyError> {
     if !(1024..=8192).contains(&bits) || bits % 8 != 0 {
-        return Err(KeyError::Encode(format!("{bits} is not a usable RSA key size (1024 to 8192, a multiple of 8)")));
+        return Err(KeyError::Encode(format!(
+            "{bits} is not a usable RSA key size (1024 to 8192, a multiple of 8)"
+        )));
     }
     RsaPrivateKey::new(&mut rand::thread_rng(), bits).map_err(|e| KeyError::Encode(e.to_string()))
 }
 
 /// Encodes a key as PKCS#8 PEM; with a passphrase, as PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC.
-pub fn to_pkcs8_pem(key: &RsaPrivateKey, passphrase: Option<&SecretString>) -> Result<Zeroizing<String>, KeyError> {
+pub fn to_pkcs8_pem(
+    key: &RsaPrivateKey,
+    passphrase: Option<&SecretString>,
+) -> Result<Zeroizing<String>, KeyError> {
     let enc = |e: pkcs8::Error| KeyError::Encode(e.to_string());
     match passphrase {
         None => key.to_pkcs8_pem(LineEnding::LF).map_err(enc),
@@ -317,8 +368,9 @@ pub fn to_pkcs8_pem(key: &RsaPrivateKey, passphrase: Option<&SecretString>) -> R
             let mut iv = [0u8; 16];
             rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut salt);
             rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut iv);
-            let params = pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ITERATIONS, &salt, &iv)
-                .map_err(|e| KeyError::Encode(e.to_string()))?;
+            let params =
+                pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ITERATIONS, &salt, &iv)
+                    .map_err(|e| KeyError::Encode(e.to_string()))?;
             let encrypted = info
                 .encrypt_with_params(params, pass.expose_secret().as_bytes())
                 .map_err(enc)?;
@@ -349,9 +401,15 @@ mod tests {
         let pem = to_pkcs8_pem(&key, Some(&pass)).unwrap();
         assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
         assert_eq!(load_private_key(pem.as_bytes(), Some(&pass)).unwrap(), key);
-        assert!(matches!(load_private_key(pem.as_bytes(), None), Err(KeyError::PassphraseRequired)));
+        assert!(matches!(
+            load_private_key(pem.as_bytes(), None),
+            Err(KeyError::PassphraseRequired)
+        ));
         let wrong = SecretString::from("wrong".to_string());
-        assert!(matches!(load_private_key(pem.as_bytes(), Some(&wrong)), Err(KeyError::WrongPassphrase)));
+        assert!(matches!(
+            load_private_key(pem.as_bytes(), Some(&wrong)),
+            Err(KeyError::WrongPassphrase)
+        ));
     }
 
     #[test]
@@ -359,18 +417,33 @@ mod tests {
         // openssl enc -aes-256-cbc -P -md md5 -pass pass:password -S 0001020304050607
         let k = evp_bytes_to_key(b"password", &[0, 1, 2, 3, 4, 5, 6, 7], 32);
         assert_eq!(k.len(), 32);
-        let first = Md5::new().chain_update(b"password").chain_update([0, 1, 2, 3, 4, 5, 6, 7]).finalize();
+        let first = Md5::new()
+            .chain_update(b"password")
+            .chain_update([0, 1, 2, 3, 4, 5, 6, 7])
+            .finalize();
         assert_eq!(&k[..16], first.as_slice());
     }
 
     #[test]
     fn garbage_and_wrong_kinds_are_named() {
-        assert!(matches!(load_private_key(b"", None), Err(KeyError::Malformed(_))));
-        assert!(matches!(load_private_key(b"hello world", None), Err(KeyError::Malformed(_))));
+        assert!(matches!(
+            load_private_key(b"", None),
+            Err(KeyError::Malformed(_))
+        ));
+        assert!(matches!(
+            load_private_key(b"hello world", None),
+            Err(KeyError::Malformed(_))
+        ));
         let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        assert!(matches!(load_private_key(cert.as_bytes(), None), Err(KeyError::NotAPrivateKey(_))));
+        assert!(matches!(
+            load_private_key(cert.as_bytes(), None),
+            Err(KeyError::NotAPrivateKey(_))
+        ));
         let trunc = "-----BEGIN PRIVATE KEY-----\nAAAA\n";
-        assert!(matches!(load_private_key(trunc.as_bytes(), None), Err(KeyError::Malformed(_))));
+        assert!(matches!(
+            load_private_key(trunc.as_bytes(), None),
+            Err(KeyError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::password::{PasswordBlob, PasswordError};
 #[derive(Debug, thiserror::Error)]
 pub enum UnwrapError {
     /// The password is empty (the service sends `""` for unencrypted archives).
-    #[error("the password is empty: this archive is not encrypted, or the password was not received")]
+    #[error(
+        "the password is empty: this archive is not encrypted, or the password was not received"
+    )]
     Empty,
     /// The password is not valid base64.
     #[error("the password is not valid base64: {0}")]
@@ -32,7 +34,9 @@ pub enum UnwrapError {
         bits: usize,
     },
     /// RSA-OAEP decryption failed.
-    #[error("RSA-OAEP decryption of the password failed: it was wrapped for another key, or it is corrupt")]
+    #[error(
+        "RSA-OAEP decryption of the password failed: it was wrapped for another key, or it is corrupt"
+    )]
     Decrypt,
     /// The decrypted bytes are not a valid blob.
     #[error(transparent)]
@@ -83,13 +87,19 @@ fn oaep() -> Oaep {
 /// let password = oaep::wrap_password(&key.to_public_key(), &blob, &mut rng).unwrap();
 /// assert_eq!(oaep::unwrap_password(&key, &password).unwrap(), blob);
 /// ```
-pub fn unwrap_password(key: &RsaPrivateKey, password_b64: &str) -> Result<PasswordBlob, UnwrapError> {
+pub fn unwrap_password(
+    key: &RsaPrivateKey,
+    password_b64: &str,
+) -> Result<PasswordBlob, UnwrapError> {
     let wrapped = decode_base64_lenient(password_b64)?;
     unwrap_password_bytes(key, &wrapped)
 }
 
 /// Unwraps an already base64-decoded password.
-pub fn unwrap_password_bytes(key: &RsaPrivateKey, wrapped: &[u8]) -> Result<PasswordBlob, UnwrapError> {
+pub fn unwrap_password_bytes(
+    key: &RsaPrivateKey,
+    wrapped: &[u8],
+) -> Result<PasswordBlob, UnwrapError> {
     let expected = key.size();
     if wrapped.len() != expected {
         return Err(UnwrapError::BlockLength {
@@ -98,7 +108,10 @@ pub fn unwrap_password_bytes(key: &RsaPrivateKey, wrapped: &[u8]) -> Result<Pass
             bits: key.n().bits(),
         });
     }
-    let plain = Zeroizing::new(key.decrypt(oaep(), wrapped).map_err(|_| UnwrapError::Decrypt)?);
+    let plain = Zeroizing::new(
+        key.decrypt(oaep(), wrapped)
+            .map_err(|_| UnwrapError::Decrypt)?,
+    );
     Ok(PasswordBlob::parse(&plain)?)
 }
 
@@ -130,17 +143,34 @@ mod tests {
         let spaced: String = pw
             .chars()
             .enumerate()
-            .flat_map(|(i, c)| if i % 20 == 19 { vec![c, '\n', ' '] } else { vec![c] })
+            .flat_map(|(i, c)| {
+                if i % 20 == 19 {
+                    vec![c, '\n', ' ']
+                } else {
+                    vec![c]
+                }
+            })
             .collect();
-        assert_eq!(unwrap_password(&key, &format!("  {spaced}\r\n")).unwrap(), blob);
+        assert_eq!(
+            unwrap_password(&key, &format!("  {spaced}\r\n")).unwrap(),
+            blob
+        );
     }
 
     #[test]
     fn bad_inputs_say_what_is_wrong() {
         let key = key();
-        assert!(matches!(unwrap_password(&key, " \n"), Err(UnwrapError::Empty)));
-        assert!(matches!(unwrap_password(&key, "abc$def"), Err(UnwrapError::Base64(m)) if m.contains('$')));
-        assert!(matches!(unwrap_password(&key, "AAAA"), Err(UnwrapError::BlockLength { got: 3, .. })));
+        assert!(matches!(
+            unwrap_password(&key, " \n"),
+            Err(UnwrapError::Empty)
+        ));
+        assert!(
+            matches!(unwrap_password(&key, "abc$def"), Err(UnwrapError::Base64(m)) if m.contains('$'))
+        );
+        assert!(matches!(
+            unwrap_password(&key, "AAAA"),
+            Err(UnwrapError::BlockLength { got: 3, .. })
+        ));
         let other = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
         let pw = wrap_password(
             &other.to_public_key(),
@@ -148,6 +178,9 @@ mod tests {
             &mut rand::thread_rng(),
         )
         .unwrap();
-        assert!(matches!(unwrap_password(&key, &pw), Err(UnwrapError::Decrypt)));
+        assert!(matches!(
+            unwrap_password(&key, &pw),
+            Err(UnwrapError::Decrypt)
+        ));
     }
 }

@@ -25,7 +25,9 @@ pub const MODE_CBC: u8 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordError {
     /// The blob is not 51 bytes long.
-    #[error("password blob is {0} bytes long, expected {BLOB_LEN} (3 header bytes, 32-byte key, 16-byte IV)")]
+    #[error(
+        "password blob is {0} bytes long, expected {BLOB_LEN} (3 header bytes, 32-byte key, 16-byte IV)"
+    )]
     Length(usize),
     /// Byte 0 is not 1.
     #[error("password blob byte 0 (version) is {0}, expected 1")]
@@ -169,7 +171,10 @@ mod tests {
         let mut v = valid();
         v[2] = 3;
         assert_eq!(PasswordBlob::parse(&v), Err(PasswordError::Mode(3)));
-        assert_eq!(PasswordBlob::parse(&v[..50]), Err(PasswordError::Length(50)));
+        assert_eq!(
+            PasswordBlob::parse(&v[..50]),
+            Err(PasswordError::Length(50))
+        );
         assert!(PasswordError::Mode(3).to_string().contains("byte 2"));
     }
 

@@ -1,0 +1,78 @@
+//! `archivectl cert inspect`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use archive_core::cert::Certificate;
+
+use crate::output::Output;
+use crate::secrets;
+
+/// `archivectl cert ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Show a certificate's key size, validity, fingerprint, JSON encodings, and whether the service takes it.
+    Inspect(InspectArgs),
+}
+
+/// Arguments of `archivectl cert inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The certificate: PEM, DER, base64 of PEM, or `\n`-escaped PEM.
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// Check that this private key belongs to the certificate.
+    #[arg(long, value_name = "PATH")]
+    key: Option<PathBuf>,
+    /// Passphrase file for --key.
+    #[arg(long, value_name = "PATH")]
+    passphrase_file: Option<PathBuf>,
+}
+
+/// Runs `archivectl cert ...`.
+pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
+    let Command::Inspect(args) = cmd;
+    let bytes = std::fs::read(&args.path)
+        .with_context(|| format!("cannot read certificate {}", args.path.display()))?;
+    let cert = Certificate::parse(&bytes)
+        .with_context(|| format!("certificate {}", args.path.display()))?;
+    let key = args
+        .key
+        .as_deref()
+        .map(|k| secrets::load_private_key(k, args.passphrase_file.as_deref()))
+        .transpose()?;
+    let info = cert.info(key.as_ref());
+    out.emit(&info, || {
+        println!("subject:      {}", info.subject);
+        println!("issuer:       {}", info.issuer);
+        println!("serial:       {}", info.serial);
+        println!("not before:   {}", info.not_before);
+        println!(
+            "not after:    {}{}",
+            info.not_after,
+            if info.expired { " (EXPIRED)" } else { "" }
+        );
+        println!(
+            "key:          {} {}",
+            info.key_algorithm,
+            info.key_bits.map_or(String::new(), |b| format!("{b} bits"))
+        );
+        println!("sha256:       {}", info.sha256_fingerprint);
+        match &info.service_rejection {
+            None => println!("service:      accepted (RSA, at most 2048 bits)"),
+            Some(why) => println!("service:      REJECTED: {why}"),
+        }
+        if let Some(m) = info.matches_key {
+            println!(
+                "matches key:  {}",
+                if m {
+                    "yes"
+                } else {
+                    "NO: this key cannot decrypt archives made for it"
+                }
+            );
+        }
+        println!("json base64:  {}", info.json_base64);
+        println!("json escaped: {}", info.json_escaped);
+    })
+}

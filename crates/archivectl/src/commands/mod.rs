@@ -1,0 +1,28 @@
+//! One module per command: its clap arguments and its `run`.
+
+pub mod cert;
+pub mod decrypt;
+pub mod demo;
+pub mod inspect;
+pub mod keygen;
+pub mod password;
+
+use archive_core::mpegts::TsReport;
+
+/// One line describing a TS report, for people.
+pub fn describe_report(report: &TsReport) -> String {
+    let duration = report
+        .duration_seconds
+        .map_or("unknown".to_string(), |d| format!("{d:.3} s"));
+    let streams: Vec<String> = report.streams.iter().map(ToString::to_string).collect();
+    format!(
+        "{} packets, duration {duration}, streams: {}, continuity errors: {}",
+        report.packets,
+        if streams.is_empty() {
+            "none found".to_string()
+        } else {
+            streams.join(", ")
+        },
+        report.continuity_errors
+    )
+}

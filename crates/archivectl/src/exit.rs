@@ -1,0 +1,101 @@
+//! Exit codes, and turning an error into one line on stderr.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | an unexpected failure (a bug: please report it) |
+//! | 2 | usage: unknown command, missing or conflicting flags |
+//! | 3 | invalid input: a file that is not a key, certificate, password or archive, or is damaged |
+//! | 4 | wrong secret: the passphrase, private key or password does not fit |
+//! | 5 | I/O: a file cannot be read or written |
+//! | 6 | the service answered with an error |
+//! | 7 | the storage target answered with an error |
+
+use std::process::ExitCode;
+
+use archive_core::{
+    archive::ArchiveError, cert::CertError, keys::KeyError, mpegts::TsError, oaep::UnwrapError,
+    password::PasswordError,
+};
+
+/// Unexpected failure.
+pub const INTERNAL: u8 = 1;
+/// Invalid input.
+pub const INVALID_INPUT: u8 = 3;
+/// Wrong passphrase, key or password.
+pub const WRONG_SECRET: u8 = 4;
+/// File I/O.
+pub const IO: u8 = 5;
+
+/// An error that carries its own exit code, for failures that have no library error type.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// The one-line message.
+    pub message: String,
+}
+
+impl Failure {
+    /// Invalid input with this message.
+    pub fn invalid(message: impl Into<String>) -> anyhow::Error {
+        Self {
+            code: INVALID_INPUT,
+            message: message.into(),
+        }
+        .into()
+    }
+}
+
+/// The exit code for an error, from the first cause in its chain that we know.
+pub fn code_for(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(f) = cause.downcast_ref::<Failure>() {
+            return f.code;
+        }
+        if let Some(e) = cause.downcast_ref::<KeyError>() {
+            return match e {
+                KeyError::PassphraseRequired | KeyError::WrongPassphrase => WRONG_SECRET,
+                _ => INVALID_INPUT,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<UnwrapError>() {
+            return match e {
+                UnwrapError::Decrypt | UnwrapError::BlockLength { .. } => WRONG_SECRET,
+                _ => INVALID_INPUT,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<ArchiveError>() {
+            return match e {
+                ArchiveError::NotMpegTs(_) => WRONG_SECRET,
+                ArchiveError::Read(_) | ArchiveError::Write(_) => IO,
+                _ => INVALID_INPUT,
+            };
+        }
+        if cause.downcast_ref::<PasswordError>().is_some()
+            || cause.downcast_ref::<CertError>().is_some()
+            || cause.downcast_ref::<TsError>().is_some()
+        {
+            return INVALID_INPUT;
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return IO;
+        }
+    }
+    INTERNAL
+}
+
+/// Prints `error: ...` (the context chain on one line) and returns the exit code.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    let line = err.chain().map(ToString::to_string).collect::<Vec<_>>();
+    // Drop causes already spelled out by the message above them.
+    let mut parts: Vec<String> = Vec::new();
+    for part in line {
+        if !parts.last().is_some_and(|prev| prev.contains(&part)) {
+            parts.push(part);
+        }
+    }
+    eprintln!("error: {}", parts.join(": "));
+    ExitCode::from(code_for(err))
+}

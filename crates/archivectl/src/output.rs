@@ -1,0 +1,33 @@
+//! Text for people, JSON for scripts.
+
+use serde::Serialize;
+
+/// Where command results go: text lines, or one JSON document on stdout.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// Output mode from the global `--json` flag.
+    pub fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    /// Prints `value` as pretty JSON if JSON was asked for, else calls `text`.
+    pub fn emit<T: Serialize>(&self, value: &T, text: impl FnOnce()) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            text();
+        }
+        Ok(())
+    }
+
+    /// A progress note for people, on stderr; silent in JSON mode.
+    pub fn note(&self, message: impl std::fmt::Display) {
+        if !self.json {
+            eprintln!("{message}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Reading secrets and the inputs that lead to them: private keys (with a passphrase from a file or a
+//! terminal prompt), and archive passwords (from an argument, a file, or a saved callback body).
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::Context;
+use archive_core::keys::{self, KeyError};
+use rsa::RsaPrivateKey;
+use secrecy::SecretString;
+
+use crate::exit::Failure;
+
+/// Reads a passphrase file (its first line).
+pub fn read_passphrase_file(path: &Path) -> anyhow::Result<SecretString> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read passphrase file {}", path.display()))?;
+    keys::passphrase_from_file_contents(&bytes)
+        .with_context(|| format!("passphrase file {}", path.display()))
+}
+
+/// Asks for a passphrase on the terminal, without echo.
+pub fn prompt_passphrase(prompt: &str) -> anyhow::Result<SecretString> {
+    let pass =
+        rpassword::prompt_password(prompt).context("cannot read a passphrase from the terminal")?;
+    Ok(SecretString::from(pass))
+}
+
+/// Loads the private key at `path`; an encrypted key takes its passphrase from `passphrase_file`, else from a
+/// prompt when stdin is a terminal.
+pub fn load_private_key(
+    path: &Path,
+    passphrase_file: Option<&Path>,
+) -> anyhow::Result<RsaPrivateKey> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read private key {}", path.display()))?;
+    let context = || format!("private key {}", path.display());
+    let passphrase = passphrase_file.map(read_passphrase_file).transpose()?;
+    match keys::load_private_key(&bytes, passphrase.as_ref()) {
+        Err(KeyError::PassphraseRequired) if std::io::stdin().is_terminal() => {
+            let pass = prompt_passphrase(&format!("Passphrase for {}: ", path.display()))?;
+            keys::load_private_key(&bytes, Some(&pass)).with_context(context)
+        }
+        other => other.with_context(context),
+    }
+}
+
+/// The base64 password from `--password` or `--password-file`. A file may hold the bare base64, or a saved
+/// callback or REST body (JSON with a `password` field).
+pub fn read_password(inline: Option<&str>, file: Option<&Path>) -> anyhow::Result<String> {
+    if let Some(p) = inline {
+        return Ok(p.to_string());
+    }
+    let Some(path) = file else {
+        return Err(Failure::invalid(
+            "give the archive's password with --password or --password-file",
+        ));
+    };
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the password from stdin")?
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read password file {}", path.display()))?
+    };
+    let trimmed = text.trim();
+    if trimmed.starts_with('{') {
+        let value: serde_json::Value = serde_json::from_str(trimmed).map_err(|e| {
+            Failure::invalid(format!(
+                "password file {} is not valid JSON: {e}",
+                path.display()
+            ))
+        })?;
+        return match value.get("password") {
+            Some(serde_json::Value::String(p)) if !p.is_empty() => Ok(p.clone()),
+            Some(serde_json::Value::String(_)) => Err(Failure::invalid(format!(
+                "the archive in {} has an empty password: it is not encrypted",
+                path.display()
+            ))),
+            _ => Err(Failure::invalid(format!(
+                "{} has no \"password\" field",
+                path.display()
+            ))),
+        };
+    }
+    Ok(trimmed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_file_may_be_a_callback_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cb.json");
+        std::fs::write(&p, r#"{"id":"x","event":"archive","password":"QUJD"}"#).unwrap();
+        assert_eq!(read_password(None, Some(&p)).unwrap(), "QUJD");
+        std::fs::write(&p, r#"{"id":"x","password":""}"#).unwrap();
+        assert!(
+            read_password(None, Some(&p))
+                .unwrap_err()
+                .to_string()
+                .contains("not encrypted")
+        );
+        std::fs::write(&p, "  QUJD\n").unwrap();
+        assert_eq!(read_password(None, Some(&p)).unwrap(), "QUJD");
+        assert!(read_password(None, None).is_err());
+    }
+}

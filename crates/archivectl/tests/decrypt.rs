@@ -1,0 +1,242 @@
+//! `archivectl decrypt` and `password decrypt` against the openssl CLI: every key form, both password
+//! wrappers, padded and unpadded archives, compared byte for byte with the documented commands.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+#[test]
+fn decrypt_is_byte_identical_to_the_documented_openssl_commands() {
+    let fx = Fixture::new();
+    let out = run(&[
+        "decrypt",
+        "--key",
+        &fx.path("key.pem"),
+        "--password-file",
+        &fx.path("password.b64"),
+        "--in",
+        &fx.path("archive.ts"),
+        "--out",
+        &fx.path("ours.ts"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fx.documented_decrypt("archive.ts", "documented.ts");
+    let ours = std::fs::read(fx.path("ours.ts")).unwrap();
+    assert_eq!(ours, std::fs::read(fx.path("documented.ts")).unwrap());
+    // -nopad keeps the PKCS#7 padding: the output is longer than the clip, which it starts with.
+    let clip = std::fs::read(clip()).unwrap();
+    assert_eq!(ours.len(), clip.len() + 16 - clip.len() % 16);
+    assert_eq!(&ours[..clip.len()], &clip[..]);
+
+    let out = run(&[
+        "decrypt",
+        "--key",
+        &fx.path("key.pem"),
+        "--password",
+        std::str::from_utf8(&std::fs::read(fx.path("password.b64")).unwrap()).unwrap(),
+        "--in",
+        &fx.path("archive.ts"),
+        "--out",
+        &fx.path("trimmed.ts"),
+        "--trim",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(fx.path("trimmed.ts")).unwrap(),
+        clip,
+        "--trim restores the original bytes"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["summary"]["trimmed_bytes"],
+        16 - clip.len() as u64 % 16
+    );
+    assert_eq!(
+        json["summary"]["report"]["packets"],
+        clip.len() as u64 / 188
+    );
+}
+
+#[test]
+fn unpadded_archives_and_rsautl_passwords_decrypt_too() {
+    let fx = Fixture::new();
+    // A whole number of both blocks and packets (752 = lcm(16, 188)), encrypted without padding.
+    sh(
+        fx.dir.path(),
+        "head -c $(( $(stat -c %s clip.ts) / 752 * 752 )) clip.ts > plain.ts
+         openssl enc -aes-256-cbc -nopad -K $(cat key.hex) -iv $(cat iv.hex) -in plain.ts -out nopad.ts
+         openssl rsautl -encrypt -oaep -inkey key.pem -in password.bin -out rsautl.enc 2>/dev/null
+         openssl enc -base64 -A -in rsautl.enc > rsautl.b64",
+    );
+    for trim in [false, true] {
+        let (key, pw, input, output) = (
+            fx.path("key.pem"),
+            fx.path("rsautl.b64"),
+            fx.path("nopad.ts"),
+            fx.path("out.ts"),
+        );
+        let mut args = vec![
+            "decrypt",
+            "--key",
+            &key,
+            "--password-file",
+            &pw,
+            "--in",
+            &input,
+            "--out",
+            &output,
+        ];
+        if trim {
+            args.push("--trim");
+        }
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read(fx.path("out.ts")).unwrap(),
+            std::fs::read(fx.path("plain.ts")).unwrap(),
+            "trim={trim}"
+        );
+    }
+}
+
+#[test]
+fn every_private_key_form_openssl_writes_unwraps_the_password() {
+    let fx = Fixture::new();
+    std::fs::write(fx.path("pass.txt"), "s3cret pass\nsecond line is ignored\n").unwrap();
+    sh(
+        fx.dir.path(),
+        "P='pass:s3cret pass'
+         openssl rsa -in key.pem -traditional -out pkcs1.pem 2>/dev/null
+         openssl rsa -in key.pem -traditional -outform DER -out pkcs1.der 2>/dev/null
+         openssl pkcs8 -topk8 -nocrypt -in key.pem -outform DER -out pkcs8.der
+         openssl pkcs8 -topk8 -v2 aes-256-cbc -v2prf hmacWithSHA256 -passout \"$P\" -in key.pem -out p8-aes256-sha256.pem
+         openssl pkcs8 -topk8 -v2 aes-128-cbc -v2prf hmacWithSHA1 -passout \"$P\" -in key.pem -out p8-aes128-sha1.pem
+         openssl pkcs8 -topk8 -v2 des3 -passout \"$P\" -in key.pem -out p8-des3-sha256.pem
+         openssl pkcs8 -topk8 -v2 des3 -v2prf hmacWithSHA1 -passout \"$P\" -in key.pem -out p8-des3-sha1.pem
+         openssl pkcs8 -topk8 -v2 aes-256-cbc -passout \"$P\" -in key.pem -outform DER -out p8-aes256.der
+         openssl rsa -in key.pem -traditional -aes256 -passout \"$P\" -out trad-aes256.pem 2>/dev/null
+         openssl rsa -in key.pem -traditional -aes128 -passout \"$P\" -out trad-aes128.pem 2>/dev/null
+         openssl rsa -in key.pem -traditional -des3 -passout \"$P\" -out trad-des3.pem 2>/dev/null",
+    );
+    let expected_key = String::from_utf8(std::fs::read(fx.path("key.hex")).unwrap()).unwrap();
+    let expected_iv = String::from_utf8(std::fs::read(fx.path("iv.hex")).unwrap()).unwrap();
+    let plain = ["key.pem", "pkcs1.pem", "pkcs1.der", "pkcs8.der"];
+    let encrypted = [
+        "p8-aes256-sha256.pem",
+        "p8-aes128-sha1.pem",
+        "p8-des3-sha256.pem",
+        "p8-des3-sha1.pem",
+        "p8-aes256.der",
+        "trad-aes256.pem",
+        "trad-aes128.pem",
+        "trad-des3.pem",
+    ];
+    for (name, needs_pass) in plain
+        .iter()
+        .map(|n| (n, false))
+        .chain(encrypted.iter().map(|n| (n, true)))
+    {
+        let key = fx.path(name);
+        let pw = fx.path("password.b64");
+        let pass = fx.path("pass.txt");
+        let mut args = vec![
+            "password",
+            "decrypt",
+            "--key",
+            &key,
+            "--password-file",
+            &pw,
+            "--json",
+        ];
+        if needs_pass {
+            args.extend(["--passphrase-file", &pass]);
+        }
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["version"], 1, "{name}");
+        assert_eq!(json["algorithm"], 1);
+        assert_eq!(json["mode"], 1);
+        assert_eq!(json["key"].as_str().unwrap(), expected_key.trim(), "{name}");
+        assert_eq!(json["iv"].as_str().unwrap(), expected_iv.trim(), "{name}");
+        if needs_pass {
+            let out = run(&["password", "decrypt", "--key", &key, "--password-file", &pw]);
+            assert_fails(&out, 4, "passphrase");
+        }
+    }
+}
+
+#[test]
+fn password_decrypt_prints_what_the_xxd_steps_show() {
+    let fx = Fixture::new();
+    let out = run(&[
+        "password",
+        "decrypt",
+        "--key",
+        &fx.path("key.pem"),
+        "--password-file",
+        &fx.path("password.b64"),
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let key_hex = String::from_utf8(std::fs::read(fx.path("key.hex")).unwrap()).unwrap();
+    assert!(text.contains("version:   1"));
+    assert!(text.contains("algorithm: 1 (AES-256)"));
+    assert!(text.contains("mode:      1 (CBC)"));
+    assert!(text.contains(key_hex.trim()));
+}
+
+#[test]
+fn openssl_req_keys_with_their_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    sh(
+        dir.path(),
+        "openssl req -new -x509 -days 365 -newkey rsa:2048 -out cert.pem -keyout key.pem -passout pass:pw -subj /CN=req 2>/dev/null
+         printf 'pw' > pass.txt
+         openssl enc -base64 -in cert.pem -out cert.pem.encoded -A",
+    );
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    for cert in ["cert.pem", "cert.pem.encoded"] {
+        let out = run(&[
+            "cert",
+            "inspect",
+            &p(cert),
+            "--key",
+            &p("key.pem"),
+            "--passphrase-file",
+            &p("pass.txt"),
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["matches_key"], true);
+        assert_eq!(json["key_bits"], 2048);
+        assert_eq!(json["service_accepts"], true);
+        assert_eq!(
+            json["json_base64"].as_str().unwrap(),
+            std::fs::read_to_string(p("cert.pem.encoded")).unwrap()
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! Every bad input gets one clear line, its documented exit code, and leaves nothing behind.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+/// Runs a decrypt into `out.ts` and checks that it fails as expected with no output or temporary file.
+fn decrypt_fails(fx: &Fixture, args: &[&str], code: i32, needle: &str) {
+    let before = files(fx.dir.path());
+    let out_path = fx.path("out.ts");
+    let mut all = vec!["decrypt", "--out", &out_path];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert_fails(&out, code, needle);
+    assert_eq!(
+        files(fx.dir.path()),
+        before,
+        "nothing may be written for {args:?}"
+    );
+}
+
+#[test]
+fn wrong_and_missing_secrets() {
+    let fx = Fixture::new();
+    sh(
+        fx.dir.path(),
+        "openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:right -in key.pem -out enc.pem
+         printf 'wrong\\n' > wrong.txt
+         openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out other.pem 2>/dev/null
+         openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.pem
+         openssl genpkey -algorithm ED25519 -out ed.pem
+         openssl req -new -x509 -key other.pem -subj /CN=x -out cert.pem -days 1
+         echo 'not a key at all' > garbage.pem
+         : > empty.pem
+         openssl pkcs8 -topk8 -v1 PBE-SHA1-3DES -passout pass:right -in key.pem -out pbes1.pem",
+    );
+    let (archive, pw) = (fx.path("archive.ts"), fx.path("password.b64"));
+    let base = |key: &str| {
+        vec![
+            "--in".to_string(),
+            archive.clone(),
+            "--password-file".into(),
+            pw.clone(),
+            "--key".into(),
+            fx.path(key),
+        ]
+    };
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (
+            [
+                base("enc.pem"),
+                vec!["--passphrase-file".into(), fx.path("wrong.txt")],
+            ]
+            .concat(),
+            4,
+            "wrong passphrase",
+        ),
+        (base("enc.pem"), 4, "passphrase is needed"),
+        (base("other.pem"), 4, "wrapped for another key"),
+        (base("ec.pem"), 3, "not an RSA key (an EC key)"),
+        (base("ed.pem"), 3, "not an RSA key (an Ed25519 key)"),
+        (base("cert.pem"), 3, "a certificate, not a private key"),
+        (base("garbage.pem"), 3, "not a readable private key"),
+        (base("empty.pem"), 3, "empty"),
+        (
+            [
+                base("pbes1.pem"),
+                vec!["--passphrase-file".into(), fx.path("wrong.txt")],
+            ]
+            .concat(),
+            3,
+            "unsupported",
+        ),
+        (base("missing.pem"), 5, "cannot read private key"),
+    ];
+    for (args, code, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        decrypt_fails(&fx, &args, code, needle);
+    }
+}
+
+#[test]
+fn bad_passwords() {
+    let fx = Fixture::new();
+    sh(
+        fx.dir.path(),
+        "{ printf '\\002\\001\\001'; openssl rand 48; } > v2.bin
+         { printf '\\001\\002\\001'; openssl rand 48; } > alg2.bin
+         { printf '\\001\\001\\002'; openssl rand 48; } > mode2.bin
+         { printf '\\001\\001\\001'; openssl rand 40; } > short.bin
+         { printf '\\001\\001\\001'; openssl rand 48; } > other.bin
+         for f in v2 alg2 mode2 short other; do
+           openssl pkeyutl -encrypt -inkey key.pem -pkeyopt rsa_padding_mode:oaep -in $f.bin | openssl enc -base64 -A > $f.b64
+         done
+         echo '{\"id\":\"x\",\"password\":\"\"}' > unencrypted.json",
+    );
+    let (key, archive) = (fx.path("key.pem"), fx.path("archive.ts"));
+    let cases: Vec<(&str, &str, i32, &str)> = vec![
+        ("--password-file", "v2.b64", 3, "byte 0 (version) is 2"),
+        ("--password-file", "alg2.b64", 3, "byte 1 (algorithm) is 2"),
+        ("--password-file", "mode2.b64", 3, "byte 2 (mode) is 2"),
+        (
+            "--password-file",
+            "short.b64",
+            3,
+            "43 bytes long, expected 51",
+        ),
+        ("--password-file", "other.b64", 4, "not MPEG-TS"),
+        ("--password-file", "unencrypted.json", 3, "not encrypted"),
+        ("--password", "abc$def", 3, "not valid base64"),
+        ("--password", "QUFBQQ==", 4, "wrapped for another key"),
+        ("--password", "", 3, "empty"),
+    ];
+    for (flag, value, code, needle) in cases {
+        let value = if flag == "--password-file" {
+            fx.path(value)
+        } else {
+            value.to_string()
+        };
+        decrypt_fails(
+            &fx,
+            &["--key", &key, "--in", &archive, flag, &value],
+            code,
+            needle,
+        );
+    }
+}
+
+#[test]
+fn bad_archives() {
+    let fx = Fixture::new();
+    sh(
+        fx.dir.path(),
+        "head -c 1000 archive.ts > odd.ts
+         head -c $(( $(stat -c %s clip.ts) / 752 * 752 )) clip.ts > plain.ts
+         : > empty.ts
+         mkdir adir",
+    );
+    let (key, pw) = (fx.path("key.pem"), fx.path("password.b64"));
+    let cases: Vec<(String, i32, &str)> = vec![
+        (fx.path("odd.ts"), 3, "1000 is not a multiple of 16"),
+        (fx.path("empty.ts"), 3, "empty"),
+        (fx.path("missing.ts"), 5, "missing.ts"),
+        (fx.path("adir"), 5, "is a directory"),
+        // Not encrypted at all: decrypting the plain clip produces noise.
+        (fx.path("plain.ts"), 4, "not MPEG-TS"),
+    ];
+    for (input, code, needle) in cases {
+        decrypt_fails(
+            &fx,
+            &["--key", &key, "--password-file", &pw, "--in", &input],
+            code,
+            needle,
+        );
+    }
+    // The output directory does not exist.
+    let out = run(&[
+        "decrypt",
+        "--key",
+        &key,
+        "--password-file",
+        &pw,
+        "--in",
+        &fx.path("archive.ts"),
+        "--out",
+        &fx.path("no/such/dir/out.ts"),
+    ]);
+    assert_fails(&out, 5, "no/such/dir");
+    // The output is the input.
+    let archive = fx.path("archive.ts");
+    let out = run(&[
+        "decrypt",
+        "--key",
+        &key,
+        "--password-file",
+        &pw,
+        "--in",
+        &archive,
+        "--out",
+        &archive,
+    ]);
+    assert_fails(&out, 3, "is the input file");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = run(&["decrypt", "--key", "k.pem", "--in", "a", "--out", "b"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&[
+        "decrypt",
+        "--key",
+        "k",
+        "--password",
+        "x",
+        "--password-file",
+        "y",
+        "--in",
+        "a",
+        "--out",
+        "b",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["no-such-command"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,365 @@
+//! Benchmarks, measured side by side in one run, written into docs/benchmarks.md.
+//!
+//! `cargo xtask bench decrypt [--size-mib N] [--runs N]`: a synthetic MPEG-TS archive of N MiB (default 512)
+//! encrypted by `openssl enc` (PKCS#7, as the service does) in /dev/shm, decrypted by
+//! * `archivectl decrypt` (release build),
+//! * the documented `openssl enc -d -aes-256-cbc -nopad -K .. -iv ..`,
+//! * `cp` (the floor: copying the bytes without decrypting),
+//!
+//! interleaved run by run, median wall time and peak RSS (GNU time's `%M`) of each. archivectl's output is
+//! compared byte for byte with openssl's before any figure is reported.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use crate::tools::{self, workspace_root};
+
+const START: &str = "<!-- bench:decrypt:start -->";
+const END: &str = "<!-- bench:decrypt:end -->";
+
+/// `cargo xtask bench ...`
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    match args.first().map(String::as_str) {
+        Some("decrypt") => decrypt(&args[1..]),
+        _ => bail!("usage: cargo xtask bench decrypt [--size-mib N] [--runs N]"),
+    }
+}
+
+fn flag(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("{name} takes a whole number")),
+    }
+}
+
+struct Sample {
+    seconds: f64,
+    max_rss_kib: u64,
+}
+
+/// Runs a command under GNU time, returning wall seconds (measured here) and peak RSS.
+fn measure(program: &str, args: &[&str]) -> anyhow::Result<Sample> {
+    let rss_file = tempfile_path("rss");
+    let start = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&rss_file)
+        .arg(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {program} under /usr/bin/time"))?;
+    let seconds = start.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("{program} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let rss = fs::read_to_string(&rss_file).context("reading GNU time output")?;
+    let _ = fs::remove_file(&rss_file);
+    let max_rss_kib = rss
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .context("parsing GNU time output")?;
+    Ok(Sample {
+        seconds,
+        max_rss_kib,
+    })
+}
+
+fn tempfile_path(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("xtask-{tag}-{}", std::process::id()))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .context("cannot run openssl")?;
+    if !out.status.success() {
+        bail!(
+            "openssl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out.stdout)
+}
+
+/// Writes `size` bytes of MPEG-TS-shaped data: sync bytes and headers every 188 bytes, pseudo-random payload.
+fn write_synthetic_ts(path: &Path, size: u64) -> anyhow::Result<()> {
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(path)?);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let packets = size / 188;
+    let mut packet = [0u8; 188];
+    for i in 0..packets {
+        packet[0] = 0x47;
+        packet[1] = 0x01;
+        packet[2] = 0x00;
+        packet[3] = 0x10 | (i % 16) as u8;
+        for chunk in packet[4..].chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+        }
+        f.write_all(&packet)?;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+fn decrypt(args: &[String]) -> anyhow::Result<()> {
+    let size_mib = flag(args, "--size-mib", 512)?;
+    let runs = flag(args, "--runs", 5)?.max(1) as usize;
+    tools::ensure_test_tools()?;
+    let root = workspace_root();
+    tools::run_in(
+        &root,
+        "cargo",
+        &["build", "--release", "--locked", "-p", "archivectl"],
+    )?;
+    let archivectl = root.join("target/release/archivectl");
+
+    let base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!("archivectl-bench-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let result = decrypt_in(&dir, &archivectl, size_mib, runs);
+    let _ = fs::remove_dir_all(&dir);
+    let report = result?;
+    println!("{report}");
+    let doc = root.join("docs/benchmarks.md");
+    let text = fs::read_to_string(&doc).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let section = format!("{START}\n{report}\n{END}");
+    let text = match (text.find(START), text.find(END)) {
+        (Some(s), Some(e)) if e > s => format!("{}{section}{}", &text[..s], &text[e + END.len()..]),
+        _ => format!("{}\n{section}\n", text.trim_end()),
+    };
+    fs::write(&doc, text)?;
+    println!("xtask: wrote {}", doc.display());
+    Ok(())
+}
+
+fn decrypt_in(dir: &Path, archivectl: &Path, size_mib: u64, runs: usize) -> anyhow::Result<String> {
+    eprintln!(
+        "xtask: preparing a {size_mib} MiB archive in {}",
+        dir.display()
+    );
+    openssl(dir, &["genrsa", "-out", "key.pem", "2048"])?;
+    let mut blob = vec![1u8, 1, 1];
+    blob.extend(openssl(dir, &["rand", "48"])?);
+    fs::write(dir.join("password.bin"), &blob)?;
+    openssl(
+        dir,
+        &[
+            "pkeyutl",
+            "-encrypt",
+            "-inkey",
+            "key.pem",
+            "-pkeyopt",
+            "rsa_padding_mode:oaep",
+            "-in",
+            "password.bin",
+            "-out",
+            "password.enc",
+        ],
+    )?;
+    let b64 = openssl(dir, &["enc", "-base64", "-A", "-in", "password.enc"])?;
+    fs::write(dir.join("password.b64"), b64)?;
+    let key_hex: String = blob[3..35].iter().map(|b| format!("{b:02x}")).collect();
+    let iv_hex: String = blob[35..51].iter().map(|b| format!("{b:02x}")).collect();
+    write_synthetic_ts(&dir.join("plain.ts"), size_mib << 20)?;
+    openssl(
+        dir,
+        &[
+            "enc",
+            "-aes-256-cbc",
+            "-K",
+            &key_hex,
+            "-iv",
+            &iv_hex,
+            "-in",
+            "plain.ts",
+            "-out",
+            "archive.ts",
+        ],
+    )?;
+    fs::remove_file(dir.join("plain.ts"))?;
+
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (archive, out_ours, out_openssl, out_cp) =
+        (p("archive.ts"), p("ours.ts"), p("openssl.ts"), p("cp.ts"));
+    let (key, pw) = (p("key.pem"), p("password.b64"));
+    let archivectl = archivectl.to_string_lossy().into_owned();
+    let ours_args = [
+        "decrypt",
+        "--key",
+        key.as_str(),
+        "--password-file",
+        pw.as_str(),
+        "--in",
+        archive.as_str(),
+        "--out",
+        out_ours.as_str(),
+    ];
+    let openssl_args = [
+        "enc",
+        "-d",
+        "-aes-256-cbc",
+        "-nopad",
+        "-in",
+        archive.as_str(),
+        "-out",
+        out_openssl.as_str(),
+        "-K",
+        key_hex.as_str(),
+        "-iv",
+        iv_hex.as_str(),
+    ];
+    let cp_args = [archive.as_str(), out_cp.as_str()];
+
+    let mut samples: [Vec<Sample>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for run in 0..=runs {
+        for f in [&out_ours, &out_openssl, &out_cp] {
+            let _ = fs::remove_file(f);
+        }
+        let s = [
+            measure(&archivectl, &ours_args)?,
+            measure("openssl", &openssl_args)?,
+            measure("cp", &cp_args)?,
+        ];
+        if run == 0 {
+            // Warm-up: also the correctness check.
+            if fs::read(&out_ours)? != fs::read(&out_openssl)? {
+                bail!(
+                    "archivectl's output differs from openssl's: not benchmarking a wrong result"
+                );
+            }
+            continue;
+        }
+        for (all, one) in samples.iter_mut().zip(s) {
+            all.push(one);
+        }
+    }
+    let med: Vec<f64> = samples
+        .iter()
+        .map(|v| median(v.iter().map(|s| s.seconds).collect()))
+        .collect();
+    let rss: Vec<u64> = samples
+        .iter()
+        .map(|v| v.iter().map(|s| s.max_rss_kib).max().unwrap_or(0))
+        .collect();
+    let mib = size_mib as f64;
+
+    // Peak RSS at a second size, to show memory does not grow with the archive.
+    let small = 64u64.min(size_mib / 2).max(1);
+    let small_archive = p("small.ts");
+    {
+        let data = fs::read(&archive)?;
+        let mut cut = ((small << 20) as usize / 752) * 752;
+        cut = cut.min(data.len() - data.len() % 16);
+        fs::write(&small_archive, &data[..cut])?;
+    }
+    let small_out = p("small-out.ts");
+    let small_rss = measure(
+        &archivectl,
+        &[
+            "decrypt",
+            "--key",
+            key.as_str(),
+            "--password-file",
+            pw.as_str(),
+            "--in",
+            small_archive.as_str(),
+            "--out",
+            small_out.as_str(),
+        ],
+    )?
+    .max_rss_kib;
+
+    let machine = machine_description();
+    let mut r = String::new();
+    r.push_str(&format!(
+        "## decrypt ({size_mib} MiB archive in {}, median of {runs} runs, interleaved)\n\n",
+        dir.parent().map_or("?".into(), |p| p.display().to_string())
+    ));
+    r.push_str(&format!("Measured {} on {machine}.\n\n", today()));
+    r.push_str("| command | median wall time | throughput | vs openssl | peak RSS |\n|---|---|---|---|---|\n");
+    let names = [
+        "`archivectl decrypt`",
+        "`openssl enc -d -aes-256-cbc -nopad` (documented)",
+        "`cp` (no decryption)",
+    ];
+    for i in 0..3 {
+        r.push_str(&format!(
+            "| {} | {:.3} s | {:.0} MiB/s | {:.2}x | {:.1} MiB |\n",
+            names[i],
+            med[i],
+            mib / med[i],
+            med[1] / med[i],
+            rss[i] as f64 / 1024.0
+        ));
+    }
+    r.push_str(&format!(
+        "\narchivectl peak RSS: {:.1} MiB at {size_mib} MiB, {:.1} MiB at {small} MiB (independent of size).\n",
+        rss[0] as f64 / 1024.0,
+        small_rss as f64 / 1024.0
+    ));
+    r.push_str(&format!(
+        "Targets: at least 1.8x openssl ({}), near `cp` ({:.0}% of cp's throughput), RSS under 64 MiB ({}).\n",
+        if med[1] / med[0] >= 1.8 { "met" } else { "NOT met" },
+        100.0 * med[2] / med[0],
+        if rss[0] < 64 * 1024 { "met" } else { "NOT met" },
+    ));
+    Ok(r)
+}
+
+fn machine_description() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let openssl = Command::new("openssl")
+        .arg("version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let aesni = fs::read_to_string("/proc/cpuinfo")
+        .map(|c| c.contains(" aes "))
+        .unwrap_or(false);
+    format!(
+        "{cpu}, {cores} cores{}, {openssl}",
+        if aesni { ", AES-NI" } else { "" }
+    )
+}
+
+fn today() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,97 @@
+//! Finding, installing and running the external tools tests and benchmarks need.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The workspace root (the parent of xtask/).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command in `dir`, inheriting stdio; fails on a non-zero exit.
+pub fn run_in(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("xtask: $ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Whether `program` is on PATH.
+pub fn have(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// Installs, with apt, whatever of ffmpeg/ffprobe, openssl, xxd and GNU time is missing.
+pub fn ensure_test_tools() -> anyhow::Result<()> {
+    let wanted = [
+        ("ffmpeg", "ffmpeg"),
+        ("ffprobe", "ffmpeg"),
+        ("openssl", "openssl"),
+        ("xxd", "xxd"),
+    ];
+    let mut packages: Vec<&str> = wanted
+        .iter()
+        .filter(|(bin, _)| !have(bin))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if !Path::new("/usr/bin/time").exists() {
+        packages.push("time");
+    }
+    packages.sort_unstable();
+    packages.dedup();
+    if packages.is_empty() {
+        return Ok(());
+    }
+    if !have("apt-get") {
+        bail!(
+            "missing tools ({}) and no apt-get to install them",
+            packages.join(", ")
+        );
+    }
+    eprintln!("xtask: installing {}", packages.join(" "));
+    let sudo = !is_root() && have("sudo");
+    let apt = |args: &[&str]| -> anyhow::Result<()> {
+        let mut cmd = if sudo {
+            Command::new("sudo")
+        } else {
+            Command::new("apt-get")
+        };
+        if sudo {
+            cmd.arg("apt-get");
+        }
+        let status = cmd
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("cannot run apt-get")?;
+        if !status.success() {
+            bail!("apt-get {} failed", args.join(" "));
+        }
+        Ok(())
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(packages.iter().copied());
+    apt(&install)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
