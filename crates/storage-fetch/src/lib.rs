@@ -1,3 +1,56 @@
-//! Readers and writers for archive objects in S3, S3-compatible and Azure Blob targets, on `object_store`.
+//! Reading (and, for the emulator and tests, writing) Vonage Video archives in the user's own storage:
+//! Amazon S3, S3-compatible stores (GCS, Cloudian, MinIO, s3s-fs) and Azure Blob Storage, on
+//! [`object_store`].
 //!
-//! Filled in by the storage-fetch issue.
+//! The service uploads each archive to `{apiKey}/{archiveId}/archive.ts` (encrypted), `archive.mp4`
+//! (unencrypted) or `archive.zip` (individual streams). This crate:
+//!
+//! * describes a target ([`Target`]: [`S3Target`], [`AzureTarget`]) as the service does, secrets redacted
+//!   from `Debug`;
+//! * finds an archive's object ([`Store::locate`]), with a clear "archive … not found in bucket … at …";
+//! * downloads it in parallel ranged GETs handed over in order ([`Store::download`] → [`Download`], a
+//!   `Stream` of `Bytes`), with per-part retries and backoff, bounded memory, resumption at an offset
+//!   ([`DownloadOptions::start_offset`], [`Download::previous_block`] for the CBC IV), and the object's size
+//!   and ETag checked on every part ([`Error::ObjectChanged`]);
+//! * writes objects ([`Store::put`], [`Store::put_multipart`]), deletes and lists them, and creates a
+//!   bucket or container on test servers ([`Store::create_container`]);
+//! * checks a target the way the service will use it ([`Store::check`] → [`CheckReport`]);
+//! * tells failures apart ([`Error`]): wrong credentials, missing permission, missing bucket/container,
+//!   unreachable endpoint, missing object, object changed, anything else.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), storage_fetch::Error> {
+//! use futures_util::StreamExt;
+//! use secrecy::SecretString;
+//! use storage_fetch::{AzureTarget, DownloadOptions, Store};
+//!
+//! let target = AzureTarget::new("devstoreaccount1", SecretString::from("Eby8vdM0..."), "archives")
+//!     .with_endpoint("http://127.0.0.1:10000/devstoreaccount1");
+//! let store = Store::new(target.into())?;
+//! let found = store.locate("123456", "b40ef09b-3811-4726-b508-e41a0f96c68f").await?;
+//! let mut download = store.download(&found.object.key, DownloadOptions::default()).await?;
+//! while let Some(part) = download.next().await {
+//!     let part = part?; // in order; decrypt and write it
+//! #   let _ = part;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! TLS is rustls with ring as the crypto provider (no OpenSSL), installed as rustls' process default by
+//! [`Store::new`] unless the application installed one; request signing (SigV4, SharedKey) uses ring too.
+
+mod admin;
+mod check;
+mod download;
+mod error;
+mod store;
+mod target;
+
+pub use check::{CHECK_PREFIX, CheckOutcome, CheckReport, CheckResult, CheckStep};
+pub use download::{CBC_BLOCK, Download, DownloadOptions};
+pub use error::Error;
+pub use store::{
+    ArchiveKind, Backoff, Located, MultipartOptions, ObjectInfo, PutInfo, Store, StoreOptions,
+    archive_key,
+};
+pub use target::{AzureTarget, DEFAULT_AZURE_DOMAIN, DEFAULT_S3_REGION, S3Target, Sse, Target};

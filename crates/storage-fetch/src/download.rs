@@ -1,0 +1,383 @@
+//! Parallel ranged downloads delivered in order: [`Store::download`] and [`Download`].
+//!
+//! The object's size and ETag are read once (HEAD) at the start. The range `[start_offset, size)` is cut into
+//! parts of `part_size`; up to `concurrency` parts are fetched at once, each in its own task (so the network
+//! keeps going while the consumer works), each with `If-Match: <ETag>` and its response's ETag and total size
+//! compared with the start's, each retried with exponential backoff on network failures and 5xx. Parts are
+//! handed over strictly in order. At most `concurrency` parts are held (fetched or fetching) besides the one
+//! the consumer has, so memory is bounded by `part_size × (concurrency + 1)` whatever the object's size.
+
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, Stream, StreamExt};
+use object_store::path::Path;
+
+use crate::error::{Error, Message};
+use crate::store::Store;
+
+/// The AES block size: resuming a CBC decryption at offset `o` needs bytes `[o - 16, o)`.
+pub const CBC_BLOCK: u64 = 16;
+
+/// How [`Store::download`] fetches.
+#[derive(Debug, Clone)]
+pub struct DownloadOptions {
+    /// Bytes per ranged GET. Keep it a multiple of 16 (with a 16-aligned `start_offset`) and every part but the
+    /// last is a whole number of AES blocks.
+    pub part_size: u64,
+    /// Parts fetched at once (at least 1).
+    pub concurrency: usize,
+    /// Where to start, for resuming; parts then cover `[start_offset, size)`.
+    pub start_offset: u64,
+    /// The ETag the object had when an earlier, interrupted download began: if it differs now, the object
+    /// was replaced and resuming would mix two versions, so [`Error::ObjectChanged`] is returned at once.
+    pub expected_etag: Option<String>,
+    /// How often one part is tried again after a transient failure (network, 5xx) before the download fails.
+    pub retries: u32,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        Self {
+            part_size: 8 << 20,
+            concurrency: 4,
+            start_offset: 0,
+            expected_etag: None,
+            retries: 5,
+        }
+    }
+}
+
+impl DownloadOptions {
+    /// Sets where to start (resume).
+    pub fn starting_at(mut self, offset: u64) -> Self {
+        self.start_offset = offset;
+        self
+    }
+
+    /// Sets the ETag the object must still have.
+    pub fn expecting_etag(mut self, e_tag: impl Into<String>) -> Self {
+        self.expected_etag = Some(e_tag.into());
+        self
+    }
+}
+
+/// The ranges of parts covering `[start, size)`.
+pub(crate) fn part_ranges(start: u64, size: u64, part_size: u64) -> Vec<Range<u64>> {
+    let part_size = part_size.max(1);
+    let mut out = Vec::new();
+    let mut at = start;
+    while at < size {
+        let end = at.saturating_add(part_size).min(size);
+        out.push(at..end);
+        at = end;
+    }
+    out
+}
+
+/// An in-progress download: a [`Stream`] of the object's bytes from `start_offset` on, in parts, in order.
+///
+/// The first `Err` ends the stream. Dropping a `Download` cancels the parts in flight.
+///
+/// ```no_run
+/// # async fn demo(store: storage_fetch::Store) -> Result<(), storage_fetch::Error> {
+/// use futures_util::StreamExt;
+/// use storage_fetch::DownloadOptions;
+///
+/// let mut download = store.download("123456/abc/archive.ts", DownloadOptions::default()).await?;
+/// println!("{} bytes, ETag {:?}", download.size(), download.e_tag());
+/// while let Some(part) = download.next().await {
+///     let part = part?;
+///     // decrypt / write `part` ...
+/// #   let _ = part;
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Download {
+    store: Store,
+    key: String,
+    path: Path,
+    size: u64,
+    e_tag: Option<String>,
+    start_offset: u64,
+    retries: u32,
+    parts: BoxStream<'static, Result<Bytes, Error>>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("key", &self.key)
+            .field("size", &self.size)
+            .field("e_tag", &self.e_tag)
+            .field("start_offset", &self.start_offset)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Download {
+    /// The object's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The object's whole size, as read at the start.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The object's ETag as read at the start (every part was checked against it). Keep it to resume later
+    /// with [`DownloadOptions::expected_etag`].
+    pub fn e_tag(&self) -> Option<&str> {
+        self.e_tag.as_deref()
+    }
+
+    /// Where the parts start.
+    pub fn start_offset(&self) -> u64 {
+        self.start_offset
+    }
+
+    /// Bytes the parts will deliver in all: `size - start_offset`.
+    pub fn len(&self) -> u64 {
+        self.size - self.start_offset
+    }
+
+    /// Whether there is nothing to deliver.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The 16 bytes just before `start_offset` (checked against the same ETag), which is the IV for a
+    /// CBC decryption resumed there; `None` when starting at 0 (the archive's own IV applies).
+    ///
+    /// Errors with [`Error::InvalidRequest`] if `start_offset` is below 16.
+    pub async fn previous_block(&self) -> Result<Option<[u8; CBC_BLOCK as usize]>, Error> {
+        if self.start_offset == 0 {
+            return Ok(None);
+        }
+        if self.start_offset < CBC_BLOCK {
+            return Err(Error::InvalidRequest(format!(
+                "no whole block before offset {} of {}",
+                self.start_offset, self.key
+            )));
+        }
+        let range = self.start_offset - CBC_BLOCK..self.start_offset;
+        let bytes = fetch_part(
+            self.store.clone(),
+            self.path.clone(),
+            self.key.clone(),
+            range,
+            self.e_tag.clone(),
+            self.size,
+            self.retries,
+        )
+        .await?;
+        let block: [u8; CBC_BLOCK as usize] =
+            bytes.as_ref().try_into().map_err(|_| Error::Storage {
+                service: self.store.target().service_name(),
+                operation: "read",
+                location: self.key.clone(),
+                status: None,
+                transient: false,
+                source: Box::new(Message(format!(
+                    "expected 16 bytes, received {}",
+                    bytes.len()
+                ))),
+            })?;
+        Ok(Some(block))
+    }
+}
+
+impl Stream for Download {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.parts.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                // Fused on error: dropping the inner stream cancels the parts still in flight.
+                self.done = true;
+                self.parts = stream::empty().boxed();
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+}
+
+/// A spawned task that is aborted when dropped, so that a dropped [`Download`] stops its requests.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+/// Fetches one part, retrying transient failures with the store's backoff.
+async fn fetch_part(
+    store: Store,
+    path: Path,
+    key: String,
+    range: Range<u64>,
+    e_tag: Option<String>,
+    size: u64,
+    retries: u32,
+) -> Result<Bytes, Error> {
+    let mut attempt = 0;
+    loop {
+        match store
+            .fetch_range(&path, &key, range.clone(), e_tag.as_deref(), Some(size))
+            .await
+        {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) if e.is_transient() && attempt < retries => {
+                tokio::time::sleep(store.options().backoff.delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Store {
+    /// Starts downloading `key`: reads its size and ETag, then returns a [`Download`] that yields its bytes
+    /// from `opts.start_offset` on, in order, fetched in parallel ranged GETs.
+    ///
+    /// Errors at once: the errors of [`Store::head`]; [`Error::ObjectChanged`] if `opts.expected_etag` is
+    /// set and differs; [`Error::InvalidRequest`] if `start_offset` is past the end or `part_size` is 0.
+    /// Errors while streaming: [`Error::ObjectChanged`] if the object is replaced or deleted meanwhile, and
+    /// whatever a part still hits after its retries.
+    ///
+    /// Must be called within a tokio runtime (parts are fetched in spawned tasks).
+    pub async fn download(&self, key: &str, opts: DownloadOptions) -> Result<Download, Error> {
+        if opts.part_size == 0 {
+            return Err(Error::InvalidRequest(
+                "part size must be at least 1 byte".into(),
+            ));
+        }
+        let path = Self::path(key)?;
+        let info = self.head(key).await?;
+        if let Some(expected) = &opts.expected_etag {
+            match &info.e_tag {
+                Some(now) if now != expected => {
+                    return Err(Error::ObjectChanged {
+                        key: key.to_string(),
+                        detail: format!("ETag was {expected} when the download began, now {now}"),
+                    });
+                }
+                None => {
+                    return Err(Error::ObjectChanged {
+                        key: key.to_string(),
+                        detail: format!(
+                            "ETag was {expected} when the download began, the store now sends none"
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if opts.start_offset > info.size {
+            return Err(Error::InvalidRequest(format!(
+                "start offset {} is past the end of {key} ({} bytes)",
+                opts.start_offset, info.size
+            )));
+        }
+        let ranges = part_ranges(opts.start_offset, info.size, opts.part_size);
+        let (store, p, k, etag, size, retries) = (
+            self.clone(),
+            path.clone(),
+            key.to_string(),
+            info.e_tag.clone(),
+            info.size,
+            opts.retries,
+        );
+        let parts = stream::iter(ranges)
+            .map(move |range| {
+                let task = fetch_part(
+                    store.clone(),
+                    p.clone(),
+                    k.clone(),
+                    range,
+                    etag.clone(),
+                    size,
+                    retries,
+                );
+                AbortOnDrop(tokio::spawn(task))
+            })
+            .buffered(opts.concurrency.max(1))
+            .map(|joined| {
+                joined.unwrap_or_else(|e| {
+                    Err(Error::Storage {
+                        service: "download",
+                        operation: "read",
+                        location: String::new(),
+                        status: None,
+                        transient: false,
+                        source: Box::new(e),
+                    })
+                })
+            })
+            .boxed();
+        Ok(Download {
+            store: self.clone(),
+            key: key.to_string(),
+            path,
+            size: info.size,
+            e_tag: info.e_tag,
+            start_offset: opts.start_offset,
+            retries: opts.retries,
+            parts,
+            done: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_cover_the_range_exactly() {
+        assert_eq!(part_ranges(0, 10, 4), vec![0..4, 4..8, 8..10]);
+        assert_eq!(part_ranges(0, 8, 4), vec![0..4, 4..8]);
+        assert_eq!(part_ranges(5, 8, 4), vec![5..8]);
+        assert!(part_ranges(8, 8, 4).is_empty());
+        assert_eq!(part_ranges(0, 3, 0), vec![0..1, 1..2, 2..3]);
+        let big = part_ranges(16, 1_000_003, 65_536);
+        assert_eq!(big.first().map(|r| r.start), Some(16));
+        assert_eq!(big.last().map(|r| r.end), Some(1_000_003));
+        assert!(big.windows(2).all(|w| w[0].end == w[1].start));
+    }
+
+    #[test]
+    fn options_builders() {
+        let o = DownloadOptions::default()
+            .starting_at(32)
+            .expecting_etag("\"x\"");
+        assert_eq!(
+            (o.start_offset, o.expected_etag.as_deref()),
+            (32, Some("\"x\""))
+        );
+        assert!(o.concurrency >= 1 && o.part_size % CBC_BLOCK == 0);
+    }
+}
