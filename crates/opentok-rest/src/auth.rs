@@ -1,0 +1,835 @@
+//! Authenticating to the service: a fresh JSON Web Token for every request.
+//!
+//! Two kinds of credentials reach the same archive endpoints (`/v2/project/{id}/...`):
+//!
+//! * **OpenTok project** ([`ProjectCredentials`]): the API key and API secret. Each request carries
+//!   `X-OPENTOK-AUTH: <JWT>`, an HS256 token keyed with the secret, with the claims
+//!   `{"iss": API key, "ist": "project", "iat": now, "exp": now + at most 300 s, "jti": a fresh UUID}`.
+//!   Base URL `https://api.opentok.com`, `{id}` is the API key.
+//! * **Vonage application** ([`ApplicationCredentials`]): the application id and its RSA private key.
+//!   Each request carries `Authorization: Bearer <JWT>`, an RS256 token with
+//!   `{"application_id", "iat", "exp", "jti"}`. Base URL `https://video.api.vonage.com`, `{id}` is the
+//!   application id.
+//!
+//! Tokens live [`DEFAULT_TOKEN_LIFETIME`] (3 minutes, the service's recommendation) unless told otherwise,
+//! and never more than [`MAX_TOKEN_LIFETIME`] (5 minutes, the service's limit).
+//!
+//! [`verify_project_token`] and [`verify_application_token`] check tokens the way the service does; the
+//! emulator uses them.
+//!
+//! JWTs are made here on the RustCrypto crates the workspace already uses (`hmac`/`sha2` for HS256, `rsa`'s
+//! PKCS#1 v1.5 for RS256): a JWT crate would bring a second crypto stack for two algorithms.
+//!
+//! ```
+//! use std::time::Duration;
+//! use opentok_rest::auth::{self, Credentials};
+//!
+//! let credentials = Credentials::project("123456", "0123456789abcdef".into());
+//! let header = credentials.auth_header(auth::DEFAULT_TOKEN_LIFETIME).unwrap();
+//! assert_eq!(header.name(), "X-OPENTOK-AUTH");
+//! let claims = auth::verify_project_token(header.value(), "123456", b"0123456789abcdef", auth::unix_now().unwrap()).unwrap();
+//! assert_eq!(claims.ist, "project");
+//! assert_eq!(claims.exp - claims.iat, 180);
+//! // The secret never shows.
+//! assert!(!format!("{credentials:?} {header:?}").contains("0123456789abcdef"));
+//! assert!(!format!("{header:?}").contains(header.value()));
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
+use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// Base URL of the service for OpenTok project credentials.
+pub const OPENTOK_API_URL: &str = "https://api.opentok.com";
+/// Base URL of the service for Vonage application credentials.
+pub const VONAGE_VIDEO_API_URL: &str = "https://video.api.vonage.com";
+/// How long a token lives unless told otherwise: 3 minutes, as the service recommends.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(180);
+/// The longest lifetime the service accepts: `exp` at most 5 minutes after `iat`.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+/// How far in the future `iat` may be, in seconds, before [`verify_project_token`] calls it a forgery
+/// rather than clock skew.
+pub const CLOCK_SKEW_LEEWAY_SECS: u64 = 60;
+/// The request header of OpenTok project auth.
+pub const OPENTOK_AUTH_HEADER: &str = "X-OPENTOK-AUTH";
+/// The request header of Vonage application auth.
+pub const AUTHORIZATION_HEADER: &str = "Authorization";
+/// The `ist` (issuer type) claim of project tokens.
+pub const ISSUER_TYPE_PROJECT: &str = "project";
+
+/// Why a token could not be made or was not accepted. Messages name claims and ids, never secrets or tokens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// A lifetime longer than the service accepts.
+    #[error("a token lifetime of {0} s is longer than the service accepts (at most 300 s)")]
+    LifetimeTooLong(u64),
+    /// A lifetime of zero.
+    #[error("a token lifetime must be at least one second")]
+    LifetimeZero,
+    /// The system clock is before 1970.
+    #[error("the system clock is before the Unix epoch")]
+    Clock,
+    /// The private key could not be read.
+    #[error("the application's private key: {0}")]
+    PrivateKey(String),
+    /// RSA signing failed.
+    #[error("could not sign the token: {0}")]
+    Signing(String),
+    /// Not three base64url parts, or parts that are not the JSON they should be.
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// A token signed with another algorithm than expected (including `none`).
+    #[error("token algorithm is {found:?}, expected {expected}")]
+    WrongAlgorithm {
+        /// What the service expects.
+        expected: &'static str,
+        /// What the token's header says.
+        found: String,
+    },
+    /// The signature does not match.
+    #[error("token signature does not verify")]
+    BadSignature,
+    /// `iss` or `application_id` is not the expected project or application.
+    #[error("token is for {found:?}, expected {expected:?}")]
+    WrongIssuer {
+        /// The expected API key or application id.
+        expected: String,
+        /// The one in the token.
+        found: String,
+    },
+    /// `ist` is not `project`.
+    #[error("token issuer type (ist) is {0:?}, expected \"project\"")]
+    WrongIssuerType(String),
+    /// `exp` is more than 300 s after `iat` (or before it).
+    #[error("token lifetime exp - iat = {0} s is outside 1..=300 s")]
+    LifetimeOutOfRange(i64),
+    /// `exp` has passed.
+    #[error("token expired at {exp}, it is now {now}")]
+    Expired {
+        /// The token's `exp`.
+        exp: u64,
+        /// The verifier's clock.
+        now: u64,
+    },
+    /// `iat` is in the future beyond [`CLOCK_SKEW_LEEWAY_SECS`].
+    #[error("token issued at {iat}, in the future (it is now {now})")]
+    IssuedInFuture {
+        /// The token's `iat`.
+        iat: u64,
+        /// The verifier's clock.
+        now: u64,
+    },
+}
+
+/// Seconds since the Unix epoch, from the system clock.
+pub fn unix_now() -> Result<u64, AuthError> {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| AuthError::Clock)
+}
+
+/// Checks a token lifetime against the service's limit and returns it in seconds.
+pub fn checked_lifetime(lifetime: Duration) -> Result<u64, AuthError> {
+    let secs = lifetime.as_secs();
+    if lifetime > MAX_TOKEN_LIFETIME {
+        return Err(AuthError::LifetimeTooLong(secs));
+    }
+    if secs == 0 {
+        return Err(AuthError::LifetimeZero);
+    }
+    Ok(secs)
+}
+
+/// A fresh random (version 4) UUID for `jti`.
+pub fn new_jti() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+/// The claims of an OpenTok project token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectClaims {
+    /// The project's API key.
+    pub iss: String,
+    /// Issuer type: `"project"`.
+    pub ist: String,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Expires at, Unix seconds.
+    pub exp: u64,
+    /// A unique token id (optional for the service; always set by this crate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+impl ProjectClaims {
+    /// Claims for `api_key`, issued at `iat`, living `lifetime` (at most 300 s), with a fresh `jti`.
+    pub fn new(api_key: &str, iat: u64, lifetime: Duration) -> Result<Self, AuthError> {
+        let lifetime = checked_lifetime(lifetime)?;
+        Ok(Self {
+            iss: api_key.to_owned(),
+            ist: ISSUER_TYPE_PROJECT.to_owned(),
+            iat,
+            exp: iat + lifetime,
+            jti: Some(new_jti()),
+        })
+    }
+}
+
+/// The claims of a Vonage application token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationClaims {
+    /// The Vonage application id.
+    pub application_id: String,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Expires at, Unix seconds.
+    pub exp: u64,
+    /// A unique token id.
+    pub jti: String,
+}
+
+impl ApplicationClaims {
+    /// Claims for `application_id`, issued at `iat`, living `lifetime` (at most 300 s), with a fresh `jti`.
+    pub fn new(application_id: &str, iat: u64, lifetime: Duration) -> Result<Self, AuthError> {
+        let lifetime = checked_lifetime(lifetime)?;
+        Ok(Self {
+            application_id: application_id.to_owned(),
+            iat,
+            exp: iat + lifetime,
+            jti: new_jti(),
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct JwtHeader {
+    alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    typ: Option<String>,
+}
+
+fn encode_json<T: Serialize>(value: &T) -> Result<String, AuthError> {
+    let json = serde_json::to_vec(value).map_err(|e| AuthError::Malformed(e.to_string()))?;
+    Ok(URL_SAFE_NO_PAD.encode(json))
+}
+
+fn signing_input<C: Serialize>(alg: &str, claims: &C) -> Result<String, AuthError> {
+    let header = encode_json(&JwtHeader {
+        alg: alg.to_owned(),
+        typ: Some("JWT".to_owned()),
+    })?;
+    Ok(format!("{header}.{}", encode_json(claims)?))
+}
+
+fn hs256_mac(secret: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
+    <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+}
+
+/// Signs `claims` as an HS256 JWT (`{"alg":"HS256","typ":"JWT"}`) keyed with `secret`.
+pub fn sign_hs256<C: Serialize>(claims: &C, secret: &[u8]) -> Result<String, AuthError> {
+    let input = signing_input("HS256", claims)?;
+    let mut mac = hs256_mac(secret);
+    mac.update(input.as_bytes());
+    let signature = mac.finalize().into_bytes();
+    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+}
+
+/// Signs `claims` as an RS256 JWT (`{"alg":"RS256","typ":"JWT"}`, RSASSA-PKCS1-v1_5 with SHA-256).
+pub fn sign_rs256<C: Serialize>(claims: &C, key: &RsaPrivateKey) -> Result<String, AuthError> {
+    let input = signing_input("RS256", claims)?;
+    let signer = SigningKey::<Sha256>::new(key.clone());
+    // The randomized signer blinds the private-key operation; PKCS#1 v1.5 output is the same either way.
+    let signature = signer
+        .try_sign_with_rng(&mut rand::thread_rng(), input.as_bytes())
+        .map_err(|e| AuthError::Signing(e.to_string()))?;
+    Ok(format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(signature.to_bytes())
+    ))
+}
+
+struct SplitToken<'a> {
+    signing_input: &'a str,
+    header: JwtHeader,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+fn split_token(token: &str) -> Result<SplitToken<'_>, AuthError> {
+    let mut parts = token.split('.');
+    let (Some(header_part), Some(payload_part), Some(signature_part), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::Malformed(
+            "a JWT has three dot-separated parts".into(),
+        ));
+    };
+    let decode = |part: &str, what: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| AuthError::Malformed(format!("the {what} is not unpadded base64url")))
+    };
+    let header: JwtHeader = serde_json::from_slice(&decode(header_part, "header")?)
+        .map_err(|_| AuthError::Malformed("the header is not JWT JSON".into()))?;
+    Ok(SplitToken {
+        signing_input: &token[..header_part.len() + 1 + payload_part.len()],
+        header,
+        payload: decode(payload_part, "payload")?,
+        signature: decode(signature_part, "signature")?,
+    })
+}
+
+fn check_algorithm(header: &JwtHeader, expected: &'static str) -> Result<(), AuthError> {
+    if header.alg != expected {
+        return Err(AuthError::WrongAlgorithm {
+            expected,
+            found: header.alg.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn parse_claims<C: DeserializeOwned>(payload: &[u8]) -> Result<C, AuthError> {
+    serde_json::from_slice(payload).map_err(|e| AuthError::Malformed(format!("claims: {e}")))
+}
+
+/// Checks an HS256 JWT's algorithm and signature (in constant time) and returns its claims. Claims are not
+/// checked: see [`verify_project_token`].
+pub fn verify_hs256<C: DeserializeOwned>(token: &str, secret: &[u8]) -> Result<C, AuthError> {
+    let split = split_token(token)?;
+    check_algorithm(&split.header, "HS256")?;
+    let mut mac = hs256_mac(secret);
+    mac.update(split.signing_input.as_bytes());
+    mac.verify_slice(&split.signature)
+        .map_err(|_| AuthError::BadSignature)?;
+    parse_claims(&split.payload)
+}
+
+/// Checks an RS256 JWT's algorithm and signature and returns its claims. Claims are not checked: see
+/// [`verify_application_token`].
+pub fn verify_rs256<C: DeserializeOwned>(token: &str, key: &RsaPublicKey) -> Result<C, AuthError> {
+    let split = split_token(token)?;
+    check_algorithm(&split.header, "RS256")?;
+    let signature =
+        Signature::try_from(split.signature.as_slice()).map_err(|_| AuthError::BadSignature)?;
+    VerifyingKey::<Sha256>::new(key.clone())
+        .verify(split.signing_input.as_bytes(), &signature)
+        .map_err(|_| AuthError::BadSignature)?;
+    parse_claims(&split.payload)
+}
+
+fn check_times(iat: u64, exp: u64, now: u64, max_lifetime: Option<u64>) -> Result<(), AuthError> {
+    let lifetime = i64::try_from(exp)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(i64::try_from(iat).unwrap_or(i64::MAX));
+    if lifetime <= 0 || max_lifetime.is_some_and(|max| lifetime > max as i64) {
+        return Err(AuthError::LifetimeOutOfRange(lifetime));
+    }
+    if exp <= now {
+        return Err(AuthError::Expired { exp, now });
+    }
+    if iat > now.saturating_add(CLOCK_SKEW_LEEWAY_SECS) {
+        return Err(AuthError::IssuedInFuture { iat, now });
+    }
+    Ok(())
+}
+
+/// Verifies an `X-OPENTOK-AUTH` token as the service does: HS256 signed with `api_secret`, `iss` equal to
+/// `api_key`, `ist` equal to `"project"`, `exp` after `iat` by at most 300 s, not expired at `now` (Unix
+/// seconds), and not issued more than a minute in the future.
+///
+/// ```
+/// use std::time::Duration;
+/// use opentok_rest::auth::*;
+///
+/// let claims = ProjectClaims::new("123456", 1_700_000_000, Duration::from_secs(180)).unwrap();
+/// let token = sign_hs256(&claims, b"secret").unwrap();
+/// assert_eq!(verify_project_token(&token, "123456", b"secret", 1_700_000_010).unwrap(), claims);
+/// assert_eq!(verify_project_token(&token, "123456", b"other", 1_700_000_010), Err(AuthError::BadSignature));
+/// assert!(matches!(verify_project_token(&token, "123456", b"secret", 1_700_000_180), Err(AuthError::Expired { .. })));
+/// ```
+pub fn verify_project_token(
+    token: &str,
+    api_key: &str,
+    api_secret: &[u8],
+    now: u64,
+) -> Result<ProjectClaims, AuthError> {
+    let claims: ProjectClaims = verify_hs256(token, api_secret)?;
+    if claims.iss != api_key {
+        return Err(AuthError::WrongIssuer {
+            expected: api_key.to_owned(),
+            found: claims.iss,
+        });
+    }
+    if claims.ist != ISSUER_TYPE_PROJECT {
+        return Err(AuthError::WrongIssuerType(claims.ist));
+    }
+    check_times(
+        claims.iat,
+        claims.exp,
+        now,
+        Some(MAX_TOKEN_LIFETIME.as_secs()),
+    )?;
+    Ok(claims)
+}
+
+/// Verifies a Vonage application token: RS256 under the application's public key, `application_id` equal to
+/// `application_id`, `exp` after `iat`, not expired at `now`, not issued more than a minute in the future.
+/// (Vonage accepts application tokens living longer than 5 minutes, so the lifetime is not capped here.)
+pub fn verify_application_token(
+    token: &str,
+    application_id: &str,
+    public_key: &RsaPublicKey,
+    now: u64,
+) -> Result<ApplicationClaims, AuthError> {
+    let claims: ApplicationClaims = verify_rs256(token, public_key)?;
+    if claims.application_id != application_id {
+        return Err(AuthError::WrongIssuer {
+            expected: application_id.to_owned(),
+            found: claims.application_id,
+        });
+    }
+    check_times(claims.iat, claims.exp, now, None)?;
+    Ok(claims)
+}
+
+/// An OpenTok project's API key and API secret.
+#[derive(Clone)]
+pub struct ProjectCredentials {
+    api_key: String,
+    api_secret: SecretString,
+}
+
+impl ProjectCredentials {
+    /// The credentials of project `api_key`.
+    pub fn new(api_key: impl Into<String>, api_secret: SecretString) -> Self {
+        Self {
+            api_key: api_key.into(),
+            api_secret,
+        }
+    }
+
+    /// The API key (not a secret: it is in every URL).
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    /// A fresh `X-OPENTOK-AUTH` token issued now.
+    pub fn token(&self, lifetime: Duration) -> Result<String, AuthError> {
+        let claims = ProjectClaims::new(&self.api_key, unix_now()?, lifetime)?;
+        sign_hs256(&claims, self.api_secret.expose_secret().as_bytes())
+    }
+}
+
+impl fmt::Debug for ProjectCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProjectCredentials")
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// A Vonage application's id and RSA private key.
+#[derive(Clone)]
+pub struct ApplicationCredentials {
+    application_id: String,
+    private_key: Arc<RsaPrivateKey>,
+}
+
+impl ApplicationCredentials {
+    /// The credentials of application `application_id`.
+    pub fn new(application_id: impl Into<String>, private_key: RsaPrivateKey) -> Self {
+        Self {
+            application_id: application_id.into(),
+            private_key: Arc::new(private_key),
+        }
+    }
+
+    /// Reads the application's private key (the `private.key` Vonage hands out is unencrypted PKCS#8 PEM;
+    /// PKCS#1, DER and encrypted keys are read too, through archive-core's key loader).
+    pub fn from_private_key_file_contents(
+        application_id: impl Into<String>,
+        key: &[u8],
+        passphrase: Option<&SecretString>,
+    ) -> Result<Self, AuthError> {
+        let private_key = archive_core::keys::load_private_key(key, passphrase)
+            .map_err(|e| AuthError::PrivateKey(e.to_string()))?;
+        Ok(Self::new(application_id, private_key))
+    }
+
+    /// The application id (not a secret: it is in every URL).
+    pub fn application_id(&self) -> &str {
+        &self.application_id
+    }
+
+    /// The public half of the key, which the service (or the emulator) verifies tokens with.
+    pub fn public_key(&self) -> RsaPublicKey {
+        self.private_key.to_public_key()
+    }
+
+    /// A fresh `Authorization: Bearer` token issued now.
+    pub fn token(&self, lifetime: Duration) -> Result<String, AuthError> {
+        let claims = ApplicationClaims::new(&self.application_id, unix_now()?, lifetime)?;
+        sign_rs256(&claims, &self.private_key)
+    }
+}
+
+impl fmt::Debug for ApplicationCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApplicationCredentials")
+            .field("application_id", &self.application_id)
+            .field("private_key", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// How requests are authenticated: as an OpenTok project or as a Vonage application.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// API key and secret; HS256 in `X-OPENTOK-AUTH`.
+    Project(ProjectCredentials),
+    /// Application id and private key; RS256 in `Authorization: Bearer`.
+    Application(ApplicationCredentials),
+}
+
+impl Credentials {
+    /// OpenTok project credentials.
+    pub fn project(api_key: impl Into<String>, api_secret: SecretString) -> Self {
+        Self::Project(ProjectCredentials::new(api_key, api_secret))
+    }
+
+    /// Vonage application credentials.
+    pub fn application(application_id: impl Into<String>, private_key: RsaPrivateKey) -> Self {
+        Self::Application(ApplicationCredentials::new(application_id, private_key))
+    }
+
+    /// The id in request paths, `/v2/project/{id}/...`: the API key or the application id.
+    pub fn path_id(&self) -> &str {
+        match self {
+            Self::Project(p) => p.api_key(),
+            Self::Application(a) => a.application_id(),
+        }
+    }
+
+    /// The base URL these credentials are meant for.
+    pub fn default_base_url(&self) -> &'static str {
+        match self {
+            Self::Project(_) => OPENTOK_API_URL,
+            Self::Application(_) => VONAGE_VIDEO_API_URL,
+        }
+    }
+
+    /// A fresh token in the header these credentials use.
+    pub fn auth_header(&self, lifetime: Duration) -> Result<AuthHeader, AuthError> {
+        Ok(match self {
+            Self::Project(p) => AuthHeader {
+                name: OPENTOK_AUTH_HEADER,
+                value: p.token(lifetime)?,
+            },
+            Self::Application(a) => AuthHeader {
+                name: AUTHORIZATION_HEADER,
+                value: format!("Bearer {}", a.token(lifetime)?),
+            },
+        })
+    }
+}
+
+/// One request's authentication header. `Debug` does not show the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthHeader {
+    name: &'static str,
+    value: String,
+}
+
+impl AuthHeader {
+    /// `X-OPENTOK-AUTH` or `Authorization`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The token, or `Bearer <token>`.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Debug for AuthHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthHeader")
+            .field("name", &self.name)
+            .field("value", &"[REDACTED]")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const TEST_KEY_PEM: &str = include_str!("../tests/fixtures/vonage-application-test-key.pem");
+    const FIXED_JTI: &str = "6f1b3c5e-1d2a-4b7c-9e8f-0a1b2c3d4e5f";
+
+    fn decode_part(token: &str, index: usize) -> serde_json::Value {
+        let part = token.split('.').nth(index).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn hs256_matches_rfc_7515_appendix_a1() {
+        // RFC 7515, A.1: the HS256 example, key and token as printed there.
+        let key = URL_SAFE_NO_PAD
+            .decode("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow")
+            .unwrap();
+        let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let claims: serde_json::Value = verify_hs256(token, &key).unwrap();
+        assert_eq!(claims["iss"], "joe");
+        let tampered = token.replace(".dBjf", ".eBjf");
+        assert_eq!(
+            verify_hs256::<serde_json::Value>(&tampered, &key),
+            Err(AuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn project_token_is_byte_identical_to_openssl() {
+        // Expected value computed with `openssl dgst -sha256 -mac HMAC -macopt key:...` over the same
+        // header and claims JSON.
+        let claims = ProjectClaims {
+            iss: "123456".into(),
+            ist: "project".into(),
+            iat: 1_700_000_000,
+            exp: 1_700_000_180,
+            jti: Some(FIXED_JTI.into()),
+        };
+        let token = sign_hs256(&claims, b"1234567890abcdef1234567890abcdef1234567890").unwrap();
+        assert_eq!(
+            token,
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiIxMjM0NTYiLCJpc3QiOiJwcm9qZWN0IiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjE3MDAwMDAxODAsImp0aSI6IjZmMWIzYzVlLTFkMmEtNGI3Yy05ZThmLTBhMWIyYzNkNGU1ZiJ9.txM3-wqvUAWaXLxV8pY6pznIlieMLbTg75tK0QMeJ7A"
+        );
+    }
+
+    #[test]
+    fn application_token_is_byte_identical_to_openssl() {
+        // Expected value computed with `openssl dgst -sha256 -sign vonage-application-test-key.pem` over the
+        // same header and claims JSON (PKCS#1 v1.5 signatures are deterministic).
+        let key = archive_core::keys::load_private_key(TEST_KEY_PEM.as_bytes(), None).unwrap();
+        let claims = ApplicationClaims {
+            application_id: "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee".into(),
+            iat: 1_700_000_000,
+            exp: 1_700_000_180,
+            jti: FIXED_JTI.into(),
+        };
+        let token = sign_rs256(&claims, &key).unwrap();
+        assert_eq!(
+            token,
+            "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhcHBsaWNhdGlvbl9pZCI6ImFhYWFhYWFhLWJiYmItNGNjYy04ZGRkLWVlZWVlZWVlZWVlZSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxNzAwMDAwMTgwLCJqdGkiOiI2ZjFiM2M1ZS0xZDJhLTRiN2MtOWU4Zi0wYTFiMmMzZDRlNWYifQ.BJXbBp2om5R2H11Ot8Lmyn-4YsoNloTY2-WatfBXDgRHOTKFeVNV04MN3OHPQJseIqHJuUayyANZODjCLaQWjogM3zifQPfg7J93wlCntVn1vWvs-9GObY3phC6bFZTrW0C_HQzZLrjtl-REEGjzprfGd--RQUhLSVNN9qbHE0n56MllXSpCKadq1sVUrJx42C5GFAOJgibIQZMw6c1TlDbkBMvWDHIPDMwBqLqoeWZbXb_IFV4bxfF3sym2-chrWObqiV8LuruTdfhe5A2D02ao6hXuPKPaeO00HaW6ApkTafPhhK53c0Ui4iah4LNxsy7WD2MzWWVrpwLl1pCvkA"
+        );
+        assert_eq!(
+            verify_application_token(
+                &token,
+                &claims.application_id,
+                &key.to_public_key(),
+                1_700_000_100
+            )
+            .unwrap(),
+            claims
+        );
+        assert!(matches!(
+            verify_application_token(&token, "another-app", &key.to_public_key(), 1_700_000_100),
+            Err(AuthError::WrongIssuer { .. })
+        ));
+    }
+
+    #[test]
+    fn fresh_project_tokens_carry_the_documented_claims() {
+        let credentials = Credentials::project("47203", "s3cr3t-value".into());
+        let first = credentials.auth_header(DEFAULT_TOKEN_LIFETIME).unwrap();
+        let second = credentials.auth_header(Duration::from_secs(300)).unwrap();
+        assert_eq!(first.name(), "X-OPENTOK-AUTH");
+        assert_eq!(
+            decode_part(first.value(), 0),
+            serde_json::json!({"alg": "HS256", "typ": "JWT"})
+        );
+        let claims = decode_part(first.value(), 1);
+        assert_eq!(claims["iss"], "47203");
+        assert_eq!(claims["ist"], "project");
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            180
+        );
+        let now = unix_now().unwrap();
+        assert!(claims["iat"].as_u64().unwrap().abs_diff(now) <= 2);
+        let jti = claims["jti"].as_str().unwrap();
+        assert_eq!(uuid::Uuid::parse_str(jti).unwrap().get_version_num(), 4);
+        assert_ne!(
+            decode_part(second.value(), 1)["jti"],
+            claims["jti"],
+            "every token has its own jti"
+        );
+        assert_eq!(
+            verify_project_token(second.value(), "47203", b"s3cr3t-value", now)
+                .unwrap()
+                .exp
+                - now,
+            300
+        );
+    }
+
+    #[test]
+    fn lifetimes_are_capped_at_five_minutes() {
+        let credentials = Credentials::project("47203", "s".into());
+        assert_eq!(
+            credentials.auth_header(Duration::from_secs(301)),
+            Err(AuthError::LifetimeTooLong(301))
+        );
+        assert_eq!(
+            credentials.auth_header(Duration::from_millis(300_500)),
+            Err(AuthError::LifetimeTooLong(300))
+        );
+        assert_eq!(
+            credentials.auth_header(Duration::ZERO),
+            Err(AuthError::LifetimeZero)
+        );
+        assert!(credentials.auth_header(MAX_TOKEN_LIFETIME).is_ok());
+    }
+
+    #[test]
+    fn verification_rejects_what_the_service_rejects() {
+        let secret = b"secret";
+        let good = ProjectClaims::new("123", 1000, Duration::from_secs(180)).unwrap();
+        let token = sign_hs256(&good, secret).unwrap();
+        assert!(verify_project_token(&token, "123", secret, 1000).is_ok());
+        assert!(matches!(
+            verify_project_token(&token, "124", secret, 1000),
+            Err(AuthError::WrongIssuer { .. })
+        ));
+        assert_eq!(
+            verify_project_token(&token, "123", secret, 1180),
+            Err(AuthError::Expired {
+                exp: 1180,
+                now: 1180
+            })
+        );
+        assert_eq!(
+            verify_project_token(&token, "123", secret, 900),
+            Err(AuthError::IssuedInFuture {
+                iat: 1000,
+                now: 900
+            })
+        );
+        assert!(
+            verify_project_token(&token, "123", secret, 950).is_ok(),
+            "a minute of clock skew is tolerated"
+        );
+
+        let too_long = ProjectClaims {
+            exp: 1301,
+            ..good.clone()
+        };
+        let token = sign_hs256(&too_long, secret).unwrap();
+        assert_eq!(
+            verify_project_token(&token, "123", secret, 1000),
+            Err(AuthError::LifetimeOutOfRange(301))
+        );
+        let backwards = ProjectClaims {
+            exp: 999,
+            ..good.clone()
+        };
+        let token = sign_hs256(&backwards, secret).unwrap();
+        assert_eq!(
+            verify_project_token(&token, "123", secret, 998),
+            Err(AuthError::LifetimeOutOfRange(-1))
+        );
+        let account = ProjectClaims {
+            ist: "account".into(),
+            ..good.clone()
+        };
+        let token = sign_hs256(&account, secret).unwrap();
+        assert_eq!(
+            verify_project_token(&token, "123", secret, 1000),
+            Err(AuthError::WrongIssuerType("account".into()))
+        );
+
+        // alg "none" and RS256 tokens are not HS256 tokens, whatever their signature.
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&good).unwrap());
+        let none = format!("{}.{body}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#));
+        assert!(matches!(
+            verify_project_token(&none, "123", secret, 1000),
+            Err(AuthError::WrongAlgorithm { .. })
+        ));
+        for malformed in ["", "a.b", "a.b.c.d", "!!.e30.", "e30.e30.e30"] {
+            assert!(
+                matches!(
+                    verify_project_token(malformed, "123", secret, 1000),
+                    Err(AuthError::Malformed(_))
+                ),
+                "{malformed}"
+            );
+        }
+    }
+
+    #[test]
+    fn application_credentials_sign_bearer_tokens() {
+        let credentials = ApplicationCredentials::from_private_key_file_contents(
+            "app-1",
+            TEST_KEY_PEM.as_bytes(),
+            None,
+        )
+        .unwrap();
+        let public = credentials.public_key();
+        let header = Credentials::Application(credentials.clone())
+            .auth_header(DEFAULT_TOKEN_LIFETIME)
+            .unwrap();
+        assert_eq!(header.name(), "Authorization");
+        let token = header.value().strip_prefix("Bearer ").unwrap();
+        let claims =
+            verify_application_token(token, "app-1", &public, unix_now().unwrap()).unwrap();
+        assert_eq!(claims.exp - claims.iat, 180);
+        let other = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        assert_eq!(
+            verify_application_token(token, "app-1", &other.to_public_key(), unix_now().unwrap()),
+            Err(AuthError::BadSignature)
+        );
+        assert!(!format!("{credentials:?}").contains("BEGIN"));
+        assert!(matches!(
+            ApplicationCredentials::from_private_key_file_contents("app-1", b"not a key", None),
+            Err(AuthError::PrivateKey(_))
+        ));
+    }
+
+    #[test]
+    fn paths_and_base_urls_follow_the_credentials() {
+        let project = Credentials::project("47203", "s".into());
+        assert_eq!(
+            (project.path_id(), project.default_base_url()),
+            ("47203", "https://api.opentok.com")
+        );
+        let key = archive_core::keys::load_private_key(TEST_KEY_PEM.as_bytes(), None).unwrap();
+        let app = Credentials::application("0f3c", key);
+        assert_eq!(
+            (app.path_id(), app.default_base_url()),
+            ("0f3c", "https://video.api.vonage.com")
+        );
+    }
+}
