@@ -335,6 +335,51 @@ impl From<AzureTarget> for Target {
     }
 }
 
+/// The service's JSON form of a target (`PUT .../archive/storage`): the bucket or container it uploads to.
+///
+/// `"sse": "s3"` becomes [`Sse::S3`], `"none"` none; an S3 `endpoint` is kept (an `http://` one allowed);
+/// Azure's `domain` is kept. An Azurite endpoint is not part of the service's JSON: set
+/// [`AzureTarget::endpoint`] after converting. The result is validated.
+///
+/// ```
+/// use opentok_rest::model::StorageTarget;
+/// use storage_fetch::Target;
+///
+/// let json = r#"{"type":"s3","config":{"bucket":"b","secretKey":"s","accessKey":"a","sse":"s3"},"fallback":"none"}"#;
+/// let service: StorageTarget = serde_json::from_str(json).unwrap();
+/// let target = Target::try_from(&service).unwrap();
+/// assert_eq!(target.container_name(), "b");
+/// ```
+impl TryFrom<&opentok_rest::model::StorageTarget> for Target {
+    type Error = Error;
+
+    fn try_from(value: &opentok_rest::model::StorageTarget) -> Result<Self, Error> {
+        use opentok_rest::model::{ServerSideEncryption, StorageDestination};
+        let target = match &value.destination {
+            StorageDestination::S3(c) => Target::S3(S3Target {
+                bucket: c.bucket.clone(),
+                access_key_id: c.access_key.clone(),
+                secret_access_key: c.secret_key.clone(),
+                endpoint: c.endpoint.clone().filter(|e| !e.trim().is_empty()),
+                region: None,
+                sse: match c.sse {
+                    Some(ServerSideEncryption::S3) => Some(Sse::S3),
+                    Some(ServerSideEncryption::None) | None => None,
+                },
+            }),
+            StorageDestination::Azure(c) => Target::Azure(AzureTarget {
+                account_name: c.account_name.clone(),
+                account_key: c.account_key.clone(),
+                container: c.container.clone(),
+                domain: c.domain.clone().filter(|d| !d.trim().is_empty()),
+                endpoint: None,
+            }),
+        };
+        target.validate()?;
+        Ok(target)
+    }
+}
+
 /// Parses an endpoint, adding `https://` to a bare host name; only http and https, no query or fragment.
 fn parse_endpoint(raw: &str, what: &str) -> Result<url::Url, Error> {
     let raw = raw.trim();
@@ -461,5 +506,47 @@ mod tests {
         );
         assert!(Target::from(s3()).validate().is_ok());
         assert!(Target::from(azure()).validate().is_ok());
+    }
+
+    #[test]
+    fn the_services_json_converts() {
+        use opentok_rest::model::StorageTarget;
+        let json = r#"{"type":"s3","config":{"bucket":"example.com.archive-bucket","secretKey":"BvKwyshsmEATx5mngeloHwgKrYMbP+","accessKey":"AWFS7BAO536E6MXA","endpoint":"https://s3.cloudianhyperstore.com","sse":"s3"},"fallback":"none","certificate":null}"#;
+        let service: StorageTarget = serde_json::from_str(json).unwrap();
+        let Target::S3(s3) = Target::try_from(&service).unwrap() else {
+            panic!("not S3")
+        };
+        assert_eq!(s3.bucket, "example.com.archive-bucket");
+        assert_eq!(s3.access_key_id, "AWFS7BAO536E6MXA");
+        assert_eq!(
+            s3.secret_access_key.expose_secret(),
+            "BvKwyshsmEATx5mngeloHwgKrYMbP+"
+        );
+        assert_eq!(
+            s3.endpoint.as_deref(),
+            Some("https://s3.cloudianhyperstore.com")
+        );
+        assert_eq!((s3.sse, s3.region()), (Some(Sse::S3), DEFAULT_S3_REGION));
+
+        let json = r#"{"type":"azure","config":{"accountName":"acct","accountKey":"c2VjcmV0","container":"archives","domain":"blob.core.usgovcloudapi.net"}}"#;
+        let service: StorageTarget = serde_json::from_str(json).unwrap();
+        let Target::Azure(az) = Target::try_from(&service).unwrap() else {
+            panic!("not Azure")
+        };
+        assert_eq!(
+            (az.account_name.as_str(), az.container.as_str()),
+            ("acct", "archives")
+        );
+        assert_eq!(
+            az.display_endpoint(),
+            "https://acct.blob.core.usgovcloudapi.net"
+        );
+
+        let json = r#"{"type":"azure","config":{"accountName":"acct","accountKey":"not base64!","container":"c"}}"#;
+        let service: StorageTarget = serde_json::from_str(json).unwrap();
+        assert!(matches!(
+            Target::try_from(&service),
+            Err(Error::InvalidTarget(_))
+        ));
     }
 }
