@@ -15,24 +15,31 @@
 //! The primary measure is the content's own timeline, from the PES presentation timestamps (PTS, 90 kHz), the way
 //! `ffprobe` computes `format=duration` for MPEG-TS:
 //!
-//! * per PID: the lowest PTS (*start*) and the highest PTS plus the duration of the PES that carries it (*end*);
-//! * for every stream but AAC, that PES duration is the smallest positive step between consecutive PTS of the PID,
-//!   i.e. one frame (this also holds with B-frames, whose PTS are not monotonic in decode order);
-//! * for AAC in ADTS, a PES usually carries several frames, so they are counted (1024 samples per raw data block at
-//!   the ADTS sampling rate) and the PES lasts that long;
+//! * per PID carrying PES with a PTS (declared by a PMT or not): the lowest PTS (*start*) and the highest PTS plus
+//!   the duration of the PES that carries it (*end*);
+//! * for AAC in ADTS and for Opus, a PES usually carries several audio frames, so they are counted (ADTS headers:
+//!   1024 samples per raw data block at the ADTS rate; Opus: the control header before each packet and its TOC
+//!   byte) and the PES lasts that long;
+//! * for every other stream (and when a PES could not be counted: damaged, or lost packets), the PES duration is
+//!   the smallest positive step between consecutive PTS of the PID, i.e. one frame (this also holds with B-frames,
+//!   whose PTS are not monotonic in decode order);
 //! * duration = max over PIDs of *end* − min over PIDs of *start*.
 //!
-//! The one difference from ffprobe is the last AAC PES: ffprobe's `format=duration` (and its stream `duration`)
+//! The one difference from ffprobe is the last audio PES: ffprobe's `format=duration` (and its stream `duration`)
 //! count it as one frame, while its own packet list (`-show_entries packet=pts,duration`) goes on to the end of the
 //! frames that PES really holds, which is what we report. So when the audio outlasts the video we can exceed
-//! ffprobe's `format=duration` by up to one AAC PES less one frame (ffmpeg's muxer fills a PES up to about 0.2 s of
-//! low-bitrate audio), and agree with the end of its last packet to the sample.
+//! ffprobe's `format=duration` by up to one audio PES less one frame (ffmpeg's muxer fills a PES with up to about
+//! 0.1 to 0.4 s of audio), and agree with the end of its last packet to the sample. The oracle tests
+//! (`tests/ffprobe_oracle.rs`) check both on clips ffmpeg makes: H.264 with B-frames and AAC, a PTS wrap, MPEG-2
+//! and MP2, HEVC and Opus.
 //!
 //! PTS are 33-bit and wrap about every 26.5 hours; each PTS is unwrapped against the previous one of its PID (the
-//! first against the first PTS of the file), so a wrap inside an archive costs nothing. A step of more than
-//! [`MAX_TIMESTAMP_STEP_SECONDS`] between consecutive PTS of a PID (or a backwards or over-long step of the PCR) is
-//! counted as a timestamp jump; when there was one, the duration is instead the largest, over PIDs, sum of the
-//! spans between jumps (the content's length, not the distance between unrelated clocks).
+//! first against the first PTS of the file), so a wrap inside an archive costs nothing. A step forwards of more
+//! than [`MAX_TIMESTAMP_STEP_SECONDS`] or backwards of more than [`MAX_TIMESTAMP_BACKSTEP_SECONDS`] (B-frames step
+//! back a little; nothing else should) between consecutive PTS of a PID, or a backwards or over-long step of the
+//! PCR, is counted as a timestamp jump. When there was one, the duration is instead the largest, over PIDs, sum of
+//! the spans between jumps: the content's length, not the distance between unrelated clocks (a file of the same
+//! clip three times over lasts three clips).
 //!
 //! The PCR (27 MHz program clock, also 33-bit base plus 9-bit extension) of the first PID that carries one is
 //! measured too, first to last ([`TsReport::pcr_duration_seconds`]). It is a little shorter than the content (the
@@ -68,8 +75,10 @@ pub const PACKET: usize = 188;
 pub const SYNC: u8 = 0x47;
 /// How many whole packets [`looks_like_ts`] checks at most.
 pub const CHECK_PACKETS: usize = 8;
-/// Consecutive timestamps of one PID further apart than this (either way) are a timestamp jump, not elapsed time.
+/// A PTS (or PCR) this much later than the previous one of its PID is a timestamp jump, not elapsed time.
 pub const MAX_TIMESTAMP_STEP_SECONDS: u32 = 30;
+/// A PTS this much earlier than the previous one of its PID is a timestamp jump, not B-frame reordering.
+pub const MAX_TIMESTAMP_BACKSTEP_SECONDS: u32 = 2;
 
 const PID_PAT: u16 = 0x0000;
 const PID_NULL: u16 = 0x1FFF;
@@ -82,6 +91,7 @@ const PTS_HZ: f64 = 90_000.0;
 const PCR_MODULUS: i64 = PTS_MODULUS * 300;
 const PCR_HZ: f64 = 27_000_000.0;
 const MAX_PTS_STEP: i64 = MAX_TIMESTAMP_STEP_SECONDS as i64 * 90_000;
+const MAX_PTS_BACKSTEP: i64 = MAX_TIMESTAMP_BACKSTEP_SECONDS as i64 * 90_000;
 const MAX_PCR_STEP: i64 = MAX_PTS_STEP * 300;
 /// PAT and PMT sections are at most 1024 bytes (section_length at most 1021).
 const MAX_PSI_SECTION_LENGTH: usize = 1021;
@@ -268,10 +278,11 @@ pub struct TsReport {
     /// PSI sections (PAT, PMT) rejected: bad pointer field or section length, CRC mismatch, truncation.
     pub psi_errors: u64,
     /// Continuity-counter errors over all PIDs. A counter must step by one (mod 16) on each packet with payload and
-    /// stay on packets with only an adaptation field; one duplicate packet is allowed, and a packet with the
-    /// discontinuity indicator restarts the count.
+    /// stay on packets with only an adaptation field; a packet with payload may be sent twice (the duplicate is
+    /// not parsed again), and a packet with the discontinuity indicator restarts the count.
     pub continuity_errors: u64,
-    /// Timestamp jumps (PTS or PCR steps over [`MAX_TIMESTAMP_STEP_SECONDS`], or a PCR going backwards).
+    /// Timestamp jumps: PTS or PCR steps over [`MAX_TIMESTAMP_STEP_SECONDS`], PTS steps back over
+    /// [`MAX_TIMESTAMP_BACKSTEP_SECONDS`], a PCR going backwards.
     pub timestamp_jumps: u64,
     /// Programs from the PAT, in order of first appearance.
     pub programs: Vec<TsProgram>,
@@ -286,7 +297,8 @@ pub struct TsReport {
     pub duration_seconds: Option<f64>,
     /// Which clock `duration_seconds` comes from.
     pub duration_source: Option<DurationSource>,
-    /// Duration from PTS: max end − min start over all PIDs carrying PES with PTS (ffprobe's `format=duration`).
+    /// Duration from PTS: max end − min start over all PIDs carrying PES with PTS, as ffprobe's `format=duration`
+    /// but with the last audio PES counted to its end (see the module docs).
     pub pts_duration_seconds: Option<f64>,
     /// Last minus first PCR of the first PID carrying PCRs (needs two PCRs).
     pub pcr_duration_seconds: Option<f64>,
@@ -1312,11 +1324,12 @@ impl TsInspector {
         let timing = &mut self.pids[slot].timing;
         let pts = unwrap_near(raw, timing.prev_pts.unwrap_or(anchor), PTS_MODULUS);
         if let Some(prev) = timing.prev_pts {
-            let step = (pts - prev).abs();
-            if step > MAX_PTS_STEP {
+            let step = pts - prev;
+            if !(-MAX_PTS_BACKSTEP..=MAX_PTS_STEP).contains(&step) {
                 self.pts_jumps += 1;
                 timing.jump();
-            } else if step > 0 {
+            } else if step != 0 {
+                let step = step.abs();
                 timing.min_step = Some(timing.min_step.map_or(step, |m| m.min(step)));
             }
         }
@@ -2124,6 +2137,41 @@ mod tests {
         assert!((d - 6.0).abs() < 0.05, "{d}");
         let pcr = r.pcr_duration_seconds.unwrap();
         assert!((pcr - 5.92).abs() < 1e-6, "{pcr}");
+    }
+
+    #[test]
+    fn a_clip_repeated_lasts_as_long_as_its_repeats() {
+        let clip = clip();
+        let mut three = [&clip[..], &clip[..], &clip[..]].concat();
+        // Continuity counters carry on across the seams, as a muxer that looped its input would write them.
+        let mut last = std::collections::HashMap::new();
+        for p in three.chunks_mut(PACKET) {
+            let pid = u16::from(p[1] & 0x1F) << 8 | u16::from(p[2]);
+            let cc = match last.get(&pid) {
+                Some(&cc) if p[3] & 0x10 != 0 => (cc + 1) & 0x0F,
+                Some(&cc) => cc,
+                None => p[3] & 0x0F,
+            };
+            p[3] = (p[3] & 0xF0) | cc;
+            last.insert(pid, cc);
+        }
+        let r = inspect(&three);
+        assert_eq!(r.continuity_errors, 0);
+        assert!(r.timestamp_jumps >= 3, "{r:?}");
+        assert!(
+            (r.duration_seconds.unwrap() - 3.0 * CLIP_PACKETS_DURATION).abs() < 1e-4,
+            "{r:?}"
+        );
+        assert!(
+            (r.streams[0].duration_seconds.unwrap() - 12.0).abs() < 1e-4,
+            "{r:?}"
+        );
+        assert!(
+            (r.pcr_duration_seconds.unwrap() - 3.0 * inspect(&clip).pcr_duration_seconds.unwrap())
+                .abs()
+                < 1e-4
+        );
+        assert_eq!(r.packets, 3 * 665);
     }
 
     #[test]
