@@ -11,6 +11,43 @@ use secrecy::SecretString;
 
 use crate::exit::Failure;
 
+/// Where the archive's password comes from: exactly one of `--password` and `--password-file`.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct PasswordArgs {
+    /// The archive's password (base64), as in the status callback or the REST API.
+    #[arg(long, value_name = "BASE64")]
+    pub password: Option<String>,
+    /// File holding the password: the base64 alone, or a saved callback/REST JSON body; `-` for stdin.
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<std::path::PathBuf>,
+}
+
+impl PasswordArgs {
+    /// Reads the base64 password.
+    pub fn read(&self) -> anyhow::Result<String> {
+        read_password(self.password.as_deref(), self.password_file.as_deref())
+    }
+}
+
+/// The private key and, for an encrypted one, its passphrase file.
+#[derive(Debug, clap::Args)]
+pub struct KeyArgs {
+    /// Your RSA private key (PEM or DER; PKCS#1 or PKCS#8, encrypted or not).
+    #[arg(long, value_name = "PATH")]
+    pub key: std::path::PathBuf,
+    /// File whose first line is the key's passphrase (else you are prompted on a terminal).
+    #[arg(long, value_name = "PATH")]
+    pub passphrase_file: Option<std::path::PathBuf>,
+}
+
+impl KeyArgs {
+    /// Loads the key.
+    pub fn load(&self) -> anyhow::Result<RsaPrivateKey> {
+        load_private_key(&self.key, self.passphrase_file.as_deref())
+    }
+}
+
 /// Reads a passphrase file (its first line).
 pub fn read_passphrase_file(path: &Path) -> anyhow::Result<SecretString> {
     let bytes = std::fs::read(path)

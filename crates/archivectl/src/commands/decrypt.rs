@@ -11,18 +11,10 @@ use crate::secrets;
 /// Arguments of `archivectl decrypt`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Your RSA private key (PEM or DER; PKCS#1, PKCS#8, encrypted or not).
-    #[arg(long, value_name = "PATH")]
-    key: PathBuf,
-    /// File whose first line is the private key's passphrase (else you are prompted on a terminal).
-    #[arg(long, value_name = "PATH")]
-    passphrase_file: Option<PathBuf>,
-    /// The archive's password (base64), as in the callback or the REST API.
-    #[arg(long, value_name = "BASE64", group = "pw", required = true)]
-    password: Option<String>,
-    /// File holding the password: the base64 alone, or a saved callback/REST JSON body; `-` for stdin.
-    #[arg(long, value_name = "PATH", group = "pw", required = true)]
-    password_file: Option<PathBuf>,
+    #[command(flatten)]
+    key: secrets::KeyArgs,
+    #[command(flatten)]
+    password: secrets::PasswordArgs,
     /// The encrypted archive (archive.ts).
     #[arg(long = "in", value_name = "PATH")]
     input: PathBuf,
@@ -33,18 +25,36 @@ pub struct Args {
     /// byte-identical to `openssl enc -d -aes-256-cbc -nopad`.
     #[arg(long)]
     trim: bool,
+    /// Tuning: size of each I/O buffer in KiB.
+    #[arg(long, value_name = "KIB", hide = true)]
+    buffer_kib: Option<usize>,
+    /// Tuning: buffers in flight between the reader, the decryptor and the writer.
+    #[arg(long, value_name = "N", hide = true)]
+    buffers: Option<usize>,
+    /// Tuning: threads used for AES per buffer.
+    #[arg(long, value_name = "N", hide = true)]
+    threads: Option<std::num::NonZeroUsize>,
 }
 
 /// Runs `archivectl decrypt`.
 pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
-    let password = secrets::read_password(args.password.as_deref(), args.password_file.as_deref())?;
-    let key = secrets::load_private_key(&args.key, args.passphrase_file.as_deref())?;
+    let password = args.password.read()?;
+    let key = args.key.load()?;
     let blob = archive_core::oaep::unwrap_password(&key, &password)
         .context("cannot unwrap the archive password")?;
-    let opts = DecryptOptions {
+    let mut opts = DecryptOptions {
         trim: args.trim,
         ..Default::default()
     };
+    if let Some(kib) = args.buffer_kib {
+        opts.buffer_size = kib.max(4) * 1024;
+    }
+    if let Some(buffers) = args.buffers {
+        opts.buffers = buffers;
+    }
+    if let Some(threads) = args.threads {
+        opts.threads = threads;
+    }
     let summary = archive::decrypt_file(&args.input, &args.output, &blob, &opts)
         .with_context(|| format!("cannot decrypt {}", args.input.display()))?;
     let json = serde_json::json!({

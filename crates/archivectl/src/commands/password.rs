@@ -1,7 +1,5 @@
 //! `archivectl password decrypt`: what the documented `base64 -d | rsautl -oaep | xxd` steps show.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 
 use crate::output::Output;
@@ -17,25 +15,17 @@ pub enum Command {
 /// Arguments of `archivectl password decrypt`.
 #[derive(Debug, clap::Args)]
 pub struct DecryptArgs {
-    /// Your RSA private key.
-    #[arg(long, value_name = "PATH")]
-    key: PathBuf,
-    /// File whose first line is the private key's passphrase.
-    #[arg(long, value_name = "PATH")]
-    passphrase_file: Option<PathBuf>,
-    /// The archive's password (base64).
-    #[arg(long, value_name = "BASE64", group = "pw", required = true)]
-    password: Option<String>,
-    /// File holding the password, or a saved callback/REST JSON body; `-` for stdin.
-    #[arg(long, value_name = "PATH", group = "pw", required = true)]
-    password_file: Option<PathBuf>,
+    #[command(flatten)]
+    key: secrets::KeyArgs,
+    #[command(flatten)]
+    password: secrets::PasswordArgs,
 }
 
 /// Runs `archivectl password ...`.
 pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
     let Command::Decrypt(args) = cmd;
-    let password = secrets::read_password(args.password.as_deref(), args.password_file.as_deref())?;
-    let key = secrets::load_private_key(&args.key, args.passphrase_file.as_deref())?;
+    let password = args.password.read()?;
+    let key = args.key.load()?;
     let blob = archive_core::oaep::unwrap_password(&key, &password)
         .context("cannot unwrap the archive password")?;
     let key_hex = zeroize::Zeroizing::new(hex::encode(blob.key()));
