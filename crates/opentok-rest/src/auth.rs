@@ -433,6 +433,12 @@ impl ProjectCredentials {
         &self.api_key
     }
 
+    /// The secret, only to blank it out of error messages that echo it.
+    #[cfg(feature = "client")]
+    pub(crate) fn api_secret_for_redaction(&self) -> &str {
+        self.api_secret.expose_secret()
+    }
+
     /// A fresh `X-OPENTOK-AUTH` token issued now.
     pub fn token(&self, lifetime: Duration) -> Result<String, AuthError> {
         let claims = ProjectClaims::new(&self.api_key, unix_now()?, lifetime)?;

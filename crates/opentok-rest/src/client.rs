@@ -1,0 +1,912 @@
+//! The async client for the storage and archive endpoints (feature `client`).
+//!
+//! Every request gets a fresh token ([`crate::auth`]). Calls that are safe to repeat (`GET`, the storage
+//! `PUT`, `DELETE`) are retried with exponential backoff and jitter, and only when the service could not be
+//! reached, timed out, or answered 429 or 5xx; starting and stopping an archive are never repeated, since a
+//! repeat could start a second recording. Errors are typed ([`Error`]) and carry the service's own message.
+//! No secret (API secret, private key, storage keys, tokens) is ever put in `Debug` output, a log line, or
+//! an error message.
+//!
+//! ```no_run
+//! use futures_util::TryStreamExt as _;
+//! use opentok_rest::{auth::Credentials, Client, model::StartArchiveRequest};
+//!
+//! # async fn run() -> Result<(), opentok_rest::Error> {
+//! let credentials = Credentials::project("47203", std::env::var("OPENTOK_API_SECRET").unwrap_or_default().into());
+//! let client = Client::new(credentials, "https://api.opentok.com")?;
+//! let archive = client.start_archive(&StartArchiveRequest::new("2_MX40NzIwMzJ-fg")).await?;
+//! client.stop_archive(&archive.id).await?;
+//! let everything: Vec<_> = client.list_all_archives(None).try_collect().await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use futures_util::{Stream, TryStreamExt as _, stream};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+
+use crate::auth::{AuthError, Credentials, DEFAULT_TOKEN_LIFETIME, checked_lifetime};
+use crate::model::{
+    Archive, ArchiveEncryption, ArchiveList, ServiceErrorBody, StartArchiveRequest,
+    StorageDestination, StorageTarget,
+};
+
+/// The most archives one list call may ask for (the service's limit).
+pub const MAX_LIST_COUNT: u32 = 1000;
+/// Default limit on a whole request, from connecting to the last byte of the answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default limit on establishing the connection (TCP and TLS).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+const USER_AGENT: &str = concat!("archivectl-opentok-rest/", env!("CARGO_PKG_VERSION"));
+/// How much of a non-JSON error body is quoted in an error.
+const MAX_QUOTED_BODY: usize = 200;
+
+/// What the service said when it refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceError {
+    /// The HTTP status.
+    pub status: u16,
+    /// The service's error code (`-1`, `15002`, ...), when its body had one.
+    pub code: Option<i64>,
+    /// The service's message (or, for a body that is not the service's JSON, the start of the body).
+    pub message: String,
+    /// The service's longer description, when it gave one.
+    pub description: Option<String>,
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HTTP {}", self.status)?;
+        if let Some(code) = self.code {
+            write!(f, ", code {code}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(description) = self.description.as_deref().filter(|d| *d != self.message) {
+            write!(f, " ({description})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An argument the service would refuse anyway (an empty id, a page size over 1000...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The base URL is not an http(s) URL, or carries a user name or password.
+    #[error("invalid base URL {url:?}: {reason}")]
+    InvalidBaseUrl {
+        /// The URL given (without any credentials it carried).
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request's token could not be made.
+    #[error("authentication: {0}")]
+    Auth(#[from] AuthError),
+    /// The storage target's certificate is not one the service takes (not RSA, over 2048 bits, unreadable);
+    /// nothing was sent.
+    #[error("the certificate was not sent: {0}")]
+    Certificate(#[from] archive_core::cert::CertError),
+    /// 400: the service found the request invalid.
+    #[error("the service rejected the request as invalid ({0})")]
+    BadRequest(ServiceError),
+    /// 401 or 403: the service did not accept the credentials (wrong API key or secret, expired token,
+    /// clock skew, a project without the feature).
+    #[error("the service refused the credentials ({0})")]
+    Unauthorized(ServiceError),
+    /// 404: no such archive (or project).
+    #[error("not found ({0})")]
+    NotFound(ServiceError),
+    /// 409: the archive is not in a state that allows this (stopping an archive that is not recording,
+    /// starting one in a session already being recorded...).
+    #[error("conflict ({0})")]
+    Conflict(ServiceError),
+    /// Any other status the call does not expect (429 and 5xx after the retries, for calls that retry).
+    #[error("the service failed ({0})")]
+    Service(ServiceError),
+    /// No complete answer within the configured timeout.
+    #[error("no answer from the service within {0:?}")]
+    Timeout(Duration),
+    /// The service could not be reached, or the connection broke.
+    #[error("could not reach the service: {0}")]
+    Connection(String),
+    /// A success status with a body that is not what the call returns.
+    #[error("unexpected answer from the service: {0}")]
+    InvalidResponse(String),
+}
+
+impl Error {
+    /// What the service said, for errors that are its answers.
+    pub fn service_error(&self) -> Option<&ServiceError> {
+        match self {
+            Self::BadRequest(e)
+            | Self::Unauthorized(e)
+            | Self::NotFound(e)
+            | Self::Conflict(e)
+            | Self::Service(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, for errors that are the service's answers.
+    pub fn status(&self) -> Option<u16> {
+        self.service_error().map(|e| e.status)
+    }
+
+    fn from_status(error: ServiceError) -> Self {
+        match error.status {
+            400 => Self::BadRequest(error),
+            401 | 403 => Self::Unauthorized(error),
+            404 => Self::NotFound(error),
+            409 => Self::Conflict(error),
+            _ => Self::Service(error),
+        }
+    }
+}
+
+/// When and how often calls that are safe to repeat are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0 turns retrying off).
+    pub max_retries: u32,
+    /// The wait before the first retry; it doubles for each further one (with jitter).
+    pub initial_backoff: Duration,
+    /// The longest wait, including one the service asks for with `Retry-After`.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Three retries, waiting about 0.25 s, 0.5 s and 1 s.
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries.
+    pub fn none() -> Self {
+        Self {
+            max_retries: 0,
+            ..Self::default()
+        }
+    }
+
+    /// The wait before retry number `retry` (0-based): `initial * 2^retry` capped at `max_backoff`, drawn
+    /// uniformly from its upper half so that clients do not retry in lockstep; or what the service asked
+    /// for, capped the same way.
+    fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(asked) = retry_after {
+            return asked.min(self.max_backoff);
+        }
+        let full = self
+            .initial_backoff
+            .saturating_mul(2u32.saturating_pow(retry))
+            .min(self.max_backoff);
+        let half = full / 2;
+        let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        half + Duration::from_nanos(if jitter_nanos == 0 {
+            0
+        } else {
+            rand::Rng::gen_range(&mut rand::thread_rng(), 0..=jitter_nanos)
+        })
+    }
+}
+
+/// Settings for a [`Client`]: base URL, timeouts, retries, token lifetime.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    credentials: Credentials,
+    base_url: Option<String>,
+    timeout: Duration,
+    connect_timeout: Duration,
+    retry: RetryPolicy,
+    token_lifetime: Duration,
+}
+
+impl ClientBuilder {
+    /// The service's URL (default: the one the credentials are for, see
+    /// [`Credentials::default_base_url`]); a path prefix is kept, so an emulator can be mounted anywhere.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Limit on a whole request (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Limit on connecting (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Retrying of calls that are safe to repeat (default [`RetryPolicy::default`]).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Lifetime of each request's token (default 180 s; at most 300 s).
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Checks the settings and makes the client.
+    pub fn build(self) -> Result<Client, Error> {
+        checked_lifetime(self.token_lifetime)?;
+        let base_url = parse_base_url(
+            self.base_url
+                .as_deref()
+                .unwrap_or(self.credentials.default_base_url()),
+        )?;
+        // reqwest is built with rustls but no bundled crypto provider; ring is the workspace's. Installing
+        // fails harmlessly when a provider is already installed (by storage-fetch, or an earlier client).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .build()
+            .map_err(|e| {
+                Error::Connection(format!(
+                    "could not set up the HTTP client: {}",
+                    error_chain(&e)
+                ))
+            })?;
+        Ok(Client {
+            http,
+            credentials: self.credentials,
+            base_url,
+            timeout: self.timeout,
+            retry: self.retry,
+            token_lifetime: self.token_lifetime,
+        })
+    }
+}
+
+fn parse_base_url(text: &str) -> Result<Url, Error> {
+    let invalid = |reason: &str| Error::InvalidBaseUrl {
+        url: text.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let url = Url::parse(text).map_err(|e| invalid(&e.to_string()))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Do not repeat the URL: it holds a credential.
+        return Err(Error::InvalidBaseUrl {
+            url: format!("{}://{}", url.scheme(), url.host_str().unwrap_or("")),
+            reason: "credentials in the URL are not supported (and would end up in logs)".into(),
+        });
+    }
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() || url.host().is_none() {
+        return Err(invalid("expected an http:// or https:// URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("a base URL has no query or fragment"));
+    }
+    Ok(url)
+}
+
+/// An authenticated client for one project's (or application's) archive and storage endpoints.
+///
+/// Cheap to clone (the connection pool is shared).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    credentials: Credentials,
+    base_url: Url,
+    timeout: Duration,
+    retry: RetryPolicy,
+    token_lifetime: Duration,
+}
+
+/// Whether a call may be sent again after a failure whose effect is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Safe,
+    Never,
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Vec<u8>,
+    attempts: u32,
+}
+
+impl Client {
+    /// A client for `credentials` at `base_url` (such as [`crate::auth::OPENTOK_API_URL`], or an emulator's
+    /// `http://127.0.0.1:PORT`), with the default timeouts and retries.
+    pub fn new(credentials: Credentials, base_url: &str) -> Result<Self, Error> {
+        Self::builder(credentials).base_url(base_url).build()
+    }
+
+    /// Settings for a client, starting from the defaults.
+    pub fn builder(credentials: Credentials) -> ClientBuilder {
+        ClientBuilder {
+            credentials,
+            base_url: None,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            retry: RetryPolicy::default(),
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+        }
+    }
+
+    /// The service's base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// The credentials requests are made with.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// Sets where the service uploads archives and whether (and for which certificate) it encrypts them:
+    /// `PUT /v2/project/{id}/archive/storage`.
+    ///
+    /// A certificate is checked before anything is sent: it must be readable, RSA, and at most 2048 bits
+    /// ([`Error::Certificate`] otherwise). A target whose `certificate` is `None` is sent without the field.
+    pub async fn set_archive_storage(&self, target: &StorageTarget) -> Result<(), Error> {
+        if let Some(encryption @ ArchiveEncryption::Certificate(_)) = &target.certificate {
+            encryption.check_service_acceptance()?;
+        }
+        let body = serde_json::to_vec(target).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let url = self.url(&["archive", "storage"]);
+        let mut secrets = self.known_secrets();
+        secrets.push(match &target.destination {
+            StorageDestination::S3(s3) => s3.secret_key.expose_secret(),
+            StorageDestination::Azure(azure) => azure.account_key.expose_secret(),
+        });
+        let answer = self
+            .send(Method::PUT, url, Some(body), Repeat::Safe)
+            .await?;
+        if answer.status.is_success() {
+            return Ok(());
+        }
+        Err(Error::from_status(service_error(
+            answer.status,
+            &answer.body,
+            &secrets,
+        )))
+    }
+
+    /// Turns encryption off for `target`: the same storage request with `"certificate": null`, as the
+    /// service documents.
+    pub async fn disable_encryption(&self, target: &StorageTarget) -> Result<(), Error> {
+        self.set_archive_storage(&target.without_encryption()).await
+    }
+
+    /// Starts recording a session: `POST /v2/project/{id}/archive`. Never retried.
+    pub async fn start_archive(&self, request: &StartArchiveRequest) -> Result<Archive, Error> {
+        if request.session_id.trim().is_empty() {
+            return Err(Error::InvalidArgument(
+                "a session id is needed to start an archive".into(),
+            ));
+        }
+        let body =
+            serde_json::to_vec(request).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let answer = self
+            .send(
+                Method::POST,
+                self.url(&["archive"]),
+                Some(body),
+                Repeat::Never,
+            )
+            .await?;
+        self.parse_answer(answer)
+    }
+
+    /// Stops recording: `POST /v2/project/{id}/archive/{archiveId}/stop`. Never retried.
+    pub async fn stop_archive(&self, archive_id: &str) -> Result<Archive, Error> {
+        check_archive_id(archive_id)?;
+        let url = self.url(&["archive", archive_id, "stop"]);
+        let answer = self
+            .send(Method::POST, url, Some(b"{}".to_vec()), Repeat::Never)
+            .await?;
+        self.parse_answer(answer)
+    }
+
+    /// One archive: `GET /v2/project/{id}/archive/{archiveId}`.
+    pub async fn get_archive(&self, archive_id: &str) -> Result<Archive, Error> {
+        check_archive_id(archive_id)?;
+        let answer = self
+            .send(
+                Method::GET,
+                self.url(&["archive", archive_id]),
+                None,
+                Repeat::Safe,
+            )
+            .await?;
+        self.parse_answer(answer)
+    }
+
+    /// Deletes an archive (its record and, in the service's cloud, its file):
+    /// `DELETE /v2/project/{id}/archive/{archiveId}`, answered 204.
+    ///
+    /// If an attempt got no answer and the retry then finds no such archive, the earlier attempt is taken to
+    /// have deleted it and the call succeeds.
+    pub async fn delete_archive(&self, archive_id: &str) -> Result<(), Error> {
+        check_archive_id(archive_id)?;
+        let answer = self
+            .send(
+                Method::DELETE,
+                self.url(&["archive", archive_id]),
+                None,
+                Repeat::Safe,
+            )
+            .await?;
+        if answer.status.is_success()
+            || (answer.status == StatusCode::NOT_FOUND && answer.attempts > 1)
+        {
+            return Ok(());
+        }
+        Err(Error::from_status(service_error(
+            answer.status,
+            &answer.body,
+            &self.known_secrets(),
+        )))
+    }
+
+    /// One page of archives, newest first: `GET /v2/project/{id}/archive?offset=&count=[&sessionId=]`.
+    /// `count` must be 1 to 1000. The answer's `count` is the total number that match.
+    pub async fn list_archives(
+        &self,
+        offset: u64,
+        count: u32,
+        session_id: Option<&str>,
+    ) -> Result<ArchiveList, Error> {
+        if !(1..=MAX_LIST_COUNT).contains(&count) {
+            return Err(Error::InvalidArgument(format!(
+                "count must be 1 to {MAX_LIST_COUNT}, not {count}"
+            )));
+        }
+        let mut url = self.url(&["archive"]);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("offset", &offset.to_string());
+            query.append_pair("count", &count.to_string());
+            if let Some(session_id) = session_id {
+                query.append_pair("sessionId", session_id);
+            }
+        }
+        let answer = self.send(Method::GET, url, None, Repeat::Safe).await?;
+        self.parse_answer(answer)
+    }
+
+    /// Every archive (of one session, if given), page after page of 1000, until as many as the service
+    /// counts have been read (or it returns an empty page). An archive that moves to a later page while
+    /// paging (because newer ones were created) is yielded once. The stream ends after the first error.
+    pub fn list_all_archives<'a>(
+        &'a self,
+        session_id: Option<&'a str>,
+    ) -> impl Stream<Item = Result<Archive, Error>> + Send + 'a {
+        struct Paging {
+            offset: u64,
+            seen: HashSet<String>,
+            done: bool,
+        }
+        let start = Paging {
+            offset: 0,
+            seen: HashSet::new(),
+            done: false,
+        };
+        stream::try_unfold(start, move |mut paging| async move {
+            if paging.done {
+                return Ok::<_, Error>(None);
+            }
+            let page = self
+                .list_archives(paging.offset, MAX_LIST_COUNT, session_id)
+                .await?;
+            let read = page.items.len() as u64;
+            paging.offset += read;
+            paging.done = read == 0 || paging.offset >= page.count;
+            let fresh: Vec<Archive> = page
+                .items
+                .into_iter()
+                .filter(|a| paging.seen.insert(a.id.clone()))
+                .collect();
+            Ok(Some((fresh, paging)))
+        })
+        .map_ok(|page| stream::iter(page.into_iter().map(Ok)))
+        .try_flatten()
+    }
+
+    /// [`Client::list_all_archives`], collected.
+    pub async fn collect_all_archives(
+        &self,
+        session_id: Option<&str>,
+    ) -> Result<Vec<Archive>, Error> {
+        self.list_all_archives(session_id).try_collect().await
+    }
+
+    fn url(&self, tail: &[&str]) -> Url {
+        let mut url = self.base_url.clone();
+        // `parse_base_url` made sure the URL can be a base, so segments can be pushed; each is
+        // percent-encoded, so an id cannot leave its place in the path.
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .extend(["v2", "project", self.credentials.path_id()])
+                .extend(tail);
+        }
+        url
+    }
+
+    fn known_secrets(&self) -> Vec<&str> {
+        match &self.credentials {
+            Credentials::Project(p) => vec![p.api_secret_for_redaction()],
+            Credentials::Application(_) => Vec::new(),
+        }
+    }
+
+    fn parse_answer<T: DeserializeOwned>(&self, answer: Answer) -> Result<T, Error> {
+        if !answer.status.is_success() {
+            return Err(Error::from_status(service_error(
+                answer.status,
+                &answer.body,
+                &self.known_secrets(),
+            )));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| {
+            Error::InvalidResponse(format!(
+                "HTTP {} with a body that is not the expected JSON: {e}",
+                answer.status.as_u16()
+            ))
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+        repeat: Repeat,
+    ) -> Result<Answer, Error> {
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let auth = self.credentials.auth_header(self.token_lifetime)?;
+            let mut auth_value = HeaderValue::from_str(auth.value())
+                .map_err(|_| Error::InvalidArgument("token is not a header value".into()))?;
+            auth_value.set_sensitive(true);
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(ACCEPT, "application/json")
+                .header(auth.name(), auth_value);
+            if let Some(body) = &body {
+                request = request
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let may_retry = repeat == Repeat::Safe && attempt <= self.retry.max_retries;
+            let failure = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(&response);
+                    let read = response.bytes().await;
+                    match read {
+                        Ok(bytes)
+                            if may_retry
+                                && (status == StatusCode::TOO_MANY_REQUESTS
+                                    || status.is_server_error()) =>
+                        {
+                            tracing::warn!(%method, path = url.path(), status = status.as_u16(), attempt, "retrying");
+                            drop(bytes);
+                            tokio::time::sleep(self.retry.delay(attempt - 1, retry_after)).await;
+                            continue;
+                        }
+                        Ok(bytes) => {
+                            tracing::debug!(%method, path = url.path(), status = status.as_u16(), attempt, "answered");
+                            return Ok(Answer {
+                                status,
+                                body: bytes.to_vec(),
+                                attempts: attempt,
+                            });
+                        }
+                        Err(e) => e,
+                    }
+                }
+                Err(e) => e,
+            };
+            let error = self.transport_error(&failure);
+            if may_retry && is_transport_failure(&failure) {
+                tracing::warn!(%method, path = url.path(), attempt, error = %error, "retrying");
+                tokio::time::sleep(self.retry.delay(attempt - 1, None)).await;
+                continue;
+            }
+            return Err(error);
+        }
+    }
+
+    fn transport_error(&self, error: &reqwest::Error) -> Error {
+        if error.is_timeout() {
+            return Error::Timeout(self.timeout);
+        }
+        let host = self.base_url.host_str().unwrap_or("the service");
+        Error::Connection(format!("{host}: {}", error_chain(error)))
+    }
+}
+
+/// Failures of the connection itself (as opposed to a bad request or an undecodable answer).
+fn is_transport_failure(error: &reqwest::Error) -> bool {
+    error.is_connect() || error.is_timeout() || error.is_request() || error.is_body()
+}
+
+/// The error and its causes, without the URL (which reqwest would put first).
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    let top = error.to_string();
+    text.push_str(top.split(" for url (").next().unwrap_or(&top));
+    while let Some(cause) = current {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        current = cause.source();
+    }
+    text
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let text = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
+    text.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn check_archive_id(archive_id: &str) -> Result<(), Error> {
+    if archive_id.trim().is_empty() {
+        return Err(Error::InvalidArgument("an archive id is needed".into()));
+    }
+    Ok(())
+}
+
+/// The service's error from a refusal's body, with anything equal to one of `secrets` blanked out.
+fn service_error(status: StatusCode, body: &[u8], secrets: &[&str]) -> ServiceError {
+    let redact = |text: String| {
+        secrets
+            .iter()
+            .filter(|s| s.len() >= 4)
+            .fold(text, |text, secret| text.replace(secret, "[REDACTED]"))
+    };
+    let fallback_message = || {
+        let text = String::from_utf8_lossy(body);
+        let text: String = text
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_QUOTED_BODY)
+            .collect();
+        if text.is_empty() {
+            status.canonical_reason().unwrap_or("no message").to_owned()
+        } else {
+            text
+        }
+    };
+    match serde_json::from_slice::<ServiceErrorBody>(body) {
+        Ok(parsed) => {
+            let message = parsed
+                .message
+                .clone()
+                .or_else(|| parsed.description.clone())
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("no message").to_owned());
+            ServiceError {
+                status: status.as_u16(),
+                code: parsed.code,
+                message: redact(message),
+                description: parsed.description.map(redact),
+            }
+        }
+        Err(_) => ServiceError {
+            status: status.as_u16(),
+            code: None,
+            message: redact(fallback_message()),
+            description: None,
+        },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_typed_errors() {
+        let e = |status: u16| {
+            Error::from_status(service_error(
+                StatusCode::from_u16(status).unwrap(),
+                br#"{"message":"m"}"#,
+                &[],
+            ))
+        };
+        assert!(matches!(e(400), Error::BadRequest(_)));
+        assert!(matches!(e(401), Error::Unauthorized(_)));
+        assert!(matches!(e(403), Error::Unauthorized(_)));
+        assert!(matches!(e(404), Error::NotFound(_)));
+        assert!(matches!(e(409), Error::Conflict(_)));
+        assert!(matches!(e(429), Error::Service(_)));
+        assert!(matches!(e(500), Error::Service(_)));
+        assert_eq!(e(403).status(), Some(403));
+        assert_eq!(
+            e(403).to_string(),
+            "the service refused the credentials (HTTP 403: m)"
+        );
+    }
+
+    #[test]
+    fn service_messages_are_read_from_any_body() {
+        let full = service_error(
+            StatusCode::FORBIDDEN,
+            br#"{"code":-1,"message":"Issuer not found","description":"Issuer not found"}"#,
+            &[],
+        );
+        assert_eq!(full.to_string(), "HTTP 403, code -1: Issuer not found");
+        let with_description = service_error(
+            StatusCode::BAD_REQUEST,
+            br#"{"code":15002,"message":"m","description":"d"}"#,
+            &[],
+        );
+        assert_eq!(with_description.to_string(), "HTTP 400, code 15002: m (d)");
+        let html = service_error(
+            StatusCode::BAD_GATEWAY,
+            b"<html>\r\n<b>502 Bad Gateway</b></html>",
+            &[],
+        );
+        assert_eq!(html.message, "<html><b>502 Bad Gateway</b></html>");
+        assert_eq!(
+            service_error(StatusCode::NOT_FOUND, b"", &[]).message,
+            "Not Found"
+        );
+        let long = vec![b'x'; 10_000];
+        assert_eq!(
+            service_error(StatusCode::INTERNAL_SERVER_ERROR, &long, &[])
+                .message
+                .len(),
+            MAX_QUOTED_BODY
+        );
+    }
+
+    #[test]
+    fn secrets_echoed_by_the_service_are_blanked() {
+        let echoed = service_error(
+            StatusCode::BAD_REQUEST,
+            br#"{"message":"bad secretKey BvKwyshsmEATx5mngeloHwgKrYMbP+","description":"BvKwyshsmEATx5mngeloHwgKrYMbP+"}"#,
+            &["BvKwyshsmEATx5mngeloHwgKrYMbP+"],
+        );
+        assert!(
+            !echoed
+                .to_string()
+                .contains("BvKwyshsmEATx5mngeloHwgKrYMbP+"),
+            "{echoed}"
+        );
+        assert!(echoed.message.contains("[REDACTED]"));
+    }
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert!(parse_base_url("https://api.opentok.com").is_ok());
+        assert!(parse_base_url("http://127.0.0.1:8080/prefix/").is_ok());
+        for bad in [
+            "api.opentok.com",
+            "ftp://host",
+            "https://host/?x=1",
+            "mailto:a@b",
+            "not a url",
+        ] {
+            assert!(
+                matches!(parse_base_url(bad), Err(Error::InvalidBaseUrl { .. })),
+                "{bad}"
+            );
+        }
+        let with_password = parse_base_url("https://user:hunter2@host").unwrap_err();
+        assert!(
+            !with_password.to_string().contains("hunter2"),
+            "{with_password}"
+        );
+    }
+
+    #[test]
+    fn paths_are_built_under_the_base_and_ids_are_encoded() {
+        let client = Client::new(
+            Credentials::project("47203", "s".into()),
+            "http://127.0.0.1:9/emu/",
+        )
+        .unwrap();
+        assert_eq!(
+            client.url(&["archive", "storage"]).as_str(),
+            "http://127.0.0.1:9/emu/v2/project/47203/archive/storage"
+        );
+        assert_eq!(
+            client.url(&["archive", "../../x?y#z"]).as_str(),
+            "http://127.0.0.1:9/emu/v2/project/47203/archive/..%2F..%2Fx%3Fy%23z"
+        );
+        let plain = Client::new(
+            Credentials::project("47203", "s".into()),
+            "https://api.opentok.com",
+        )
+        .unwrap();
+        assert_eq!(
+            plain.url(&["archive"]).as_str(),
+            "https://api.opentok.com/v2/project/47203/archive"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let policy = RetryPolicy {
+            max_retries: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+        };
+        for _ in 0..50 {
+            let first = policy.delay(0, None);
+            assert!(
+                (Duration::from_millis(50)..=Duration::from_millis(100)).contains(&first),
+                "{first:?}"
+            );
+            let third = policy.delay(2, None);
+            assert!(
+                (Duration::from_millis(200)..=Duration::from_millis(400)).contains(&third),
+                "{third:?}"
+            );
+            assert!(policy.delay(9, None) <= Duration::from_secs(1));
+        }
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_secs(3))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_millis(300))),
+            Duration::from_millis(300)
+        );
+    }
+
+    #[test]
+    fn token_lifetime_is_checked_when_building() {
+        let built = Client::builder(Credentials::project("1", "s".into()))
+            .token_lifetime(Duration::from_secs(301))
+            .build();
+        assert!(matches!(
+            built,
+            Err(Error::Auth(AuthError::LifetimeTooLong(301)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn arguments_the_service_would_refuse_are_refused_without_a_request() {
+        // Port 9 (discard) on loopback: nothing is sent in these cases anyway.
+        let client =
+            Client::new(Credentials::project("1", "s".into()), "http://127.0.0.1:9").unwrap();
+        assert!(matches!(
+            client.list_archives(0, 1001, None).await,
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            client.list_archives(0, 0, None).await,
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            client.get_archive(" ").await,
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            client.start_archive(&StartArchiveRequest::new("")).await,
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}
