@@ -9,7 +9,7 @@
 //!   `opentok-rest = { workspace = true, default-features = false }` gives the model and auth only.
 //! * [`auth`]: a fresh JWT per request, HS256 in `X-OPENTOK-AUTH` for OpenTok projects and RS256 in
 //!   `Authorization: Bearer` for Vonage applications, and the matching verification.
-//! * [`client`] (default feature `client`): [`Client`], async on tokio and reqwest (rustls, ring), with
+//! * `client` (default feature `client`): `Client`, async on tokio and reqwest (rustls, ring), with
 //!   typed errors, timeouts, and retries only where repeating is safe.
 //!
 //! Secrets (the API secret, the application's private key, storage keys, tokens) are held in types whose
