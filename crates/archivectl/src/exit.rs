@@ -26,6 +26,8 @@ pub const INVALID_INPUT: u8 = 3;
 pub const WRONG_SECRET: u8 = 4;
 /// File I/O.
 pub const IO: u8 = 5;
+/// The service answered with an error (or could not be reached).
+pub const SERVICE: u8 = 6;
 
 /// An error that carries its own exit code, for failures that have no library error type.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,15 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 ArchiveError::NotMpegTs(_) => WRONG_SECRET,
                 ArchiveError::Read(_) | ArchiveError::Write(_) => IO,
                 _ => INVALID_INPUT,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<opentok_rest::Error>() {
+            return match e {
+                opentok_rest::Error::Certificate(_) | opentok_rest::Error::InvalidArgument(_) => {
+                    INVALID_INPUT
+                }
+                opentok_rest::Error::InvalidBaseUrl { .. } => INVALID_INPUT,
+                _ => SERVICE,
             };
         }
         if cause.downcast_ref::<PasswordError>().is_some()

@@ -6,6 +6,8 @@
 //! documented exit code (see [`exit`]).
 
 mod commands;
+mod config;
+mod context;
 mod exit;
 mod output;
 mod secrets;
@@ -24,6 +26,9 @@ struct Cli {
     /// Print machine-readable JSON on stdout instead of text (accepted anywhere on the command line).
     #[arg(long, global = true)]
     json: bool,
+
+    #[command(flatten)]
+    global: context::GlobalArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -45,18 +50,31 @@ enum Command {
     Inspect(commands::inspect::Args),
     /// Run the whole flow locally on embedded defaults and say what happens at each step.
     Demo(commands::demo::Args),
+    /// Set the project's archive upload target and encryption certificate.
+    #[command(subcommand)]
+    Storage(commands::storage::Command),
+    /// List, get, start, stop and delete archives through the service's REST API.
+    #[command(subcommand)]
+    Archives(commands::archives::Command),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let out = output::Output::new(cli.json);
     let result = match cli.command {
-        Command::Decrypt(args) => commands::decrypt::run(args, &out),
-        Command::Password(cmd) => commands::password::run(cmd, &out),
+        Command::Decrypt(args) => context::Context::new(out, cli.global)
+            .and_then(|ctx| commands::decrypt::run(args, &ctx)),
+        Command::Password(cmd) => context::Context::new(out, cli.global)
+            .and_then(|ctx| commands::password::run(cmd, &ctx)),
         Command::Keygen(args) => commands::keygen::run(args, &out),
         Command::Cert(cmd) => commands::cert::run(cmd, &out),
         Command::Inspect(args) => commands::inspect::run(args, &out),
         Command::Demo(args) => commands::demo::run(args, &out),
+        Command::Storage(cmd) => {
+            context::Context::new(out, cli.global).and_then(|ctx| commands::storage::run(cmd, &ctx))
+        }
+        Command::Archives(cmd) => context::Context::new(out, cli.global)
+            .and_then(|ctx| commands::archives::run(cmd, &ctx)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -5,10 +5,13 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context;
+use archive_core::PasswordBlob;
 use archive_core::keys::{self, KeyError};
+use archive_core::oaep::{self, UnwrapError};
 use rsa::RsaPrivateKey;
 use secrecy::SecretString;
 
+use crate::config::Config;
 use crate::exit::Failure;
 
 /// Where the archive's password comes from: exactly one of `--password` and `--password-file`.
@@ -33,18 +36,54 @@ impl PasswordArgs {
 /// The private key and, for an encrypted one, its passphrase file.
 #[derive(Debug, clap::Args)]
 pub struct KeyArgs {
-    /// Your RSA private key (PEM or DER; PKCS#1 or PKCS#8, encrypted or not).
+    /// Your RSA private key (PEM or DER; PKCS#1 or PKCS#8, encrypted or not). Default: the keys listed under
+    /// `[keys] private_key` in archivectl.toml, each tried in turn (certificate rotation).
     #[arg(long, value_name = "PATH")]
-    pub key: std::path::PathBuf,
+    pub key: Option<std::path::PathBuf>,
     /// File whose first line is the key's passphrase (else you are prompted on a terminal).
     #[arg(long, value_name = "PATH")]
     pub passphrase_file: Option<std::path::PathBuf>,
 }
 
 impl KeyArgs {
-    /// Loads the key.
-    pub fn load(&self) -> anyhow::Result<RsaPrivateKey> {
-        load_private_key(&self.key, self.passphrase_file.as_deref())
+    /// The keys to try, in order: `--key`, else the configuration's `[keys]`.
+    pub fn candidates(
+        &self,
+        config: &Config,
+    ) -> anyhow::Result<Vec<(std::path::PathBuf, Option<std::path::PathBuf>)>> {
+        if let Some(key) = &self.key {
+            return Ok(vec![(key.clone(), self.passphrase_file.clone())]);
+        }
+        let keys = config.key_paths()?;
+        if keys.is_empty() {
+            return Err(Failure::invalid(
+                "give --key PATH (or list keys under [keys] private_key in archivectl.toml)",
+            ));
+        }
+        Ok(keys)
+    }
+
+    /// Unwraps `password` with the first candidate key it was wrapped for.
+    pub fn unwrap_password(&self, config: &Config, password: &str) -> anyhow::Result<PasswordBlob> {
+        let candidates = self.candidates(config)?;
+        let many = candidates.len() > 1;
+        for (path, passphrase) in &candidates {
+            let key = load_private_key(path, passphrase.as_deref())?;
+            match oaep::unwrap_password(&key, password) {
+                Ok(blob) => return Ok(blob),
+                Err(UnwrapError::Decrypt | UnwrapError::BlockLength { .. }) if many => continue,
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "cannot unwrap the archive password with {}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        Err(anyhow::Error::new(UnwrapError::Decrypt).context(format!(
+            "the password was wrapped for none of the {} configured keys",
+            candidates.len()
+        )))
     }
 }
 

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use archive_core::archive::{self, DecryptOptions};
 
-use crate::output::Output;
+use crate::context::Context;
 use crate::secrets;
 
 /// Arguments of `archivectl decrypt`.
@@ -37,11 +37,9 @@ pub struct Args {
 }
 
 /// Runs `archivectl decrypt`.
-pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
+pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
     let password = args.password.read()?;
-    let key = args.key.load()?;
-    let blob = archive_core::oaep::unwrap_password(&key, &password)
-        .context("cannot unwrap the archive password")?;
+    let blob = args.key.unwrap_password(&ctx.config, &password)?;
     let mut opts = DecryptOptions {
         trim: args.trim,
         ..Default::default()
@@ -63,7 +61,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
         "trim": args.trim,
         "summary": summary,
     });
-    out.emit(&json, || {
+    ctx.out.emit(&json, || {
         println!(
             "decrypted {} -> {} ({} bytes{})",
             args.input.display(),

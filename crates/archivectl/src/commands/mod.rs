@@ -1,11 +1,13 @@
 //! One module per command: its clap arguments and its `run`.
 
+pub mod archives;
 pub mod cert;
 pub mod decrypt;
 pub mod demo;
 pub mod inspect;
 pub mod keygen;
 pub mod password;
+pub mod storage;
 
 use archive_core::mpegts::TsReport;
 

@@ -1,8 +1,6 @@
 //! `archivectl password decrypt`: what the documented `base64 -d | rsautl -oaep | xxd` steps show.
 
-use anyhow::Context;
-
-use crate::output::Output;
+use crate::context::Context;
 use crate::secrets;
 
 /// `archivectl password ...`
@@ -22,12 +20,10 @@ pub struct DecryptArgs {
 }
 
 /// Runs `archivectl password ...`.
-pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
+pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     let Command::Decrypt(args) = cmd;
     let password = args.password.read()?;
-    let key = args.key.load()?;
-    let blob = archive_core::oaep::unwrap_password(&key, &password)
-        .context("cannot unwrap the archive password")?;
+    let blob = args.key.unwrap_password(&ctx.config, &password)?;
     let key_hex = zeroize::Zeroizing::new(hex::encode(blob.key()));
     let iv_hex = hex::encode(blob.iv());
     let json = serde_json::json!({
@@ -39,7 +35,7 @@ pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
         "key": key_hex.as_str(),
         "iv": iv_hex,
     });
-    out.emit(&json, || {
+    ctx.out.emit(&json, || {
         println!("version:   {}", blob.version());
         println!("algorithm: {} (AES-256)", blob.algorithm());
         println!("mode:      {} (CBC)", blob.mode());

@@ -1,0 +1,288 @@
+//! `archivectl storage set s3|azure`: the upload target and the encryption certificate, in one safe call.
+//!
+//! One of `--certificate` and `--no-encryption` is required, so nobody turns encryption off by accident.
+//! The certificate is checked before anything is sent (RSA, at most 2048 bits). Values missing from the
+//! flags come from `[target]` in the configuration file; secrets come only from files.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use archive_core::cert::Certificate;
+use opentok_rest::model::{
+    ArchiveEncryption, AzureConfig, Fallback, S3Config, ServerSideEncryption, StorageTarget,
+};
+
+use crate::context::{self, Context};
+use crate::exit::Failure;
+
+/// `archivectl storage ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Set the project's archive upload target and encryption certificate (PUT .../archive/storage).
+    #[command(subcommand)]
+    Set(SetTarget),
+}
+
+/// `archivectl storage set ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum SetTarget {
+    /// An Amazon S3 bucket, or an S3-compatible one with --endpoint.
+    S3(S3Args),
+    /// A Microsoft Azure Blob Storage container.
+    Azure(AzureArgs),
+}
+
+/// What every target takes: fallback and encryption.
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// What the service does with an archive it cannot upload: `none` (lose it), `opentok`/`vonage` (keep it
+    /// in the service's cloud for 72 hours).
+    #[arg(long, value_enum, default_value_t = FallbackArg::None)]
+    fallback: FallbackArg,
+    #[command(flatten)]
+    encryption: EncryptionArgs,
+}
+
+/// Exactly one of `--certificate` and `--no-encryption`.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct EncryptionArgs {
+    /// Encrypt archives for this certificate (PEM, DER, base64 of PEM; RSA, at most 2048 bits).
+    #[arg(long, value_name = "PATH")]
+    certificate: Option<PathBuf>,
+    /// Do not encrypt archives (sends `"certificate": null`).
+    #[arg(long)]
+    no_encryption: bool,
+}
+
+/// `--fallback` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FallbackArg {
+    /// Lose archives that cannot be uploaded.
+    None,
+    /// Keep them in the service's cloud (older name).
+    Opentok,
+    /// Keep them in the service's cloud (newer name).
+    Vonage,
+}
+
+/// `--sse` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SseArg {
+    /// S3-managed server-side encryption (SSE-S3).
+    S3,
+    /// No server-side encryption.
+    None,
+}
+
+/// `archivectl storage set s3`
+#[derive(Debug, clap::Args)]
+pub struct S3Args {
+    /// The bucket (default: `[target] bucket`).
+    #[arg(long, value_name = "BUCKET")]
+    bucket: Option<String>,
+    /// The access key id (default: `[target] access_key_id`).
+    #[arg(long, value_name = "ID")]
+    access_key_id: Option<String>,
+    /// File whose first line is the secret access key (default: `[target] secret_access_key_file`).
+    #[arg(long, value_name = "PATH")]
+    secret_access_key_file: Option<PathBuf>,
+    /// Endpoint base URL of an S3-compatible store, e.g. https://storage.googleapis.com (default: Amazon S3).
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// Server-side encryption of the uploaded files.
+    #[arg(long, value_enum)]
+    sse: Option<SseArg>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// `archivectl storage set azure`
+#[derive(Debug, clap::Args)]
+pub struct AzureArgs {
+    /// The storage account (default: `[target] account_name`).
+    #[arg(long, value_name = "NAME")]
+    account_name: Option<String>,
+    /// File whose first line is the account key (default: `[target] account_key_file`).
+    #[arg(long, value_name = "PATH")]
+    account_key_file: Option<PathBuf>,
+    /// The container (default: `[target] container`).
+    #[arg(long, value_name = "NAME")]
+    container: Option<String>,
+    /// The account's domain, for sovereign clouds.
+    #[arg(long, value_name = "DOMAIN")]
+    domain: Option<String>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn required<T>(value: Option<T>, flag: &str, key: &str) -> anyhow::Result<T> {
+    value.ok_or_else(|| {
+        Failure::invalid(format!(
+            "{flag} is required (or `{key}` under [target] in archivectl.toml)"
+        ))
+    })
+}
+
+fn encryption(common: &EncryptionArgs) -> anyhow::Result<(ArchiveEncryption, Option<Certificate>)> {
+    match (&common.certificate, common.no_encryption) {
+        (Some(path), _) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read certificate {}", path.display()))?;
+            let cert = Certificate::parse(&bytes)
+                .with_context(|| format!("certificate {}", path.display()))?;
+            cert.check_service_acceptance()
+                .with_context(|| format!("certificate {}", path.display()))?;
+            Ok((ArchiveEncryption::for_certificate(&cert), Some(cert)))
+        }
+        (None, true) => Ok((ArchiveEncryption::Disabled, None)),
+        (None, false) => Err(Failure::invalid(
+            "give --certificate PATH or --no-encryption",
+        )),
+    }
+}
+
+fn fallback(arg: FallbackArg) -> Fallback {
+    match arg {
+        FallbackArg::None => Fallback::None,
+        FallbackArg::Opentok => Fallback::Opentok,
+        FallbackArg::Vonage => Fallback::Vonage,
+    }
+}
+
+/// Runs `archivectl storage ...`.
+pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
+    let Command::Set(target) = cmd;
+    let t = &ctx.config.target;
+    let (storage, common, summary) = match target {
+        SetTarget::S3(a) => {
+            let bucket = required(a.bucket.or_else(|| t.bucket.clone()), "--bucket", "bucket")?;
+            let access_key = required(
+                a.access_key_id.or_else(|| t.access_key_id.clone()),
+                "--access-key-id",
+                "access_key_id",
+            )?;
+            let secret_file = required(
+                a.secret_access_key_file
+                    .or_else(|| t.secret_access_key_file.clone()),
+                "--secret-access-key-file",
+                "secret_access_key_file",
+            )?;
+            let secret_key = context::read_secret_file(&secret_file, "secret access key")?;
+            let endpoint = a.endpoint.or_else(|| t.endpoint.clone());
+            let sse = a.sse.map(|s| match s {
+                SseArg::S3 => ServerSideEncryption::S3,
+                SseArg::None => ServerSideEncryption::None,
+            });
+            let summary = serde_json::json!({
+                "type": "s3", "bucket": bucket, "access_key_id": access_key, "endpoint": endpoint,
+                "sse": sse.map(|s| match s { ServerSideEncryption::S3 => "s3", ServerSideEncryption::None => "none" }),
+            });
+            let config = S3Config {
+                bucket,
+                secret_key,
+                access_key,
+                endpoint,
+                sse,
+            };
+            (
+                StorageTarget::s3(
+                    config,
+                    fallback(a.common.fallback),
+                    ArchiveEncryption::Disabled,
+                ),
+                a.common,
+                summary,
+            )
+        }
+        SetTarget::Azure(a) => {
+            let account_name = required(
+                a.account_name.or_else(|| t.account_name.clone()),
+                "--account-name",
+                "account_name",
+            )?;
+            let key_file = required(
+                a.account_key_file.or_else(|| t.account_key_file.clone()),
+                "--account-key-file",
+                "account_key_file",
+            )?;
+            let account_key = context::read_secret_file(&key_file, "account key")?;
+            let container = required(
+                a.container.or_else(|| t.container.clone()),
+                "--container",
+                "container",
+            )?;
+            let domain = a.domain.or_else(|| t.domain.clone());
+            let summary = serde_json::json!({
+                "type": "azure", "account_name": account_name, "container": container, "domain": domain,
+            });
+            let config = AzureConfig {
+                account_name,
+                account_key,
+                container,
+                domain,
+            };
+            (
+                StorageTarget::azure(
+                    config,
+                    fallback(a.common.fallback),
+                    ArchiveEncryption::Disabled,
+                ),
+                a.common,
+                summary,
+            )
+        }
+    };
+    let (encryption, cert) = encryption(&common.encryption)?;
+    let storage = StorageTarget {
+        certificate: Some(encryption),
+        ..storage
+    };
+    let client = ctx.client()?;
+    context::runtime()?
+        .block_on(client.set_archive_storage(&storage))
+        .context("cannot set the archive storage")?;
+    let fallback = fallback(common.fallback);
+    let fallback_name = match fallback {
+        Fallback::None => "none",
+        Fallback::Opentok => "opentok",
+        Fallback::Vonage => "vonage",
+    };
+    let json = serde_json::json!({
+        "target": summary,
+        "fallback": fallback_name,
+        "encrypted": cert.is_some(),
+        "certificate_sha256": cert.as_ref().map(Certificate::sha256_fingerprint),
+    });
+    ctx.out.emit(&json, || {
+        println!(
+            "archive storage set: {} (fallback {fallback_name})",
+            describe(&json["target"])
+        );
+        match &cert {
+            Some(c) => println!(
+                "archives will be encrypted for certificate sha256 {}",
+                c.sha256_fingerprint()
+            ),
+            None => println!("archives will NOT be encrypted"),
+        }
+    })
+}
+
+fn describe(target: &serde_json::Value) -> String {
+    match target["type"].as_str() {
+        Some("s3") => format!(
+            "S3 bucket {}{}",
+            target["bucket"].as_str().unwrap_or_default(),
+            target["endpoint"]
+                .as_str()
+                .map(|e| format!(" at {e}"))
+                .unwrap_or_default()
+        ),
+        _ => format!(
+            "Azure container {} in account {}",
+            target["container"].as_str().unwrap_or_default(),
+            target["account_name"].as_str().unwrap_or_default()
+        ),
+    }
+}

@@ -1,0 +1,155 @@
+//! What every command may need: the global options, the configuration file, the output mode, and from them
+//! the service client. Flags beat environment variables, which beat the configuration file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use opentok_rest::auth::{ApplicationCredentials, Credentials};
+use secrecy::SecretString;
+
+use crate::config::Config;
+use crate::exit::Failure;
+use crate::output::Output;
+
+/// Options accepted anywhere on the command line.
+#[derive(Debug, Default, clap::Args)]
+pub struct GlobalArgs {
+    /// Configuration file (default: ./archivectl.toml, then ~/.config/archivectl/archivectl.toml).
+    #[arg(long, global = true, value_name = "PATH", env = "ARCHIVECTL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// OpenTok project API key.
+    #[arg(long, global = true, value_name = "KEY", env = "OPENTOK_API_KEY")]
+    pub api_key: Option<String>,
+    /// The service's base URL (default https://api.opentok.com, or https://video.api.vonage.com with
+    /// --application-id).
+    #[arg(long, global = true, value_name = "URL", env = "OPENTOK_API_URL")]
+    pub api_url: Option<String>,
+    /// File whose first line is the project's API secret (or set OPENTOK_API_SECRET). Never an argument value.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub api_secret_file: Option<PathBuf>,
+    /// Vonage application id: authenticate as the application (RS256) instead of the project.
+    #[arg(long, global = true, value_name = "ID", env = "VONAGE_APPLICATION_ID")]
+    pub application_id: Option<String>,
+    /// The Vonage application's private key file (with --application-id).
+    #[arg(long, global = true, value_name = "PATH", env = "VONAGE_PRIVATE_KEY")]
+    pub private_key: Option<PathBuf>,
+}
+
+/// The resolved context of one invocation.
+#[derive(Debug)]
+pub struct Context {
+    /// Text or JSON.
+    pub out: Output,
+    /// The global options as given.
+    pub global: GlobalArgs,
+    /// The configuration file's contents (all defaults if there is none).
+    pub config: Config,
+}
+
+impl Context {
+    /// Reads the configuration file named by the options (or found in the default places).
+    pub fn new(out: Output, global: GlobalArgs) -> anyhow::Result<Self> {
+        let config = Config::load(global.config.as_deref())?;
+        Ok(Self {
+            out,
+            global,
+            config,
+        })
+    }
+
+    /// The credentials for the service: the application's if an application id is set, else the project's.
+    pub fn credentials(&self) -> anyhow::Result<Credentials> {
+        let application_id = self
+            .global
+            .application_id
+            .clone()
+            .or_else(|| self.config.project.application_id.clone());
+        if let Some(app) = application_id {
+            let key_path = self
+                .global
+                .private_key
+                .clone()
+                .or_else(|| self.config.project.private_key.clone())
+                .ok_or_else(|| {
+                    Failure::invalid(
+                        "--application-id needs --private-key (the application's key file)",
+                    )
+                })?;
+            let bytes = std::fs::read(&key_path).with_context(|| {
+                format!("cannot read application private key {}", key_path.display())
+            })?;
+            let creds = ApplicationCredentials::from_private_key_file_contents(app, &bytes, None)
+                .map_err(|e| {
+                Failure::invalid(format!(
+                    "application private key {}: {e}",
+                    key_path.display()
+                ))
+            })?;
+            return Ok(Credentials::Application(creds));
+        }
+        let api_key = self.api_key()?;
+        let secret = self.api_secret()?;
+        Ok(Credentials::project(api_key, secret))
+    }
+
+    /// The project API key, from --api-key, OPENTOK_API_KEY or `[project] api_key`.
+    pub fn api_key(&self) -> anyhow::Result<String> {
+        self.global.api_key.clone().or_else(|| self.config.project.api_key.clone()).ok_or_else(|| {
+            Failure::invalid("no API key: give --api-key, set OPENTOK_API_KEY, or [project] api_key in archivectl.toml")
+        })
+    }
+
+    fn api_secret(&self) -> anyhow::Result<SecretString> {
+        if let Some(path) = self.global.api_secret_file.as_deref() {
+            return read_secret_file(path, "API secret");
+        }
+        if let Ok(secret) = std::env::var("OPENTOK_API_SECRET") {
+            if !secret.is_empty() {
+                return Ok(SecretString::from(secret));
+            }
+        }
+        if let Some(path) = self.config.project.api_secret_file.as_deref() {
+            return read_secret_file(path, "API secret");
+        }
+        Err(Failure::invalid(
+            "no API secret: set OPENTOK_API_SECRET, give --api-secret-file, or [project] api_secret_file in archivectl.toml",
+        ))
+    }
+
+    /// The REST client for the service.
+    pub fn client(&self) -> anyhow::Result<opentok_rest::Client> {
+        let credentials = self.credentials()?;
+        let base = self
+            .global
+            .api_url
+            .clone()
+            .or_else(|| self.config.project.api_url.clone())
+            .unwrap_or_else(|| credentials.default_base_url().to_string());
+        opentok_rest::Client::builder(credentials)
+            .base_url(base)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Failure::invalid(format!("cannot set up the service client: {e}")))
+    }
+}
+
+/// Reads a secret file's first line (a trailing `\r` dropped), refusing an empty one.
+pub fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<SecretString> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
+    archive_core::keys::passphrase_from_file_contents(&bytes).map_err(|_| {
+        Failure::invalid(format!(
+            "{what} file {} is empty or not UTF-8 text",
+            path.display()
+        ))
+    })
+}
+
+/// A current-thread tokio runtime for one command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

@@ -1,0 +1,397 @@
+//! `archivectl storage set` and `archivectl archives ...` against a local HTTP server standing in for the
+//! service: the exact JSON bodies and auth headers sent, tables and JSON printed, and the service's errors
+//! shown with their status and message.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use common::*;
+
+const API_KEY: &str = "46000001";
+const SECRET: &str = "0123456789abcdef0123456789abcdef01234567";
+
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    uri: String,
+    auth: Option<String>,
+    body: String,
+}
+
+#[derive(Default)]
+struct Fake {
+    requests: Mutex<Vec<Recorded>>,
+    replies: Mutex<VecDeque<(u16, String)>>,
+}
+
+/// Starts the fake service on its own runtime thread; each request is answered with the next queued reply.
+fn serve(replies: Vec<(u16, &str)>) -> (SocketAddr, Arc<Fake>) {
+    let fake = Arc::new(Fake::default());
+    fake.replies
+        .lock()
+        .unwrap()
+        .extend(replies.into_iter().map(|(s, b)| (s, b.to_string())));
+    let state = fake.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let app = Router::new().fallback(handler).with_state(state);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (rx.recv().unwrap(), fake)
+}
+
+async fn handler(
+    State(fake): State<Arc<Fake>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    fake.requests.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        auth: headers
+            .get("x-opentok-auth")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let (status, body) = fake
+        .replies
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or((500, "{}".into()));
+    (StatusCode::from_u16(status).unwrap(), body)
+}
+
+fn cli(addr: SocketAddr, args: &[&str]) -> std::process::Output {
+    archivectl()
+        .env("OPENTOK_API_SECRET", SECRET)
+        .env_remove("ARCHIVECTL_CONFIG")
+        .current_dir(std::env::temp_dir())
+        .args(["--api-key", API_KEY, "--api-url", &format!("http://{addr}")])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn verify(auth: &Option<String>) {
+    let token = auth.as_deref().expect("X-OPENTOK-AUTH header");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    opentok_rest::auth::verify_project_token(token, API_KEY, SECRET.as_bytes(), now)
+        .expect("a valid project token");
+}
+
+fn archive_json(id: &str, status: &str, password: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","status":"{status}","name":"n","reason":"","sessionId":"S1","partnerId":{API_KEY},
+            "createdAt":1700000000000,"duration":0,"size":1234,"hasAudio":true,"hasVideo":true,
+            "outputMode":"composed","url":null,"password":"{password}","someNewField":[1,2]}}"#
+    )
+}
+
+#[test]
+fn storage_set_s3_sends_the_documented_body_with_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    sh(
+        dir.path(),
+        "openssl req -new -x509 -days 2 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -subj /CN=t 2>/dev/null
+         openssl enc -base64 -A -in cert.pem > cert.b64
+         printf 's3-secret/with+chars\\n' > s3secret",
+    );
+    let (addr, fake) = serve(vec![(200, "")]);
+    let out = cli(
+        addr,
+        &[
+            "storage",
+            "set",
+            "s3",
+            "--bucket",
+            "archives",
+            "--access-key-id",
+            "AKIA1",
+            "--secret-access-key-file",
+            &p("s3secret"),
+            "--endpoint",
+            "https://s3.example.com",
+            "--sse",
+            "s3",
+            "--certificate",
+            &p("cert.pem"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("s3-secret"), "no secret printed");
+    let reqs = fake.requests.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "PUT");
+    assert_eq!(
+        reqs[0].uri,
+        format!("/v2/project/{API_KEY}/archive/storage")
+    );
+    verify(&reqs[0].auth);
+    let body: serde_json::Value = serde_json::from_str(&reqs[0].body).unwrap();
+    let cert_b64 = std::fs::read_to_string(p("cert.b64")).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "type": "s3",
+            "config": {"bucket": "archives", "secretKey": "s3-secret/with+chars", "accessKey": "AKIA1",
+                       "endpoint": "https://s3.example.com", "sse": "s3"},
+            "fallback": "none",
+            "certificate": cert_b64.trim(),
+        })
+    );
+}
+
+#[test]
+fn storage_set_azure_without_encryption_sends_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("azkey");
+    std::fs::write(&key_file, "azure-account-key==\n").unwrap();
+    let (addr, fake) = serve(vec![(200, "")]);
+    let out = cli(
+        addr,
+        &[
+            "storage",
+            "set",
+            "azure",
+            "--account-name",
+            "acct",
+            "--account-key-file",
+            key_file.to_str().unwrap(),
+            "--container",
+            "c1",
+            "--fallback",
+            "vonage",
+            "--no-encryption",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["encrypted"], false);
+    let body: serde_json::Value =
+        serde_json::from_str(&fake.requests.lock().unwrap()[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "type": "azure",
+            "config": {"accountName": "acct", "accountKey": "azure-account-key==", "container": "c1"},
+            "fallback": "vonage",
+            "certificate": null,
+        })
+    );
+}
+
+#[test]
+fn storage_set_refuses_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    sh(
+        dir.path(),
+        "openssl req -new -x509 -days 2 -newkey rsa:3072 -nodes -keyout key.pem -out big.pem -subj /CN=t 2>/dev/null
+         printf 'x\\n' > secret",
+    );
+    let (addr, fake) = serve(vec![]);
+    let base = [
+        "storage",
+        "set",
+        "s3",
+        "--bucket",
+        "b",
+        "--access-key-id",
+        "A",
+        "--secret-access-key-file",
+    ];
+    // Neither --certificate nor --no-encryption: usage error.
+    let mut args = base.to_vec();
+    let secret = p("secret");
+    args.push(&secret);
+    let out = cli(addr, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Both: usage error.
+    let big = p("big.pem");
+    let mut both = args.clone();
+    both.extend(["--certificate", &big, "--no-encryption"]);
+    assert_eq!(cli(addr, &both).status.code(), Some(2));
+    // A certificate the service would refuse.
+    let mut refused = args.clone();
+    refused.extend(["--certificate", &big]);
+    assert_fails(&cli(addr, &refused), 3, "at most 2048");
+    // No secret.
+    let out = archivectl()
+        .env_remove("OPENTOK_API_SECRET")
+        .current_dir(dir.path())
+        .args([
+            "--api-key",
+            API_KEY,
+            "--api-url",
+            &format!("http://{addr}"),
+            "archives",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    assert_fails(&out, 3, "no API secret");
+    assert!(fake.requests.lock().unwrap().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn archives_commands_print_tables_and_json_and_service_errors() {
+    let page1 = format!(
+        r#"{{"count":2,"items":[{},{}]}}"#,
+        archive_json("a-2", "uploaded", "cGFzc3dvcmQ="),
+        archive_json("a-1", "stopped", "")
+    );
+    let (addr, fake) = serve(vec![
+        (200, &page1),
+        (200, &page1),
+        (200, &archive_json("a-2", "uploaded", "cGFzc3dvcmQ=")),
+        (200, &archive_json("a-3", "started", "")),
+        (
+            409,
+            r#"{"code":15001,"message":"Recording already in progress"}"#,
+        ),
+        (
+            403,
+            r#"{"code":-1,"message":"Issuer not found","description":"Issuer not found"}"#,
+        ),
+        (204, ""),
+    ]);
+    let out = cli(addr, &["archives", "list", "--session-id", "S1", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[0]["password"], "cGFzc3dvcmQ=");
+    let out = cli(addr, &["archives", "list"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("a-2") && table.contains("uploaded") && table.contains("2 archive(s)"),
+        "{table}"
+    );
+    let out = cli(addr, &["--json", "archives", "get", "a-2"]);
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["id"], "a-2");
+    let out = cli(
+        addr,
+        &[
+            "archives",
+            "start",
+            "--session-id",
+            "S1",
+            "--name",
+            "n",
+            "--output-mode",
+            "composed",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(addr, &["archives", "start", "--session-id", "S1"]);
+    assert_fails(
+        &out,
+        6,
+        "HTTP 409, code 15001: Recording already in progress",
+    );
+    let out = cli(addr, &["archives", "stop", "a-3"]);
+    assert_fails(&out, 6, "Issuer not found");
+    let out = cli(addr, &["archives", "delete", "a-2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let reqs = fake.requests.lock().unwrap().clone();
+    assert_eq!(
+        reqs[0].uri,
+        format!("/v2/project/{API_KEY}/archive?offset=0&count=1000&sessionId=S1")
+    );
+    let start: serde_json::Value = serde_json::from_str(&reqs[3].body).unwrap();
+    assert_eq!(
+        start,
+        serde_json::json!({"sessionId": "S1", "name": "n", "outputMode": "composed"})
+    );
+    assert_eq!(
+        (reqs[5].method.as_str(), reqs[5].uri.as_str()),
+        ("POST", "/v2/project/46000001/archive/a-3/stop")
+    );
+    assert_eq!(reqs[6].method, "DELETE");
+    for r in &reqs {
+        verify(&r.auth);
+    }
+}
+
+#[test]
+fn config_file_supplies_project_and_target() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), format!("{SECRET}\n")).unwrap();
+    std::fs::write(dir.path().join("s3secret"), "sk\n").unwrap();
+    let (addr, fake) = serve(vec![(200, "")]);
+    std::fs::write(
+        dir.path().join("archivectl.toml"),
+        format!(
+            "[project]\napi_key = \"{API_KEY}\"\napi_url = \"http://{addr}\"\napi_secret_file = \"secret\"\n\
+             [target]\ntype = \"s3\"\nbucket = \"cfg-bucket\"\naccess_key_id = \"AK\"\nsecret_access_key_file = \"s3secret\"\n"
+        ),
+    )
+    .unwrap();
+    let out = archivectl()
+        .env_remove("OPENTOK_API_SECRET")
+        .env_remove("OPENTOK_API_KEY")
+        .current_dir(dir.path())
+        .args(["storage", "set", "s3", "--no-encryption"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(&fake.requests.lock().unwrap()[0].body).unwrap();
+    assert_eq!(body["config"]["bucket"], "cfg-bucket");
+    assert_eq!(body["config"]["secretKey"], "sk");
+    verify(&fake.requests.lock().unwrap()[0].auth);
+}
