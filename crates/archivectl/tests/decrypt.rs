@@ -240,3 +240,34 @@ fn openssl_req_keys_with_their_certificate() {
         );
     }
 }
+
+#[test]
+fn an_encrypted_key_prompts_for_its_passphrase_on_a_terminal() {
+    let fx = Fixture::new();
+    sh(
+        fx.dir.path(),
+        "openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:typed-secret -in key.pem -out enc.pem",
+    );
+    // `script` gives archivectl a pseudo-terminal; the passphrase is typed on it.
+    let cmd = format!(
+        "{} password decrypt --key enc.pem --password-file password.b64 --json",
+        env!("CARGO_BIN_EXE_archivectl")
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "(sleep 1; printf 'typed-secret\\n') | script -qec '{cmd}' /dev/null"
+        ))
+        .current_dir(fx.dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Passphrase for enc.pem"), "{text}");
+    let key_hex = std::fs::read_to_string(fx.path("key.hex")).unwrap();
+    assert!(text.contains(key_hex.trim()), "{text}");
+    assert!(
+        !text.contains("typed-secret"),
+        "the passphrase is not echoed: {text}"
+    );
+}
