@@ -2,10 +2,13 @@
 //!
 //! * `cargo xtask ci` — what CI runs (`.ci/run`): installs the tools the tests need if they are missing,
 //!   then `cargo fmt --check`, `cargo clippy -D warnings` and every test of the workspace.
+//! * `cargo xtask servers` — starts the S3 (s3s-fs) and Azure (Azurite) test servers that `ci` runs the tests
+//!   against, prints the `ARCHIVECTL_TEST_*` exports for a shell, and stops them on Ctrl-C.
 //! * `cargo xtask bench decrypt` — archivectl vs the documented openssl command vs `cp` on a 512 MiB
 //!   archive in /dev/shm, side by side, median of several runs and peak RSS; writes docs/benchmarks.md.
 
 mod bench;
+mod servers;
 mod tools;
 
 use std::process::ExitCode;
@@ -18,11 +21,13 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench::run(&args[1..]),
         Some("install-tools") => tools::ensure_test_tools(),
+        Some("servers") => servers::serve(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  ci               fmt, clippy, all tests (what CI runs)\n  \
                  bench decrypt    decrypt benchmark; writes docs/benchmarks.md [--size-mib N] [--runs N]\n  \
-                 install-tools    install ffmpeg, openssl, xxd, time if missing"
+                 install-tools    install ffmpeg, openssl, xxd, time if missing\n  \
+                 servers          start the S3 and Azure test servers, print their env, wait for Ctrl-C"
             );
             return ExitCode::from(2);
         }
@@ -54,11 +59,14 @@ fn ci() -> anyhow::Result<()> {
             "warnings",
         ],
     )?;
-    tools::run_in(
+    // The integration tests need the storage servers; they are stopped when `servers` drops, test failure or not.
+    let mut servers = servers::start().context("cannot start the S3 and Azure test servers")?;
+    servers.run_in(
         &root,
         "cargo",
         &["test", "--workspace", "--locked", "--no-fail-fast"],
     )?;
+    drop(servers);
     if std::env::var_os("ARCHIVECTL_SKIP_DEMO").is_none() {
         tools::run_in(
             &root,

@@ -251,6 +251,8 @@ const CREDENTIAL_CODES: &[&str] = &[
     "AuthorizationHeaderMalformed",
     "InvalidAuthenticationInfo",
     "NoAuthenticationInformation",
+    // S3 for an access key id it does not know (s3s-fs; AWS says InvalidAccessKeyId).
+    "NotSignedUp",
 ];
 /// Codes that mean "valid credentials, not allowed".
 const DENIED_CODES: &[&str] = &[
@@ -417,7 +419,14 @@ pub(crate) fn classify(
             };
         }
     }
-    if let Some(code) = symptom.code_among(CREDENTIAL_CODES) {
+    // Azurite answers a bad SharedKey signature with AuthorizationFailure "Server failed to authenticate the
+    // request" (Azure itself says AuthenticationFailed); AuthorizationFailure otherwise means "not allowed".
+    let credential_code = symptom.code_among(CREDENTIAL_CODES).or_else(|| {
+        (symptom.text.contains("AuthorizationFailure")
+            && symptom.text.contains("failed to authenticate"))
+        .then_some("AuthorizationFailure")
+    });
+    if let Some(code) = credential_code {
         let mut detail = message_in(&symptom.text);
         if code == "AuthorizationHeaderMalformed" && detail.is_empty() {
             detail = "often a wrong region".into();
@@ -580,6 +589,16 @@ mod tests {
         assert!(class(500, "").is_transient());
         assert!(!class(400, "<Code>InvalidArgument</Code>").is_transient());
         assert!(!class(403, "<Code>SignatureDoesNotMatch</Code>").is_transient());
+    }
+
+    #[test]
+    fn server_specific_credential_codes() {
+        assert_eq!(class(403, "<Code>NotSignedUp</Code>").kind(), "credentials");
+        let azurite = "<Code>AuthorizationFailure</Code><Message>Server failed to authenticate the request.</Message>";
+        assert_eq!(class(403, azurite).kind(), "credentials");
+        let firewall =
+            "<Code>AuthorizationFailure</Code><Message>This request is not authorized.</Message>";
+        assert_eq!(class(403, firewall).kind(), "access-denied");
     }
 
     #[test]

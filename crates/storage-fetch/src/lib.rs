@@ -15,6 +15,7 @@
 //! * writes objects ([`Store::put`], [`Store::put_multipart`]), deletes and lists them, and creates a
 //!   bucket or container on test servers ([`Store::create_container`]);
 //! * checks a target the way the service will use it ([`Store::check`] → [`CheckReport`]);
+//! * finds the local test servers `cargo xtask` starts ([`test_env`]);
 //! * tells failures apart ([`Error`]): wrong credentials, missing permission, missing bucket/container,
 //!   unreachable endpoint, missing object, object changed, anything else.
 //!
@@ -45,6 +46,7 @@ mod download;
 mod error;
 mod store;
 mod target;
+pub mod test_env;
 
 pub use check::{CHECK_PREFIX, CheckOutcome, CheckReport, CheckResult, CheckStep};
 pub use download::{CBC_BLOCK, Download, DownloadOptions};

@@ -414,11 +414,39 @@ impl Store {
     /// Errors: [`Error::NotFound`] if there is no such object, [`Error::ContainerNotFound`],
     /// [`Error::Credentials`], [`Error::AccessDenied`], [`Error::Unreachable`], [`Error::Storage`].
     pub async fn head(&self, key: &str) -> Result<ObjectInfo, Error> {
+        match self.head_unconfirmed(key).await {
+            Err(not_found @ Error::NotFound { .. }) => {
+                Err(self.missing_container(key).await.unwrap_or(not_found))
+            }
+            other => other,
+        }
+    }
+
+    /// [`Store::head`], but a missing object is not told apart from a missing container.
+    async fn head_unconfirmed(&self, key: &str) -> Result<ObjectInfo, Error> {
         let path = Self::path(key)?;
         let meta = self
             .retrying("read", key, Some(&path), || self.inner.store.head(&path))
             .await?;
         Ok(ObjectInfo::from_meta(&meta))
+    }
+
+    /// After "object not found": the container's own error if it is the container that is missing. HEAD answers
+    /// carry no body, and some servers (s3s-fs) answer NoSuchKey for any key of a missing bucket, so the
+    /// container is listed (one small request, on the not-found path only).
+    async fn missing_container(&self, key: &str) -> Option<Error> {
+        let parent = key
+            .rsplit_once('/')
+            .map(|(p, _)| p)
+            .filter(|p| !p.is_empty());
+        let prefix = parent.and_then(|p| Path::parse(p).ok());
+        match self.inner.store.list_with_delimiter(prefix.as_ref()).await {
+            Ok(_) => None,
+            Err(e) => match classify(Symptom::of(&e), &self.ctx("list", key), Box::new(e)) {
+                err @ Error::ContainerNotFound { .. } => Some(err),
+                _ => None,
+            },
+        }
     }
 
     /// Finds an archive's object: `{apiKey}/{archiveId}/archive.ts`, else `archive.mp4`, else `archive.zip`.
@@ -434,13 +462,16 @@ impl Store {
         let mut tried = Vec::new();
         for kind in ArchiveKind::ALL {
             let key = archive_key(api_key, archive_id, kind);
-            match self.head(&key).await {
+            match self.head_unconfirmed(&key).await {
                 Ok(object) => return Ok(Located { kind, object }),
                 Err(Error::NotFound { .. }) => tried.push(key),
                 Err(e) => return Err(e),
             }
         }
         let key = tried.remove(0);
+        if let Some(err) = self.missing_container(&key).await {
+            return Err(err);
+        }
         Err(Error::NotFound {
             archive_id: Some(archive_id.to_string()),
             kind: self.inner.target.container_kind(),
@@ -515,6 +546,9 @@ impl Store {
                 let err = self.explain(e, &self.ctx("read", key), Some(path)).await;
                 return Err(match err {
                     Error::NotFound { .. } if e_tag.is_some() => changed("it was deleted".into()),
+                    not_found @ Error::NotFound { .. } => {
+                        self.missing_container(key).await.unwrap_or(not_found)
+                    }
                     other => other,
                 });
             }
