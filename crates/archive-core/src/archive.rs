@@ -28,7 +28,7 @@ use crate::mpegts::{self, TsError, TsInspector, TsReport};
 use crate::password::PasswordBlob;
 
 /// Bytes held back from the writer with `trim`, so the tail can be cut across buffer boundaries.
-const TRIM_HOLD: usize = 512;
+pub const TRIM_HOLD: usize = 512;
 
 /// How to decrypt.
 #[derive(Debug, Clone)]
@@ -280,11 +280,12 @@ fn decrypt_loop(
 }
 
 /// How much of `tail` (which starts `before` bytes into the plaintext) to keep with `trim`.
+/// The tail should be the last [`TRIM_HOLD`] bytes (or all of a shorter plaintext).
 ///
 /// * A plaintext of whole packets has no padding (the service pads 1 to 16 bytes, never a multiple of 188):
 ///   keep it all, even if its last bytes happen to look like PKCS#7.
 /// * Otherwise drop a valid PKCS#7 tail, and then whatever follows the last whole packet.
-fn trimmed_len(before: u64, tail: &[u8]) -> usize {
+pub fn trimmed_len(before: u64, tail: &[u8]) -> usize {
     let packet = mpegts::PACKET as u64;
     let total = before + tail.len() as u64;
     if total % packet == 0 {

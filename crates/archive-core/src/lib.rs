@@ -32,5 +32,6 @@ pub mod keys;
 pub mod mpegts;
 pub mod oaep;
 pub mod password;
+pub mod resume;
 
 pub use password::{PasswordBlob, PasswordError};
