@@ -369,6 +369,224 @@ mod tests {
         assert!(big.windows(2).all(|w| w[0].end == w[1].start));
     }
 
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use futures_util::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+        ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    };
+
+    use crate::error::Message;
+    use crate::store::{Backoff, StoreOptions};
+
+    /// An in-memory store whose ranged GETs are slow, counted, and fail transiently on chosen attempts.
+    #[derive(Debug)]
+    struct Instrumented {
+        inner: InMemory,
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+        gets: AtomicUsize,
+        /// Ranged GETs number `n` (from 0) with `n % fail_every == fail_every - 1` fail with a 503.
+        fail_every: usize,
+    }
+
+    impl std::fmt::Display for Instrumented {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Instrumented")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Instrumented {
+        async fn put_opts(
+            &self,
+            p: &Path,
+            payload: PutPayload,
+            o: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.inner.put_opts(p, payload, o).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            p: &Path,
+            o: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(p, o).await
+        }
+        async fn get_opts(&self, p: &Path, o: GetOptions) -> object_store::Result<GetResult> {
+            if o.range.is_none() || o.head {
+                return self.inner.get_opts(p, o).await;
+            }
+            let n = self.gets.fetch_add(1, Ordering::SeqCst);
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if self.fail_every > 0 && n % self.fail_every == self.fail_every - 1 {
+                return Err(object_store::Error::Generic {
+                    store: "test",
+                    source: Box::new(Message(
+                        "Server returned non-2xx status code: 503 Service Unavailable".into(),
+                    )),
+                });
+            }
+            self.inner.get_opts(p, o).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            o: CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, o).await
+        }
+    }
+
+    async fn instrumented(fail_every: usize, data: &[u8]) -> (Store, Arc<Instrumented>) {
+        let backend = Arc::new(Instrumented {
+            inner: InMemory::new(),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            gets: AtomicUsize::new(0),
+            fail_every,
+        });
+        backend
+            .inner
+            .put(&Path::from("k/archive.ts"), PutPayload::from(data.to_vec()))
+            .await
+            .unwrap();
+        let target = crate::S3Target::new("b", "k", secrecy::SecretString::from("s"))
+            .with_endpoint("http://127.0.0.1:9");
+        let options = StoreOptions {
+            backoff: Backoff {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(5),
+            },
+            ..StoreOptions::default()
+        };
+        (
+            Store::over(target.into(), backend.clone(), options),
+            backend,
+        )
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parts_arrive_in_order_with_at_most_concurrency_in_flight() {
+        let data = data(100_003);
+        for concurrency in [1, 3, 8] {
+            let (store, backend) = instrumented(0, &data).await;
+            let opts = DownloadOptions {
+                part_size: 1000,
+                concurrency,
+                ..DownloadOptions::default()
+            };
+            let mut download = store.download("k/archive.ts", opts).await.unwrap();
+            let mut got = Vec::new();
+            while let Some(part) = download.next().await {
+                got.extend_from_slice(&part.unwrap());
+                // A slow consumer: the fetches run ahead, but never more than `concurrency` of them.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(got == data, "concurrency {concurrency}");
+            let max = backend.max_in_flight.load(Ordering::SeqCst);
+            assert!(
+                max <= concurrency,
+                "{max} parts in flight with concurrency {concurrency}"
+            );
+            if concurrency > 1 {
+                assert!(
+                    max > 1,
+                    "concurrency {concurrency} never fetched in parallel"
+                );
+            }
+            assert_eq!(backend.gets.load(Ordering::SeqCst), 101);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transient_failures_are_retried_per_part_and_then_reported() {
+        let data = data(50_000);
+        // Every third GET fails: each part succeeds within two tries.
+        let (store, backend) = instrumented(3, &data).await;
+        let opts = DownloadOptions {
+            part_size: 4096,
+            concurrency: 4,
+            retries: 2,
+            ..DownloadOptions::default()
+        };
+        let mut download = store.download("k/archive.ts", opts).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(part) = download.next().await {
+            got.extend_from_slice(&part.unwrap());
+        }
+        assert!(got == data);
+        assert!(
+            backend.gets.load(Ordering::SeqCst) > 13,
+            "no retry happened"
+        );
+
+        // Every GET fails: the first part gives up after its retries, with a transient storage error.
+        let (store, backend) = instrumented(1, &data).await;
+        let opts = DownloadOptions {
+            part_size: 4096,
+            concurrency: 1,
+            retries: 3,
+            ..DownloadOptions::default()
+        };
+        let mut download = store.download("k/archive.ts", opts).await.unwrap();
+        let err = download.next().await.unwrap().unwrap_err();
+        assert!(err.is_transient() && err.kind() == "storage", "{err}");
+        assert!(err.to_string().contains("503"), "{err}");
+        assert_eq!(backend.gets.load(Ordering::SeqCst), 4, "1 try + 3 retries");
+        assert!(download.next().await.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_a_download_cancels_its_parts() {
+        let data = data(200_000);
+        let (store, backend) = instrumented(0, &data).await;
+        let opts = DownloadOptions {
+            part_size: 1000,
+            concurrency: 4,
+            ..DownloadOptions::default()
+        };
+        let mut download = store.download("k/archive.ts", opts).await.unwrap();
+        download.next().await.unwrap().unwrap();
+        drop(download);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let gets = backend.gets.load(Ordering::SeqCst);
+        assert!(
+            gets <= 5,
+            "{gets} GETs: parts kept being fetched after the download was dropped"
+        );
+    }
+
     #[test]
     fn options_builders() {
         let o = DownloadOptions::default()

@@ -321,6 +321,22 @@ impl Store {
         })
     }
 
+    /// A store over any `object_store` implementation, for unit tests (fault injection, counting).
+    #[cfg(test)]
+    pub(crate) fn over(target: Target, store: Arc<dyn ObjectStore>, options: StoreOptions) -> Self {
+        let endpoint = target.display_endpoint();
+        let inner = Inner {
+            target,
+            store,
+            client_options: ClientOptions::new(),
+            options,
+            endpoint,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// The target this store writes to and reads from.
     pub fn target(&self) -> &Target {
         &self.inner.target
