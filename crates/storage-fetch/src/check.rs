@@ -35,13 +35,13 @@ impl CheckStep {
         }
     }
 
-    /// Who needs it to work.
+    /// Who needs this step to work.
     pub fn needed_by(self) -> &'static str {
         match self {
             CheckStep::Write => "the service uploads archives",
             CheckStep::List => "the service lists the bucket",
             CheckStep::Read => "archivectl pull downloads archives",
-            CheckStep::Delete => "cleanup of this probe only",
+            CheckStep::Delete => "only this check, to clean up its probe",
         }
     }
 }
@@ -135,7 +135,7 @@ impl fmt::Display for CheckReport {
             };
             writeln!(
                 f,
-                "  {:<6} {:<7} {} ({} ms; needed because {})",
+                "  {:<6} {:<7} {} ({} ms; needed by: {})",
                 r.step.name(),
                 status,
                 text,

@@ -390,8 +390,9 @@ mod tests {
         in_flight: AtomicUsize,
         max_in_flight: AtomicUsize,
         gets: AtomicUsize,
-        /// Ranged GETs number `n` (from 0) with `n % fail_every == fail_every - 1` fail with a 503.
-        fail_every: usize,
+        /// The first `fail_first` GETs of each range fail with a 503.
+        fail_first: usize,
+        tries: std::sync::Mutex<std::collections::HashMap<u64, usize>>,
     }
 
     impl std::fmt::Display for Instrumented {
@@ -421,12 +422,25 @@ mod tests {
             if o.range.is_none() || o.head {
                 return self.inner.get_opts(p, o).await;
             }
-            let n = self.gets.fetch_add(1, Ordering::SeqCst);
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            let start = match &o.range {
+                Some(object_store::GetRange::Bounded(r)) => r.start,
+                _ => u64::MAX,
+            };
+            let tries = {
+                let mut tries = self
+                    .tries
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let t = tries.entry(start).or_insert(0);
+                *t += 1;
+                *t
+            };
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(5)).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            if self.fail_every > 0 && n % self.fail_every == self.fail_every - 1 {
+            if tries <= self.fail_first {
                 return Err(object_store::Error::Generic {
                     store: "test",
                     source: Box::new(Message(
@@ -464,13 +478,14 @@ mod tests {
         }
     }
 
-    async fn instrumented(fail_every: usize, data: &[u8]) -> (Store, Arc<Instrumented>) {
+    async fn instrumented(fail_first: usize, data: &[u8]) -> (Store, Arc<Instrumented>) {
         let backend = Arc::new(Instrumented {
             inner: InMemory::new(),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             gets: AtomicUsize::new(0),
-            fail_every,
+            fail_first,
+            tries: std::sync::Mutex::default(),
         });
         backend
             .inner
@@ -532,8 +547,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn transient_failures_are_retried_per_part_and_then_reported() {
         let data = data(50_000);
-        // Every third GET fails: each part succeeds within two tries.
-        let (store, backend) = instrumented(3, &data).await;
+        // The first two GETs of every part fail: each succeeds at its third try.
+        let (store, backend) = instrumented(2, &data).await;
         let opts = DownloadOptions {
             part_size: 4096,
             concurrency: 4,
@@ -546,13 +561,11 @@ mod tests {
             got.extend_from_slice(&part.unwrap());
         }
         assert!(got == data);
-        assert!(
-            backend.gets.load(Ordering::SeqCst) > 13,
-            "no retry happened"
-        );
+        // 13 parts, three GETs each.
+        assert_eq!(backend.gets.load(Ordering::SeqCst), 39);
 
         // Every GET fails: the first part gives up after its retries, with a transient storage error.
-        let (store, backend) = instrumented(1, &data).await;
+        let (store, backend) = instrumented(usize::MAX, &data).await;
         let opts = DownloadOptions {
             part_size: 4096,
             concurrency: 1,

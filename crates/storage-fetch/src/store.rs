@@ -587,7 +587,10 @@ impl Store {
             Ok(b) => b,
             Err(e) => return Err(self.explain(e, &self.ctx("read", key), Some(path)).await),
         };
-        let want = range.end.min(size.unwrap_or(u64::MAX)) - range.start;
+        let want = range
+            .end
+            .min(size.unwrap_or(u64::MAX))
+            .saturating_sub(range.start);
         if got_range.start != range.start || bytes.len() as u64 != want {
             return Err(Error::Storage {
                 service: self.inner.target.service_name(),
