@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! * `cargo xtask ci` — what CI runs (`.ci/run`): installs the tools the tests need if they are missing,
-//!   then `cargo fmt --check`, `cargo clippy -D warnings` and every test of the workspace.
+//!   then `cargo fmt --check`, `cargo clippy -D warnings` and every test of the workspace, with the S3 and
+//!   Azure test servers running (see `servers.rs`; tests that need them fail without them, never skip).
 //! * `cargo xtask servers` — starts the S3 (s3s-fs) and Azure (Azurite) test servers that `ci` runs the tests
 //!   against, prints the `ARCHIVECTL_TEST_*` exports for a shell, and stops them on Ctrl-C.
 //! * `cargo xtask bench decrypt` — archivectl vs the documented openssl command vs `cp` on a 512 MiB
