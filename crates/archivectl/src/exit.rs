@@ -28,6 +28,8 @@ pub const WRONG_SECRET: u8 = 4;
 pub const IO: u8 = 5;
 /// The service answered with an error (or could not be reached).
 pub const SERVICE: u8 = 6;
+/// The storage target answered with an error (or could not be reached).
+pub const STORAGE: u8 = 7;
 
 /// An error that carries its own exit code, for failures that have no library error type.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,13 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 }
                 opentok_rest::Error::InvalidBaseUrl { .. } => INVALID_INPUT,
                 _ => SERVICE,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<storage_fetch::Error>() {
+            return match e {
+                storage_fetch::Error::InvalidTarget(_)
+                | storage_fetch::Error::InvalidRequest(_) => INVALID_INPUT,
+                _ => STORAGE,
             };
         }
         if cause.downcast_ref::<PasswordError>().is_some()

@@ -11,6 +11,7 @@ mod context;
 mod exit;
 mod output;
 mod secrets;
+mod target;
 
 use clap::{Parser, Subcommand};
 
@@ -56,26 +57,30 @@ enum Command {
     /// List, get, start, stop and delete archives through the service's REST API.
     #[command(subcommand)]
     Archives(commands::archives::Command),
+    /// Fetch archives from your S3 or Azure target and decrypt them while downloading (resumable).
+    Pull(commands::pull::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let out = output::Output::new(cli.json);
-    let result = match cli.command {
-        Command::Decrypt(args) => context::Context::new(out, cli.global)
-            .and_then(|ctx| commands::decrypt::run(args, &ctx)),
-        Command::Password(cmd) => context::Context::new(out, cli.global)
-            .and_then(|ctx| commands::password::run(cmd, &ctx)),
-        Command::Keygen(args) => commands::keygen::run(args, &out),
-        Command::Cert(cmd) => commands::cert::run(cmd, &out),
-        Command::Inspect(args) => commands::inspect::run(args, &out),
-        Command::Demo(args) => commands::demo::run(args, &out),
-        Command::Storage(cmd) => {
-            context::Context::new(out, cli.global).and_then(|ctx| commands::storage::run(cmd, &ctx))
-        }
-        Command::Archives(cmd) => context::Context::new(out, cli.global)
-            .and_then(|ctx| commands::archives::run(cmd, &ctx)),
-    };
+    let result =
+        match cli.command {
+            Command::Decrypt(args) => context::Context::new(out, cli.global)
+                .and_then(|ctx| commands::decrypt::run(args, &ctx)),
+            Command::Password(cmd) => context::Context::new(out, cli.global)
+                .and_then(|ctx| commands::password::run(cmd, &ctx)),
+            Command::Keygen(args) => commands::keygen::run(args, &out),
+            Command::Cert(cmd) => commands::cert::run(cmd, &out),
+            Command::Inspect(args) => commands::inspect::run(args, &out),
+            Command::Demo(args) => commands::demo::run(args, &out),
+            Command::Storage(cmd) => context::Context::new(out, cli.global)
+                .and_then(|ctx| commands::storage::run(cmd, &ctx)),
+            Command::Archives(cmd) => context::Context::new(out, cli.global)
+                .and_then(|ctx| commands::archives::run(cmd, &ctx)),
+            Command::Pull(args) => context::Context::new(out, cli.global)
+                .and_then(|ctx| commands::pull::run(args, &ctx)),
+        };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => exit::report(&err),

@@ -14,6 +14,11 @@ impl Output {
         Self { json }
     }
 
+    /// Whether JSON was asked for.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// Prints `value` as pretty JSON if JSON was asked for, else calls `text`.
     pub fn emit<T: Serialize>(&self, value: &T, text: impl FnOnce()) -> anyhow::Result<()> {
         if self.json {

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod inspect;
 pub mod keygen;
 pub mod password;
+pub mod pull;
 pub mod storage;
 
 use archive_core::mpegts::TsReport;

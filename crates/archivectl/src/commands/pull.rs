@@ -1,0 +1,514 @@
+//! `archivectl pull`: fetch archives from the storage target and decrypt them while they download.
+//!
+//! The encrypted copy never touches the disk: parts arrive by parallel ranged GETs (storage-fetch), in order,
+//! and are decrypted on other cores into `.{id}.ts.partial` beside the output, which is checkpointed. Killed,
+//! cut off or interrupted, the same command resumes from the last checkpoint (see
+//! `archive_core::resume`). The result is checked (MPEG-TS), measured (duration) and hashed (SHA-256), and
+//! only then renamed to `{out-dir}/{id}.ts` — and, with `--delete-remote`, deleted from the service.
+
+use std::io::IsTerminal;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use archive_core::PasswordBlob;
+use archive_core::resume::{ResumableOutput, ResumableSummary};
+use futures_util::StreamExt;
+use opentok_rest::model::{Archive, ArchiveStatus};
+use sha2::{Digest, Sha256};
+use storage_fetch::{ArchiveKind, DownloadOptions, Store};
+
+use crate::context::Context;
+use crate::exit::Failure;
+use crate::secrets;
+use crate::target::TargetArgs;
+
+/// Exit code after Ctrl-C (128 + SIGINT).
+const INTERRUPTED: u8 = 130;
+
+/// Arguments of `archivectl pull`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The archives to pull.
+    #[arg(
+        value_name = "ARCHIVE_ID",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    ids: Vec<String>,
+    /// Pull every uploaded or available archive not pulled yet.
+    #[arg(long)]
+    all: bool,
+    /// Where to write `{archiveId}.ts` (or `.mp4`/`.zip` for unencrypted archives).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out_dir: PathBuf,
+    /// Remove the PKCS#7 padding (by default the output is what `openssl enc -d -nopad` gives).
+    #[arg(long)]
+    trim: bool,
+    /// After the pulled archive is verified, delete it through the service's REST API.
+    #[arg(long)]
+    delete_remote: bool,
+    /// Size of each ranged GET, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 8)]
+    part_size_mib: u64,
+    /// Ranged GETs in flight.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    concurrency: usize,
+    /// Tuning: make progress durable (for resuming) every this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 32, hide = true)]
+    checkpoint_mib: u64,
+    /// Archives pulled at once with --all.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    parallel: usize,
+    #[command(flatten)]
+    key: secrets::KeyArgs,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// What one pull did, for the ledger and `--json`.
+#[derive(Debug, serde::Serialize)]
+struct Pulled {
+    id: String,
+    path: PathBuf,
+    object_key: String,
+    bytes: u64,
+    sha256: String,
+    encrypted: bool,
+    resumed_from: u64,
+    trimmed_bytes: u64,
+    measured_duration: Option<f64>,
+    report: Option<archive_core::mpegts::TsReport>,
+    remote_deleted: bool,
+}
+
+/// Runs `archivectl pull`.
+pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
+    if !args.out_dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("--out-dir {} is not a directory", args.out_dir.display()),
+        )
+        .into());
+    }
+    if args.part_size_mib == 0 || args.concurrency == 0 {
+        return Err(Failure::invalid(
+            "--part-size-mib and --concurrency must be at least 1",
+        ));
+    }
+    let store = Store::new(args.target.resolve(ctx)?).context("storage target")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(pull_all(&args, ctx, &store))
+}
+
+async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<()> {
+    let client = ctx.client().ok();
+    let ids: Vec<(String, Option<Archive>)> = if args.all {
+        let client = client.as_ref().ok_or_else(|| {
+            Failure::invalid(
+                "--all lists archives through the REST API: give the API key and secret",
+            )
+        })?;
+        let archives = client
+            .collect_all_archives(None)
+            .await
+            .context("cannot list archives")?;
+        archives
+            .into_iter()
+            .filter(|a| matches!(a.status, ArchiveStatus::Uploaded | ArchiveStatus::Available))
+            .filter(|a| {
+                !["ts", "mp4", "zip"]
+                    .iter()
+                    .any(|ext| args.out_dir.join(format!("{}.{ext}", a.id)).exists())
+            })
+            .map(|a| (a.id.clone(), Some(a)))
+            .collect()
+    } else {
+        args.ids.iter().map(|id| (id.clone(), None)).collect()
+    };
+    if ids.is_empty() {
+        ctx.out.note("nothing to pull");
+        return ctx.out.emit(&Vec::<Pulled>::new(), || {});
+    }
+    let mut results = Vec::new();
+    let mut failures = Vec::new();
+    let mut stream = futures_util::stream::iter(ids.into_iter().map(|(id, known)| {
+        let client = client.clone();
+        async move {
+            let r = pull_one(args, ctx, store, client.as_ref(), &id, known).await;
+            (id, r)
+        }
+    }))
+    .buffer_unordered(args.parallel.max(1));
+    while let Some((id, result)) = stream.next().await {
+        match result {
+            Ok(p) => {
+                if !ctx.out.is_json() {
+                    println!(
+                        "pulled {} -> {} ({} bytes, sha256 {}, duration {}){}",
+                        p.id,
+                        p.path.display(),
+                        p.bytes,
+                        p.sha256,
+                        p.measured_duration
+                            .map_or("unknown".into(), |d| format!("{d:.3} s")),
+                        if p.remote_deleted {
+                            ", deleted remotely"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                results.push(p);
+            }
+            Err(e) => failures.push((id, e)),
+        }
+    }
+    ctx.out.emit(&results, || {})?;
+    match failures.len() {
+        0 => Ok(()),
+        1 if results.is_empty() => {
+            let (id, e) = failures.remove(0);
+            Err(e.context(format!("cannot pull archive {id}")))
+        }
+        _ => {
+            for (id, e) in &failures {
+                eprintln!("error: cannot pull archive {id}: {e:#}");
+            }
+            let code = failures
+                .iter()
+                .map(|(_, e)| crate::exit::code_for(e))
+                .max()
+                .unwrap_or(1);
+            Err(Failure {
+                code,
+                message: format!(
+                    "{} of {} archives failed",
+                    failures.len(),
+                    failures.len() + results.len()
+                ),
+            }
+            .into())
+        }
+    }
+}
+
+async fn pull_one(
+    args: &Args,
+    ctx: &Context,
+    store: &Store,
+    client: Option<&opentok_rest::Client>,
+    id: &str,
+    known: Option<Archive>,
+) -> anyhow::Result<Pulled> {
+    let archive = match known {
+        Some(a) => Some(a),
+        None => match client {
+            Some(c) => Some(
+                c.get_archive(id)
+                    .await
+                    .with_context(|| format!("cannot get archive {id} from the service"))?,
+            ),
+            None => None,
+        },
+    };
+    let password = archive
+        .as_ref()
+        .and_then(|a| a.encrypted_password().map(str::to_owned));
+    if let Some(a) = &archive {
+        if !matches!(a.status, ArchiveStatus::Uploaded | ArchiveStatus::Available) {
+            return Err(Failure::invalid(format!(
+                "archive {id} is {}: only uploaded or available archives can be pulled",
+                a.status.as_str()
+            )));
+        }
+    }
+    let api_key = match ctx.api_key() {
+        Ok(k) => k,
+        Err(e) => archive
+            .as_ref()
+            .and_then(|a| a.project())
+            .map(|p| p.to_string())
+            .ok_or(e)?,
+    };
+    let located = store.locate(&api_key, id).await?;
+    let object = located.object;
+    let encrypted = located.kind.is_encrypted();
+    let extension = match located.kind {
+        ArchiveKind::EncryptedTs => "ts",
+        ArchiveKind::Mp4 => "mp4",
+        ArchiveKind::IndividualZip => "zip",
+    };
+    let out_path = args.out_dir.join(format!("{id}.{extension}"));
+    let blob = if encrypted {
+        let password = password.ok_or_else(|| {
+            Failure::invalid(format!(
+                "archive {id} is encrypted but its password is unknown: give the API key and secret so it can be read from the service"
+            ))
+        })?;
+        Some(args.key.unwrap_password(&ctx.config, &password)?)
+    } else {
+        None
+    };
+    let progress = Progress::new(ctx, id, object.size);
+    let part_size = args.part_size_mib << 20;
+    let (summary, encrypted) = match blob {
+        Some(blob) => {
+            let s = pull_encrypted(
+                store,
+                &object.key,
+                object.size,
+                object.e_tag.as_deref(),
+                blob,
+                &out_path,
+                args,
+                part_size,
+                &progress,
+            )
+            .await?;
+            (s, true)
+        }
+        None => (
+            pull_plain(
+                store,
+                &object.key,
+                &out_path,
+                part_size,
+                args.concurrency,
+                &progress,
+            )
+            .await?,
+            false,
+        ),
+    };
+    progress.finish();
+    let mut remote_deleted = false;
+    if args.delete_remote {
+        let client = client
+            .ok_or_else(|| Failure::invalid("--delete-remote needs the API key and secret"))?;
+        client.delete_archive(id).await.with_context(|| {
+            format!(
+                "pulled and verified {}, but cannot delete archive {id} remotely",
+                out_path.display()
+            )
+        })?;
+        remote_deleted = true;
+    }
+    Ok(Pulled {
+        id: id.to_string(),
+        path: summary.path,
+        object_key: object.key,
+        bytes: summary.bytes,
+        sha256: summary.sha256,
+        encrypted,
+        resumed_from: summary.resumed_from,
+        trimmed_bytes: summary.trimmed_bytes,
+        measured_duration: summary.report.duration_seconds.filter(|_| encrypted),
+        report: encrypted.then_some(summary.report),
+        remote_deleted,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pull_encrypted(
+    store: &Store,
+    key: &str,
+    size: u64,
+    e_tag: Option<&str>,
+    blob: PasswordBlob,
+    out_path: &Path,
+    args: &Args,
+    part_size: u64,
+    progress: &Progress,
+) -> anyhow::Result<ResumableSummary> {
+    let output = ResumableOutput::open(
+        out_path,
+        size,
+        e_tag,
+        &blob,
+        args.checkpoint_mib.max(1) << 20,
+    )
+    .with_context(|| format!("cannot write {}", out_path.display()))?;
+    drop(blob);
+    let offset = output.resume_offset();
+    progress.set_position(offset);
+    let mut opts = DownloadOptions {
+        part_size,
+        concurrency: args.concurrency,
+        ..Default::default()
+    }
+    .starting_at(offset);
+    if let Some(tag) = e_tag {
+        opts = opts.expecting_etag(tag);
+    }
+    let mut download = store.download(key, opts).await?;
+    // Decrypt and write on a blocking thread, fed in order through a small bounded channel.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
+    let trim = args.trim;
+    let writer = tokio::task::spawn_blocking(
+        move || -> Result<ResumableSummary, (archive_core::archive::ArchiveError, bool)> {
+            let mut output = output;
+            while let Some(part) = rx.blocking_recv() {
+                let mut buf = match part.try_into_mut() {
+                    Ok(b) => b,
+                    Err(shared) => bytes::BytesMut::from(&shared[..]),
+                };
+                if let Err(e) = output.write_ciphertext(&mut buf) {
+                    let wrong_data = matches!(e, archive_core::archive::ArchiveError::NotMpegTs(_));
+                    if wrong_data {
+                        output.discard();
+                    } else {
+                        let _ = output.checkpoint();
+                    }
+                    return Err((e, wrong_data));
+                }
+            }
+            if output.resume_offset() == size {
+                output.finish(trim).map_err(|e| (e, false))
+            } else {
+                // Interrupted: make what we have durable for the next run.
+                let at = output.resume_offset();
+                let _ = output.checkpoint();
+                Err((
+                    archive_core::archive::ArchiveError::Read(std::io::Error::new(
+                        std::io::ErrorKind::Interrupted,
+                        format!("stopped at {at} of {size} bytes"),
+                    )),
+                    false,
+                ))
+            }
+        },
+    );
+    let mut failure: Option<anyhow::Error> = None;
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            part = download.next() => match part {
+                Some(Ok(bytes)) => {
+                    let n = bytes.len() as u64;
+                    if tx.send(bytes).await.is_err() {
+                        break;
+                    }
+                    progress.inc(n);
+                }
+                Some(Err(e)) => {
+                    failure = Some(anyhow::Error::new(e));
+                    break;
+                }
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => {
+                interrupted = true;
+                break;
+            }
+        }
+    }
+    drop(tx);
+    drop(download);
+    let result = writer.await.context("the decrypting thread failed")?;
+    if interrupted {
+        return Err(Failure {
+            code: INTERRUPTED,
+            message: format!(
+                "interrupted; run the same command again to resume {}",
+                out_path.display()
+            ),
+        }
+        .into());
+    }
+    if let Some(e) = failure {
+        return Err(e.context(format!(
+            "download failed; what was decrypted is kept: run the same command again to resume {}",
+            out_path.display()
+        )));
+    }
+    result.map_err(|(e, _)| anyhow::Error::new(e).context(format!("cannot decrypt {key}")))
+}
+
+/// An unencrypted archive: downloaded as it is, atomically, with its SHA-256 (not resumable).
+async fn pull_plain(
+    store: &Store,
+    key: &str,
+    out_path: &Path,
+    part_size: u64,
+    concurrency: usize,
+    progress: &Progress,
+) -> anyhow::Result<ResumableSummary> {
+    let mut download = store
+        .download(
+            key,
+            DownloadOptions {
+                part_size,
+                concurrency,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut file = archive_core::atomic::AtomicFile::create(out_path)
+        .with_context(|| format!("cannot write {}", out_path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    while let Some(part) = download.next().await {
+        let part = part?;
+        hasher.update(&part);
+        file.write_all(&part)
+            .with_context(|| format!("cannot write {}", out_path.display()))?;
+        bytes += part.len() as u64;
+        progress.inc(part.len() as u64);
+    }
+    file.commit()
+        .with_context(|| format!("cannot write {}", out_path.display()))?;
+    Ok(ResumableSummary {
+        path: out_path.to_path_buf(),
+        bytes,
+        trimmed_bytes: 0,
+        sha256: hex::encode(hasher.finalize()),
+        resumed_from: 0,
+        report: archive_core::mpegts::TsInspector::new().finish(),
+    })
+}
+
+/// A progress bar on a terminal; nothing otherwise.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(ctx: &Context, id: &str, size: u64) -> Self {
+        if ctx.out.is_json() || !std::io::stderr().is_terminal() {
+            return Self(None);
+        }
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(id.chars().take(8).collect::<String>());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self(Some(bar))
+    }
+
+    fn set_position(&self, at: u64) {
+        if let Some(b) = &self.0 {
+            b.set_position(at);
+        }
+    }
+
+    fn inc(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Which bucket or container to read archives from: flags, else `[target]` in archivectl.toml.
+
+use std::path::PathBuf;
+
+use storage_fetch::{AzureTarget, S3Target, Target};
+
+use crate::context::{self, Context};
+use crate::exit::Failure;
+
+/// The storage target's flags (each defaults to the same key under `[target]`).
+#[derive(Debug, Default, clap::Args)]
+pub struct TargetArgs {
+    /// `s3` or `azure` (default: `[target] type`, else s3 if a bucket is given, azure if a container is).
+    #[arg(long = "target-type", value_name = "TYPE")]
+    kind: Option<String>,
+    /// S3 bucket.
+    #[arg(long, value_name = "BUCKET")]
+    bucket: Option<String>,
+    /// Endpoint URL: an S3-compatible store, or an Azure blob endpoint (e.g. Azurite).
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// S3 region (default us-east-1).
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
+    /// S3 access key id.
+    #[arg(long, value_name = "ID")]
+    access_key_id: Option<String>,
+    /// File whose first line is the S3 secret access key.
+    #[arg(long, value_name = "PATH")]
+    secret_access_key_file: Option<PathBuf>,
+    /// Azure storage account.
+    #[arg(long, value_name = "NAME")]
+    account_name: Option<String>,
+    /// File whose first line is the Azure account key.
+    #[arg(long, value_name = "PATH")]
+    account_key_file: Option<PathBuf>,
+    /// Azure container.
+    #[arg(long, value_name = "NAME")]
+    container: Option<String>,
+}
+
+fn need<T>(v: Option<T>, flag: &str, key: &str) -> anyhow::Result<T> {
+    v.ok_or_else(|| {
+        Failure::invalid(format!(
+            "{flag} is required (or `{key}` under [target] in archivectl.toml)"
+        ))
+    })
+}
+
+impl TargetArgs {
+    /// Resolves the target from the flags and the configuration.
+    pub fn resolve(&self, ctx: &Context) -> anyhow::Result<Target> {
+        let t = &ctx.config.target;
+        let bucket = self.bucket.clone().or_else(|| t.bucket.clone());
+        let container = self.container.clone().or_else(|| t.container.clone());
+        let kind = self.kind.clone().or_else(|| t.kind.clone()).or_else(|| {
+            if bucket.is_some() {
+                Some("s3".into())
+            } else if container.is_some() {
+                Some("azure".into())
+            } else {
+                None
+            }
+        });
+        let endpoint = self.endpoint.clone().or_else(|| t.endpoint.clone());
+        match kind.as_deref() {
+            Some("s3") => {
+                let access = need(
+                    self.access_key_id
+                        .clone()
+                        .or_else(|| t.access_key_id.clone()),
+                    "--access-key-id",
+                    "access_key_id",
+                )?;
+                let secret_file = need(
+                    self.secret_access_key_file
+                        .clone()
+                        .or_else(|| t.secret_access_key_file.clone()),
+                    "--secret-access-key-file",
+                    "secret_access_key_file",
+                )?;
+                let secret = context::read_secret_file(&secret_file, "secret access key")?;
+                let mut target = S3Target::new(need(bucket, "--bucket", "bucket")?, access, secret);
+                if let Some(e) = endpoint {
+                    target = target.with_endpoint(e);
+                }
+                if let Some(r) = self.region.clone() {
+                    target = target.with_region(r);
+                }
+                Ok(Target::S3(target))
+            }
+            Some("azure") => {
+                let account = need(
+                    self.account_name.clone().or_else(|| t.account_name.clone()),
+                    "--account-name",
+                    "account_name",
+                )?;
+                let key_file = need(
+                    self.account_key_file
+                        .clone()
+                        .or_else(|| t.account_key_file.clone()),
+                    "--account-key-file",
+                    "account_key_file",
+                )?;
+                let key = context::read_secret_file(&key_file, "account key")?;
+                let mut target =
+                    AzureTarget::new(account, key, need(container, "--container", "container")?);
+                if let Some(e) = endpoint {
+                    target = target.with_endpoint(e);
+                }
+                if let Some(d) = t.domain.clone() {
+                    target = target.with_domain(d);
+                }
+                Ok(Target::Azure(target))
+            }
+            Some(other) => Err(Failure::invalid(format!(
+                "--target-type {other:?}: expected s3 or azure"
+            ))),
+            None => Err(Failure::invalid(
+                "no storage target: give --bucket (S3) or --container (Azure), or a [target] section in archivectl.toml",
+            )),
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! `archivectl pull` against real storage servers (s3s-fs and Azurite, started by `cargo xtask ci`): output
+//! byte-identical to the documented openssl decryption, resume after the server is killed mid-download, and
+//! the errors a user meets (wrong credentials, missing object, wrong key).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fake_service::serve;
+use common::*;
+use secrecy::SecretString;
+use storage_fetch::test_env::TestServers;
+use storage_fetch::{S3Target, Store, Target};
+
+const API_KEY: &str = "46000002";
+const SECRET: &str = "pull-test-secret-0123456789abcdef01234567";
+
+fn archive_body(id: &str, password: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","status":"uploaded","sessionId":"S","partnerId":{API_KEY},"createdAt":1700000000000,
+            "duration":0,"size":1,"password":"{password}"}}"#
+    )
+}
+
+fn put(target: Target, key: &str, path: &Path) {
+    let data = std::fs::read(path).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        Store::new(target).unwrap().put(key, data).await.unwrap();
+    });
+}
+
+/// Makes `archive.ts` from `n` copies of the clip, encrypted by openssl; returns the password (base64).
+fn encrypted_archive(fx: &Fixture, copies: usize) -> String {
+    sh(
+        fx.dir.path(),
+        &format!(
+            "for i in $(seq {copies}); do cat clip.ts; done > big.ts
+             openssl enc -aes-256-cbc -K $(cat key.hex) -iv $(cat iv.hex) -in big.ts -out archive.ts"
+        ),
+    );
+    std::fs::read_to_string(fx.path("password.b64"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn pull(
+    api: std::net::SocketAddr,
+    fx: &Fixture,
+    target_args: &[String],
+    extra: &[&str],
+) -> std::process::Output {
+    archivectl()
+        .env("OPENTOK_API_SECRET", SECRET)
+        .current_dir(fx.dir.path())
+        .args([
+            "--api-key",
+            API_KEY,
+            "--api-url",
+            &format!("http://{api}"),
+            "pull",
+            "--key",
+            "key.pem",
+            "--out-dir",
+            "out",
+        ])
+        .args(target_args)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn s3_args(t: &S3Target, fx: &Fixture) -> Vec<String> {
+    use secrecy::ExposeSecret;
+    std::fs::write(fx.path("s3secret"), t.secret_access_key.expose_secret()).unwrap();
+    vec![
+        "--bucket".into(),
+        t.bucket.clone(),
+        "--endpoint".into(),
+        t.endpoint.clone().unwrap(),
+        "--access-key-id".into(),
+        t.access_key_id.clone(),
+        "--secret-access-key-file".into(),
+        fx.path("s3secret"),
+    ]
+}
+
+#[test]
+fn pulls_from_s3_and_azure_byte_identical_to_the_documented_commands() {
+    let Some(servers) = TestServers::require() else {
+        return;
+    };
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.path("out")).unwrap();
+    let password = encrypted_archive(&fx, 40);
+    fx.documented_decrypt("archive.ts", "documented.ts");
+    let documented = std::fs::read(fx.path("documented.ts")).unwrap();
+
+    // S3
+    let id = "aaaaaaaa-0000-4000-8000-000000000001";
+    put(
+        Target::S3(servers.s3.clone()),
+        &format!("{API_KEY}/{id}/archive.ts"),
+        &fx.dir.path().join("archive.ts"),
+    );
+    let (api, _fake) = serve(vec![(200, &archive_body(id, &password))]);
+    let out = pull(
+        api,
+        &fx,
+        &s3_args(&servers.s3, &fx),
+        &[id, "--json", "--part-size-mib", "1"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(fx.path(&format!("out/{id}.ts"))).unwrap(),
+        documented
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sha =
+        String::from_utf8(sh(fx.dir.path(), "sha256sum documented.ts | cut -d' ' -f1")).unwrap();
+    assert_eq!(json[0]["sha256"].as_str().unwrap(), sha.trim());
+    assert!(
+        json[0]["measured_duration"].as_f64().unwrap() > 100.0,
+        "{}",
+        json[0]["measured_duration"]
+    );
+
+    // Azure, with --trim
+    use secrecy::ExposeSecret;
+    let az = &servers.azure;
+    std::fs::write(fx.path("azkey"), az.account_key.expose_secret()).unwrap();
+    let id = "aaaaaaaa-0000-4000-8000-000000000002";
+    put(
+        Target::Azure(az.clone()),
+        &format!("{API_KEY}/{id}/archive.ts"),
+        &fx.dir.path().join("archive.ts"),
+    );
+    let (api, _fake) = serve(vec![(200, &archive_body(id, &password))]);
+    let args: Vec<String> = vec![
+        "--container".into(),
+        az.container.clone(),
+        "--account-name".into(),
+        az.account_name.clone(),
+        "--account-key-file".into(),
+        fx.path("azkey"),
+        "--endpoint".into(),
+        az.endpoint.clone().unwrap(),
+    ];
+    let out = pull(api, &fx, &args, &[id, "--trim"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(fx.path(&format!("out/{id}.ts"))).unwrap(),
+        std::fs::read(fx.path("big.ts")).unwrap()
+    );
+    assert_eq!(
+        files(&fx.dir.path().join("out")).len(),
+        2,
+        "no partial or state files left"
+    );
+}
+
+#[test]
+fn errors_are_distinct_and_leave_nothing() {
+    let Some(servers) = TestServers::require() else {
+        return;
+    };
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.path("out")).unwrap();
+    let password = encrypted_archive(&fx, 2);
+    let id = "bbbbbbbb-0000-4000-8000-000000000001";
+    put(
+        Target::S3(servers.s3.clone()),
+        &format!("{API_KEY}/{id}/archive.ts"),
+        &fx.dir.path().join("archive.ts"),
+    );
+    let good = s3_args(&servers.s3, &fx);
+
+    // Missing object.
+    let missing = "bbbbbbbb-0000-4000-8000-00000000ffff";
+    let (api, _f) = serve(vec![(200, &archive_body(missing, &password))]);
+    let out = pull(api, &fx, &good, &[missing]);
+    assert_fails(
+        &out,
+        7,
+        &format!("not found in bucket {}", servers.s3.bucket),
+    );
+
+    // Wrong credentials.
+    std::fs::write(fx.path("wrong"), "not-the-secret").unwrap();
+    let mut wrong = good.clone();
+    let last = wrong.len() - 1;
+    wrong[last] = fx.path("wrong");
+    let (api, _f) = serve(vec![(200, &archive_body(id, &password))]);
+    let out = pull(api, &fx, &wrong, &[id]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A key the password was not wrapped for.
+    sh(
+        fx.dir.path(),
+        "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out other.pem 2>/dev/null",
+    );
+    let (api, _f) = serve(vec![(200, &archive_body(id, &password))]);
+    let out = archivectl()
+        .env("OPENTOK_API_SECRET", SECRET)
+        .current_dir(fx.dir.path())
+        .args([
+            "--api-key",
+            API_KEY,
+            "--api-url",
+            &format!("http://{api}"),
+            "pull",
+            "--key",
+            "other.pem",
+            "--out-dir",
+            "out",
+            id,
+        ])
+        .args(&good)
+        .output()
+        .unwrap();
+    assert_fails(&out, 4, "wrapped for another key");
+
+    // Another archive's password: decrypts to noise, refused before anything is kept.
+    sh(
+        fx.dir.path(),
+        "{ printf '\\001\\001\\001'; openssl rand 48; } > other.bin
+         openssl pkeyutl -encrypt -inkey key.pem -pkeyopt rsa_padding_mode:oaep -in other.bin | openssl enc -base64 -A > other.b64",
+    );
+    let other = std::fs::read_to_string(fx.path("other.b64")).unwrap();
+    let (api, _f) = serve(vec![(200, &archive_body(id, other.trim()))]);
+    let out = pull(api, &fx, &good, &[id]);
+    assert_fails(&out, 4, "not MPEG-TS");
+    assert!(
+        files(&fx.dir.path().join("out")).is_empty(),
+        "nothing left: {:?}",
+        files(&fx.dir.path().join("out"))
+    );
+}
+
+/// A private s3s-fs this test can kill and restart.
+struct OwnS3 {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl OwnS3 {
+    fn start(dir: &Path, port: u16) -> Self {
+        let bin = ["s3s-fs"]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|b| {
+                Command::new(b)
+                    .arg("--help")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok()
+            })
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(|h| Path::new(&h).join(".cargo/bin/s3s-fs"))
+                    .filter(|p| p.exists())
+            })
+            .expect("s3s-fs (installed by `cargo xtask ci`)");
+        let child = Command::new(bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                "AK",
+                "--secret-key",
+                "SK",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnS3 {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn resumes_after_the_server_is_killed_mid_download() {
+    let Some(_servers) = TestServers::require() else {
+        return;
+    };
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.path("out")).unwrap();
+    let data = fx.dir.path().join("s3data");
+    std::fs::create_dir_all(data.join("resume-bucket")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut s3 = OwnS3::start(&data, port);
+    let target = S3Target::new("resume-bucket", "AK", SecretString::from("SK".to_string()))
+        .with_endpoint(format!("http://127.0.0.1:{port}"));
+    let password = encrypted_archive(&fx, 600); // ~72 MiB
+    fx.documented_decrypt("archive.ts", "documented.ts");
+    let id = "cccccccc-0000-4000-8000-000000000001";
+    put(
+        Target::S3(target.clone()),
+        &format!("{API_KEY}/{id}/archive.ts"),
+        &fx.dir.path().join("archive.ts"),
+    );
+    std::fs::write(fx.path("s3secret"), "SK").unwrap();
+    let args: Vec<String> = [
+        "--bucket",
+        "resume-bucket",
+        "--endpoint",
+        &format!("http://127.0.0.1:{port}"),
+        "--access-key-id",
+        "AK",
+        "--secret-access-key-file",
+        &fx.path("s3secret"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let tuning = [
+        "--part-size-mib",
+        "1",
+        "--concurrency",
+        "1",
+        "--checkpoint-mib",
+        "1",
+    ];
+
+    // First run: kill the server once a few MiB are durable.
+    let (api, _f) = serve(vec![
+        (200, &archive_body(id, &password)),
+        (200, &archive_body(id, &password)),
+    ]);
+    let mut first = archivectl()
+        .env("OPENTOK_API_SECRET", SECRET)
+        .current_dir(fx.dir.path())
+        .args([
+            "--api-key",
+            API_KEY,
+            "--api-url",
+            &format!("http://{api}"),
+            "pull",
+            "--key",
+            "key.pem",
+            "--out-dir",
+            "out",
+            id,
+        ])
+        .args(&args)
+        .args(tuning)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state = fx.dir.path().join(format!("out/.{id}.ts.partial.json"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let durable = std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["durable"].as_u64())
+            .unwrap_or(0);
+        if durable >= 3 << 20 {
+            break;
+        }
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the pull ended before the server could be killed"
+        );
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    s3.kill();
+    let out = first.wait_with_output().unwrap();
+    assert_fails(&out, 7, "run the same command again to resume");
+    assert!(!fx.dir.path().join(format!("out/{id}.ts")).exists());
+
+    // Second run, server back: resumes, and the result is the documented decryption.
+    let _s3 = OwnS3::start(&s3.dir, s3.port);
+    let out = pull(api, &fx, &args, &[id, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json[0]["resumed_from"].as_u64().unwrap() >= 3 << 20,
+        "{json}"
+    );
+    assert_eq!(
+        std::fs::read(fx.path(&format!("out/{id}.ts"))).unwrap(),
+        std::fs::read(fx.path("documented.ts")).unwrap()
+    );
+    assert_eq!(files(&fx.dir.path().join("out")), vec![format!("{id}.ts")]);
+}
