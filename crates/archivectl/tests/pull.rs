@@ -435,3 +435,78 @@ fn resumes_after_the_server_is_killed_mid_download() {
     );
     assert_eq!(files(&fx.dir.path().join("out")), vec![format!("{id}.ts")]);
 }
+
+#[test]
+fn storage_check_and_a_pull_with_the_password_given() {
+    let Some(servers) = TestServers::require() else {
+        return;
+    };
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.path("out")).unwrap();
+    let good = s3_args(&servers.s3, &fx);
+    let out = archivectl()
+        .current_dir(fx.dir.path())
+        .args(["storage", "check", "--json"])
+        .args(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["service_can_upload"], true);
+    assert_eq!(report["steps"].as_array().unwrap().len(), 4);
+    std::fs::write(fx.path("wrong"), "nope").unwrap();
+    let mut wrong = good.clone();
+    let last = wrong.len() - 1;
+    wrong[last] = fx.path("wrong");
+    let out = archivectl()
+        .current_dir(fx.dir.path())
+        .args(["storage", "check"])
+        .args(&wrong)
+        .output()
+        .unwrap();
+    assert_fails(&out, 7, "failed the check");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED"));
+
+    // No REST API at all: the password comes from a saved callback body.
+    encrypted_archive(&fx, 3);
+    let id = "dddddddd-0000-4000-8000-000000000001";
+    put(
+        Target::S3(servers.s3.clone()),
+        &format!("{API_KEY}/{id}/archive.ts"),
+        &fx.dir.path().join("archive.ts"),
+    );
+    let password = std::fs::read_to_string(fx.path("password.b64")).unwrap();
+    std::fs::write(fx.path("callback.json"), archive_body(id, password.trim())).unwrap();
+    let out = archivectl()
+        .env_remove("OPENTOK_API_SECRET")
+        .current_dir(fx.dir.path())
+        .args([
+            "--api-key",
+            API_KEY,
+            "pull",
+            id,
+            "--key",
+            "key.pem",
+            "--password-file",
+            "callback.json",
+            "--out-dir",
+            "out",
+            "--trim",
+        ])
+        .args(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(fx.path(&format!("out/{id}.ts"))).unwrap(),
+        std::fs::read(fx.path("big.ts")).unwrap()
+    );
+}

@@ -61,6 +61,12 @@ pub struct Args {
     /// Archives pulled at once with --all.
     #[arg(long, value_name = "N", default_value_t = 2)]
     parallel: usize,
+    /// The archive's password (base64), for one archive, instead of asking the service.
+    #[arg(long, value_name = "BASE64", conflicts_with_all = ["password_file", "all"])]
+    password: Option<String>,
+    /// File with the password or a saved callback body, for one archive, instead of asking the service.
+    #[arg(long, value_name = "PATH", conflicts_with = "all")]
+    password_file: Option<PathBuf>,
     #[command(flatten)]
     key: secrets::KeyArgs,
     #[command(flatten)]
@@ -91,6 +97,11 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
             format!("--out-dir {} is not a directory", args.out_dir.display()),
         )
         .into());
+    }
+    if (args.password.is_some() || args.password_file.is_some()) && args.ids.len() != 1 {
+        return Err(Failure::invalid(
+            "--password and --password-file go with exactly one ARCHIVE_ID",
+        ));
     }
     if args.part_size_mib == 0 || args.concurrency == 0 {
         return Err(Failure::invalid(
@@ -206,8 +217,17 @@ async fn pull_one(
     id: &str,
     known: Option<Archive>,
 ) -> anyhow::Result<Pulled> {
+    let given = if args.password.is_some() || args.password_file.is_some() {
+        Some(secrets::read_password(
+            args.password.as_deref(),
+            args.password_file.as_deref(),
+        )?)
+    } else {
+        None
+    };
     let archive = match known {
         Some(a) => Some(a),
+        None if given.is_some() => None,
         None => match client {
             Some(c) => Some(
                 c.get_archive(id)
@@ -217,9 +237,11 @@ async fn pull_one(
             None => None,
         },
     };
-    let password = archive
-        .as_ref()
-        .and_then(|a| a.encrypted_password().map(str::to_owned));
+    let password = given.or_else(|| {
+        archive
+            .as_ref()
+            .and_then(|a| a.encrypted_password().map(str::to_owned))
+    });
     if let Some(a) = &archive {
         if !matches!(a.status, ArchiveStatus::Uploaded | ArchiveStatus::Available) {
             return Err(Failure::invalid(format!(

@@ -21,6 +21,15 @@ pub enum Command {
     /// Set the project's archive upload target and encryption certificate (PUT .../archive/storage).
     #[command(subcommand)]
     Set(SetTarget),
+    /// Check a target before giving it to the service: write, list, read and delete a probe object.
+    Check(CheckArgs),
+}
+
+/// `archivectl storage check`
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    target: crate::target::TargetArgs,
 }
 
 /// `archivectl storage set ...`
@@ -152,7 +161,47 @@ fn fallback(arg: FallbackArg) -> Fallback {
 
 /// Runs `archivectl storage ...`.
 pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
-    let Command::Set(target) = cmd;
+    match cmd {
+        Command::Set(target) => set(target, ctx),
+        Command::Check(args) => check(args, ctx),
+    }
+}
+
+fn check(args: CheckArgs, ctx: &Context) -> anyhow::Result<()> {
+    let store = storage_fetch::Store::new(args.target.resolve(ctx)?).context("storage target")?;
+    let report = context::runtime()?.block_on(store.check());
+    let steps: Vec<serde_json::Value> = report
+        .results
+        .iter()
+        .map(|r| {
+            let (status, detail) = match &r.outcome {
+                storage_fetch::CheckOutcome::Ok(s) => ("ok", s.clone()),
+                storage_fetch::CheckOutcome::Failed(e) => ("failed", e.to_string()),
+                storage_fetch::CheckOutcome::Skipped(s) => ("skipped", s.clone()),
+            };
+            serde_json::json!({
+                "step": r.step.name(), "status": status, "detail": detail,
+                "elapsed_ms": r.elapsed.as_millis() as u64, "needed_by": r.step.needed_by(),
+            })
+        })
+        .collect();
+    let json = serde_json::json!({
+        "target": report.target, "probe_key": report.probe_key, "ok": report.is_ok(),
+        "service_can_upload": report.service_can_upload(), "pull_can_download": report.pull_can_download(),
+        "steps": steps,
+    });
+    ctx.out.emit(&json, || print!("{report}"))?;
+    match report.first_error() {
+        None => Ok(()),
+        Some(e) => Err(crate::exit::Failure {
+            code: crate::exit::STORAGE,
+            message: format!("the storage target failed the check: {e}"),
+        }
+        .into()),
+    }
+}
+
+fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
     let t = &ctx.config.target;
     let (storage, common, summary) = match target {
         SetTarget::S3(a) => {
