@@ -19,18 +19,16 @@ use anyhow::{Context, bail};
 
 use crate::tools::{self, workspace_root};
 
-const START: &str = "<!-- bench:decrypt:start -->";
-const END: &str = "<!-- bench:decrypt:end -->";
-
 /// `cargo xtask bench ...`
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("decrypt") => decrypt(&args[1..]),
-        _ => bail!("usage: cargo xtask bench decrypt [--size-mib N] [--runs N]"),
+        Some("pull") => crate::bench_pull::run(&args[1..]),
+        _ => bail!("usage: cargo xtask bench decrypt|pull [--size-mib N] [--runs N]"),
     }
 }
 
-fn flag(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> {
+pub(crate) fn flag(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> {
     match args.iter().position(|a| a == name) {
         None => Ok(default),
         Some(i) => args
@@ -40,13 +38,13 @@ fn flag(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> {
     }
 }
 
-struct Sample {
-    seconds: f64,
-    max_rss_kib: u64,
+pub(crate) struct Sample {
+    pub(crate) seconds: f64,
+    pub(crate) max_rss_kib: u64,
 }
 
 /// Runs a command under GNU time, returning wall seconds (measured here) and peak RSS.
-fn measure(program: &str, args: &[&str]) -> anyhow::Result<Sample> {
+pub(crate) fn measure(program: &str, args: &[&str]) -> anyhow::Result<Sample> {
     let rss_file = tempfile_path("rss");
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
@@ -77,12 +75,12 @@ fn tempfile_path(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("xtask-{tag}-{}", std::process::id()))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -99,7 +97,7 @@ fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Writes `size` bytes of MPEG-TS-shaped data: sync bytes and headers every 188 bytes, pseudo-random payload.
-fn write_synthetic_ts(path: &Path, size: u64) -> anyhow::Result<()> {
+pub(crate) fn write_synthetic_ts(path: &Path, size: u64) -> anyhow::Result<()> {
     let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(path)?);
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let packets = size / 188;
@@ -144,12 +142,22 @@ fn decrypt(args: &[String]) -> anyhow::Result<()> {
     let _ = fs::remove_dir_all(&dir);
     let report = result?;
     println!("{report}");
+    write_doc_section(&root, "decrypt", &report)?;
+    Ok(())
+}
+
+/// Replaces (or appends) the section `<!-- bench:NAME:start -->` … `<!-- bench:NAME:end -->` of docs/benchmarks.md.
+pub(crate) fn write_doc_section(root: &Path, name: &str, report: &str) -> anyhow::Result<()> {
+    let (start, end) = (
+        format!("<!-- bench:{name}:start -->"),
+        format!("<!-- bench:{name}:end -->"),
+    );
     let doc = root.join("docs/benchmarks.md");
     let text = fs::read_to_string(&doc).unwrap_or_else(|_| "# Benchmarks\n".to_string());
-    let section = format!("{START}\n{report}\n{END}");
-    let text = match (text.find(START), text.find(END)) {
-        (Some(s), Some(e)) if e > s => format!("{}{section}{}", &text[..s], &text[e + END.len()..]),
-        _ => format!("{}\n{section}\n", text.trim_end()),
+    let section = format!("{start}\n{report}\n{end}");
+    let text = match (text.find(&start), text.find(&end)) {
+        (Some(s), Some(e)) if e > s => format!("{}{section}{}", &text[..s], &text[e + end.len()..]),
+        _ => format!("{}\n\n{section}\n", text.trim_end()),
     };
     fs::write(&doc, text)?;
     println!("xtask: wrote {}", doc.display());
@@ -330,7 +338,7 @@ fn decrypt_in(dir: &Path, archivectl: &Path, size_mib: u64, runs: usize) -> anyh
     Ok(r)
 }
 
-fn machine_description() -> String {
+pub(crate) fn machine_description() -> String {
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -356,7 +364,7 @@ fn machine_description() -> String {
     )
 }
 
-fn today() -> String {
+pub(crate) fn today() -> String {
     Command::new("date")
         .args(["-u", "+%Y-%m-%d"])
         .output()

@@ -9,6 +9,7 @@
 //!   archive in /dev/shm, side by side, median of several runs and peak RSS; writes docs/benchmarks.md.
 
 mod bench;
+mod bench_pull;
 mod servers;
 mod tools;
 

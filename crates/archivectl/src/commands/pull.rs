@@ -49,8 +49,8 @@ pub struct Args {
     /// After the pulled archive is verified, delete it through the service's REST API.
     #[arg(long)]
     delete_remote: bool,
-    /// Size of each ranged GET, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 8)]
+    /// Size of each ranged GET, in MiB (memory is about 7 parts: in flight, queued and being decrypted).
+    #[arg(long, value_name = "MIB", default_value_t = 4)]
     part_size_mib: u64,
     /// Ranged GETs in flight.
     #[arg(long, value_name = "N", default_value_t = 4)]
@@ -370,7 +370,7 @@ async fn pull_encrypted(
     }
     let mut download = store.download(key, opts).await?;
     // Decrypt and write on a blocking thread, fed in order through a small bounded channel.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
     let trim = args.trim;
     let writer = tokio::task::spawn_blocking(
         move || -> Result<ResumableSummary, (archive_core::archive::ArchiveError, bool)> {
