@@ -157,11 +157,17 @@ async fn set_callback(
     if shared.project(&id).is_none() {
         return Err(ApiError::no_such_resource());
     }
-    let body: CallbackBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("Invalid JSON: {e} (expected {{\"url\": ...}})")))?;
+    let body: CallbackBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!("Invalid JSON: {e} (expected {{\"url\": ...}})"))
+    })?;
     if let Some(url) = &body.url {
-        if url::Url::parse(url).map(|u| u.scheme() != "http" && u.scheme() != "https").unwrap_or(true) {
-            return Err(ApiError::bad_request(format!("{url:?} is not an http(s) URL")));
+        if url::Url::parse(url)
+            .map(|u| u.scheme() != "http" && u.scheme() != "https")
+            .unwrap_or(true)
+        {
+            return Err(ApiError::bad_request(format!(
+                "{url:?} is not an http(s) URL"
+            )));
         }
     }
     tracing::info!(project = %id, url = ?body.url, "callback URL set");

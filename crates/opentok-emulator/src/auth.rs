@@ -88,8 +88,10 @@ fn check_project_token<'a>(
     else {
         return Err(ApiError::forbidden("Invalid token format"));
     };
-    let (Some(header), Some(claims)) = (decode_json_part(header_part), decode_json_part(payload_part))
-    else {
+    let (Some(header), Some(claims)) = (
+        decode_json_part(header_part),
+        decode_json_part(payload_part),
+    ) else {
         return Err(ApiError::forbidden("Invalid token format"));
     };
     let issuer = match claims.get("iss") {
@@ -110,7 +112,9 @@ fn check_project_token<'a>(
         Err(_) => return Err(ApiError::forbidden("Invalid signature")),
     }
     if issuer != path_id {
-        return Err(ApiError::forbidden("Issuer not authorized for this project"));
+        return Err(ApiError::forbidden(
+            "Issuer not authorized for this project",
+        ));
     }
     let ist = claims
         .get("ist")
@@ -197,24 +201,72 @@ mod tests {
         let good = ProjectClaims::new("123", NOW, Duration::from_secs(180)).unwrap();
         assert_eq!(check(&sign_hs256(&good, b"secret").unwrap(), "123"), Ok(()));
         // No jti, numeric iss (the Node and Ruby SDKs' forms).
-        let numeric = serde_json::json!({"iss": 123, "ist": "project", "iat": NOW, "exp": NOW + 300});
+        let numeric =
+            serde_json::json!({"iss": 123, "ist": "project", "iat": NOW, "exp": NOW + 300});
         assert_eq!(check(&token(numeric, b"secret"), "123"), Ok(()));
         let cases = [
-            (serde_json::json!({"ist": "project", "iat": NOW, "exp": NOW + 60}), b"secret".as_slice(), "Invalid issuer format"),
-            (serde_json::json!({"iss": "999", "ist": "project", "iat": NOW, "exp": NOW + 60}), b"secret", "Issuer not found"),
-            (serde_json::json!({"iss": "123", "ist": "project", "iat": NOW, "exp": NOW + 60}), b"wrong", "Invalid signature"),
-            (serde_json::json!({"iss": "456", "ist": "project", "iat": NOW, "exp": NOW + 60}), b"other", "Issuer not authorized for this project"),
-            (serde_json::json!({"iss": "123", "ist": "account", "iat": NOW, "exp": NOW + 60}), b"secret", "Invalid issuer type"),
-            (serde_json::json!({"iss": "123", "iat": NOW, "exp": NOW + 60}), b"secret", "Invalid issuer type"),
-            (serde_json::json!({"iss": "123", "ist": "project", "iat": NOW, "exp": NOW + 301}), b"secret", "Invalid token expiration"),
-            (serde_json::json!({"iss": "123", "ist": "project", "exp": NOW + 60}), b"secret", "Invalid token expiration"),
-            (serde_json::json!({"iss": "123", "ist": "project", "iat": NOW - 300, "exp": NOW}), b"secret", "Token expired"),
-            (serde_json::json!({"iss": "123", "ist": "project", "iat": NOW + 120, "exp": NOW + 180}), b"secret", "Token issued in the future"),
+            (
+                serde_json::json!({"ist": "project", "iat": NOW, "exp": NOW + 60}),
+                b"secret".as_slice(),
+                "Invalid issuer format",
+            ),
+            (
+                serde_json::json!({"iss": "999", "ist": "project", "iat": NOW, "exp": NOW + 60}),
+                b"secret",
+                "Issuer not found",
+            ),
+            (
+                serde_json::json!({"iss": "123", "ist": "project", "iat": NOW, "exp": NOW + 60}),
+                b"wrong",
+                "Invalid signature",
+            ),
+            (
+                serde_json::json!({"iss": "456", "ist": "project", "iat": NOW, "exp": NOW + 60}),
+                b"other",
+                "Issuer not authorized for this project",
+            ),
+            (
+                serde_json::json!({"iss": "123", "ist": "account", "iat": NOW, "exp": NOW + 60}),
+                b"secret",
+                "Invalid issuer type",
+            ),
+            (
+                serde_json::json!({"iss": "123", "iat": NOW, "exp": NOW + 60}),
+                b"secret",
+                "Invalid issuer type",
+            ),
+            (
+                serde_json::json!({"iss": "123", "ist": "project", "iat": NOW, "exp": NOW + 301}),
+                b"secret",
+                "Invalid token expiration",
+            ),
+            (
+                serde_json::json!({"iss": "123", "ist": "project", "exp": NOW + 60}),
+                b"secret",
+                "Invalid token expiration",
+            ),
+            (
+                serde_json::json!({"iss": "123", "ist": "project", "iat": NOW - 300, "exp": NOW}),
+                b"secret",
+                "Token expired",
+            ),
+            (
+                serde_json::json!({"iss": "123", "ist": "project", "iat": NOW + 120, "exp": NOW + 180}),
+                b"secret",
+                "Token issued in the future",
+            ),
         ];
         for (claims, secret, message) in cases {
-            assert_eq!(check(&token(claims.clone(), secret), "123"), Err(message.to_owned()), "{claims}");
+            assert_eq!(
+                check(&token(claims.clone(), secret), "123"),
+                Err(message.to_owned()),
+                "{claims}"
+            );
         }
-        assert_eq!(check("not.a.jwt", "123"), Err("Invalid token format".into()));
+        assert_eq!(
+            check("not.a.jwt", "123"),
+            Err("Invalid token format".into())
+        );
         assert_eq!(check("abc", "123"), Err("Invalid token format".into()));
     }
 
@@ -224,7 +276,8 @@ mod tests {
         use hmac::{Hmac, Mac};
         let header = URL_SAFE_NO_PAD.encode(br#"{"ist":"project","alg":"HS256"}"#);
         let payload = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&serde_json::json!({"iss": "123", "iat": NOW, "exp": NOW + 300})).unwrap(),
+            serde_json::to_vec(&serde_json::json!({"iss": "123", "iat": NOW, "exp": NOW + 300}))
+                .unwrap(),
         );
         let input = format!("{header}.{payload}");
         let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(b"secret").unwrap();
@@ -253,7 +306,11 @@ mod tests {
         assert_eq!(refused.status, axum::http::StatusCode::UNAUTHORIZED);
         assert!(run(format!("Basic {token}"), "app-1").is_err());
         // A project token for the application id: no such issuer among projects.
-        let hs = sign_hs256(&serde_json::json!({"iss": "app-1", "ist": "project", "iat": NOW, "exp": NOW + 60}), b"x").unwrap();
+        let hs = sign_hs256(
+            &serde_json::json!({"iss": "app-1", "ist": "project", "iat": NOW, "exp": NOW + 60}),
+            b"x",
+        )
+        .unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(OPENTOK_AUTH_HEADER, HeaderValue::from_str(&hs).unwrap());
         let err = authenticate(&headers, "app-1", |id| projects.get(id), NOW).unwrap_err();

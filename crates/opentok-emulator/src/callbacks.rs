@@ -76,7 +76,14 @@ pub(crate) fn start_dispatcher(shared: Arc<Shared>, mut rx: mpsc::UnboundedRecei
     });
 }
 
-fn record(shared: &Shared, job: &CallbackJob, attempt: u32, outcome: &str, status: Option<u16>, error: Option<String>) {
+fn record(
+    shared: &Shared,
+    job: &CallbackJob,
+    attempt: u32,
+    outcome: &str,
+    status: Option<u16>,
+    error: Option<String>,
+) {
     shared.lock().callbacks.push(CallbackRecord {
         archive_id: job.archive_id.clone(),
         status: job.status.clone(),
@@ -165,7 +172,10 @@ fn signature(shared: &Shared, job: &CallbackJob) -> Option<String> {
         "iss": "Vonage",
         "payload_hash": hex::encode(Sha256::digest(&job.body)),
     });
-    let key = if shared.project(&job.project).is_some_and(|p| p.kind() == "application") {
+    let key = if shared
+        .project(&job.project)
+        .is_some_and(|p| p.kind() == "application")
+    {
         "application_id"
     } else {
         "api_key"
@@ -205,7 +215,14 @@ async fn deliver(shared: &Arc<Shared>, job: &CallbackJob) {
         let last = attempt == attempts;
         tracing::warn!(archive = %job.archive_id, status = %job.status, attempt, http_status = ?status,
             error = ?error, "callback failed{}", if last { ", giving up" } else { "" });
-        record(shared, job, attempt, if last { "gave up" } else { "failed" }, status, error);
+        record(
+            shared,
+            job,
+            attempt,
+            if last { "gave up" } else { "failed" },
+            status,
+            error,
+        );
         if !last {
             tokio::time::sleep(retry.delay(attempt - 1)).await;
         }

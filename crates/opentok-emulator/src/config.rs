@@ -227,7 +227,10 @@ impl fmt::Debug for EmulatorConfig {
             .field("callback_url", &self.callback_url)
             .field(
                 "callback_signature_secret",
-                &self.callback_signature_secret.as_ref().map(|_| "[REDACTED]"),
+                &self
+                    .callback_signature_secret
+                    .as_ref()
+                    .map(|_| "[REDACTED]"),
             )
             .field("callback_retry", &self.callback_retry)
             .field("azure_endpoint", &self.azure_endpoint)
@@ -410,7 +413,9 @@ impl EmulatorConfig {
         let mut config = EmulatorConfig::default();
         if let Some(listen) = file.listen {
             config.listen = listen.parse().map_err(|_| {
-                ConfigError::Invalid(format!("listen = {listen:?} is not an address like 127.0.0.1:4010"))
+                ConfigError::Invalid(format!(
+                    "listen = {listen:?} is not an address like 127.0.0.1:4010"
+                ))
             })?;
         }
         config.public_url = file.public_url;
@@ -426,7 +431,10 @@ impl EmulatorConfig {
                     .initial_ms
                     .map(Duration::from_millis)
                     .unwrap_or(default.initial),
-                max: retry.max_ms.map(Duration::from_millis).unwrap_or(default.max),
+                max: retry
+                    .max_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(default.max),
                 timeout: retry
                     .timeout_ms
                     .map(Duration::from_millis)
@@ -490,7 +498,8 @@ impl EmulatorConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.projects.is_empty() {
             return Err(ConfigError::Invalid(
-                "no project: give --api-key (with its secret), or [[project]] in the config file".into(),
+                "no project: give --api-key (with its secret), or [[project]] in the config file"
+                    .into(),
             ));
         }
         let mut seen = HashSet::new();
@@ -510,12 +519,16 @@ impl EmulatorConfig {
             }
             if let ProjectAuth::Secret(secret) = &project.auth {
                 if secret.expose_secret().is_empty() {
-                    return Err(ConfigError::Invalid(format!("project {id}: the API secret is empty")));
+                    return Err(ConfigError::Invalid(format!(
+                        "project {id}: the API secret is empty"
+                    )));
                 }
             }
         }
         if self.callback_retry.attempts == 0 {
-            return Err(ConfigError::Invalid("callback retry attempts must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "callback retry attempts must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -539,7 +552,10 @@ mod tests {
             panic!("a project")
         };
         assert_eq!(secret.expose_secret(), "from-file");
-        assert_eq!(config.projects[0].callback_url.as_deref(), Some("http://x/cb"));
+        assert_eq!(
+            config.projects[0].callback_url.as_deref(),
+            Some("http://x/cb")
+        );
         let both = EmulatorConfig::from_toml_str(
             "[[project]]\napi_key = \"1\"\napi_secret_file = \"secret.txt\"\napi_secret = \"x\"\n",
             dir.path(),
@@ -553,14 +569,20 @@ mod tests {
     fn validation_refuses_what_cannot_be_served() {
         let mut config = EmulatorConfig::default();
         assert!(config.validate().is_err(), "no project");
-        config.projects.push(ProjectConfig::project("12 3", "s".into()));
+        config
+            .projects
+            .push(ProjectConfig::project("12 3", "s".into()));
         assert!(config.validate().is_err(), "a space in the id");
         config.projects[0].id = "123".into();
         config.validate().unwrap();
-        config.projects.push(ProjectConfig::project("123", "t".into()));
+        config
+            .projects
+            .push(ProjectConfig::project("123", "t".into()));
         assert!(config.validate().is_err(), "twice");
         config.projects.pop();
-        config.projects.push(ProjectConfig::project("456", "".into()));
+        config
+            .projects
+            .push(ProjectConfig::project("456", "".into()));
         assert!(config.validate().is_err(), "empty secret");
     }
 

@@ -103,11 +103,22 @@ pub(crate) async fn download(
         .get("Signature")
         .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok());
     let (Some(expires), Some(signature)) = (expires, signature) else {
-        return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Query-string authentication requires the Signature and Expires parameters");
+        return s3_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Query-string authentication requires the Signature and Expires parameters",
+        );
     };
     let path = format!("/download/{project}/{id}/{file}");
-    if mac(&shared, &path, expires).verify_slice(&signature).is_err() {
-        return s3_error(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.");
+    if mac(&shared, &path, expires)
+        .verify_slice(&signature)
+        .is_err()
+    {
+        return s3_error(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        );
     }
     if expires <= opentok_rest::auth::unix_now().unwrap_or(u64::MAX) {
         return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
@@ -122,11 +133,21 @@ pub(crate) async fn download(
             .and_then(|r| r.cloud_file.clone())
     };
     let Some(file_path) = file_path else {
-        return s3_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist.");
+        return s3_error(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        );
     };
     let bytes = match tokio::fs::read(&file_path).await {
         Ok(b) => b,
-        Err(_) => return s3_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
+        Err(_) => {
+            return s3_error(
+                StatusCode::NOT_FOUND,
+                "NoSuchKey",
+                "The specified key does not exist.",
+            );
+        }
     };
     let content_type = match file.rsplit('.').next() {
         Some("ts") => "video/MP2T",

@@ -74,9 +74,7 @@ pub use config::{
     DEFAULT_LISTEN, DEFAULT_MAX_MEDIA_BYTES, EmulatorConfig, ProjectAuth, ProjectConfig,
     parse_public_key, read_secret_file,
 };
-pub use state::{
-    ArchiveSnapshot, CallbackRecord, Hooks, ProjectSnapshot, StateSnapshot,
-};
+pub use state::{ArchiveSnapshot, CallbackRecord, Hooks, ProjectSnapshot, StateSnapshot};
 
 /// Why an emulator did not start.
 #[derive(Debug, thiserror::Error)]

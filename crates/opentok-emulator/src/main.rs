@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use opentok_emulator::{Emulator, EmulatorConfig, ProjectConfig, parse_public_key, read_secret_file};
+use opentok_emulator::{
+    Emulator, EmulatorConfig, ProjectConfig, parse_public_key, read_secret_file,
+};
 use secrecy::SecretString;
 
 /// A local stand-in for the Vonage Video (OpenTok) archiving service: REST API, auth, encrypted uploads to
@@ -36,7 +38,12 @@ struct Args {
     #[arg(long, value_name = "FILE", conflicts_with = "api_secret")]
     api_secret_file: Option<PathBuf>,
     /// The project's API secret (visible in the process list: prefer --api-secret-file or the environment).
-    #[arg(long, value_name = "SECRET", env = "OPENTOK_API_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OPENTOK_API_SECRET",
+        hide_env_values = true
+    )]
     api_secret: Option<String>,
     /// A Vonage application id whose RS256 Bearer tokens are accepted (with --application-public-key).
     #[arg(long, value_name = "ID", requires = "application_public_key")]
@@ -157,7 +164,10 @@ fn main() -> ExitCode {
         .with_max_level(level)
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("opentok-emulator: cannot start the runtime: {e}");

@@ -159,7 +159,10 @@ fn rewrite_packet(p: &mut [u8], shift: u64, next_cc: &mut [Option<u8>]) {
     }
     let stream_id = p[payload + 3];
     // Streams without the optional PES header (padding, private_stream_2, ECM, EMM, DSMCC, H.222.1 E).
-    if matches!(stream_id, 0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF) {
+    if matches!(
+        stream_id,
+        0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF
+    ) {
         return;
     }
     let flags = p[payload + 7] >> 6;
@@ -243,7 +246,10 @@ mod tests {
         let media = Media::bundled().with_max_bytes(3 * BUNDLED_CLIP.len() + 10);
         assert_eq!(media.copies_for(Duration::from_secs(3600)), 3);
         let tiny = Media::bundled().with_max_bytes(1);
-        assert_eq!(tiny.build(Duration::from_secs(3600)).len(), BUNDLED_CLIP.len());
+        assert_eq!(
+            tiny.build(Duration::from_secs(3600)).len(),
+            BUNDLED_CLIP.len()
+        );
     }
 
     #[test]
@@ -261,9 +267,15 @@ mod tests {
 
     #[test]
     fn non_ts_media_is_refused() {
-        assert!(matches!(Media::from_ts(vec![0; 400]), Err(MediaError::NotTs(_))));
+        assert!(matches!(
+            Media::from_ts(vec![0; 400]),
+            Err(MediaError::NotTs(_))
+        ));
         let mut odd = BUNDLED_CLIP.to_vec();
         odd.push(0);
-        assert!(matches!(Media::from_ts(odd), Err(MediaError::NotWholePackets(_))));
+        assert!(matches!(
+            Media::from_ts(odd),
+            Err(MediaError::NotWholePackets(_))
+        ));
     }
 }

@@ -121,9 +121,20 @@ async fn process(shared: Arc<Shared>, id: String, recorded: Duration) {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let maker = shared.clone();
-    let made = tokio::task::spawn_blocking(move || make_file(&maker, recorded, blob, file_name)).await;
+    let made =
+        tokio::task::spawn_blocking(move || make_file(&maker, recorded, blob, file_name)).await;
     let Ok(bytes) = made else {
-        finish(&shared, &id, Outcome::Failed, None, Some("could not make the archive file".into()), None, 0, String::new()).await;
+        finish(
+            &shared,
+            &id,
+            Outcome::Failed,
+            None,
+            Some("could not make the archive file".into()),
+            None,
+            0,
+            String::new(),
+        )
+        .await;
         return;
     };
     let size = bytes.len() as u64;
@@ -143,7 +154,10 @@ async fn process(shared: Arc<Shared>, id: String, recorded: Duration) {
                         t.container_name()
                     );
                     if fail {
-                        Err((Some(described), "the upload failed (failUploads hook)".to_owned()))
+                        Err((
+                            Some(described),
+                            "the upload failed (failUploads hook)".to_owned(),
+                        ))
                     } else {
                         let options = StoreOptions {
                             connect_timeout: Duration::from_secs(5),
@@ -167,7 +181,9 @@ async fn process(shared: Arc<Shared>, id: String, recorded: Duration) {
                     tracing::warn!(archive = %id, %error, "upload failed");
                     match target.fallback() {
                         Fallback::None => (Outcome::Failed, described, Some(error)),
-                        Fallback::Opentok | Fallback::Vonage => (Outcome::Cloud, described, Some(error)),
+                        Fallback::Opentok | Fallback::Vonage => {
+                            (Outcome::Cloud, described, Some(error))
+                        }
                     }
                 }
             }
@@ -186,14 +202,27 @@ async fn process(shared: Arc<Shared>, id: String, recorded: Duration) {
             match written {
                 Ok(()) => Some(path),
                 Err(e) => {
-                    finish(&shared, &id, Outcome::Failed, described, Some(format!("could not keep the file: {e}")), None, size, sha256).await;
+                    finish(
+                        &shared,
+                        &id,
+                        Outcome::Failed,
+                        described,
+                        Some(format!("could not keep the file: {e}")),
+                        None,
+                        size,
+                        sha256,
+                    )
+                    .await;
                     return;
                 }
             }
         }
         _ => None,
     };
-    finish(&shared, &id, outcome, described, error, cloud_file, size, sha256).await;
+    finish(
+        &shared, &id, outcome, described, error, cloud_file, size, sha256,
+    )
+    .await;
 }
 
 #[allow(clippy::too_many_arguments)]

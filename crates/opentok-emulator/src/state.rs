@@ -307,11 +307,17 @@ impl Shared {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("Invalid JSON: {e}")))?;
         if !value.is_object() {
-            return Err(ApiError::bad_request("Invalid JSON: the body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "Invalid JSON: the body must be a JSON object",
+            ));
         }
         match value.get("sessionId") {
             Some(Value::String(s)) if !s.trim().is_empty() => {}
-            _ => return Err(ApiError::bad_request("Invalid session ID: sessionId is required")),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "Invalid session ID: sessionId is required",
+                ));
+            }
         }
         let request: StartArchiveRequest = serde_json::from_value(value)
             .map_err(|e| ApiError::bad_request(format!("Invalid request: {e}")))?;
@@ -354,7 +360,10 @@ impl Shared {
         if let Some(busy) = inner.archives.values().find(|r| {
             r.project == project
                 && r.archive.session_id == request.session_id
-                && matches!(r.archive.status, ArchiveStatus::Started | ArchiveStatus::Paused)
+                && matches!(
+                    r.archive.status,
+                    ArchiveStatus::Started | ArchiveStatus::Paused
+                )
                 && r.archive.multi_archive_tag == request.multi_archive_tag
         }) {
             tracing::debug!(archive = %busy.archive.id, "session already being recorded");
@@ -372,9 +381,12 @@ impl Shared {
         let (blob, password) = match certificate {
             Some(cert) => {
                 let blob = PasswordBlob::generate(&mut rand::rngs::OsRng);
-                let password =
-                    archive_core::oaep::wrap_password(&cert.public_key, &blob, &mut rand::rngs::OsRng)
-                        .map_err(|e| ApiError::internal(format!("cannot wrap the password: {e}")))?;
+                let password = archive_core::oaep::wrap_password(
+                    &cert.public_key,
+                    &blob,
+                    &mut rand::rngs::OsRng,
+                )
+                .map_err(|e| ApiError::internal(format!("cannot wrap the password: {e}")))?;
                 (Some(blob), password)
             }
             None => (None, String::new()),
@@ -403,8 +415,12 @@ impl Shared {
             has_transcription: request.has_transcription,
             output_mode: Some(output_mode.clone()),
             stream_mode: Some(request.stream_mode.clone().unwrap_or(StreamMode::Auto)),
-            resolution: (output_mode == OutputMode::Composed)
-                .then(|| request.resolution.clone().unwrap_or_else(|| "640x480".into())),
+            resolution: (output_mode == OutputMode::Composed).then(|| {
+                request
+                    .resolution
+                    .clone()
+                    .unwrap_or_else(|| "640x480".into())
+            }),
             url: None,
             password: Some(password),
             sha256sum: Some(String::new()),
@@ -450,13 +466,20 @@ impl Shared {
         Ok(answer)
     }
 
-    pub(crate) fn stop_archive(self: &Arc<Self>, project: &str, id: &str) -> Result<Value, ApiError> {
+    pub(crate) fn stop_archive(
+        self: &Arc<Self>,
+        project: &str,
+        id: &str,
+    ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
         let recorded_override = inner.hooks.recorded_seconds;
         let Some(record) = inner.archives.get_mut(id).filter(|r| r.project == project) else {
             return Err(ApiError::archive_not_found());
         };
-        if !matches!(record.archive.status, ArchiveStatus::Started | ArchiveStatus::Paused) {
+        if !matches!(
+            record.archive.status,
+            ArchiveStatus::Started | ArchiveStatus::Paused
+        ) {
             return Err(ApiError::conflict(STOP_CONFLICT));
         }
         let recorded = recorded_override
@@ -477,7 +500,11 @@ impl Shared {
         record.archive.reason = Some("user initiated".into());
         record.archive.updated_at = Some(now);
         // The service's known issue: encrypted archives always report a duration of 0.
-        record.archive.duration = if encrypted { 0 } else { recorded.as_secs_f64().round() as u64 };
+        record.archive.duration = if encrypted {
+            0
+        } else {
+            recorded.as_secs_f64().round() as u64
+        };
         record.archive.size = object_len as u64;
         tracing::info!(project, archive = %id, recorded_secs = recorded.as_secs_f64(), "archive stopped");
         self.notify(&mut inner, id);

@@ -61,7 +61,9 @@ pub(crate) fn parse_storage_body(body: &[u8]) -> Result<StoredTarget, ApiError> 
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON: {e}")))?;
     let Value::Object(mut object) = value else {
-        return Err(ApiError::bad_request("Invalid JSON: the body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "Invalid JSON: the body must be a JSON object",
+        ));
     };
     let kind = match object.get("type") {
         Some(Value::String(t)) if t == "s3" || t == "azure" => t.clone(),
@@ -154,7 +156,10 @@ pub(crate) fn parse_storage_body(body: &[u8]) -> Result<StoredTarget, ApiError> 
     };
     let target: StorageTarget = serde_json::from_value(Value::Object(object))
         .map_err(|e| ApiError::bad_request(format!("Invalid upload target: {e}")))?;
-    Ok(StoredTarget { target, certificate })
+    Ok(StoredTarget {
+        target,
+        certificate,
+    })
 }
 
 /// The target's description for the state listing, without secrets.
@@ -212,7 +217,10 @@ mod tests {
         assert_eq!(stored.fallback(), Fallback::Opentok);
         let sse = r#"{"type":"s3","config":{"bucket":"b","secretKey":"s","accessKey":"a",
             "endpoint":"https://s3.cloudianhyperstore.com","sse":"s3"},"fallback":"vonage"}"#;
-        assert_eq!(parse_storage_body(sse.as_bytes()).unwrap().fallback(), Fallback::Vonage);
+        assert_eq!(
+            parse_storage_body(sse.as_bytes()).unwrap().fallback(),
+            Fallback::Vonage
+        );
         let described = describe(&parse_storage_body(sse.as_bytes()).unwrap());
         assert!(!described.to_string().contains("\"s\""), "{described}");
     }
@@ -224,9 +232,16 @@ mod tests {
         assert!(message(r#"{"config":{}}"#).starts_with("Missing upload target"));
         assert!(message(r#"{"type":"gcs","config":{}}"#).contains("must be \"s3\" or \"azure\""));
         assert!(message(r#"{"type":"s3"}"#).starts_with("Missing upload target"));
-        assert!(message(r#"{"type":"s3","config":{"bucket":"b","accessKey":"a"}}"#).contains("secretKey"));
-        assert!(message(r#"{"type":"azure","config":{"accountName":"n","accountKey":"k","container":""}}"#)
-            .contains("container"));
+        assert!(
+            message(r#"{"type":"s3","config":{"bucket":"b","accessKey":"a"}}"#)
+                .contains("secretKey")
+        );
+        assert!(
+            message(
+                r#"{"type":"azure","config":{"accountName":"n","accountKey":"k","container":""}}"#
+            )
+            .contains("container")
+        );
         assert!(message(r#"{"type":"s3","config":{"bucket":"b","accessKey":"a","secretKey":"s"},"fallback":"sometimes"}"#)
             .contains("fallback"));
         assert!(message(r#"{"type":"s3","config":{"bucket":"b","accessKey":"a","secretKey":"s"},"certificate":"nope"}"#)
@@ -234,7 +249,8 @@ mod tests {
         assert!(message(r#"{"type":"s3","config":{"bucket":"b","accessKey":"a","secretKey":"s","sse":"kms"}}"#)
             .contains("sse"));
         let big = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2560).unwrap();
-        let cert = archive_core::cert::Certificate::generate_self_signed(&big, "CN=big", 2).unwrap();
+        let cert =
+            archive_core::cert::Certificate::generate_self_signed(&big, "CN=big", 2).unwrap();
         let body = serde_json::json!({"type": "s3", "config": {"bucket": "b", "secretKey": "s", "accessKey": "a"},
             "certificate": cert.to_json_base64()});
         assert!(message(&body.to_string()).contains("2048 bits or smaller"));

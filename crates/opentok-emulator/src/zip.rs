@@ -6,7 +6,11 @@ fn crc32(data: &[u8]) -> u32 {
     for (i, entry) in table.iter_mut().enumerate() {
         let mut c = i as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
         *entry = c;
     }
@@ -85,7 +89,11 @@ mod tests {
 
     #[test]
     fn unzip_reads_what_we_write() {
-        if std::process::Command::new("unzip").arg("-v").output().is_err() {
+        if std::process::Command::new("unzip")
+            .arg("-v")
+            .output()
+            .is_err()
+        {
             eprintln!("skipped: no unzip on PATH (the structure is checked below anyway)");
         } else {
             let dir = tempfile::tempdir().expect("tempdir");
@@ -96,7 +104,11 @@ mod tests {
                 .current_dir(dir.path())
                 .output()
                 .expect("unzip");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
         let zip = stored_zip(&[("a".into(), b"xyz")]);
         assert_eq!(&zip[..4], b"PK\x03\x04");
