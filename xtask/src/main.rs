@@ -3,6 +3,8 @@
 //! * `cargo xtask ci` — what CI runs (`.ci/run`): installs the tools the tests need if they are missing,
 //!   then `cargo fmt --check`, `cargo clippy -D warnings` and every test of the workspace, with the S3 and
 //!   Azure test servers running (see `servers.rs`; tests that need them fail without them, never skip).
+//! * `cargo xtask install-sdks` — the official OpenTok Python and Node SDKs (pinned, in `.xtask/`) that the
+//!   emulator's tests drive; `ci` installs them too.
 //! * `cargo xtask servers` — starts the S3 (s3s-fs) and Azure (Azurite) test servers that `ci` runs the tests
 //!   against, prints the `ARCHIVECTL_TEST_*` exports for a shell, and stops them on Ctrl-C.
 //! * `cargo xtask bench decrypt` — archivectl vs the documented openssl command vs `cp` on a 512 MiB
@@ -10,6 +12,7 @@
 
 mod bench;
 mod bench_pull;
+mod sdks;
 mod servers;
 mod tools;
 
@@ -23,12 +26,14 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench::run(&args[1..]),
         Some("install-tools") => tools::ensure_test_tools(),
+        Some("install-sdks") => sdks::ensure(),
         Some("servers") => servers::serve(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  ci               fmt, clippy, all tests (what CI runs)\n  \
                  bench decrypt    decrypt benchmark; writes docs/benchmarks.md [--size-mib N] [--runs N]\n  \
                  install-tools    install ffmpeg, openssl, xxd, time if missing\n  \
+                 install-sdks     install the OpenTok Python and Node SDKs the emulator tests drive\n  \
                  servers          start the S3 and Azure test servers, print their env, wait for Ctrl-C"
             );
             return ExitCode::from(2);
@@ -45,6 +50,8 @@ fn main() -> ExitCode {
 
 fn ci() -> anyhow::Result<()> {
     tools::ensure_test_tools()?;
+    // The official SDKs the opentok-emulator tests drive (pip, npm), if missing.
+    sdks::ensure().context("cannot install the OpenTok SDKs")?;
     let root = tools::workspace_root();
     tools::run_in(&root, "cargo", &["fmt", "--all", "--", "--check"])
         .context("cargo fmt: run `cargo fmt --all`")?;
