@@ -45,6 +45,8 @@
 //! session id is accepted. Unencrypted archives are the MPEG-TS clip stored under the name `archive.mp4`
 //! (the emulator has no MP4 muxer); individual-stream archives are a ZIP holding one stream's clip.
 
+#![warn(missing_docs)]
+
 mod api;
 pub mod auth;
 pub mod callbacks;

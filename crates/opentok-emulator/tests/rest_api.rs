@@ -1156,3 +1156,66 @@ async fn the_binary_serves_a_project_from_its_flags() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--api-secret-file"));
 }
+
+#[tokio::test]
+async fn the_binary_reads_projects_from_a_config_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("one.secret"), "secret-one\n").unwrap();
+    std::fs::write(
+        dir.path().join("emulator.toml"),
+        "listen = \"127.0.0.1:0\"\ndownload_url_ttl_secs = 30\n\
+         [[project]]\napi_key = \"111\"\napi_secret_file = \"one.secret\"\n\
+         [[project]]\napi_key = \"222\"\napi_secret_env = \"EMULATOR_TEST_SECRET_TWO\"\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opentok-emulator"))
+        .arg("--config")
+        .arg(dir.path().join("emulator.toml"))
+        .args(["--api-key", "333"])
+        .env("EMULATOR_TEST_SECRET_TWO", "secret-two")
+        .env("OPENTOK_API_SECRET", "secret-three")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(4)
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let base = lines[0]
+        .strip_prefix("opentok-emulator listening on ")
+        .unwrap()
+        .to_owned();
+    for (key, secret) in [
+        ("111", "secret-one"),
+        ("222", "secret-two"),
+        ("333", "secret-three"),
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(&format!("project {key}:"))),
+            "{lines:?}"
+        );
+        let client = opentok_rest::Client::builder(opentok_rest::auth::Credentials::project(
+            key,
+            secret.into(),
+        ))
+        .base_url(&base)
+        .retry(opentok_rest::RetryPolicy::none())
+        .build()
+        .unwrap();
+        assert_eq!(
+            client.list_archives(0, 10, None).await.unwrap().count,
+            0,
+            "{key}"
+        );
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+}
