@@ -761,7 +761,7 @@ async fn failed_uploads_follow_the_fallback() {
 #[tokio::test]
 async fn archives_kept_in_the_cloud_expire_after_their_retention() {
     let emulator = builder()
-        .fallback_retention(Duration::from_millis(500))
+        .fallback_retention(Duration::from_millis(1500))
         .start()
         .await
         .unwrap();
@@ -775,7 +775,7 @@ async fn archives_kept_in_the_cloud_expire_after_their_retention() {
         .wait_for_status(&a.id, &[ArchiveStatus::Available], WAIT)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     let expired = client.get_archive(&a.id).await.unwrap();
     assert_eq!(
         (expired.status, expired.url),
