@@ -1,0 +1,102 @@
+//! What can go wrong with the ledger. Messages name files, archive ids and SQLite's reason; never a password.
+
+use std::path::PathBuf;
+
+/// A ledger failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The ledger file could not be created or opened.
+    #[error("cannot open the ledger {path}: {source}")]
+    Open {
+        /// The ledger file.
+        path: PathBuf,
+        /// SQLite's reason.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The ledger file (or its directory) could not be created.
+    #[error("cannot create the ledger {path}: {source}")]
+    Create {
+        /// The ledger file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was written by a newer archivectl: its schema is unknown here, so nothing is touched.
+    #[error(
+        "the ledger has schema version {found}, newer than the {known} this archivectl knows: upgrade archivectl"
+    )]
+    SchemaTooNew {
+        /// The file's `user_version`.
+        found: u32,
+        /// The newest version this build knows.
+        known: u32,
+    },
+    /// A statement failed.
+    #[error("ledger: cannot {action}: {source}")]
+    Sqlite {
+        /// What was being done, e.g. "record an event".
+        action: &'static str,
+        /// SQLite's reason.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Something that holds a private key was offered as a certificate: the ledger never stores one.
+    #[error("refusing to store a private key in the ledger (give the certificate only)")]
+    PrivateKey,
+    /// The archive is not in the ledger.
+    #[error("archive {0} is not in the ledger")]
+    NotFound(String),
+    /// A value read back from the file is not what the schema allows (the file was edited by hand?).
+    #[error("the ledger holds an invalid value: {0}")]
+    Corrupt(String),
+    /// Export could not write its output.
+    #[error("cannot write the export: {0}")]
+    Export(#[source] std::io::Error),
+    /// The group-commit writer failed to commit a batch; none of its events were recorded.
+    #[error("the ledger could not commit: {0}")]
+    Commit(String),
+    /// The group-commit writer has stopped (its thread ended), so the event was not recorded.
+    #[error("the ledger writer has stopped; the event was not recorded")]
+    WriterStopped,
+}
+
+impl DbError {
+    pub(crate) fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
+        move |source| Self::Sqlite { action, source }
+    }
+
+    /// Whether SQLite said the database was busy or locked (another process held the write lock too long).
+    pub fn is_busy(&self) -> bool {
+        match self {
+            Self::Open { source, .. } | Self::Sqlite { source, .. } => is_busy(source),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a rusqlite error is SQLITE_BUSY or SQLITE_LOCKED.
+pub(crate) fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Why a callback body cannot be recorded. The server answers these with 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// Not UTF-8 text.
+    #[error("the body is not UTF-8 text")]
+    NotUtf8,
+    /// Not JSON.
+    #[error("the body is not JSON: {0}")]
+    InvalidJson(String),
+    /// JSON, but not an object (every callback of the service is one).
+    #[error("the body is JSON but not an object")]
+    NotAnObject,
+    /// An archive status callback that lacks what every archive has (an `id`, a `status`).
+    #[error("not a valid archive status callback: {0}")]
+    InvalidArchive(String),
+}

@@ -1,0 +1,215 @@
+//! What reaches the ledger: a raw body (a callback, or an archive listed by sync), where it came from, and
+//! what it is.
+
+use opentok_rest::model::{ARCHIVE_EVENT, Archive, ArchiveEvent};
+use time::OffsetDateTime;
+
+use crate::BodyError;
+
+/// How an event reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSource {
+    /// POSTed to the callback receiver.
+    Callback,
+    /// Read from the REST API's archive list by `archivectl sync`.
+    Sync,
+}
+
+impl EventSource {
+    /// The name stored in the ledger: `callback` or `sync`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Callback => "callback",
+            Self::Sync => "sync",
+        }
+    }
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// An archive status callback (or an archive object from sync).
+    Archive(Box<Archive>),
+    /// Another JSON object (a session-monitoring or broadcast callback, say), kept raw; `event` is its
+    /// `"event"` field when it has a string one.
+    Other {
+        /// The object's `"event"`.
+        event: Option<String>,
+    },
+}
+
+/// One event to record: the body exactly as received, what it is, where and when it came from.
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    pub(crate) body: String,
+    pub(crate) kind: EventKind,
+    pub(crate) source: EventSource,
+    pub(crate) origin: String,
+    pub(crate) received_at: OffsetDateTime,
+}
+
+impl IncomingEvent {
+    /// Classifies a callback body: an object whose `"event"` is `"archive"` (or that has no `"event"` but an
+    /// `id` and a `status`, as older callbacks do) is an archive status callback and must parse as one; any
+    /// other JSON object is kept as a raw event. `origin` says where it came from (the peer address).
+    ///
+    /// ```
+    /// use archive_db::{EventKind, IncomingEvent};
+    ///
+    /// let ev = IncomingEvent::from_callback(br#"{"id":"a1","event":"archive","status":"uploaded","password":"ZTQy"}"#, "10.0.0.7:5000").unwrap();
+    /// assert!(matches!(ev.kind(), EventKind::Archive(a) if a.id == "a1"));
+    /// let other = IncomingEvent::from_callback(br#"{"event":"streamCreated","sessionId":"S"}"#, "10.0.0.7:5000").unwrap();
+    /// assert_eq!(other.kind(), &EventKind::Other { event: Some("streamCreated".into()) });
+    /// assert!(IncomingEvent::from_callback(b"{not json", "x").is_err());
+    /// assert!(IncomingEvent::from_callback(br#"{"event":"archive","status":"started"}"#, "x").is_err());
+    /// ```
+    pub fn from_callback(body: &[u8], origin: impl Into<String>) -> Result<Self, BodyError> {
+        let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| BodyError::InvalidJson(e.to_string()))?;
+        let object = value.as_object().ok_or(BodyError::NotAnObject)?;
+        let event = object.get("event");
+        let is_archive = match event {
+            Some(serde_json::Value::String(e)) => e == ARCHIVE_EVENT,
+            None | Some(serde_json::Value::Null) => {
+                object.contains_key("id") && object.contains_key("status")
+            }
+            Some(_) => false,
+        };
+        let kind = if is_archive {
+            let archive = serde_json::from_value::<ArchiveEvent>(value)
+                .map_err(|e| BodyError::InvalidArchive(e.to_string()))?
+                .into_archive();
+            if archive.id.trim().is_empty() {
+                return Err(BodyError::InvalidArchive("its id is empty".into()));
+            }
+            EventKind::Archive(Box::new(archive))
+        } else {
+            EventKind::Other {
+                event: event.and_then(|e| e.as_str()).map(str::to_owned),
+            }
+        };
+        Ok(Self {
+            body: text.to_owned(),
+            kind,
+            source: EventSource::Callback,
+            origin: origin.into(),
+            received_at: OffsetDateTime::now_utc(),
+        })
+    }
+
+    /// An archive read from the REST API (by sync); the body recorded is its JSON. `origin` is the URL or
+    /// project it was listed from.
+    ///
+    /// ```
+    /// use archive_db::{EventSource, IncomingEvent};
+    /// use opentok_rest::model::Archive;
+    ///
+    /// let archive: Archive = serde_json::from_str(r#"{"id":"a1","status":"uploaded"}"#).unwrap();
+    /// let ev = IncomingEvent::from_archive(&archive, EventSource::Sync, "https://api.opentok.com");
+    /// assert_eq!(ev.archive().map(|a| a.id.as_str()), Some("a1"));
+    /// ```
+    pub fn from_archive(archive: &Archive, source: EventSource, origin: impl Into<String>) -> Self {
+        // Serializing the model cannot fail: it is strings, numbers and JSON values only.
+        let body = serde_json::to_string(archive).unwrap_or_default();
+        Self {
+            body,
+            kind: EventKind::Archive(Box::new(archive.clone())),
+            source,
+            origin: origin.into(),
+            received_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// The same event, received at `at` (for replaying stored bodies and for tests).
+    pub fn received_at(mut self, at: OffsetDateTime) -> Self {
+        self.received_at = at;
+        self
+    }
+
+    /// What the event is.
+    pub fn kind(&self) -> &EventKind {
+        &self.kind
+    }
+
+    /// The archive, for an archive event.
+    pub fn archive(&self) -> Option<&Archive> {
+        match &self.kind {
+            EventKind::Archive(a) => Some(a),
+            EventKind::Other { .. } => None,
+        }
+    }
+
+    /// The body as received.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// How it reached us.
+    pub fn source(&self) -> EventSource {
+        self.source
+    }
+
+    /// Where it came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The name stored in the events table's `kind`: `archive`, the other object's `event`, or `unknown`.
+    pub(crate) fn kind_name(&self) -> &str {
+        match &self.kind {
+            EventKind::Archive(_) => ARCHIVE_EVENT,
+            EventKind::Other { event: Some(e) } => e,
+            EventKind::Other { event: None } => "unknown",
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_classified() {
+        let old = IncomingEvent::from_callback(br#"{"id":"a","status":"stopped"}"#, "p").unwrap();
+        assert!(old.archive().is_some(), "older callbacks have no event");
+        let null_event =
+            IncomingEvent::from_callback(br#"{"id":"a","status":"stopped","event":null}"#, "p")
+                .unwrap();
+        assert!(null_event.archive().is_some());
+        let no_event = IncomingEvent::from_callback(br#"{"sessionId":"S"}"#, "p").unwrap();
+        assert_eq!(no_event.kind_name(), "unknown");
+        let numeric =
+            IncomingEvent::from_callback(br#"{"event":5,"id":"a","status":"x"}"#, "p").unwrap();
+        assert_eq!(numeric.kind(), &EventKind::Other { event: None });
+        assert_eq!(
+            IncomingEvent::from_callback(b"[1,2]", "p").unwrap_err(),
+            BodyError::NotAnObject
+        );
+        assert_eq!(
+            IncomingEvent::from_callback(b"\xff\xfe", "p").unwrap_err(),
+            BodyError::NotUtf8
+        );
+        assert!(matches!(
+            IncomingEvent::from_callback(br#"{"event":"archive","id":"","status":"started"}"#, "p"),
+            Err(BodyError::InvalidArchive(_))
+        ));
+        assert!(matches!(
+            IncomingEvent::from_callback(
+                br#"{"event":"archive","id":"a","status":"started","size":-4}"#,
+                "p"
+            ),
+            Err(BodyError::InvalidArchive(_))
+        ));
+        let kept = br#"{ "id" : "a", "status":"started" , "zzz": [1] }"#;
+        assert_eq!(
+            IncomingEvent::from_callback(kept, "p")
+                .unwrap()
+                .body()
+                .as_bytes(),
+            kept,
+            "the body is kept exactly"
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! The group-commit writer: many callers submit events, one thread writes them.
+//!
+//! The callback receiver must answer 200 only once an event is durable, and one fsync per request would cap
+//! it at the disk's fsync rate. So every submission goes onto a queue; the writer thread takes whatever has
+//! queued up (up to [`WriterOptions::max_batch`]), records it all in one transaction — one commit, one fsync
+//! (`synchronous=FULL`, see [`crate::schema`]) — and only then completes each submission's [`Completion`].
+//! Under load batches grow by themselves; alone, an event is committed at once.
+//!
+//! A [`Completion`] is a `Future` (await it from async code: it needs no runtime of its own) and can also be
+//! waited on from a plain thread with [`Completion::wait`].
+//!
+//! ```
+//! use archive_db::{GroupWriter, IncomingEvent, Ledger};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("ledger.sqlite3");
+//! let writer = GroupWriter::start(Ledger::open(&path).unwrap());
+//! let pending: Vec<_> = (0..10)
+//!     .map(|i| {
+//!         let body = format!(r#"{{"id":"a{i}","event":"archive","status":"started"}}"#);
+//!         writer.submit(IncomingEvent::from_callback(body.as_bytes(), "test").unwrap())
+//!     })
+//!     .collect();
+//! for done in pending {
+//!     done.wait().unwrap(); // durable from here on
+//! }
+//! writer.shutdown().unwrap();
+//! assert_eq!(Ledger::open(&path).unwrap().counts().unwrap(), (10, 10));
+//! ```
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, JoinHandle, Thread};
+
+use futures_channel::oneshot;
+
+use crate::event::IncomingEvent;
+use crate::upsert::EventOutcome;
+use crate::{DbError, Ledger};
+
+/// How the writer batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// The most events committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self { max_batch: 4096 }
+    }
+}
+
+/// Counters of what the writer did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Events committed (or refused one by one).
+    pub events: u64,
+    /// Transactions committed.
+    pub commits: u64,
+    /// The largest batch.
+    pub largest_batch: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    events: AtomicU64,
+    commits: AtomicU64,
+    largest_batch: AtomicU64,
+}
+
+struct Job {
+    event: IncomingEvent,
+    done: oneshot::Sender<Result<EventOutcome, DbError>>,
+}
+
+/// The writer thread and its queue. Dropping it (or [`GroupWriter::shutdown`]) lets the thread write what is
+/// queued and then stop.
+///
+/// Batches: a commit takes everything queued when it starts; an event that fails alone (its savepoint is
+/// rolled back) fails only its own submission; a commit that fails fails every submission of the batch.
+#[derive(Debug)]
+pub struct GroupWriter {
+    submitter: Submitter,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A cheap, cloneable handle that submits events to a [`GroupWriter`] (for handing to request handlers).
+#[derive(Clone)]
+pub struct Submitter {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Submitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submitter").finish_non_exhaustive()
+    }
+}
+
+impl Submitter {
+    /// Queues `event`; the returned [`Completion`] resolves once it is committed (or failed).
+    pub fn submit(&self, event: IncomingEvent) -> Completion {
+        let (done, rx) = oneshot::channel();
+        // If the writer has stopped, `done` is dropped with the job and the completion reports it.
+        let _ = self.tx.send(Msg::Job(Job { event, done }));
+        Completion { rx }
+    }
+}
+
+impl GroupWriter {
+    /// Starts the writer thread on `ledger` with the default options.
+    pub fn start(ledger: Ledger) -> Self {
+        Self::with_options(ledger, WriterOptions::default())
+    }
+
+    /// Starts the writer thread on `ledger`.
+    pub fn with_options(ledger: Ledger, options: WriterOptions) -> Self {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = counters.clone();
+        let thread = thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || run(ledger, rx, options, &thread_counters))
+            .ok();
+        Self {
+            submitter: Submitter { tx },
+            counters,
+            thread,
+        }
+    }
+
+    /// Queues `event`; the returned [`Completion`] resolves once it is committed (or failed).
+    pub fn submit(&self, event: IncomingEvent) -> Completion {
+        self.submitter.submit(event)
+    }
+
+    /// A cheap handle for submitting from elsewhere (request handlers, other threads).
+    pub fn submitter(&self) -> Submitter {
+        self.submitter.clone()
+    }
+
+    /// What the writer has done so far.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            events: self.counters.events.load(Ordering::Relaxed),
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            largest_batch: self.counters.largest_batch.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes everything queued so far, then stops the thread. Events submitted afterwards (through a
+    /// [`Submitter`] still around) are not recorded and their completions say so.
+    pub fn shutdown(mut self) -> Result<WriterStats, DbError> {
+        let stats = self.stop();
+        stats.ok_or(DbError::WriterStopped)
+    }
+
+    fn stop(&mut self) -> Option<WriterStats> {
+        let thread = self.thread.take()?;
+        let _ = self.submitter.tx.send(Msg::Stop);
+        thread.join().ok()?;
+        Some(self.stats())
+    }
+}
+
+impl Drop for GroupWriter {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+enum Msg {
+    Job(Job),
+    Stop,
+}
+
+fn run(mut ledger: Ledger, rx: mpsc::Receiver<Msg>, options: WriterOptions, counters: &Counters) {
+    let max = options.max_batch.max(1);
+    let mut stopping = false;
+    while !stopping {
+        // Wait for work, then take whatever else is queued (up to `max`).
+        let mut batch = match rx.recv() {
+            Ok(Msg::Job(job)) => vec![job],
+            Ok(Msg::Stop) | Err(_) => Vec::new(),
+        };
+        stopping = batch.is_empty();
+        loop {
+            while batch.len() < max {
+                match rx.try_recv() {
+                    Ok(Msg::Job(job)) => batch.push(job),
+                    Ok(Msg::Stop) => stopping = true,
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            commit(&mut ledger, std::mem::take(&mut batch), counters);
+            // While stopping, drain everything queued before the stop; otherwise go back to waiting.
+            if !stopping {
+                break;
+            }
+        }
+    }
+    // Jobs submitted after this point are dropped with the receiver: their completions report
+    // `WriterStopped`, so nobody is told an event is durable when it is not.
+}
+
+fn commit(ledger: &mut Ledger, batch: Vec<Job>, counters: &Counters) {
+    let events: Vec<&IncomingEvent> = batch.iter().map(|j| &j.event).collect();
+    let results = ledger.record_events(&events);
+    let n = batch.len() as u64;
+    counters.events.fetch_add(n, Ordering::Relaxed);
+    counters.largest_batch.fetch_max(n, Ordering::Relaxed);
+    match results {
+        Ok(results) => {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            for (job, result) in batch.into_iter().zip(results) {
+                let _ = job.done.send(result);
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for job in batch {
+                let _ = job.done.send(Err(DbError::Commit(message.clone())));
+            }
+        }
+    }
+}
+
+/// Resolves when a submitted event is committed (durable) or has failed.
+#[derive(Debug)]
+#[must_use = "the event is durable only once the completion resolves"]
+pub struct Completion {
+    rx: oneshot::Receiver<Result<EventOutcome, DbError>>,
+}
+
+impl Future for Completion {
+    type Output = Result<EventOutcome, DbError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(DbError::WriterStopped)))
+    }
+}
+
+impl Completion {
+    /// Blocks the current thread until the event is committed (or failed).
+    pub fn wait(self) -> Result<EventOutcome, DbError> {
+        struct Unpark(Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = pin!(self);
+        loop {
+            if let Poll::Ready(result) = fut.as_mut().poll(&mut cx) {
+                return result;
+            }
+            thread::park();
+        }
+    }
+}
