@@ -10,6 +10,7 @@
 //! | 5 | I/O: a file cannot be read or written |
 //! | 6 | the service answered with an error |
 //! | 7 | the storage target answered with an error |
+//! | 8 | the ledger: it cannot be opened (not a ledger, or written by a newer archivectl) or written |
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ pub const IO: u8 = 5;
 pub const SERVICE: u8 = 6;
 /// The storage target answered with an error (or could not be reached).
 pub const STORAGE: u8 = 7;
+/// The ledger cannot be opened or written.
+pub const LEDGER: u8 = 8;
 
 /// An error that carries its own exit code, for failures that have no library error type.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +94,13 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 storage_fetch::Error::InvalidTarget(_)
                 | storage_fetch::Error::InvalidRequest(_) => INVALID_INPUT,
                 _ => STORAGE,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<archive_db::DbError>() {
+            return match e {
+                archive_db::DbError::Create { .. } | archive_db::DbError::Export(_) => IO,
+                archive_db::DbError::NotFound(_) | archive_db::DbError::PrivateKey => INVALID_INPUT,
+                _ => LEDGER,
             };
         }
         if cause.downcast_ref::<PasswordError>().is_some()

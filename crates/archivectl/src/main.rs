@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod context;
 mod exit;
+mod ledger_path;
 mod output;
 mod secrets;
 mod target;
@@ -59,6 +60,12 @@ enum Command {
     Archives(commands::archives::Command),
     /// Fetch archives from your S3 or Azure target and decrypt them while downloading (resumable).
     Pull(commands::pull::Args),
+    /// Receive the service's archive status callbacks into the ledger (an HTTP server).
+    #[command(subcommand)]
+    Callbacks(commands::callbacks::Command),
+    /// What the ledger knows about each archive: list, show, export.
+    #[command(subcommand)]
+    Ledger(commands::ledger::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -80,6 +87,10 @@ fn main() -> std::process::ExitCode {
                 .and_then(|ctx| commands::archives::run(cmd, &ctx)),
             Command::Pull(args) => context::Context::new(out, cli.global)
                 .and_then(|ctx| commands::pull::run(args, &ctx)),
+            Command::Callbacks(cmd) => context::Context::new(out, cli.global)
+                .and_then(|ctx| commands::callbacks::run(cmd, &ctx)),
+            Command::Ledger(cmd) => context::Context::new(out, cli.global)
+                .and_then(|ctx| commands::ledger::run(cmd, &ctx)),
         };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,11 +1,13 @@
 //! One module per command: its clap arguments and its `run`.
 
 pub mod archives;
+pub mod callbacks;
 pub mod cert;
 pub mod decrypt;
 pub mod demo;
 pub mod inspect;
 pub mod keygen;
+pub mod ledger;
 pub mod password;
 pub mod pull;
 pub mod storage;

@@ -1,0 +1,154 @@
+//! `archivectl callbacks serve`: receive the service's archive status callbacks into the ledger.
+//!
+//! The HTTP side is in [`server`]; this module reads the options and secrets, opens the ledger, starts the
+//! group-commit writer, runs the server until SIGINT or SIGTERM, and lets the writer finish.
+
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use archive_db::GroupWriter;
+use secrecy::ExposeSecret;
+
+use crate::context::{Context, read_secret_file};
+use crate::exit::Failure;
+use crate::ledger_path::LedgerArgs;
+
+use server::ServerConfig;
+
+/// `archivectl callbacks ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Receive archive status callbacks over HTTP and record each in the ledger before answering 200.
+    Serve(ServeArgs),
+}
+
+/// `callbacks serve`
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8080 (port 0: any free port, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// The URL path the service posts to (set the project's callback URL to http(s)://HOST/PATH).
+    #[arg(long, value_name = "PATH", default_value = "/callbacks/archive")]
+    path: String,
+    /// File whose first line is a shared secret the callback URL must carry, as `?token=...` or in the
+    /// `X-Archivectl-Token` header. Never an argument value.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// File whose first line is the signature secret of signed callbacks: every callback must then carry
+    /// `Authorization: Bearer <JWT>` (HS256 with that secret, `payload_hash` = SHA-256 of the body).
+    #[arg(long, value_name = "PATH")]
+    signature_secret_file: Option<PathBuf>,
+    /// How old (by its `iat`) a signed callback's token may be, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    signature_max_age: u64,
+    #[command(flatten)]
+    ledger: LedgerArgs,
+}
+
+/// Runs `archivectl callbacks ...`.
+pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
+    let Command::Serve(args) = cmd;
+    init_logging();
+    if !args.path.starts_with('/') || args.path == "/healthz" {
+        return Err(Failure::invalid(format!(
+            "--path {:?} must start with / and not be /healthz",
+            args.path
+        )));
+    }
+    let token = args
+        .token_file
+        .as_deref()
+        .map(|p| read_secret_file(p, "token"))
+        .transpose()?;
+    let signature_secret = args
+        .signature_secret_file
+        .as_deref()
+        .map(|p| read_secret_file(p, "signature secret"))
+        .transpose()?;
+    let ledger = args.ledger.open()?;
+    let ledger_file = ledger.path().display().to_string();
+    let writer = GroupWriter::start(ledger);
+    let config = ServerConfig {
+        path: args.path,
+        token: token.map(|t| t.expose_secret().as_bytes().to_vec()),
+        signature_secret: signature_secret.map(|s| s.expose_secret().as_bytes().to_vec()),
+        signature_max_age: args.signature_max_age,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        tracing::info!(
+            ledger = %ledger_file,
+            "listening on http://{addr}{} (health: http://{addr}/healthz)",
+            config.path
+        );
+        server::serve(
+            listener,
+            Arc::new(config),
+            writer.submitter(),
+            shutdown_signal(),
+        )
+        .await
+    });
+    // Every acknowledged callback was committed before its answer; this writes anything still queued.
+    let stats = writer.shutdown();
+    drop(runtime);
+    served?;
+    let stats = stats?;
+    tracing::info!(
+        events = stats.events,
+        commits = stats.commits,
+        "stopped; every acknowledged callback is in the ledger"
+    );
+    ctx.out.emit(
+        &serde_json::json!({"events": stats.events, "commits": stats.commits}),
+        || {},
+    )
+}
+
+/// Log lines on stderr: start and stop, rejected and failed callbacks (and each callback at debug level).
+fn init_logging() {
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false)
+        .try_init();
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

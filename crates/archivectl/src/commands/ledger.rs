@@ -1,0 +1,229 @@
+//! `archivectl ledger list|show|export`: what the ledger knows about each archive, for people (tables) and
+//! scripts (`--json`, JSON and CSV exports).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use archive_db::{ArchiveFilter, ArchiveRecord};
+use opentok_rest::model::ArchiveStatus;
+
+use crate::context::Context;
+use crate::exit::Failure;
+use crate::ledger_path::LedgerArgs;
+
+/// `archivectl ledger ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// List the archives in the ledger, newest first (with --json: every field of each).
+    List(ListArgs),
+    /// Show one archive: every field, its status history and the service's JSON.
+    Show(ShowArgs),
+    /// Write the whole ledger as JSON or CSV (to stdout, or --out).
+    Export(ExportArgs),
+}
+
+/// `ledger list`
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only archives in this status (started, paused, stopped, uploaded, available, failed, expired, deleted).
+    #[arg(long, value_name = "STATUS")]
+    status: Option<String>,
+    /// Only archives of this session.
+    #[arg(long, value_name = "ID")]
+    session_id: Option<String>,
+    /// Only archives waiting to be pulled: uploaded or available, not pulled, and decryptable (a password is
+    /// known, or no certificate was active when they were made).
+    #[arg(long, conflicts_with = "status")]
+    pending: bool,
+    #[command(flatten)]
+    ledger: LedgerArgs,
+}
+
+/// `ledger show`
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The archive id.
+    #[arg(value_name = "ARCHIVE_ID")]
+    id: String,
+    #[command(flatten)]
+    ledger: LedgerArgs,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON array of archive objects.
+    Json,
+    /// CSV with a header line (RFC 4180).
+    Csv,
+}
+
+/// `ledger export`
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// json or csv.
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Write here (atomically) instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    ledger: LedgerArgs,
+}
+
+/// Runs `archivectl ledger ...`.
+pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
+    match cmd {
+        Command::List(args) => {
+            let ledger = args.ledger.open()?;
+            let records = if args.pending {
+                let mut all = ledger.pending()?;
+                if let Some(session) = &args.session_id {
+                    all.retain(|r| &r.session_id == session);
+                }
+                all
+            } else {
+                let status = args.status.as_deref().map(parse_status).transpose()?;
+                ledger.list(&ArchiveFilter {
+                    status,
+                    session_id: args.session_id,
+                    project_id: None,
+                })?
+            };
+            ctx.out.emit(&records, || print_table(&records))
+        }
+        Command::Show(args) => {
+            let ledger = args.ledger.open()?;
+            let details = ledger.archive_details(&args.id)?.ok_or_else(|| {
+                Failure::invalid(format!("archive {} is not in the ledger", args.id))
+            })?;
+            ctx.out.emit(&details, || {
+                print_record(&details.record);
+                println!("status history:");
+                for h in &details.status_history {
+                    println!(
+                        "  {:<10} {}{}{}",
+                        h.status,
+                        h.first_received_at,
+                        if h.applied {
+                            ""
+                        } else {
+                            "  (late: not applied)"
+                        },
+                        if h.times_seen > 1 {
+                            format!("  (received {} times)", h.times_seen)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            })
+        }
+        Command::Export(args) => {
+            let ledger = args.ledger.open()?;
+            let write = |w: &mut dyn Write| -> anyhow::Result<()> {
+                match args.format {
+                    Format::Json => ledger.export_json(&mut *w)?,
+                    Format::Csv => ledger.export_csv(&mut *w)?,
+                }
+                w.flush().context("cannot write the export")
+            };
+            match &args.out {
+                None => write(&mut std::io::stdout().lock()),
+                Some(path) => {
+                    let dir = path
+                        .parent()
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .unwrap_or(std::path::Path::new("."));
+                    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+                    {
+                        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                        write(&mut w)?;
+                    }
+                    tmp.as_file()
+                        .sync_all()
+                        .context("cannot write the export")?;
+                    tmp.persist(path)
+                        .map_err(|e| e.error)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    ctx.out.note(format!("wrote {}", path.display()));
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn parse_status(text: &str) -> anyhow::Result<ArchiveStatus> {
+    match ArchiveStatus::from(text) {
+        ArchiveStatus::Unknown(other) => Err(Failure::invalid(format!(
+            "unknown status {other:?}: use started, paused, stopped, uploaded, available, failed, expired or deleted"
+        ))),
+        known => Ok(known),
+    }
+}
+
+fn password_state(r: &ArchiveRecord) -> &'static str {
+    match (&r.password, r.password_conflict) {
+        (Some(_), true) => "CONFLICT",
+        (Some(_), false) => "yes",
+        (None, _) => "-",
+    }
+}
+
+fn print_table(records: &[ArchiveRecord]) {
+    if records.is_empty() {
+        println!("no archives");
+        return;
+    }
+    println!(
+        "{:<36}  {:<9}  {:<24}  {:>12}  {:<8}  PULLED TO",
+        "ID", "STATUS", "CREATED", "SIZE", "PASSWORD"
+    );
+    for r in records {
+        println!(
+            "{:<36}  {:<9}  {:<24}  {:>12}  {:<8}  {}",
+            r.id,
+            r.status.as_str(),
+            r.created_at.as_deref().unwrap_or("-"),
+            r.size,
+            password_state(r),
+            r.local_path.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+fn print_record(r: &ArchiveRecord) {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("id:                {}", r.id);
+    println!("status:            {}", r.status);
+    println!("session:           {}", r.session_id);
+    println!("project:           {}", opt(&r.project_id));
+    println!("name:              {}", opt(&r.name));
+    println!("created:           {}", opt(&r.created_at));
+    println!("size:              {} bytes", r.size);
+    println!("duration:          {} s (as reported)", r.duration);
+    println!(
+        "password:          {}",
+        match &r.password {
+            Some(p) if r.password_conflict => format!(
+                "{p} (CONFLICT: also received {})",
+                r.conflicting_passwords.join(", ")
+            ),
+            Some(p) => p.clone(),
+            None => "-".into(),
+        }
+    );
+    println!("pulled to:         {}", opt(&r.local_path));
+    println!("sha256:            {}", opt(&r.sha256));
+    println!(
+        "measured duration: {}",
+        r.measured_duration
+            .map_or("-".into(), |d| format!("{d:.3} s"))
+    );
+    println!("verified:          {}", opt(&r.verified_at));
+    println!("deleted remotely:  {}", opt(&r.remote_deleted_at));
+    println!("first seen:        {}", r.first_seen_at);
+}

@@ -1,0 +1,459 @@
+//! `archivectl callbacks serve` as a black box: callbacks posted over real TCP, the ledger read back with
+//! archive-db (while the receiver runs, and after it is killed).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use archive_db::Ledger;
+use common::archivectl;
+use opentok_rest::model::ArchiveStatus;
+use sha2::{Digest, Sha256};
+
+const DOCUMENTED: &str = r#"{
+    "id" : "b40ef09b-3811-4726-b508-e41a0f96c68f",
+    "event": "archive",
+    "createdAt" : 1384221380000,
+    "duration" : 328,
+    "name" : "Foo",
+    "partnerId" : 123456,
+    "reason" : "",
+    "sessionId" : "2_MX40NzIwMzJ-flR1ZSBPERUIDIwMTN-MC45NDQ2MzE2NH4",
+    "size" : 18023312,
+    "status" : "uploaded",
+    "password" : "e42c...d23"
+}"#;
+
+struct Receiver {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+    ledger: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Receiver {
+    fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, extra)
+    }
+
+    fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        let ledger = dir.path().join("data/ledger.sqlite3");
+        let mut child = archivectl()
+            .args(["callbacks", "serve", "--listen", "127.0.0.1:0", "--ledger"])
+            .arg(&ledger)
+            .args(extra)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = BufReader::new(child.stderr.take().unwrap());
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in lines.lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split('/').next().unwrap().to_string();
+                    let _ = tx.send(addr);
+                }
+                log.lock().unwrap().push_str(&line);
+                log.lock().unwrap().push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("receiver did not start: {}", stderr.lock().unwrap()))
+            .parse()
+            .unwrap();
+        Self {
+            child,
+            addr,
+            stderr,
+            ledger,
+            _dir: dir,
+        }
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+        request(self.addr, "POST", path, headers, body)
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection; the status code and body of the answer.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    try_request(addr, method, path, headers, body).unwrap()
+}
+
+fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer)?;
+    parse_answer(&answer)
+}
+
+fn parse_answer(answer: &[u8]) -> std::io::Result<(u16, String)> {
+    let text = String::from_utf8_lossy(answer);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    Ok((status, body))
+}
+
+fn archive_body(id: &str, status: &str, password: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","event":"archive","status":"{status}","sessionId":"S","partnerId":123456,"createdAt":1700000000000,"size":1000,"password":"{password}"}}"#
+    )
+}
+
+#[test]
+fn the_documented_callback_is_in_the_ledger_when_200_is_answered() {
+    let r = Receiver::start(&[]);
+    let (code, _) = r.post("/callbacks/archive", &[], DOCUMENTED.as_bytes());
+    assert_eq!(code, 200);
+    // Read at once, from another process, with the receiver still running: it was committed before the 200.
+    let ledger = Ledger::open(&r.ledger).unwrap();
+    let a = ledger
+        .archive("b40ef09b-3811-4726-b508-e41a0f96c68f")
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.status, ArchiveStatus::Uploaded);
+    assert_eq!(a.password.as_deref(), Some("e42c...d23"));
+    assert_eq!(a.size, 18023312);
+    let events = ledger.events(None).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].body, DOCUMENTED, "the body exactly as received");
+    assert_eq!(events[0].source, "callback");
+    assert!(events[0].origin.starts_with("127.0.0.1:"));
+
+    // A late `stopped` is acknowledged (the service must not retry it) but does not move the status back.
+    let late = archive_body("b40ef09b-3811-4726-b508-e41a0f96c68f", "stopped", "");
+    assert_eq!(r.post("/callbacks/archive", &[], late.as_bytes()).0, 200);
+    let a = ledger
+        .archive("b40ef09b-3811-4726-b508-e41a0f96c68f")
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.status, ArchiveStatus::Uploaded);
+    assert_eq!(a.password.as_deref(), Some("e42c...d23"));
+    assert!(!r.log().contains("e42c...d23"), "no password in the log");
+}
+
+#[test]
+fn other_callbacks_are_kept_raw_and_bad_ones_refused() {
+    let r = Receiver::start(&[]);
+    let session = br#"{"sessionId":"2_MX4","projectId":"123456","event":"streamCreated","timestamp":1470257688309,"stream":{"id":"63245362"}}"#;
+    assert_eq!(r.post("/callbacks/archive", &[], session).0, 200);
+    assert_eq!(r.post("/callbacks/archive", &[], b"{not json").0, 400);
+    assert_eq!(r.post("/callbacks/archive", &[], b"[1, 2]").0, 400);
+    assert_eq!(
+        r.post(
+            "/callbacks/archive",
+            &[],
+            br#"{"event":"archive","status":"started"}"#
+        )
+        .0,
+        400,
+        "an archive callback without id"
+    );
+    let big = format!(
+        r#"{{"id":"big","status":"started","pad":"{}"}}"#,
+        "x".repeat(1 << 20)
+    );
+    assert_eq!(r.post("/callbacks/archive", &[], big.as_bytes()).0, 413);
+    assert_eq!(r.post("/elsewhere", &[], DOCUMENTED.as_bytes()).0, 404);
+    assert_eq!(request(r.addr, "GET", "/healthz", &[], b"").0, 200);
+
+    let ledger = Ledger::open(&r.ledger).unwrap();
+    let events = ledger.events(None).unwrap();
+    assert_eq!(events.len(), 1, "only the good one: {events:?}");
+    assert_eq!(events[0].kind, "streamCreated");
+    assert_eq!(events[0].body.as_bytes(), session);
+    assert_eq!(ledger.counts().unwrap(), (0, 1));
+    let log = r.log();
+    assert!(log.contains("bad callback"), "{log}");
+    assert!(log.contains("not JSON"), "{log}");
+}
+
+#[test]
+fn a_shared_token_is_required_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "tok-3f9a81\n").unwrap();
+    let r = Receiver::start_in(dir, &["--token-file", "token"]);
+    let body = archive_body("t1", "started", "");
+    assert_eq!(r.post("/callbacks/archive", &[], body.as_bytes()).0, 401);
+    assert_eq!(
+        r.post("/callbacks/archive?token=wrong", &[], body.as_bytes())
+            .0,
+        401
+    );
+    assert_eq!(
+        r.post(
+            "/callbacks/archive",
+            &[("X-Archivectl-Token", "tok-3f9a8")],
+            body.as_bytes()
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        r.post("/callbacks/archive?token=tok-3f9a81", &[], body.as_bytes())
+            .0,
+        200
+    );
+    let body2 = archive_body("t2", "started", "");
+    assert_eq!(
+        r.post(
+            "/callbacks/archive",
+            &[("X-Archivectl-Token", "tok-3f9a81")],
+            body2.as_bytes()
+        )
+        .0,
+        200
+    );
+    let ledger = Ledger::open(&r.ledger).unwrap();
+    assert_eq!(ledger.counts().unwrap(), (2, 2));
+    let log = r.log();
+    assert!(
+        log.contains("wrong token") && log.contains("no token"),
+        "{log}"
+    );
+    assert!(!log.contains("tok-3f9a8"), "no token in the log: {log}");
+}
+
+#[test]
+fn signed_callbacks_are_verified_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sig"), "sig-secret-77\n").unwrap();
+    let r = Receiver::start_in(dir, &["--signature-secret-file", "sig"]);
+    let body = archive_body("s1", "uploaded", "cGFzcw==");
+    let now = opentok_rest::auth::unix_now().unwrap();
+    let sign = |payload: &[u8], secret: &[u8]| {
+        let claims = serde_json::json!({"iat": now, "jti": "j1", "iss": "Vonage", "api_key": "123456",
+            "payload_hash": hex::encode(Sha256::digest(payload))});
+        format!(
+            "Bearer {}",
+            opentok_rest::auth::sign_hs256(&claims, secret).unwrap()
+        )
+    };
+    assert_eq!(r.post("/callbacks/archive", &[], body.as_bytes()).0, 401);
+    let wrong_secret = sign(body.as_bytes(), b"other");
+    assert_eq!(
+        r.post(
+            "/callbacks/archive",
+            &[("Authorization", &wrong_secret)],
+            body.as_bytes()
+        )
+        .0,
+        401
+    );
+    let other_body = sign(b"{}", b"sig-secret-77");
+    assert_eq!(
+        r.post(
+            "/callbacks/archive",
+            &[("Authorization", &other_body)],
+            body.as_bytes()
+        )
+        .0,
+        401,
+        "a signature of another body"
+    );
+    let good = sign(body.as_bytes(), b"sig-secret-77");
+    assert_eq!(
+        r.post(
+            "/callbacks/archive",
+            &[("Authorization", &good)],
+            body.as_bytes()
+        )
+        .0,
+        200
+    );
+    let ledger = Ledger::open(&r.ledger).unwrap();
+    assert_eq!(ledger.counts().unwrap(), (1, 1));
+    assert!(!r.log().contains("sig-secret-77"));
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_then_exits() {
+    let mut r = Receiver::start(&[]);
+    let body = archive_body("inflight", "uploaded", "cGFzcw==");
+    // Send the headers and half the body, then ask the receiver to stop.
+    let mut s = TcpStream::connect(r.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST /callbacks/archive HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    s.write_all(first).unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = r.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(rest).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    assert_eq!(parse_answer(&answer).unwrap().0, 200);
+    let status = r.child.wait().unwrap();
+    assert!(status.success(), "{status}: {}", r.log());
+    // New connections are refused once it has stopped.
+    assert!(TcpStream::connect(r.addr).is_err());
+    let ledger = Ledger::open(&r.ledger).unwrap();
+    assert!(ledger.contains("inflight").unwrap());
+    assert!(r.log().contains("shutting down"), "{}", r.log());
+}
+
+#[test]
+fn every_acknowledged_callback_survives_sigkill_under_load() {
+    let mut r = Receiver::start(&[]);
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = r.addr;
+    let clients: Vec<_> = (0..32)
+        .map(|t| {
+            let (acked, stop) = (acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = format!("load-{t}-{i}");
+                    i += 1;
+                    let body = archive_body(&id, "uploaded", "cGFzcw==");
+                    match try_request(addr, "POST", "/callbacks/archive", &[], body.as_bytes()) {
+                        Ok((200, _)) => acked.lock().unwrap().push(id),
+                        Ok((code, body)) => panic!("answered {code}: {body}"),
+                        // The receiver is gone: nothing more can be acknowledged.
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let load build up, then kill the receiver without warning.
+    let start = Instant::now();
+    while acked.lock().unwrap().len() < 300 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    r.child.kill().unwrap(); // SIGKILL
+    r.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300, "only {} acknowledged", acked.len());
+    let ledger = Ledger::open(&r.ledger).unwrap();
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|id| !ledger.contains(id).unwrap())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged callbacks lost: {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+    for id in acked.iter().take(20) {
+        let a = ledger.archive(id).unwrap().unwrap();
+        assert_eq!(a.password.as_deref(), Some("cGFzcw=="));
+    }
+}
+
+#[test]
+fn refuses_bad_options_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = archivectl()
+        .args([
+            "callbacks",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+        ])
+        .arg(dir.path().join("missing"))
+        .arg("--ledger")
+        .arg(dir.path().join("l.sqlite3"))
+        .output()
+        .unwrap();
+    common::assert_fails(&out, 5, "token file");
+    let out = archivectl()
+        .args([
+            "callbacks",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--path",
+            "callbacks",
+        ])
+        .arg("--ledger")
+        .arg(dir.path().join("l.sqlite3"))
+        .output()
+        .unwrap();
+    common::assert_fails(&out, 3, "--path");
+    // A ledger that is not one.
+    let bad = dir.path().join("bad.sqlite3");
+    std::fs::write(&bad, vec![7u8; 8192]).unwrap();
+    let out = archivectl()
+        .args(["callbacks", "serve", "--listen", "127.0.0.1:0", "--ledger"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    common::assert_fails(&out, 8, "bad.sqlite3");
+    assert!(Path::new(&bad).exists());
+}
