@@ -21,6 +21,7 @@ use storage_fetch::{ArchiveKind, DownloadOptions, Store};
 
 use crate::context::Context;
 use crate::exit::Failure;
+use crate::output::Output;
 use crate::secrets;
 use crate::target::TargetArgs;
 
@@ -75,18 +76,56 @@ pub struct Args {
 
 /// What one pull did, for the ledger and `--json`.
 #[derive(Debug, serde::Serialize)]
-struct Pulled {
-    id: String,
-    path: PathBuf,
-    object_key: String,
-    bytes: u64,
-    sha256: String,
-    encrypted: bool,
-    resumed_from: u64,
-    trimmed_bytes: u64,
-    measured_duration: Option<f64>,
-    report: Option<archive_core::mpegts::TsReport>,
-    remote_deleted: bool,
+pub struct Pulled {
+    /// The archive id.
+    pub id: String,
+    /// The verified output file.
+    pub path: PathBuf,
+    /// The object it came from.
+    pub object_key: String,
+    /// Bytes written.
+    pub bytes: u64,
+    /// SHA-256 of the output, hex.
+    pub sha256: String,
+    /// Whether it was decrypted.
+    pub encrypted: bool,
+    /// Where this run started (0, or a resumed checkpoint).
+    pub resumed_from: u64,
+    /// Padding removed by `--trim`.
+    pub trimmed_bytes: u64,
+    /// The real duration, measured (encrypted archives: the service reports 0).
+    pub measured_duration: Option<f64>,
+    /// The MPEG-TS inspection of the output.
+    pub report: Option<archive_core::mpegts::TsReport>,
+    /// Whether the archive was then deleted through the REST API.
+    pub remote_deleted: bool,
+}
+
+/// How `pull` fetches and writes one archive: its flags, resolved.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Where `{archiveId}.ts` (or `.mp4`/`.zip`) goes.
+    pub out_dir: PathBuf,
+    /// Remove the PKCS#7 padding.
+    pub trim: bool,
+    /// Bytes per ranged GET (a multiple of 16).
+    pub part_size: u64,
+    /// Ranged GETs in flight.
+    pub concurrency: usize,
+    /// Make progress durable every this many bytes.
+    pub checkpoint: u64,
+}
+
+impl FetchOptions {
+    fn from_args(args: &Args) -> Self {
+        Self {
+            out_dir: args.out_dir.clone(),
+            trim: args.trim,
+            part_size: args.part_size_mib << 20,
+            concurrency: args.concurrency,
+            checkpoint: args.checkpoint_mib.max(1) << 20,
+        }
+    }
 }
 
 /// Runs `archivectl pull`.
@@ -258,7 +297,44 @@ async fn pull_one(
             .map(|p| p.to_string())
             .ok_or(e)?,
     };
-    let located = store.locate(&api_key, id).await?;
+    let mut pulled = fetch(
+        store,
+        &api_key,
+        id,
+        password.as_deref(),
+        |password| args.key.unwrap_password(&ctx.config, password),
+        &FetchOptions::from_args(args),
+        &ctx.out,
+    )
+    .await?;
+    if args.delete_remote {
+        let client = client
+            .ok_or_else(|| Failure::invalid("--delete-remote needs the API key and secret"))?;
+        client.delete_archive(id).await.with_context(|| {
+            format!(
+                "pulled and verified {}, but cannot delete archive {id} remotely",
+                pulled.path.display()
+            )
+        })?;
+        pulled.remote_deleted = true;
+    }
+    Ok(pulled)
+}
+
+/// What `pull` does once it knows the store, the password and the key: finds archive `id` of project `api_key`
+/// in `store`, downloads it by ranged GETs into `opts.out_dir`, decrypting on the fly (the password is turned
+/// into the AES key and IV by `unwrap`, called only for an encrypted archive), checks it is MPEG-TS, measures
+/// it, hashes it and renames it into place. Resumes from an earlier run's checkpoint.
+pub async fn fetch(
+    store: &Store,
+    api_key: &str,
+    id: &str,
+    password: Option<&str>,
+    unwrap: impl FnOnce(&str) -> anyhow::Result<PasswordBlob>,
+    opts: &FetchOptions,
+    out: &Output,
+) -> anyhow::Result<Pulled> {
+    let located = store.locate(api_key, id).await?;
     let object = located.object;
     let encrypted = located.kind.is_encrypted();
     let extension = match located.kind {
@@ -266,19 +342,18 @@ async fn pull_one(
         ArchiveKind::Mp4 => "mp4",
         ArchiveKind::IndividualZip => "zip",
     };
-    let out_path = args.out_dir.join(format!("{id}.{extension}"));
+    let out_path = opts.out_dir.join(format!("{id}.{extension}"));
     let blob = if encrypted {
         let password = password.ok_or_else(|| {
             Failure::invalid(format!(
                 "archive {id} is encrypted but its password is unknown: give the API key and secret so it can be read from the service"
             ))
         })?;
-        Some(args.key.unwrap_password(&ctx.config, &password)?)
+        Some(unwrap(password)?)
     } else {
         None
     };
-    let progress = Progress::new(ctx, id, object.size);
-    let part_size = args.part_size_mib << 20;
+    let progress = Progress::new(out, id, object.size);
     let (summary, encrypted) = match blob {
         Some(blob) => {
             let s = pull_encrypted(
@@ -288,8 +363,7 @@ async fn pull_one(
                 object.e_tag.as_deref(),
                 blob,
                 &out_path,
-                args,
-                part_size,
+                opts,
                 &progress,
             )
             .await?;
@@ -300,8 +374,8 @@ async fn pull_one(
                 store,
                 &object.key,
                 &out_path,
-                part_size,
-                args.concurrency,
+                opts.part_size,
+                opts.concurrency,
                 &progress,
             )
             .await?,
@@ -309,18 +383,6 @@ async fn pull_one(
         ),
     };
     progress.finish();
-    let mut remote_deleted = false;
-    if args.delete_remote {
-        let client = client
-            .ok_or_else(|| Failure::invalid("--delete-remote needs the API key and secret"))?;
-        client.delete_archive(id).await.with_context(|| {
-            format!(
-                "pulled and verified {}, but cannot delete archive {id} remotely",
-                out_path.display()
-            )
-        })?;
-        remote_deleted = true;
-    }
     Ok(Pulled {
         id: id.to_string(),
         path: summary.path,
@@ -332,7 +394,7 @@ async fn pull_one(
         trimmed_bytes: summary.trimmed_bytes,
         measured_duration: summary.report.duration_seconds.filter(|_| encrypted),
         report: encrypted.then_some(summary.report),
-        remote_deleted,
+        remote_deleted: false,
     })
 }
 
@@ -344,34 +406,27 @@ async fn pull_encrypted(
     e_tag: Option<&str>,
     blob: PasswordBlob,
     out_path: &Path,
-    args: &Args,
-    part_size: u64,
+    opts: &FetchOptions,
     progress: &Progress,
 ) -> anyhow::Result<ResumableSummary> {
-    let output = ResumableOutput::open(
-        out_path,
-        size,
-        e_tag,
-        &blob,
-        args.checkpoint_mib.max(1) << 20,
-    )
-    .with_context(|| format!("cannot write {}", out_path.display()))?;
+    let output = ResumableOutput::open(out_path, size, e_tag, &blob, opts.checkpoint)
+        .with_context(|| format!("cannot write {}", out_path.display()))?;
     drop(blob);
     let offset = output.resume_offset();
     progress.set_position(offset);
-    let mut opts = DownloadOptions {
-        part_size,
-        concurrency: args.concurrency,
+    let mut download_opts = DownloadOptions {
+        part_size: opts.part_size,
+        concurrency: opts.concurrency,
         ..Default::default()
     }
     .starting_at(offset);
     if let Some(tag) = e_tag {
-        opts = opts.expecting_etag(tag);
+        download_opts = download_opts.expecting_etag(tag);
     }
-    let mut download = store.download(key, opts).await?;
+    let mut download = store.download(key, download_opts).await?;
     // Decrypt and write on a blocking thread, fed in order through a small bounded channel.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
-    let trim = args.trim;
+    let trim = opts.trim;
     let writer = tokio::task::spawn_blocking(
         move || -> Result<ResumableSummary, (archive_core::archive::ArchiveError, bool)> {
             let mut output = output;
@@ -499,8 +554,8 @@ async fn pull_plain(
 struct Progress(Option<indicatif::ProgressBar>);
 
 impl Progress {
-    fn new(ctx: &Context, id: &str, size: u64) -> Self {
-        if ctx.out.is_json() || !std::io::stderr().is_terminal() {
+    fn new(out: &Output, id: &str, size: u64) -> Self {
+        if out.is_json() || !std::io::stderr().is_terminal() {
             return Self(None);
         }
         let bar = indicatif::ProgressBar::new(size);
