@@ -1,24 +1,46 @@
 //! `archivectl demo`: the whole flow on embedded defaults, saying what happens at each step.
 //!
-//! Today: make a key and certificate, play the service's part (encrypt a bundled real clip with a fresh
-//! AES-256 key and IV, wrap the password under the certificate, emit the status callback), then unwrap,
-//! decrypt and inspect exactly as a user would.
+//! Everything runs in this process on 127.0.0.1, with nothing installed but the binary: an S3 server (the
+//! s3s-fs library, checking SigV4 signatures as AWS does, objects as files in the demo's directory), the
+//! opentok-emulator standing in for the service, and a status-callback receiver. The customer's side is the
+//! code the other commands run: the REST client of `storage set` and `archives`, and `pull`'s fetch (ranged
+//! GETs decrypted on the fly, checked, measured, hashed).
 
-use std::path::PathBuf;
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use archive_core::{
-    PasswordBlob,
-    archive::{self, DecryptOptions},
-    cbc,
-    cert::Certificate,
-    keys, oaep,
+use anyhow::Context as _;
+use archive_core::{cert::Certificate, keys, mpegts, oaep};
+use axum::http::StatusCode;
+use opentok_emulator::{Emulator, Hooks};
+use opentok_rest::model::{
+    ArchiveEncryption, ArchiveEvent, ArchiveStatus, Fallback, S3Config, StartArchiveRequest,
+    StorageTarget,
 };
+use rand::RngCore as _;
+use secrecy::SecretString;
+use sha2::{Digest as _, Sha256};
+use storage_fetch::{S3Target, Store, Target};
+use tokio::sync::mpsc;
 
+use crate::context::{Context, GlobalArgs};
 use crate::output::Output;
 
-/// A real 4-second H.264/AAC MPEG-TS clip made with ffmpeg (see tests/data/README.md).
-const CLIP: &[u8] = include_bytes!("../../../../tests/data/clip.ts");
+use super::pull::{self, FetchOptions};
+
+/// The demo project's API key.
+const API_KEY: &str = "46000000";
+/// The demo bucket in the embedded S3 server.
+const BUCKET: &str = "archives";
+/// The demo S3 access key id (its secret is drawn at random for each run and never shown).
+const ACCESS_KEY_ID: &str = "DEMOACCESSKEY";
+/// How long the recording counts as (the emulator repeats its 4-second clip to that length).
+const RECORDED_SECONDS: u64 = 30;
+/// How long to wait for the service to encrypt and upload the archive.
+const UPLOAD_WAIT: Duration = Duration::from_secs(30);
 
 /// Arguments of `archivectl demo`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +48,24 @@ pub struct Args {
     /// Keep the demo's files in this directory (created if missing) instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
+}
+
+/// The demo's steps, printed as they happen (text) and gathered for `--json`.
+struct Steps<'a> {
+    out: &'a Output,
+    started: Instant,
+    steps: Vec<serde_json::Value>,
+}
+
+impl Steps<'_> {
+    fn done(&mut self, title: &str, detail: String) {
+        let n = self.steps.len() + 1;
+        self.out.note(format!("[{n:>2}] {title}: {detail}"));
+        self.steps.push(serde_json::json!({
+            "step": title, "detail": detail,
+            "elapsed_ms": self.started.elapsed().as_millis() as u64,
+        }));
+    }
 }
 
 /// Runs `archivectl demo`.
@@ -41,147 +81,514 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
             temp.path().to_path_buf()
         }
     };
-    let api_key = "46000000";
-    let archive_id = uuid_like();
-    let mut steps = Vec::new();
-    let mut step = |title: &str, detail: String| {
-        out.note(format!("[{}] {title}\n      {detail}", steps.len() + 1));
-        steps.push(serde_json::json!({ "step": title, "detail": detail }));
+    let dir = std::fs::canonicalize(&dir)
+        .with_context(|| format!("cannot use the directory {}", dir.display()))?;
+    // The demo's throwaway secrets (API secret, S3 secret key) live outside the kept directory, for this
+    // run only.
+    let secrets = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let mut steps = Steps {
+        out,
+        started: Instant::now(),
+        steps: Vec::new(),
     };
 
-    // 1. The customer's key pair and certificate.
+    // 1. The customer's key pair and certificate, as `archivectl keygen` makes them.
     let key = keys::generate_rsa_key(2048)?;
     let cert = Certificate::generate_self_signed(&key, "CN=archivectl demo", 365)?;
     let key_path = dir.join("key.pem");
     let cert_path = dir.join("cert.pem");
     super::keygen::write_file(&key_path, keys::to_pkcs8_pem(&key, None)?.as_bytes(), 0o600)?;
     super::keygen::write_file(&cert_path, cert.to_pem().as_bytes(), 0o644)?;
-    cert.check_service_acceptance()?;
-    step(
-        "keygen: RSA-2048 key and self-signed certificate",
+    drop(key);
+    steps.done(
+        "keygen",
         format!(
-            "{} (0600) and {}; sha256 {}",
+            "RSA-2048 key {} (0600) and self-signed certificate {} (sha256 {})",
             key_path.display(),
             cert_path.display(),
-            cert.sha256_fingerprint()
+            short(&cert.sha256_fingerprint())
         ),
     );
 
-    // 2. The service's side: encrypt the recording and wrap its key.
-    let blob = PasswordBlob::generate(&mut rand::thread_rng());
-    let encrypted = cbc::encrypt_padded(blob.key(), blob.iv(), CLIP);
-    let object_dir = dir.join(api_key).join(&archive_id);
-    std::fs::create_dir_all(&object_dir)
-        .with_context(|| format!("cannot create {}", object_dir.display()))?;
-    let object = object_dir.join("archive.ts");
-    super::keygen::write_file(&object, &encrypted, 0o644)?;
-    let password = oaep::wrap_password(&cert.rsa_public_key()?, &blob, &mut rand::thread_rng())?;
-    drop(blob);
-    step(
-        "service: AES-256-CBC with a fresh key and IV, uploaded as {apiKey}/{archiveId}/archive.ts",
-        format!(
-            "{} ({} bytes of a {}-byte MPEG-TS clip, PKCS#7 padded)",
-            object.display(),
-            encrypted.len(),
-            CLIP.len()
-        ),
-    );
-    let callback = serde_json::json!({
-        "id": archive_id, "event": "archive", "status": "uploaded", "name": "demo", "reason": "",
-        "sessionId": "2_MX40NjAwMDAwMH5-ZGVtbw", "partnerId": api_key.parse::<u64>().unwrap_or_default(),
-        "createdAt": 1_700_000_000_000u64, "duration": 0, "size": encrypted.len(), "password": password,
-    });
-    let callback_path = dir.join("callback.json");
-    super::keygen::write_file(
-        &callback_path,
-        serde_json::to_string_pretty(&callback)?.as_bytes(),
-        0o644,
-    )?;
-    step(
-        "service: status callback with the RSA-OAEP-wrapped password (duration 0: the known issue)",
-        format!(
-            "{} (password {}...)",
-            callback_path.display(),
-            &password[..24]
-        ),
-    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = rt.block_on(flow(&dir, secrets.path(), &cert, &key_path, &mut steps))?;
+    drop(rt);
 
-    // 3. The customer's side, with what is on disk only.
-    let key = crate::secrets::load_private_key(&key_path, None)?;
-    let password = crate::secrets::read_password(None, Some(&callback_path))?;
-    let blob = oaep::unwrap_password(&key, &password)?;
-    step(
-        "password decrypt: RSA-OAEP (SHA-1) unwrap",
-        "version 1, algorithm 1 (AES-256), mode 1 (CBC), 32-byte key, 16-byte IV".into(),
-    );
-    let decrypted = dir.join(format!("{archive_id}.ts"));
-    let summary = archive::decrypt_file(&object, &decrypted, &blob, &DecryptOptions::default())?;
-    step(
-        "decrypt: byte-identical to `openssl enc -d -aes-256-cbc -nopad`, checked and atomic",
-        format!("{} ({} bytes)", decrypted.display(), summary.written_bytes),
-    );
-    let trimmed = dir.join(format!("{archive_id}.trimmed.ts"));
-    let trimmed_summary = archive::decrypt_file(
-        &object,
-        &trimmed,
-        &blob,
-        &DecryptOptions {
-            trim: true,
-            ..Default::default()
-        },
-    )?;
-    let identical = std::fs::read(&trimmed)
-        .with_context(|| format!("cannot read {}", trimmed.display()))?
-        == CLIP;
-    step(
-        "decrypt --trim: PKCS#7 tail removed",
-        format!(
-            "{} ({} bytes, {} trimmed): {}",
-            trimmed.display(),
-            trimmed_summary.written_bytes,
-            trimmed_summary.trimmed_bytes,
-            if identical {
-                "byte-identical to the original recording"
-            } else {
-                "DIFFERS from the original"
-            }
-        ),
-    );
-    anyhow::ensure!(
-        identical,
-        "the decrypted archive differs from the original clip"
-    );
-    step(
-        "inspect: MPEG-TS check and real duration",
-        super::describe_report(&trimmed_summary.report),
-    );
-
+    let pulled = &result.pulled;
+    let duration = pulled
+        .measured_duration
+        .map_or("unknown".to_string(), |d| format!("{d:.3} s"));
     let json = serde_json::json!({
-        "dir": dir, "kept": args.keep.is_some(), "archive_id": archive_id,
-        "steps": steps, "report": trimmed_summary.report,
+        "dir": dir, "kept": args.keep.is_some(), "archive_id": result.archive_id,
+        "steps": steps.steps,
+        "callbacks": result.callback_statuses,
+        "service": {
+            "status": result.service_status, "duration": result.service_duration,
+            "size": result.service_size, "object": result.object_path,
+        },
+        "pulled": pulled,
+        "report": result.report,
     });
     out.emit(&json, || {
+        println!(
+            "demo complete: archive {} went {}; the service reports duration {} s, the decrypted recording \
+             measures {duration} ({} bytes, sha256 {})",
+            result.archive_id,
+            result.callback_statuses.join(" -> "),
+            result.service_duration,
+            pulled.bytes,
+            short(&pulled.sha256),
+        );
         if args.keep.is_some() {
-            println!("demo complete: files kept in {}", dir.display());
+            println!("files kept in {}", dir.display());
         } else {
-            println!("demo complete (use --keep DIR to keep the files)");
+            println!("(use --keep DIR to keep the files)");
         }
     })
 }
 
-/// A random archive id in the service's UUID form.
-fn uuid_like() -> String {
-    let mut b = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
+/// What the flow found, for the summary.
+struct FlowResult {
+    archive_id: String,
+    callback_statuses: Vec<String>,
+    service_status: String,
+    service_duration: u64,
+    service_size: u64,
+    object_path: PathBuf,
+    pulled: pull::Pulled,
+    report: mpegts::TsReport,
+}
+
+/// Steps 2 to 11: the servers, the service's REST calls, the callbacks, the pull and the inspection.
+async fn flow(
+    dir: &Path,
+    secrets: &Path,
+    cert: &Certificate,
+    key_path: &Path,
+    steps: &mut Steps<'_>,
+) -> anyhow::Result<FlowResult> {
+    // 2. The storage target: an S3 server checking SigV4 with a random secret key.
+    let s3_secret = random_secret();
+    let s3_root = dir.join("s3");
+    std::fs::create_dir_all(s3_root.join(BUCKET))
+        .with_context(|| format!("cannot create {}", s3_root.display()))?;
+    let s3 = Server::s3(&s3_root, ACCESS_KEY_ID, &s3_secret).await?;
+    let s3_url = format!("http://{}", s3.addr);
+    let s3_target = |secret: String| {
+        Store::new(Target::S3(
+            S3Target::new(BUCKET, ACCESS_KEY_ID, SecretString::from(secret))
+                .with_endpoint(s3_url.clone()),
+        ))
+        .context("storage target")
+    };
+    // As on AWS, a request signed with another secret key is refused.
+    let forged = s3_target(random_secret())?.check().await;
+    let refused = match forged.first_error() {
+        Some(storage_fetch::Error::Credentials { code, .. }) => *code,
+        Some(other) => anyhow::bail!(
+            "the embedded S3 server did not refuse a wrong secret key as S3 does: {other}"
+        ),
+        None => anyhow::bail!(
+            "the embedded S3 server accepted a request signed with a wrong secret key"
+        ),
+    };
+    steps.done(
+        "S3 server",
+        format!(
+            "s3s-fs on {s3_url}, bucket {BUCKET:?} in {}; SigV4 checked: a wrong secret key gets {refused}",
+            s3_root.display()
+        ),
+    );
+
+    // 3. The status-callback receiver.
+    let callbacks_path = dir.join("callbacks.jsonl");
+    let (receiver, mut events) = Server::callbacks(&callbacks_path).await?;
+    let callback_url = format!("http://{}/archive-status", receiver.addr);
+    steps.done(
+        "callback receiver",
+        format!(
+            "{callback_url}, each callback appended to {}",
+            callbacks_path.display()
+        ),
+    );
+
+    // 4. The service: the emulator, uploading to the embedded S3 server, calling back the receiver.
+    let api_secret = random_secret();
+    let emulator = Emulator::builder()
+        .project(API_KEY, SecretString::from(api_secret.clone()))
+        .s3_endpoint(s3_url.clone())
+        .callback_url(callback_url)
+        .start()
+        .await
+        .context("cannot start the emulator")?;
+    // The demo cannot wait 30 s of real recording: the emulator counts the recording as that long.
+    emulator.set_hooks(Hooks {
+        recorded_seconds: Some(RECORDED_SECONDS),
+        ..Hooks::default()
+    });
+    steps.done(
+        "service",
+        format!(
+            "opentok-emulator on {} for project {API_KEY} (a recording counts as {RECORDED_SECONDS} s: its \
+             4-second clip repeated)",
+            emulator.base_url()
+        ),
+    );
+
+    // The REST client exactly as `archivectl storage set` and `archivectl archives` build it.
+    let secret_file = secrets.join("api-secret");
+    super::keygen::write_file(&secret_file, api_secret.as_bytes(), 0o600)?;
+    let ctx = Context {
+        out: *steps.out,
+        global: GlobalArgs {
+            api_key: Some(API_KEY.into()),
+            api_url: Some(emulator.base_url()),
+            api_secret_file: Some(secret_file),
+            ..GlobalArgs::default()
+        },
+        config: crate::config::Config::default(),
+    };
+    let client = ctx.client()?;
+
+    // 5. `storage set s3 --endpoint ... --certificate cert.pem --fallback none`.
+    cert.check_service_acceptance()?;
+    let target = StorageTarget::s3(
+        S3Config {
+            bucket: BUCKET.into(),
+            access_key: ACCESS_KEY_ID.into(),
+            secret_key: SecretString::from(s3_secret.clone()),
+            endpoint: Some(s3_url.clone()),
+            sse: None,
+        },
+        Fallback::None,
+        ArchiveEncryption::for_certificate(cert),
+    );
+    client
+        .set_archive_storage(&target)
+        .await
+        .context("cannot set the archive storage")?;
+    steps.done(
+        "storage set",
+        format!(
+            "PUT /v2/project/{API_KEY}/archive/storage: S3 bucket {BUCKET} at {s3_url}, encrypted for the \
+             certificate, fallback none"
+        ),
+    );
+
+    // 6. `archives start`, 7. `archives stop`.
+    let mut request = StartArchiveRequest::new("2_MX40NjAwMDAwMH5-YXJjaGl2ZWN0bC1kZW1v");
+    request.name = Some("archivectl demo".into());
+    let started = client
+        .start_archive(&request)
+        .await
+        .context("cannot start the archive")?;
+    let id = started.id.clone();
+    steps.done(
+        "archives start",
+        format!("archive {id} is {}", started.status.as_str()),
+    );
+    let stopped = client
+        .stop_archive(&id)
+        .await
+        .with_context(|| format!("cannot stop archive {id}"))?;
+    steps.done(
+        "archives stop",
+        format!(
+            "archive {id} is {}; the service now encrypts and uploads it",
+            stopped.status.as_str()
+        ),
+    );
+
+    // 8. Wait for `uploaded`: the callback, then GET.
+    let mut statuses = Vec::new();
+    let deadline = tokio::time::Instant::now() + UPLOAD_WAIT;
+    let uploaded = loop {
+        let event = match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => anyhow::bail!("the callback receiver stopped"),
+            Err(_) => anyhow::bail!(
+                "no `uploaded` callback for archive {id} within {} s (callbacks so far: {})",
+                UPLOAD_WAIT.as_secs(),
+                if statuses.is_empty() {
+                    "none".to_string()
+                } else {
+                    statuses.join(", ")
+                }
+            ),
+        };
+        let archive = event.into_archive();
+        if archive.id != id {
+            continue;
+        }
+        statuses.push(archive.status.as_str().to_string());
+        match archive.status {
+            ArchiveStatus::Uploaded => break archive,
+            ArchiveStatus::Failed | ArchiveStatus::Available => anyhow::bail!(
+                "archive {id} was not uploaded to the embedded S3 server: it is {} ({})",
+                archive.status.as_str(),
+                archive.reason.as_deref().unwrap_or("no reason given")
+            ),
+            _ => {}
+        }
+    };
+    let callback_password = uploaded
+        .encrypted_password()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("the `uploaded` callback carries no password"))?;
+    let callback_json = dir.join("callback.json");
+    super::keygen::write_file(
+        &callback_json,
+        serde_json::to_string_pretty(&ArchiveEvent::new(uploaded))?.as_bytes(),
+        0o644,
+    )?;
+    steps.done(
+        "callbacks",
+        format!(
+            "{} received; `uploaded` carries the RSA-wrapped password, saved as {}",
+            statuses.join(", "),
+            callback_json.display()
+        ),
+    );
+    let archive = client
+        .get_archive(&id)
+        .await
+        .with_context(|| format!("cannot get archive {id} from the service"))?;
+    anyhow::ensure!(
+        archive.status == ArchiveStatus::Uploaded,
+        "the service says archive {id} is {} after its `uploaded` callback",
+        archive.status.as_str()
+    );
+    let password = archive
+        .encrypted_password()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("the service shows no password for archive {id}"))?;
+    anyhow::ensure!(
+        password == callback_password,
+        "the password from GET differs from the callback's"
+    );
+    let object_key = format!("{API_KEY}/{id}/archive.ts");
+    let object_path = s3_root.join(BUCKET).join(&object_key);
+    steps.done(
+        "archives get",
+        format!(
+            "uploaded, {} bytes at {object_key}, duration {} s (the known issue of encrypted archives), the \
+             callback's password",
+            archive.size, archive.duration
+        ),
+    );
+
+    // 9. `pull`: ranged GETs from the S3 server, decrypted as they arrive, checked, measured, hashed.
+    let store = s3_target(s3_secret)?;
+    let opts = FetchOptions {
+        out_dir: dir.to_path_buf(),
+        trim: false,
+        // Small parts, so this small archive still comes in several parallel ranged GETs.
+        part_size: 256 << 10,
+        concurrency: 4,
+        checkpoint: 32 << 20,
+    };
+    let pulled = pull::fetch(
+        &store,
+        API_KEY,
+        &id,
+        Some(&password),
+        |password| {
+            let key = crate::secrets::load_private_key(key_path, None)?;
+            Ok(oaep::unwrap_password(&key, password)?)
+        },
+        &opts,
+        steps.out,
     )
+    .await
+    .with_context(|| format!("cannot pull archive {id}"))?;
+    steps.done(
+        "pull",
+        format!(
+            "{}: {} bytes from {} parallel ranged GETs, decrypted on the fly, sha256 {}",
+            pulled.path.display(),
+            pulled.bytes,
+            pulled.bytes.div_ceil(opts.part_size).max(1),
+            short(&pulled.sha256)
+        ),
+    );
+
+    // 10. `inspect` the file on disk.
+    let (report, sha256) = inspect(&pulled.path)?;
+    anyhow::ensure!(
+        sha256 == pulled.sha256,
+        "{} changed after it was pulled",
+        pulled.path.display()
+    );
+    steps.done("inspect", super::describe_report(&report));
+
+    emulator.stop().await;
+    s3.stop();
+    receiver.stop();
+    Ok(FlowResult {
+        archive_id: id,
+        callback_statuses: statuses,
+        service_status: archive.status.as_str().to_string(),
+        service_duration: archive.duration,
+        service_size: archive.size,
+        object_path,
+        pulled,
+        report,
+    })
+}
+
+/// Reads a file as `archivectl inspect` does (MPEG-TS check, streams, duration) and hashes it.
+fn inspect(path: &Path) -> anyhow::Result<(mpegts::TsReport, String)> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut inspector = mpegts::TsInspector::new();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut first = true;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        if first {
+            mpegts::looks_like_ts(&buf[..n]).map_err(|e| {
+                crate::exit::Failure::invalid(format!("{} is not MPEG-TS ({e})", path.display()))
+            })?;
+            first = false;
+        }
+        inspector.feed(&buf[..n]);
+        hasher.update(&buf[..n]);
+    }
+    anyhow::ensure!(!first, "{} is empty", path.display());
+    Ok((inspector.finish(), hex::encode(hasher.finalize())))
+}
+
+/// A server of the demo, on 127.0.0.1, serving in the background until stopped.
+struct Server {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// The s3s-fs S3 server over `root`, accepting requests signed (SigV4) with this key pair only.
+    async fn s3(root: &Path, access_key: &str, secret_key: &str) -> anyhow::Result<Self> {
+        let fs = s3s_fs::FileSystem::new(root)
+            .map_err(|e| anyhow::anyhow!("cannot serve S3 from {}: {e:?}", root.display()))?;
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(access_key, secret_key));
+        let service = builder.build();
+        let listener = bind().await?;
+        let addr = listener
+            .local_addr()
+            .context("cannot listen on 127.0.0.1")?;
+        let task = tokio::spawn(async move {
+            loop {
+                let socket = match listener.accept().await {
+                    Ok((socket, _)) => socket,
+                    Err(_) => {
+                        // Out of descriptors or the like: wait instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// The status-callback receiver: each archive callback appended to `log` (one JSON line, flushed to disk
+    /// before the 200 answer) and passed on.
+    async fn callbacks(
+        log: &Path,
+    ) -> anyhow::Result<(Self, mpsc::UnboundedReceiver<ArchiveEvent>)> {
+        let file = std::fs::File::create(log)
+            .with_context(|| format!("cannot write {}", log.display()))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(Receiver {
+            log: Mutex::new(file),
+            tx,
+        });
+        let app = axum::Router::new()
+            .route("/archive-status", axum::routing::post(receive))
+            .with_state(state);
+        let listener = bind().await?;
+        let addr = listener
+            .local_addr()
+            .context("cannot listen on 127.0.0.1")?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok((Self { addr, task }, rx))
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
+async fn bind() -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot listen on 127.0.0.1")
+}
+
+struct Receiver {
+    log: Mutex<std::fs::File>,
+    tx: mpsc::UnboundedSender<ArchiveEvent>,
+}
+
+async fn receive(
+    axum::extract::State(state): axum::extract::State<Arc<Receiver>>,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    // Kept as received (made one line), after checking it is an archive status callback.
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let (Ok(event), Ok(line)) = (
+        serde_json::from_value::<ArchiveEvent>(value.clone()),
+        serde_json::to_vec(&value),
+    ) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let written = match state.log.lock() {
+        Ok(mut file) => file
+            .write_all(&line)
+            .and_then(|()| file.write_all(b"\n"))
+            .and_then(|()| file.sync_data()),
+        Err(_) => Err(std::io::Error::other("the callback log is unusable")),
+    };
+    if written.is_err() {
+        // Not durable: the service will try again.
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    let _ = state.tx.send(event);
+    StatusCode::OK
+}
+
+/// A random secret for this run (hex of 20 random bytes).
+fn random_secret() -> String {
+    let mut b = [0u8; 20];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// The start of a long hex string, for people.
+fn short(hex: &str) -> String {
+    if hex.len() > 16 {
+        format!("{}...", &hex[..16])
+    } else {
+        hex.to_string()
+    }
 }
