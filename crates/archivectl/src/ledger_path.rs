@@ -1,6 +1,7 @@
 //! Where the ledger file is, and opening it.
 //!
-//! `--ledger PATH`, else `ARCHIVECTL_LEDGER` (both through [`LedgerArgs`]), else
+//! `--ledger PATH`, else `ARCHIVECTL_LEDGER` (both through [`LedgerArgs`]), else `[ledger] path` in
+//! archivectl.toml, else
 //! `$XDG_DATA_HOME/archivectl/ledger.sqlite3`, i.e. `~/.local/share/archivectl/ledger.sqlite3`. Opening creates
 //! the directory (owner-only) and the file (mode 0600) if they are missing.
 
@@ -19,9 +20,18 @@ pub struct LedgerArgs {
 }
 
 impl LedgerArgs {
-    /// Opens the ledger these options name (see [`open`]).
-    pub fn open(&self) -> anyhow::Result<Ledger> {
-        open(&ledger_path(self.ledger.clone()))
+    /// Opens the ledger: these options, else `[ledger] path` in archivectl.toml, else the default (see [`open`]).
+    pub fn open(&self, ctx: &crate::context::Context) -> anyhow::Result<Ledger> {
+        open(&self.path(ctx))
+    }
+
+    /// The ledger file these options and the configuration name.
+    pub fn path(&self, ctx: &crate::context::Context) -> PathBuf {
+        ledger_path(
+            self.ledger
+                .clone()
+                .or_else(|| ctx.config.ledger.path.clone()),
+        )
     }
 }
 

@@ -66,6 +66,8 @@ enum Command {
     /// What the ledger knows about each archive: list, show, export.
     #[command(subcommand)]
     Ledger(commands::ledger::Command),
+    /// Record the archives the REST API lists in the ledger, recovering what the receiver missed.
+    Sync(commands::sync::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -91,6 +93,8 @@ fn main() -> std::process::ExitCode {
                 .and_then(|ctx| commands::callbacks::run(cmd, &ctx)),
             Command::Ledger(cmd) => context::Context::new(out, cli.global)
                 .and_then(|ctx| commands::ledger::run(cmd, &ctx)),
+            Command::Sync(args) => context::Context::new(out, cli.global)
+                .and_then(|ctx| commands::sync::run(args, &ctx)),
         };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

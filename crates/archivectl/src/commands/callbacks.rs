@@ -70,7 +70,7 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
         .as_deref()
         .map(|p| read_secret_file(p, "signature secret"))
         .transpose()?;
-    let ledger = args.ledger.open()?;
+    let ledger = args.ledger.open(ctx)?;
     let ledger_file = ledger.path().display().to_string();
     let writer = GroupWriter::start(ledger);
     let config = ServerConfig {

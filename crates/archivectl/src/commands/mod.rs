@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod password;
 pub mod pull;
 pub mod storage;
+pub mod sync;
 
 use archive_core::mpegts::TsReport;
 
