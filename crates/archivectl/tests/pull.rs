@@ -47,14 +47,18 @@ fn encrypted_archive(fx: &Fixture, copies: usize) -> String {
         .to_string()
 }
 
+/// Runs `archivectl pull` with a fresh ledger, so the password comes from the (fake) service each time.
 fn pull(
     api: std::net::SocketAddr,
     fx: &Fixture,
     target_args: &[String],
     extra: &[&str],
 ) -> std::process::Output {
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     archivectl()
         .env("OPENTOK_API_SECRET", SECRET)
+        .env("ARCHIVECTL_LEDGER", fx.path(&format!("ledger-{n}.sqlite3")))
         .current_dir(fx.dir.path())
         .args([
             "--api-key",
@@ -508,5 +512,104 @@ fn storage_check_and_a_pull_with_the_password_given() {
     assert_eq!(
         std::fs::read(fx.path(&format!("out/{id}.ts"))).unwrap(),
         std::fs::read(fx.path("big.ts")).unwrap()
+    );
+}
+
+#[test]
+fn sync_then_pull_all_records_every_pull_in_the_ledger() {
+    let Some(servers) = TestServers::require() else {
+        return;
+    };
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.path("out")).unwrap();
+    let password = encrypted_archive(&fx, 4);
+    let ids = [
+        "eeeeeeee-0000-4000-8000-000000000001",
+        "eeeeeeee-0000-4000-8000-000000000002",
+    ];
+    for id in ids {
+        put(
+            Target::S3(servers.s3.clone()),
+            &format!("{API_KEY}/{id}/archive.ts"),
+            &fx.dir.path().join("archive.ts"),
+        );
+    }
+    let list = format!(
+        r#"{{"count":2,"items":[{},{}]}}"#,
+        archive_body(ids[1], &password),
+        archive_body(ids[0], &password)
+    );
+    // sync lists; pull --all needs nothing more from the service but the two deletes.
+    let (api, fake) = serve(vec![(200, &list), (204, ""), (204, "")]);
+    let ledger = fx.path("ledger.sqlite3");
+    let run = |args: &[&str]| {
+        archivectl()
+            .env("OPENTOK_API_SECRET", SECRET)
+            .env("ARCHIVECTL_LEDGER", &ledger)
+            .current_dir(fx.dir.path())
+            .args(["--api-key", API_KEY, "--api-url", &format!("http://{api}")])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["sync"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut pull_args = vec![
+        "pull",
+        "--all",
+        "--key",
+        "key.pem",
+        "--out-dir",
+        "out",
+        "--trim",
+        "--delete-remote",
+        "--json",
+    ];
+    let target = s3_args(&servers.s3, &fx);
+    pull_args.extend(target.iter().map(String::as_str));
+    let out = run(&pull_args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pulled: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pulled.as_array().unwrap().len(), 2);
+    for id in ids {
+        assert_eq!(
+            std::fs::read(fx.path(&format!("out/{id}.ts"))).unwrap(),
+            std::fs::read(fx.path("big.ts")).unwrap()
+        );
+        let out = run(&["ledger", "show", id, "--json"]);
+        let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            row["local_path"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{id}.ts")),
+            "{row}"
+        );
+        assert_eq!(row["sha256"].as_str().unwrap().len(), 64);
+        assert!(row["measured_duration"].as_f64().unwrap() > 10.0, "{row}");
+        assert!(row["remote_deleted_at"].is_string(), "{row}");
+    }
+    let deletes = fake
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 2);
+    // Nothing is pending any more.
+    let out = run(&pull_args);
+    assert!(out.status.success());
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
     );
 }

@@ -72,6 +72,8 @@ pub struct Args {
     key: secrets::KeyArgs,
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    ledger: crate::ledger_path::LedgerArgs,
 }
 
 /// What one pull did, for the ledger and `--json`.
@@ -158,28 +160,15 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
 
 async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<()> {
     let client = ctx.client().ok();
-    let ids: Vec<(String, Option<Archive>)> = if args.all {
-        let client = client.as_ref().ok_or_else(|| {
-            Failure::invalid(
-                "--all lists archives through the REST API: give the API key and secret",
-            )
-        })?;
-        let archives = client
-            .collect_all_archives(None)
-            .await
-            .context("cannot list archives")?;
-        archives
-            .into_iter()
-            .filter(|a| matches!(a.status, ArchiveStatus::Uploaded | ArchiveStatus::Available))
-            .filter(|a| {
-                !["ts", "mp4", "zip"]
-                    .iter()
-                    .any(|ext| args.out_dir.join(format!("{}.{ext}", a.id)).exists())
-            })
-            .map(|a| (a.id.clone(), Some(a)))
-            .collect()
+    let ledger = std::sync::Mutex::new(args.ledger.open(ctx)?);
+    let ids: Vec<String> = if args.all {
+        let pending = lock(&ledger).pending().context("cannot read the ledger")?;
+        if pending.is_empty() {
+            ctx.out.note("the ledger knows no uploaded archive that is not pulled yet (`archivectl sync` fills it from the REST API)");
+        }
+        pending.into_iter().map(|r| r.id).collect()
     } else {
-        args.ids.iter().map(|id| (id.clone(), None)).collect()
+        args.ids.clone()
     };
     if ids.is_empty() {
         ctx.out.note("nothing to pull");
@@ -187,10 +176,11 @@ async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<(
     }
     let mut results = Vec::new();
     let mut failures = Vec::new();
-    let mut stream = futures_util::stream::iter(ids.into_iter().map(|(id, known)| {
+    let ledger = &ledger;
+    let mut stream = futures_util::stream::iter(ids.into_iter().map(|id| {
         let client = client.clone();
         async move {
-            let r = pull_one(args, ctx, store, client.as_ref(), &id, known).await;
+            let r = pull_one(args, ctx, store, client.as_ref(), ledger, &id).await;
             (id, r)
         }
     }))
@@ -248,13 +238,28 @@ async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<(
     }
 }
 
+/// Locks the ledger (a poisoned lock still holds a consistent SQLite connection).
+fn lock(
+    ledger: &std::sync::Mutex<archive_db::Ledger>,
+) -> std::sync::MutexGuard<'_, archive_db::Ledger> {
+    ledger
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn ready(status: &ArchiveStatus) -> bool {
+    matches!(status, ArchiveStatus::Uploaded | ArchiveStatus::Available)
+}
+
+/// Pulls one archive: the password from `--password`, else the ledger, else the REST API; the result is
+/// recorded in the ledger.
 async fn pull_one(
     args: &Args,
     ctx: &Context,
     store: &Store,
     client: Option<&opentok_rest::Client>,
+    ledger: &std::sync::Mutex<archive_db::Ledger>,
     id: &str,
-    known: Option<Archive>,
 ) -> anyhow::Result<Pulled> {
     let given = if args.password.is_some() || args.password_file.is_some() {
         Some(secrets::read_password(
@@ -264,38 +269,69 @@ async fn pull_one(
     } else {
         None
     };
-    let archive = match known {
-        Some(a) => Some(a),
-        None if given.is_some() => None,
-        None => match client {
-            Some(c) => Some(
-                c.get_archive(id)
-                    .await
-                    .with_context(|| format!("cannot get archive {id} from the service"))?,
-            ),
-            None => None,
-        },
+    let record = lock(ledger).archive(id).context("cannot read the ledger")?;
+    let known_password = given
+        .clone()
+        .or_else(|| record.as_ref().and_then(|r| r.password.clone()));
+    let known_ready = record.as_ref().is_some_and(|r| ready(&r.status));
+    // Ask the service when the ledger cannot say: no password, or not known to be uploaded yet.
+    let archive = match client {
+        Some(c) if given.is_none() && (known_password.is_none() || !known_ready) => {
+            let archive = c
+                .get_archive(id)
+                .await
+                .with_context(|| format!("cannot get archive {id} from the service"))?;
+            let event = archive_db::IncomingEvent::from_archive(
+                &archive,
+                archive_db::EventSource::Sync,
+                c.base_url().to_string(),
+            );
+            lock(ledger)
+                .record_event(&event)
+                .context("cannot record the archive in the ledger")?;
+            Some(archive)
+        }
+        _ => None,
     };
-    let password = given.or_else(|| {
+    let status = archive
+        .as_ref()
+        .map(|a| a.status.clone())
+        .or_else(|| record.as_ref().map(|r| r.status.clone()));
+    if let Some(status) = status.filter(|s| !ready(s)) {
+        if given.is_none() {
+            return Err(Failure::invalid(format!(
+                "archive {id} is {}: only uploaded or available archives can be pulled",
+                status.as_str()
+            )));
+        }
+    }
+    let password = known_password.or_else(|| {
         archive
             .as_ref()
             .and_then(|a| a.encrypted_password().map(str::to_owned))
     });
-    if let Some(a) = &archive {
-        if !matches!(a.status, ArchiveStatus::Uploaded | ArchiveStatus::Available) {
-            return Err(Failure::invalid(format!(
-                "archive {id} is {}: only uploaded or available archives can be pulled",
-                a.status.as_str()
-            )));
-        }
+    if record.is_none() && archive.is_none() {
+        // Pulled with a given password and no REST API: make the ledger know the archive.
+        let minimal: Archive = serde_json::from_value(serde_json::json!({
+            "id": id, "status": "uploaded", "password": password.clone().unwrap_or_default(),
+        }))
+        .context("cannot describe the archive for the ledger")?;
+        let event = archive_db::IncomingEvent::from_archive(
+            &minimal,
+            archive_db::EventSource::Sync,
+            "archivectl pull --password",
+        );
+        lock(ledger)
+            .record_event(&event)
+            .context("cannot record the archive in the ledger")?;
     }
+    let project_from_records = archive
+        .as_ref()
+        .and_then(|a| a.project().map(|p| p.to_string()))
+        .or_else(|| record.as_ref().and_then(|r| r.project_id.clone()));
     let api_key = match ctx.api_key() {
         Ok(k) => k,
-        Err(e) => archive
-            .as_ref()
-            .and_then(|a| a.project())
-            .map(|p| p.to_string())
-            .ok_or(e)?,
+        Err(e) => project_from_records.ok_or(e)?,
     };
     let mut pulled = fetch(
         store,
@@ -317,6 +353,21 @@ async fn pull_one(
             )
         })?;
         pulled.remote_deleted = true;
+    }
+    let record = archive_db::PullRecord {
+        local_path: pulled.path.clone(),
+        sha256: pulled.sha256.clone(),
+        measured_duration: pulled.measured_duration,
+        verified_at: time::OffsetDateTime::now_utc(),
+    };
+    let mut ledger = lock(ledger);
+    ledger
+        .record_pull(id, &record)
+        .context("pulled and verified, but cannot record it in the ledger")?;
+    if pulled.remote_deleted {
+        ledger
+            .record_remote_delete(id, time::OffsetDateTime::now_utc())
+            .context("deleted remotely, but cannot record it in the ledger")?;
     }
     Ok(pulled)
 }

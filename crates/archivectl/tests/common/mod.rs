@@ -10,6 +10,11 @@ use std::process::{Command, Output, Stdio};
 pub fn archivectl() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_archivectl"));
     cmd.stdin(Stdio::null());
+    // Never the user's own ledger: one per test process unless a test names its own.
+    cmd.env(
+        "ARCHIVECTL_LEDGER",
+        std::env::temp_dir().join(format!("archivectl-tests-{}.sqlite3", std::process::id())),
+    );
     cmd
 }
 
