@@ -104,10 +104,10 @@ impl Context {
         if let Some(path) = self.global.api_secret_file.as_deref() {
             return read_secret_file(path, "API secret");
         }
-        if let Ok(secret) = std::env::var("OPENTOK_API_SECRET") {
-            if !secret.is_empty() {
-                return Ok(SecretString::from(secret));
-            }
+        if let Ok(secret) = std::env::var("OPENTOK_API_SECRET")
+            && !secret.is_empty()
+        {
+            return Ok(SecretString::from(secret));
         }
         if let Some(path) = self.config.project.api_secret_file.as_deref() {
             return read_secret_file(path, "API secret");

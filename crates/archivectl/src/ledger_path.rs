@@ -54,19 +54,19 @@ pub fn ledger_path(flag: Option<PathBuf>) -> PathBuf {
 
 /// Opens (creating it and its directory if needed) the ledger at `path`.
 pub fn open(path: &Path) -> anyhow::Result<Ledger> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            let mut builder = std::fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::DirBuilderExt;
-                builder.mode(0o700);
-            }
-            builder.create(dir).with_context(|| {
-                format!("cannot create the ledger's directory {}", dir.display())
-            })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
         }
+        builder
+            .create(dir)
+            .with_context(|| format!("cannot create the ledger's directory {}", dir.display()))?;
     }
     Ok(Ledger::open(path)?)
 }

@@ -297,13 +297,13 @@ async fn pull_one(
         .as_ref()
         .map(|a| a.status.clone())
         .or_else(|| record.as_ref().map(|r| r.status.clone()));
-    if let Some(status) = status.filter(|s| !ready(s)) {
-        if given.is_none() {
-            return Err(Failure::invalid(format!(
-                "archive {id} is {}: only uploaded or available archives can be pulled",
-                status.as_str()
-            )));
-        }
+    if let Some(status) = status.filter(|s| !ready(s))
+        && given.is_none()
+    {
+        return Err(Failure::invalid(format!(
+            "archive {id} is {}: only uploaded or available archives can be pulled",
+            status.as_str()
+        )));
     }
     let password = known_password.or_else(|| {
         archive
