@@ -67,6 +67,7 @@ fn demo_runs_the_whole_local_flow() {
             "callbacks",
             "archives get",
             "pull",
+            "ledger",
             "inspect"
         ]
     );
@@ -79,26 +80,40 @@ fn demo_runs_the_whole_local_flow() {
         json["steps"][1]
     );
 
-    // The archive went through started, stopped and uploaded: in the demo's summary and in the callbacks as
-    // the receiver wrote them, one JSON line each; the service reported duration 0 (the known issue).
+    // The archive went through started, stopped and uploaded, committed to the ledger by the receiver; the
+    // service reported duration 0 (the known issue).
     assert_eq!(
         json["callbacks"],
         serde_json::json!(["started", "stopped", "uploaded"])
     );
-    let received: Vec<serde_json::Value> = std::fs::read_to_string(keep.join("callbacks.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let statuses: Vec<&str> = received
-        .iter()
-        .filter(|c| c["id"] == id)
-        .map(|c| c["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["started", "stopped", "uploaded"]);
-    let uploaded = received.iter().find(|c| c["status"] == "uploaded").unwrap();
+    let uploaded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(keep.join("callback.json")).unwrap())
+            .unwrap();
     assert_eq!(uploaded["event"], "archive");
+    assert_eq!(uploaded["status"], "uploaded");
     assert_eq!(uploaded["duration"], 0);
+    let ledger = keep.join("ledger.sqlite3");
+    let out = run(&[
+        "ledger",
+        "show",
+        id,
+        "--json",
+        "--ledger",
+        ledger.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        row["password"], uploaded["password"],
+        "the ledger holds the password as received"
+    );
+    assert_eq!(row["status"], "uploaded");
+    assert_eq!(row["sha256"], json["pulled"]["sha256"]);
+    assert!(row["measured_duration"].as_f64().unwrap() > 30.0, "{row}");
     assert_eq!(json["service"]["status"], "uploaded");
     assert_eq!(json["service"]["duration"], 0);
 

@@ -17,7 +17,7 @@ use crate::context::{Context, read_secret_file};
 use crate::exit::Failure;
 use crate::ledger_path::LedgerArgs;
 
-use server::ServerConfig;
+pub(crate) use server::{ServerConfig, serve};
 
 /// `archivectl callbacks ...`
 #[derive(Debug, clap::Subcommand)]

@@ -6,25 +6,22 @@
 //! code the other commands run: the REST client of `storage set` and `archives`, and `pull`'s fetch (ranged
 //! GETs decrypted on the fly, checked, measured, hashed).
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use archive_core::{cert::Certificate, keys, mpegts, oaep};
-use axum::http::StatusCode;
 use opentok_emulator::{Emulator, Hooks};
 use opentok_rest::model::{
-    ArchiveEncryption, ArchiveEvent, ArchiveStatus, Fallback, S3Config, StartArchiveRequest,
-    StorageTarget,
+    ArchiveEncryption, ArchiveStatus, Fallback, S3Config, StartArchiveRequest, StorageTarget,
 };
 use rand::RngCore as _;
 use secrecy::SecretString;
 use sha2::{Digest as _, Sha256};
 use storage_fetch::{S3Target, Store, Target};
-use tokio::sync::mpsc;
 
 use crate::context::{Context, GlobalArgs};
 use crate::output::Output;
@@ -204,15 +201,37 @@ async fn flow(
         ),
     );
 
-    // 3. The status-callback receiver.
-    let callbacks_path = dir.join("callbacks.jsonl");
-    let (receiver, mut events) = Server::callbacks(&callbacks_path).await?;
-    let callback_url = format!("http://{}/archive-status", receiver.addr);
+    // 3. The status-callback receiver: `archivectl callbacks serve`'s server, committing to a ledger.
+    let ledger_path = dir.join("ledger.sqlite3");
+    let ledger = archive_db::Ledger::open(&ledger_path)
+        .with_context(|| format!("cannot open the ledger {}", ledger_path.display()))?;
+    let writer = archive_db::GroupWriter::start(ledger);
+    let listener = bind().await?;
+    let receiver_addr = listener
+        .local_addr()
+        .context("cannot listen on 127.0.0.1")?;
+    let (stop_receiver, stopped_receiver) = tokio::sync::oneshot::channel::<()>();
+    let receiver_config = Arc::new(super::callbacks::ServerConfig {
+        path: "/callbacks/archive".into(),
+        token: None,
+        signature_secret: None,
+        signature_max_age: 300,
+    });
+    let receiver = tokio::spawn(super::callbacks::serve(
+        listener,
+        receiver_config,
+        writer.submitter(),
+        async {
+            let _ = stopped_receiver.await;
+        },
+    ));
+    let callback_url = format!("http://{receiver_addr}/callbacks/archive");
     steps.done(
         "callback receiver",
         format!(
-            "{callback_url}, each callback appended to {}",
-            callbacks_path.display()
+            "`archivectl callbacks serve` on {callback_url}: each callback committed to the ledger {} before \
+             it is answered",
+            ledger_path.display()
         ),
     );
 
@@ -303,52 +322,55 @@ async fn flow(
         ),
     );
 
-    // 8. Wait for `uploaded`: the callback, then GET.
-    let mut statuses = Vec::new();
+    // 8. Wait for `uploaded` in the ledger (the receiver committed the callbacks), then GET.
+    let mut ledger = archive_db::Ledger::open(&ledger_path)
+        .with_context(|| format!("cannot open the ledger {}", ledger_path.display()))?;
     let deadline = tokio::time::Instant::now() + UPLOAD_WAIT;
     let uploaded = loop {
-        let event = match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(event)) => event,
-            Ok(None) => anyhow::bail!("the callback receiver stopped"),
-            Err(_) => anyhow::bail!(
-                "no `uploaded` callback for archive {id} within {} s (callbacks so far: {})",
-                UPLOAD_WAIT.as_secs(),
-                if statuses.is_empty() {
-                    "none".to_string()
-                } else {
-                    statuses.join(", ")
-                }
-            ),
-        };
-        let archive = event.into_archive();
-        if archive.id != id {
-            continue;
+        if let Some(record) = ledger.archive(&id).context("cannot read the ledger")? {
+            match record.status {
+                ArchiveStatus::Uploaded => break record,
+                ArchiveStatus::Failed | ArchiveStatus::Available => anyhow::bail!(
+                    "archive {id} was not uploaded to the embedded S3 server: it is {} ({})",
+                    record.status.as_str(),
+                    record.reason.as_deref().unwrap_or("no reason given")
+                ),
+                _ => {}
+            }
         }
-        statuses.push(archive.status.as_str().to_string());
-        match archive.status {
-            ArchiveStatus::Uploaded => break archive,
-            ArchiveStatus::Failed | ArchiveStatus::Available => anyhow::bail!(
-                "archive {id} was not uploaded to the embedded S3 server: it is {} ({})",
-                archive.status.as_str(),
-                archive.reason.as_deref().unwrap_or("no reason given")
-            ),
-            _ => {}
-        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no `uploaded` callback for archive {id} within {} s",
+            UPLOAD_WAIT.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let statuses: Vec<String> = ledger
+        .status_history(&id)
+        .context("cannot read the ledger")?
+        .into_iter()
+        .map(|change| change.status)
+        .collect();
     let callback_password = uploaded
-        .encrypted_password()
-        .map(str::to_owned)
+        .password
+        .clone()
         .ok_or_else(|| anyhow::anyhow!("the `uploaded` callback carries no password"))?;
+    // The `uploaded` callback's body exactly as the receiver got it.
+    let uploaded_body = ledger
+        .events(Some(&id))
+        .context("cannot read the ledger")?
+        .into_iter()
+        .map(|event| event.body)
+        .find(|body| {
+            serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| v["status"] == "uploaded")
+        })
+        .ok_or_else(|| anyhow::anyhow!("the ledger has no `uploaded` callback for archive {id}"))?;
     let callback_json = dir.join("callback.json");
-    super::keygen::write_file(
-        &callback_json,
-        serde_json::to_string_pretty(&ArchiveEvent::new(uploaded))?.as_bytes(),
-        0o644,
-    )?;
+    super::keygen::write_file(&callback_json, uploaded_body.as_bytes(), 0o644)?;
     steps.done(
         "callbacks",
         format!(
-            "{} received; `uploaded` carries the RSA-wrapped password, saved as {}",
+            "{} committed to the ledger; `uploaded` carries the RSA-wrapped password (body saved as {})",
             statuses.join(", "),
             callback_json.display()
         ),
@@ -416,6 +438,28 @@ async fn flow(
         ),
     );
 
+    ledger
+        .record_pull(
+            &id,
+            &archive_db::PullRecord {
+                local_path: pulled.path.clone(),
+                sha256: pulled.sha256.clone(),
+                measured_duration: pulled.measured_duration,
+                verified_at: time::OffsetDateTime::now_utc(),
+            },
+        )
+        .context("cannot record the pull in the ledger")?;
+    steps.done(
+        "ledger",
+        format!(
+            "archive {id}: the wrapped password as received, {} statuses, pulled to {}, sha256, measured duration \
+             (`archivectl ledger show {id} --ledger {}`)",
+            statuses.len(),
+            pulled.path.display(),
+            ledger_path.display()
+        ),
+    );
+
     // 10. `inspect` the file on disk.
     let (report, sha256) = inspect(&pulled.path)?;
     anyhow::ensure!(
@@ -427,7 +471,12 @@ async fn flow(
 
     emulator.stop().await;
     s3.stop();
-    receiver.stop();
+    let _ = stop_receiver.send(());
+    receiver
+        .await
+        .context("the callback receiver failed")?
+        .context("the callback receiver failed")?;
+    writer.shutdown().context("cannot close the ledger")?;
     Ok(FlowResult {
         archive_id: id,
         callback_statuses: statuses,
@@ -507,31 +556,6 @@ impl Server {
         Ok(Self { addr, task })
     }
 
-    /// The status-callback receiver: each archive callback appended to `log` (one JSON line, flushed to disk
-    /// before the 200 answer) and passed on.
-    async fn callbacks(
-        log: &Path,
-    ) -> anyhow::Result<(Self, mpsc::UnboundedReceiver<ArchiveEvent>)> {
-        let file = std::fs::File::create(log)
-            .with_context(|| format!("cannot write {}", log.display()))?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let state = Arc::new(Receiver {
-            log: Mutex::new(file),
-            tx,
-        });
-        let app = axum::Router::new()
-            .route("/archive-status", axum::routing::post(receive))
-            .with_state(state);
-        let listener = bind().await?;
-        let addr = listener
-            .local_addr()
-            .context("cannot listen on 127.0.0.1")?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok((Self { addr, task }, rx))
-    }
-
     fn stop(self) {
         self.task.abort();
     }
@@ -541,40 +565,6 @@ async fn bind() -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot listen on 127.0.0.1")
-}
-
-struct Receiver {
-    log: Mutex<std::fs::File>,
-    tx: mpsc::UnboundedSender<ArchiveEvent>,
-}
-
-async fn receive(
-    axum::extract::State(state): axum::extract::State<Arc<Receiver>>,
-    body: axum::body::Bytes,
-) -> StatusCode {
-    // Kept as received (made one line), after checking it is an archive status callback.
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return StatusCode::BAD_REQUEST;
-    };
-    let (Ok(event), Ok(line)) = (
-        serde_json::from_value::<ArchiveEvent>(value.clone()),
-        serde_json::to_vec(&value),
-    ) else {
-        return StatusCode::BAD_REQUEST;
-    };
-    let written = match state.log.lock() {
-        Ok(mut file) => file
-            .write_all(&line)
-            .and_then(|()| file.write_all(b"\n"))
-            .and_then(|()| file.sync_data()),
-        Err(_) => Err(std::io::Error::other("the callback log is unusable")),
-    };
-    if written.is_err() {
-        // Not durable: the service will try again.
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    let _ = state.tx.send(event);
-    StatusCode::OK
 }
 
 /// A random secret for this run (hex of 20 random bytes).
