@@ -24,7 +24,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("decrypt") => decrypt(&args[1..]),
         Some("pull") => crate::bench_pull::run(&args[1..]),
-        _ => bail!("usage: cargo xtask bench decrypt|pull [--size-mib N] [--runs N]"),
+        Some("callbacks") => crate::bench_callbacks::run(&args[1..]),
+        _ => bail!(
+            "usage: cargo xtask bench decrypt|pull [--size-mib N] [--runs N]\n       cargo xtask bench callbacks [--seconds N] [--connections N]"
+        ),
     }
 }
 

@@ -9,8 +9,11 @@
 //!   against, prints the `ARCHIVECTL_TEST_*` exports for a shell, and stops them on Ctrl-C.
 //! * `cargo xtask bench decrypt` — archivectl vs the documented openssl command vs `cp` on a 512 MiB
 //!   archive in /dev/shm, side by side, median of several runs and peak RSS; writes docs/benchmarks.md.
+//! * `cargo xtask bench callbacks` — the callback receiver under wrk (64 connections, loopback) next to one
+//!   SQLite commit per request; writes docs/benchmarks.md.
 
 mod bench;
+mod bench_callbacks;
 mod bench_pull;
 mod sdks;
 mod servers;

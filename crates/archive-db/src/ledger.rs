@@ -108,14 +108,31 @@ impl Ledger {
             .unwrap_or_else(|| Err(DbError::Commit("no result for the event".into())))
     }
 
-    /// Records events in one transaction (one fsync for all). Each event has its own savepoint: one that
-    /// fails is rolled back alone and its error returned in its place. The outer error means nothing was
-    /// committed.
+    /// Records events in one transaction (one fsync for all). An event that fails is rolled back alone (the
+    /// batch is then redone with a savepoint per event) and its error returned in its place; the others are
+    /// committed. The outer error means nothing was committed.
     pub fn record_events(
         &mut self,
         events: &[&IncomingEvent],
     ) -> Result<Vec<Result<EventOutcome, DbError>>, DbError> {
         retry_busy(|| {
+            // Fast path: the whole batch in one transaction. Events practically never fail alone; if one does,
+            // the batch is rolled back and done again with a savepoint per event.
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut results = Vec::with_capacity(events.len());
+            for event in events {
+                match upsert::record(&tx, event) {
+                    Ok(outcome) => results.push(Ok(outcome)),
+                    Err(_) => break,
+                }
+            }
+            if results.len() == events.len() {
+                tx.commit()?;
+                return Ok(results);
+            }
+            drop(tx);
             let mut tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -294,4 +311,38 @@ fn create_private(path: &Path) -> Result<(), DbError> {
             path: path.to_path_buf(),
             source,
         })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str) -> IncomingEvent {
+        let body = format!(r#"{{"id":"{id}","event":"archive","status":"started"}}"#);
+        IncomingEvent::from_callback(body.as_bytes(), "t").unwrap()
+    }
+
+    #[test]
+    fn an_event_that_fails_fails_alone_and_the_rest_of_the_batch_commits() {
+        let mut l = Ledger::open_in_memory().unwrap();
+        l.conn
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.archive_id = 'bad'
+                 BEGIN SELECT RAISE(ABORT, 'refused by test'); END;",
+            )
+            .unwrap();
+        let (a, bad, b) = (ev("a"), ev("bad"), ev("b"));
+        let results = l.record_events(&[&a, &bad, &b]).unwrap();
+        assert!(results[0].is_ok() && results[2].is_ok());
+        let err = results[1].as_ref().unwrap_err();
+        assert!(err.to_string().contains("refused by test"), "{err}");
+        assert!(l.contains("a").unwrap() && l.contains("b").unwrap());
+        assert!(!l.contains("bad").unwrap());
+        assert_eq!(
+            l.counts().unwrap(),
+            (2, 2),
+            "nothing of the failed event remains"
+        );
+    }
 }

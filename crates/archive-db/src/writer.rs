@@ -87,6 +87,7 @@ pub struct GroupWriter {
     submitter: Submitter,
     counters: Arc<Counters>,
     thread: Option<JoinHandle<()>>,
+    checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 /// A cheap, cloneable handle that submits events to a [`GroupWriter`] (for handing to request handlers).
@@ -119,6 +120,7 @@ impl GroupWriter {
 
     /// Starts the writer thread on `ledger`.
     pub fn with_options(ledger: Ledger, options: WriterOptions) -> Self {
+        let checkpointer = start_checkpointer(&ledger);
         let (tx, rx) = mpsc::channel::<Msg>();
         let counters = Arc::new(Counters::default());
         let thread_counters = counters.clone();
@@ -130,6 +132,7 @@ impl GroupWriter {
             submitter: Submitter { tx },
             counters,
             thread,
+            checkpointer,
         }
     }
 
@@ -162,7 +165,12 @@ impl GroupWriter {
     fn stop(&mut self) -> Option<WriterStats> {
         let thread = self.thread.take()?;
         let _ = self.submitter.tx.send(Msg::Stop);
-        thread.join().ok()?;
+        let joined = thread.join();
+        if let Some((stop, checkpointer)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = checkpointer.join();
+        }
+        joined.ok()?;
         Some(self.stats())
     }
 }
@@ -170,6 +178,47 @@ impl GroupWriter {
 impl Drop for GroupWriter {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// How often the checkpointer moves committed pages from the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Takes WAL checkpoints off the writer's commit path: the writer's connection stops checkpointing on its own
+/// (a checkpoint's page copying and database fsync would stall every submitter of the batch behind it), and a
+/// second connection runs passive checkpoints, which never block the writer, a few times a second. If that
+/// connection cannot be opened the writer keeps SQLite's automatic checkpoints.
+fn start_checkpointer(ledger: &Ledger) -> Option<(mpsc::Sender<()>, JoinHandle<()>)> {
+    let path = ledger.path();
+    if path.as_os_str() == ":memory:" {
+        return None;
+    }
+    let conn = rusqlite::Connection::open(path).ok()?;
+    conn.pragma_update(None, "synchronous", "FULL").ok()?;
+    ledger
+        .conn
+        .pragma_update(None, "wal_autocheckpoint", 0)
+        .ok()?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    let checkpoint = move || {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    };
+    let handle = thread::Builder::new()
+        .name("ledger-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                checkpoint();
+            }
+            checkpoint();
+        });
+    match handle {
+        Ok(handle) => Some((stop, handle)),
+        Err(_) => {
+            // No thread: back to automatic checkpoints.
+            let _ = ledger.conn.pragma_update(None, "wal_autocheckpoint", 1000);
+            None
+        }
     }
 }
 
