@@ -172,46 +172,7 @@ fn decrypt_in(dir: &Path, archivectl: &Path, size_mib: u64, runs: usize) -> anyh
         "xtask: preparing a {size_mib} MiB archive in {}",
         dir.display()
     );
-    openssl(dir, &["genrsa", "-out", "key.pem", "2048"])?;
-    let mut blob = vec![1u8, 1, 1];
-    blob.extend(openssl(dir, &["rand", "48"])?);
-    fs::write(dir.join("password.bin"), &blob)?;
-    openssl(
-        dir,
-        &[
-            "pkeyutl",
-            "-encrypt",
-            "-inkey",
-            "key.pem",
-            "-pkeyopt",
-            "rsa_padding_mode:oaep",
-            "-in",
-            "password.bin",
-            "-out",
-            "password.enc",
-        ],
-    )?;
-    let b64 = openssl(dir, &["enc", "-base64", "-A", "-in", "password.enc"])?;
-    fs::write(dir.join("password.b64"), b64)?;
-    let key_hex: String = blob[3..35].iter().map(|b| format!("{b:02x}")).collect();
-    let iv_hex: String = blob[35..51].iter().map(|b| format!("{b:02x}")).collect();
-    write_synthetic_ts(&dir.join("plain.ts"), size_mib << 20)?;
-    openssl(
-        dir,
-        &[
-            "enc",
-            "-aes-256-cbc",
-            "-K",
-            &key_hex,
-            "-iv",
-            &iv_hex,
-            "-in",
-            "plain.ts",
-            "-out",
-            "archive.ts",
-        ],
-    )?;
-    fs::remove_file(dir.join("plain.ts"))?;
+    let (key_hex, iv_hex) = prepare_archive(dir, size_mib)?;
 
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let (archive, out_ours, out_openssl, out_cp) =
@@ -339,6 +300,50 @@ fn decrypt_in(dir: &Path, archivectl: &Path, size_mib: u64, runs: usize) -> anyh
         if rss[0] < 64 * 1024 { "met" } else { "NOT met" },
     ));
     Ok(r)
+}
+
+/// In `dir`: an openssl RSA key (`key.pem`), a password blob wrapped for it (`password.b64`), and
+/// `archive.ts`, a synthetic MPEG-TS of `size_mib` MiB encrypted by `openssl enc` (PKCS#7, as the service
+/// does). Returns the AES key and IV in hex.
+pub(crate) fn prepare_archive(dir: &Path, size_mib: u64) -> anyhow::Result<(String, String)> {
+    openssl(dir, &["genrsa", "-out", "key.pem", "2048"])?;
+    let mut blob = vec![1u8, 1, 1];
+    blob.extend(openssl(dir, &["rand", "48"])?);
+    fs::write(dir.join("password.bin"), &blob)?;
+    let oaep = [
+        "pkeyutl",
+        "-encrypt",
+        "-inkey",
+        "key.pem",
+        "-pkeyopt",
+        "rsa_padding_mode:oaep",
+    ];
+    openssl(
+        dir,
+        &[&oaep[..], &["-in", "password.bin", "-out", "password.enc"]].concat(),
+    )?;
+    fs::write(
+        dir.join("password.b64"),
+        openssl(dir, &["enc", "-base64", "-A", "-in", "password.enc"])?,
+    )?;
+    let key_hex: String = blob[3..35].iter().map(|b| format!("{b:02x}")).collect();
+    let iv_hex: String = blob[35..51].iter().map(|b| format!("{b:02x}")).collect();
+    write_synthetic_ts(&dir.join("plain.ts"), size_mib << 20)?;
+    let enc = [
+        "enc",
+        "-aes-256-cbc",
+        "-K",
+        &key_hex,
+        "-iv",
+        &iv_hex,
+        "-in",
+        "plain.ts",
+        "-out",
+        "archive.ts",
+    ];
+    openssl(dir, &enc)?;
+    fs::remove_file(dir.join("plain.ts"))?;
+    Ok((key_hex, iv_hex))
 }
 
 pub(crate) fn machine_description() -> String {

@@ -108,43 +108,7 @@ fn run_in(
     runs: usize,
 ) -> anyhow::Result<String> {
     eprintln!("xtask: preparing a {size_mib} MiB archive");
-    let openssl = |args: &[&str]| bench::openssl(dir, args);
-    openssl(&["genrsa", "-out", "key.pem", "2048"])?;
-    let mut blob = vec![1u8, 1, 1];
-    blob.extend(openssl(&["rand", "48"])?);
-    fs::write(dir.join("password.bin"), &blob)?;
-    openssl(&[
-        "pkeyutl",
-        "-encrypt",
-        "-inkey",
-        "key.pem",
-        "-pkeyopt",
-        "rsa_padding_mode:oaep",
-        "-in",
-        "password.bin",
-        "-out",
-        "password.enc",
-    ])?;
-    fs::write(
-        dir.join("password.b64"),
-        openssl(&["enc", "-base64", "-A", "-in", "password.enc"])?,
-    )?;
-    let key_hex: String = blob[3..35].iter().map(|b| format!("{b:02x}")).collect();
-    let iv_hex: String = blob[35..51].iter().map(|b| format!("{b:02x}")).collect();
-    bench::write_synthetic_ts(&dir.join("plain.ts"), size_mib << 20)?;
-    openssl(&[
-        "enc",
-        "-aes-256-cbc",
-        "-K",
-        &key_hex,
-        "-iv",
-        &iv_hex,
-        "-in",
-        "plain.ts",
-        "-out",
-        "archive.ts",
-    ])?;
-    fs::remove_file(dir.join("plain.ts"))?;
+    let (key_hex, iv_hex) = bench::prepare_archive(dir, size_mib)?;
 
     let user = format!("{}:{}", s3.access, s3.secret);
     let archive = dir.join("archive.ts").to_string_lossy().into_owned();
