@@ -9,6 +9,8 @@
 //!   against, prints the `ARCHIVECTL_TEST_*` exports for a shell, and stops them on Ctrl-C.
 //! * `cargo xtask bench decrypt` — archivectl vs the documented openssl command vs `cp` on a 512 MiB
 //!   archive in /dev/shm, side by side, median of several runs and peak RSS; writes docs/benchmarks.md.
+//! * `cargo xtask bench pull` — archivectl pull vs a plain download of the same object vs download then
+//!   openssl, from the local S3 server (1 GiB by default), median of runs and peak RSS; writes docs/benchmarks.md.
 //! * `cargo xtask bench callbacks` — the callback receiver under wrk (64 connections, loopback) next to one
 //!   SQLite commit per request; writes docs/benchmarks.md.
 
@@ -35,6 +37,8 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  ci               fmt, clippy, all tests (what CI runs)\n  \
                  bench decrypt    decrypt benchmark; writes docs/benchmarks.md [--size-mib N] [--runs N]\n  \
+                 bench pull       pull benchmark from local S3; writes docs/benchmarks.md [--size-mib N] [--runs N]\n  \
+                 bench callbacks  callback receiver under wrk; writes docs/benchmarks.md [--seconds N] [--connections N]\n  \
                  install-tools    install ffmpeg, openssl, xxd, time if missing\n  \
                  install-sdks     install the OpenTok Python and Node SDKs the emulator tests drive\n  \
                  servers          start the S3 and Azure test servers, print their env, wait for Ctrl-C"
