@@ -93,6 +93,20 @@ impl Context {
         Ok(Credentials::project(api_key, secret))
     }
 
+    /// The id the service files this project's archives under (`projectId`/`partnerId`, or `applicationId`
+    /// with Vonage application auth): the application id if one is set, else the API key.
+    pub fn project_id(&self) -> anyhow::Result<String> {
+        match self
+            .global
+            .application_id
+            .clone()
+            .or_else(|| self.config.project.application_id.clone())
+        {
+            Some(app) => Ok(app),
+            None => self.api_key(),
+        }
+    }
+
     /// The project API key, from --api-key, OPENTOK_API_KEY or `[project] api_key`.
     pub fn api_key(&self) -> anyhow::Result<String> {
         self.global.api_key.clone().or_else(|| self.config.project.api_key.clone()).ok_or_else(|| {

@@ -148,6 +148,111 @@ fn storage_set_azure_without_encryption_sends_null() {
 }
 
 #[test]
+fn storage_set_records_the_active_certificate_in_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let fingerprint = sh(
+        dir.path(),
+        "openssl req -new -x509 -days 2 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -subj /CN=ledger 2>/dev/null
+         printf 'x\\n' > secret
+         openssl x509 -in cert.pem -noout -fingerprint -sha256 | cut -d= -f2 | tr -d ':\\n' | tr A-F a-f",
+    );
+    let fingerprint = String::from_utf8(fingerprint).unwrap();
+    let ledger = p("ledger.sqlite3");
+    let (addr, _fake) = serve(vec![(200, ""), (200, "")]);
+    let set = |encryption: &[&str]| {
+        let mut args = vec![
+            "storage",
+            "set",
+            "s3",
+            "--bucket",
+            "b",
+            "--access-key-id",
+            "A",
+            "--ledger",
+            &ledger,
+            "--json",
+        ];
+        let secret = p("secret");
+        args.extend(["--secret-access-key-file", &secret]);
+        args.extend(encryption);
+        let out = cli(addr, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let cert = p("cert.pem");
+    let printed = set(&["--certificate", &cert]);
+    let colons = printed["certificate_sha256"].as_str().unwrap();
+    assert_eq!(colons.replace(':', "").to_ascii_lowercase(), fingerprint);
+    assert_eq!(printed["ledger"], ledger.as_str());
+
+    let mut db = archive_db::Ledger::open(&ledger).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let active = db.active_certificate(API_KEY, now).unwrap().unwrap();
+    assert_eq!(active.fingerprint, fingerprint);
+    assert!(active.pem.contains("BEGIN CERTIFICATE"));
+    assert!(!active.pem.contains("PRIVATE"));
+    // An archive created after that and uploaded without a password (the callback was lost) is waiting
+    // for its password, not pending as if it were unencrypted.
+    let created = now.unix_timestamp() * 1000 + 1000;
+    let body = format!(
+        r#"{{"id":"a-enc","status":"uploaded","sessionId":"S1","partnerId":{API_KEY},"createdAt":{created},"size":10,"event":"archive"}}"#
+    );
+    db.record_event(&archive_db::IncomingEvent::from_callback(body.as_bytes(), "test").unwrap())
+        .unwrap();
+    assert!(db.pending().unwrap().is_empty());
+    assert_eq!(db.awaiting_password().unwrap()[0].id, "a-enc");
+
+    // --no-encryption: from then on archives are expected unencrypted.
+    let printed = set(&["--no-encryption"]);
+    assert_eq!(printed["encrypted"], false);
+    let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(5);
+    assert!(db.active_certificate(API_KEY, later).unwrap().is_none());
+}
+
+#[test]
+fn storage_set_reports_a_ledger_it_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "x\n").unwrap();
+    let not_a_ledger = dir.path().join("notes.txt");
+    std::fs::write(
+        &not_a_ledger,
+        "this is not a database, it is a text file of some length\n".repeat(20),
+    )
+    .unwrap();
+    let (addr, fake) = serve(vec![(200, "")]);
+    let out = cli(
+        addr,
+        &[
+            "storage",
+            "set",
+            "s3",
+            "--bucket",
+            "b",
+            "--access-key-id",
+            "A",
+            "--secret-access-key-file",
+            secret.to_str().unwrap(),
+            "--no-encryption",
+            "--ledger",
+            not_a_ledger.to_str().unwrap(),
+        ],
+    );
+    assert_fails(&out, 8, "the service accepted the archive storage");
+    assert_eq!(fake.requests.lock().unwrap().len(), 1);
+    assert!(
+        std::fs::read_to_string(&not_a_ledger)
+            .unwrap()
+            .starts_with("this is not")
+    );
+}
+
+#[test]
 fn storage_set_refuses_before_sending() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n).to_string_lossy().into_owned();

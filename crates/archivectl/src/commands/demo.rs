@@ -286,10 +286,13 @@ async fn flow(
         Fallback::None,
         ArchiveEncryption::for_certificate(cert),
     );
+    let storage_set_at = time::OffsetDateTime::now_utc();
     client
         .set_archive_storage(&target)
         .await
         .context("cannot set the archive storage")?;
+    super::storage::record_activation(&ledger_path, API_KEY, Some(cert), storage_set_at)
+        .context("cannot record the certificate in the ledger")?;
     steps.done(
         "storage set",
         format!(

@@ -3,6 +3,9 @@
 //! One of `--certificate` and `--no-encryption` is required, so nobody turns encryption off by accident.
 //! The certificate is checked before anything is sent (RSA, at most 2048 bits). Values missing from the
 //! flags come from `[target]` in the configuration file; secrets come only from files.
+//!
+//! Once the service has accepted the target, the ledger records which certificate (or none) is active for
+//! the project from now on, so `pull --all` knows which archives must come with a password.
 
 use std::path::PathBuf;
 
@@ -50,6 +53,8 @@ pub struct CommonArgs {
     fallback: FallbackArg,
     #[command(flatten)]
     encryption: EncryptionArgs,
+    #[command(flatten)]
+    ledger: crate::ledger_path::LedgerArgs,
 }
 
 /// Exactly one of `--certificate` and `--no-encryption`.
@@ -288,9 +293,20 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
         ..storage
     };
     let client = ctx.client()?;
+    let project = ctx.project_id()?;
+    let since = time::OffsetDateTime::now_utc();
     context::runtime()?
         .block_on(client.set_archive_storage(&storage))
         .context("cannot set the archive storage")?;
+    let ledger_path = common.ledger.path(ctx);
+    record_activation(&ledger_path, &project, cert.as_ref(), since).map_err(|e| Failure {
+        code: crate::exit::LEDGER,
+        message: format!(
+            "the service accepted the archive storage, but the ledger {} could not record it: {e:#}; \
+             run the same command again once the ledger is writable",
+            ledger_path.display()
+        ),
+    })?;
     let fallback = fallback(common.fallback);
     let fallback_name = match fallback {
         Fallback::None => "none",
@@ -302,6 +318,7 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
         "fallback": fallback_name,
         "encrypted": cert.is_some(),
         "certificate_sha256": cert.as_ref().map(Certificate::sha256_fingerprint),
+        "ledger": ledger_path,
     });
     ctx.out.emit(&json, || {
         println!(
@@ -316,6 +333,39 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
             None => println!("archives will NOT be encrypted"),
         }
     })
+}
+
+/// Records in the ledger that from `since` on the project's archives are encrypted for `cert` (or, with
+/// `None`, not encrypted). The activation is stamped just before the request, so that an archive the service
+/// starts while the call is in flight is not taken for unencrypted.
+pub(crate) fn record_activation(
+    path: &std::path::Path,
+    project: &str,
+    cert: Option<&Certificate>,
+    since: time::OffsetDateTime,
+) -> anyhow::Result<()> {
+    let mut ledger = crate::ledger_path::open(path)?;
+    let fingerprint = match cert {
+        Some(cert) => {
+            let info = cert.info(None);
+            // The ledger keys certificates by plain lowercase hex.
+            let fingerprint = info
+                .sha256_fingerprint
+                .replace(':', "")
+                .to_ascii_lowercase();
+            ledger.record_certificate(&archive_db::CertificateRecord {
+                fingerprint: fingerprint.clone(),
+                project_id: Some(project.to_owned()),
+                subject: info.subject,
+                not_after: info.not_after,
+                pem: cert.to_pem(),
+            })?;
+            Some(fingerprint)
+        }
+        None => None,
+    };
+    ledger.activate_certificate(project, fingerprint.as_deref(), since)?;
+    Ok(())
 }
 
 fn describe(target: &serde_json::Value) -> String {
