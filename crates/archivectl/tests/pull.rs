@@ -190,6 +190,23 @@ fn errors_are_distinct_and_leave_nothing() {
     );
     let good = s3_args(&servers.s3, &fx);
 
+    // --out-dir that is a file: refused before anything is fetched, the file untouched.
+    std::fs::write(fx.path("a-file"), "keep me").unwrap();
+    let (api, _f) = serve(vec![]);
+    let out = archivectl()
+        .env("OPENTOK_API_SECRET", SECRET)
+        .current_dir(fx.dir.path())
+        .args(["--api-key", API_KEY, "--api-url", &format!("http://{api}")])
+        .args(["pull", "--key", "key.pem", "--out-dir", "a-file", id])
+        .args(&good)
+        .output()
+        .unwrap();
+    assert_fails(&out, 5, "--out-dir a-file exists and is not a directory");
+    assert_eq!(
+        std::fs::read_to_string(fx.path("a-file")).unwrap(),
+        "keep me"
+    );
+
     // Missing object.
     let missing = "bbbbbbbb-0000-4000-8000-00000000ffff";
     let (api, _f) = serve(vec![(200, &archive_body(missing, &password))]);

@@ -130,15 +130,21 @@ impl FetchOptions {
     }
 }
 
-/// Runs `archivectl pull`.
-pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
-    if !args.out_dir.is_dir() {
+/// The output directory: created (with its parents) if missing; anything else than a directory is an error.
+fn prepare_out_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
         return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("--out-dir {} is not a directory", args.out_dir.display()),
+            std::io::ErrorKind::AlreadyExists,
+            format!("--out-dir {} exists and is not a directory", dir.display()),
         )
         .into());
     }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create --out-dir {}", dir.display()))
+}
+
+/// Runs `archivectl pull`.
+pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
     if (args.password.is_some() || args.password_file.is_some()) && args.ids.len() != 1 {
         return Err(Failure::invalid(
             "--password and --password-file go with exactly one ARCHIVE_ID",
@@ -149,6 +155,7 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
             "--part-size-mib and --concurrency must be at least 1",
         ));
     }
+    prepare_out_dir(&args.out_dir)?;
     let store = Store::new(args.target.resolve(ctx)?).context("storage target")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
