@@ -6,13 +6,18 @@
 //! compared with the start's, each retried with exponential backoff on network failures and 5xx. Parts are
 //! handed over strictly in order. At most `concurrency` parts are held (fetched or fetching) besides the one
 //! the consumer has, so memory is bounded by `part_size × (concurrency + 1)` whatever the object's size.
+//!
+//! A consumer that is done with a part can hand its buffer back ([`PartBuffers::give_back`], through
+//! [`Download::buffers`]): the next parts are read into it, so a download of any size allocates its part
+//! buffers once, instead of a fresh one per part that the allocator may not return to the system.
 
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use object_store::path::Path;
 
@@ -65,6 +70,63 @@ impl DownloadOptions {
     }
 }
 
+/// The part buffers of one [`Download`], for reuse: parts are read into a buffer handed back with
+/// [`PartBuffers::give_back`] when there is one, else into a new one.
+///
+/// ```no_run
+/// # async fn demo(store: storage_fetch::Store) -> Result<(), storage_fetch::Error> {
+/// use futures_util::StreamExt;
+/// use storage_fetch::DownloadOptions;
+///
+/// let mut download = store.download("123456/abc/archive.ts", DownloadOptions::default()).await?;
+/// let buffers = download.buffers();
+/// while let Some(part) = download.next().await {
+///     let mut part = part?.try_into_mut().expect("parts are not shared");
+///     // decrypt `part` in place, write it ...
+///     buffers.give_back(part);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PartBuffers {
+    free: Arc<Mutex<Vec<BytesMut>>>,
+    keep: usize,
+    part_size: usize,
+}
+
+impl PartBuffers {
+    fn new(keep: usize, part_size: u64) -> Self {
+        Self {
+            free: Arc::new(Mutex::new(Vec::with_capacity(keep))),
+            keep,
+            part_size: usize::try_from(part_size).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// A buffer for the next part: a handed-back one if there is one, else a new one.
+    fn take(&self) -> BytesMut {
+        let reused = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        reused.unwrap_or_else(|| BytesMut::with_capacity(self.part_size))
+    }
+
+    /// Hands a part's buffer back for the next parts (kept only if it can hold a whole part and fewer than
+    /// `concurrency + 1` are waiting; dropped otherwise).
+    pub fn give_back(&self, mut buffer: BytesMut) {
+        if buffer.capacity() < self.part_size {
+            return;
+        }
+        buffer.clear();
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if free.len() < self.keep {
+            free.push(buffer);
+        }
+    }
+}
+
 /// The ranges of parts covering `[start, size)`.
 pub(crate) fn part_ranges(start: u64, size: u64, part_size: u64) -> Vec<Range<u64>> {
     let part_size = part_size.max(1);
@@ -105,6 +167,7 @@ pub struct Download {
     start_offset: u64,
     retries: u32,
     parts: BoxStream<'static, Result<Bytes, Error>>,
+    buffers: PartBuffers,
     done: bool,
 }
 
@@ -121,6 +184,22 @@ impl std::fmt::Debug for Download {
 }
 
 impl Download {
+    fn source(&self) -> PartSource {
+        PartSource {
+            store: self.store.clone(),
+            path: self.path.clone(),
+            key: self.key.clone(),
+            e_tag: self.e_tag.clone(),
+            size: self.size,
+            retries: self.retries,
+        }
+    }
+
+    /// The pool the parts are read into: hand a part's buffer back when done with it (see [`PartBuffers`]).
+    pub fn buffers(&self) -> PartBuffers {
+        self.buffers.clone()
+    }
+
     /// The object's key.
     pub fn key(&self) -> &str {
         &self.key
@@ -167,16 +246,7 @@ impl Download {
             )));
         }
         let range = self.start_offset - CBC_BLOCK..self.start_offset;
-        let bytes = fetch_part(
-            self.store.clone(),
-            self.path.clone(),
-            self.key.clone(),
-            range,
-            self.e_tag.clone(),
-            self.size,
-            self.retries,
-        )
-        .await?;
+        let bytes = self.source().fetch(range, None).await?;
         let block: [u8; CBC_BLOCK as usize] =
             bytes.as_ref().try_into().map_err(|_| Error::Storage {
                 service: self.store.target().service_name(),
@@ -233,28 +303,42 @@ impl<T> Future for AbortOnDrop<T> {
     }
 }
 
-/// Fetches one part, retrying transient failures with the store's backoff.
-async fn fetch_part(
+/// What every part of one download is fetched from; cheap to clone (one per part task).
+#[derive(Clone)]
+struct PartSource {
     store: Store,
     path: Path,
     key: String,
-    range: Range<u64>,
     e_tag: Option<String>,
     size: u64,
     retries: u32,
-) -> Result<Bytes, Error> {
-    let mut attempt = 0;
-    loop {
-        match store
-            .fetch_range(&path, &key, range.clone(), e_tag.as_deref(), Some(size))
-            .await
-        {
-            Ok(bytes) => return Ok(bytes),
-            Err(e) if e.is_transient() && attempt < retries => {
-                tokio::time::sleep(store.options().backoff.delay(attempt)).await;
-                attempt += 1;
+}
+
+impl PartSource {
+    /// Fetches one part (into a buffer from `buffers`, if given), retrying transient failures with the
+    /// store's backoff.
+    async fn fetch(self, range: Range<u64>, buffers: Option<PartBuffers>) -> Result<Bytes, Error> {
+        let mut attempt = 0;
+        loop {
+            match self
+                .store
+                .fetch_range(
+                    &self.path,
+                    &self.key,
+                    range.clone(),
+                    self.e_tag.as_deref(),
+                    Some(self.size),
+                    buffers.as_ref().map(PartBuffers::take),
+                )
+                .await
+            {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) if e.is_transient() && attempt < self.retries => {
+                    tokio::time::sleep(self.store.options().backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
     }
 }
@@ -303,26 +387,21 @@ impl Store {
             )));
         }
         let ranges = part_ranges(opts.start_offset, info.size, opts.part_size);
-        let (store, p, k, etag, size, retries) = (
-            self.clone(),
-            path.clone(),
-            key.to_string(),
-            info.e_tag.clone(),
-            info.size,
-            opts.retries,
-        );
+        let buffers = PartBuffers::new(opts.concurrency.max(1) + 1, opts.part_size);
+        let pool = buffers.clone();
+        let source = PartSource {
+            store: self.clone(),
+            path: path.clone(),
+            key: key.to_string(),
+            e_tag: info.e_tag.clone(),
+            size: info.size,
+            retries: opts.retries,
+        };
         let parts = stream::iter(ranges)
             .map(move |range| {
-                let task = fetch_part(
-                    store.clone(),
-                    p.clone(),
-                    k.clone(),
-                    range,
-                    etag.clone(),
-                    size,
-                    retries,
-                );
-                AbortOnDrop(tokio::spawn(task))
+                AbortOnDrop(tokio::spawn(
+                    source.clone().fetch(range, Some(pool.clone())),
+                ))
             })
             .buffered(opts.concurrency.max(1))
             .map(|joined| {
@@ -347,6 +426,7 @@ impl Store {
             start_offset: opts.start_offset,
             retries: opts.retries,
             parts,
+            buffers,
             done: false,
         })
     }
@@ -509,6 +589,41 @@ mod tests {
 
     fn data(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handed_back_buffers_are_reused_for_the_next_parts() {
+        let data = data(200_000);
+        let (store, _backend) = instrumented(0, &data).await;
+        let concurrency = 3;
+        let opts = DownloadOptions {
+            part_size: 1000,
+            concurrency,
+            ..DownloadOptions::default()
+        };
+        let mut download = store.download("k/archive.ts", opts).await.unwrap();
+        let buffers = download.buffers();
+        let (mut got, mut seen) = (Vec::new(), std::collections::HashSet::new());
+        while let Some(part) = download.next().await {
+            let part = part.unwrap();
+            got.extend_from_slice(&part);
+            seen.insert(part.as_ptr() as usize);
+            buffers.give_back(part.try_into_mut().expect("a part is not shared"));
+        }
+        assert!(got == data);
+        // 200 parts through at most one buffer per part in flight, plus the consumer's.
+        assert!(
+            seen.len() <= concurrency + 1,
+            "{} distinct buffers for 200 parts",
+            seen.len()
+        );
+        // Buffers too small for a part, or beyond what can be in use at once, are not kept.
+        let pool = PartBuffers::new(2, 1000);
+        pool.give_back(BytesMut::with_capacity(10));
+        for _ in 0..5 {
+            pool.give_back(BytesMut::with_capacity(1000));
+        }
+        assert_eq!(pool.free.lock().unwrap().len(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,7 +49,7 @@ mod target;
 pub mod test_env;
 
 pub use check::{CHECK_PREFIX, CheckOutcome, CheckReport, CheckResult, CheckStep};
-pub use download::{CBC_BLOCK, Download, DownloadOptions};
+pub use download::{CBC_BLOCK, Download, DownloadOptions, PartBuffers};
 pub use error::Error;
 pub use store::{
     ArchiveKind, Backoff, Located, MultipartOptions, ObjectInfo, PutInfo, Store, StoreOptions,

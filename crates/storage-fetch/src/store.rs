@@ -512,7 +512,7 @@ impl Store {
         let mut attempt = 0;
         loop {
             match self
-                .fetch_range(&path, key, range.clone(), if_match, None)
+                .fetch_range(&path, key, range.clone(), if_match, None, None)
                 .await
             {
                 Ok(b) => return Ok(b),
@@ -534,6 +534,7 @@ impl Store {
         range: Range<u64>,
         e_tag: Option<&str>,
         size: Option<u64>,
+        buffer: Option<BytesMut>,
     ) -> Result<Bytes, Error> {
         if range.start >= range.end {
             return Err(Error::InvalidRequest(format!(
@@ -583,7 +584,30 @@ impl Store {
             }
         }
         let got_range = result.range.clone();
-        let bytes = match result.bytes().await {
+        let body = match buffer {
+            // Into the caller's buffer, chunk by chunk: a download reuses its part buffers.
+            Some(mut buf) => {
+                buf.clear();
+                buf.reserve(usize::try_from(range.end - range.start).unwrap_or(0));
+                let mut chunks = result.into_stream();
+                let mut failed = None;
+                while let Some(chunk) = chunks.next().await {
+                    match chunk {
+                        Ok(chunk) => buf.extend_from_slice(&chunk),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    None => Ok(buf.freeze()),
+                    Some(e) => Err(e),
+                }
+            }
+            None => result.bytes().await,
+        };
+        let bytes = match body {
             Ok(b) => b,
             Err(e) => return Err(self.explain(e, &self.ctx("read", key), Some(path)).await),
         };

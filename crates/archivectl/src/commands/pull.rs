@@ -482,51 +482,30 @@ async fn pull_encrypted(
         download_opts = download_opts.expecting_etag(tag);
     }
     let mut download = store.download(key, download_opts).await?;
-    // Decrypt and write on a blocking thread, fed in order through a small bounded channel.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
-    let trim = opts.trim;
-    let writer = tokio::task::spawn_blocking(
-        move || -> Result<ResumableSummary, (archive_core::archive::ArchiveError, bool)> {
-            let mut output = output;
-            while let Some(part) = rx.blocking_recv() {
-                let mut buf = match part.try_into_mut() {
-                    Ok(b) => b,
-                    Err(shared) => bytes::BytesMut::from(&shared[..]),
-                };
-                if let Err(e) = output.write_ciphertext(&mut buf) {
-                    let wrong_data = matches!(e, archive_core::archive::ArchiveError::NotMpegTs(_));
-                    if wrong_data {
-                        output.discard();
-                    } else {
-                        let _ = output.checkpoint();
-                    }
-                    return Err((e, wrong_data));
-                }
-            }
-            if output.resume_offset() == size {
-                output.finish(trim).map_err(|e| (e, false))
-            } else {
-                // Interrupted: make what we have durable for the next run.
-                let at = output.resume_offset();
-                let _ = output.checkpoint();
-                Err((
-                    archive_core::archive::ArchiveError::Read(std::io::Error::new(
-                        std::io::ErrorKind::Interrupted,
-                        format!("stopped at {at} of {size} bytes"),
-                    )),
-                    false,
-                ))
-            }
-        },
-    );
+    // Each part is decrypted, checked, hashed and written as it arrives, on this task's worker (the runtime
+    // is told it blocks), while the download keeps its next parts in flight on the other worker. No queue
+    // between the two: memory stays that of the download's parts, as for a plain pull.
+    let buffers = download.buffers();
+    let mut output = output;
+    let mut decrypt_error: Option<archive_core::archive::ArchiveError> = None;
     let mut failure: Option<anyhow::Error> = None;
     let mut interrupted = false;
     loop {
         tokio::select! {
             part = download.next() => match part {
-                Some(Ok(bytes)) => {
-                    let n = bytes.len() as u64;
-                    if tx.send(bytes).await.is_err() {
+                Some(Ok(part)) => {
+                    let n = part.len() as u64;
+                    let written = cpu_bound(|| {
+                        let mut buf = match part.try_into_mut() {
+                            Ok(b) => b,
+                            Err(shared) => bytes::BytesMut::from(&shared[..]),
+                        };
+                        let written = output.write_ciphertext(&mut buf);
+                        buffers.give_back(buf);
+                        written
+                    });
+                    if let Err(e) = written {
+                        decrypt_error = Some(e);
                         break;
                     }
                     progress.inc(n);
@@ -543,26 +522,54 @@ async fn pull_encrypted(
             }
         }
     }
-    drop(tx);
     drop(download);
-    let result = writer.await.context("the decrypting thread failed")?;
-    if interrupted {
-        return Err(Failure {
-            code: INTERRUPTED,
-            message: format!(
-                "interrupted; run the same command again to resume {}",
-                out_path.display()
-            ),
+    if let Some(e) = decrypt_error {
+        if matches!(e, archive_core::archive::ArchiveError::NotMpegTs(_)) {
+            // Wrong key or password: nothing of it is kept.
+            output.discard();
+        } else {
+            let _ = output.checkpoint();
         }
-        .into());
+        return Err(anyhow::Error::new(e).context(format!("cannot decrypt {key}")));
     }
-    if let Some(e) = failure {
+    if interrupted || failure.is_some() || output.resume_offset() != size {
+        // Make what we have durable for the next run.
+        let at = output.resume_offset();
+        let _ = cpu_bound(|| output.checkpoint());
+        if interrupted {
+            return Err(Failure {
+                code: INTERRUPTED,
+                message: format!(
+                    "interrupted; run the same command again to resume {}",
+                    out_path.display()
+                ),
+            }
+            .into());
+        }
+        let e = failure.unwrap_or_else(|| {
+            anyhow::Error::new(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the download stopped at {at} of {size} bytes"),
+            ))
+        });
         return Err(e.context(format!(
             "download failed; what was decrypted is kept: run the same command again to resume {}",
             out_path.display()
         )));
     }
-    result.map_err(|(e, _)| anyhow::Error::new(e).context(format!("cannot decrypt {key}")))
+    cpu_bound(|| output.finish(opts.trim))
+        .map_err(|e| anyhow::Error::new(e).context(format!("cannot decrypt {key}")))
+}
+
+/// Runs CPU-bound work (decryption, hashing, file writes) on the current task, telling a multi-threaded
+/// runtime that this worker blocks so its other tasks move elsewhere.
+fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
 }
 
 /// An unencrypted archive: downloaded as it is, atomically, with its SHA-256 (not resumable).
@@ -584,17 +591,24 @@ async fn pull_plain(
             },
         )
         .await?;
+    let buffers = download.buffers();
     let mut file = archive_core::atomic::AtomicFile::create(out_path)
         .with_context(|| format!("cannot write {}", out_path.display()))?;
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     while let Some(part) = download.next().await {
         let part = part?;
-        hasher.update(&part);
-        file.write_all(&part)
-            .with_context(|| format!("cannot write {}", out_path.display()))?;
-        bytes += part.len() as u64;
-        progress.inc(part.len() as u64);
+        cpu_bound(|| {
+            hasher.update(&part);
+            file.write_all(&part)
+        })
+        .with_context(|| format!("cannot write {}", out_path.display()))?;
+        let n = part.len() as u64;
+        if let Ok(buf) = part.try_into_mut() {
+            buffers.give_back(buf);
+        }
+        bytes += n;
+        progress.inc(n);
     }
     file.commit()
         .with_context(|| format!("cannot write {}", out_path.display()))?;
