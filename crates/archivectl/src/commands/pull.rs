@@ -50,7 +50,7 @@ pub struct Args {
     /// After the pulled archive is verified, delete it through the service's REST API.
     #[arg(long)]
     delete_remote: bool,
-    /// Size of each ranged GET, in MiB (memory is about 7 parts: in flight, queued and being decrypted).
+    /// Size of each ranged GET, in MiB (memory holds --concurrency + 1 parts, reused for the whole archive).
     #[arg(long, value_name = "MIB", default_value_t = 4)]
     part_size_mib: u64,
     /// Ranged GETs in flight.
