@@ -147,6 +147,23 @@ fn storage_set_azure_without_encryption_sends_null() {
     );
 }
 
+/// `storage set s3` of bucket `b` with access key `A` and the secret in `secret`, then `extra`.
+fn set_s3(addr: SocketAddr, secret: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let secret = secret.to_str().unwrap();
+    let mut args = vec![
+        "storage",
+        "set",
+        "s3",
+        "--bucket",
+        "b",
+        "--access-key-id",
+        "A",
+    ];
+    args.extend(["--secret-access-key-file", secret]);
+    args.extend(extra);
+    cli(addr, &args)
+}
+
 #[test]
 fn storage_set_records_the_active_certificate_in_the_ledger() {
     let dir = tempfile::tempdir().unwrap();
@@ -161,22 +178,9 @@ fn storage_set_records_the_active_certificate_in_the_ledger() {
     let ledger = p("ledger.sqlite3");
     let (addr, _fake) = serve(vec![(200, ""), (200, "")]);
     let set = |encryption: &[&str]| {
-        let mut args = vec![
-            "storage",
-            "set",
-            "s3",
-            "--bucket",
-            "b",
-            "--access-key-id",
-            "A",
-            "--ledger",
-            &ledger,
-            "--json",
-        ];
-        let secret = p("secret");
-        args.extend(["--secret-access-key-file", &secret]);
-        args.extend(encryption);
-        let out = cli(addr, &args);
+        let mut extra = vec!["--ledger", &ledger, "--json"];
+        extra.extend(encryption);
+        let out = set_s3(addr, &dir.path().join("secret"), &extra);
         assert!(
             out.status.success(),
             "{}",
@@ -226,18 +230,10 @@ fn storage_set_reports_a_ledger_it_cannot_write() {
     )
     .unwrap();
     let (addr, fake) = serve(vec![(200, "")]);
-    let out = cli(
+    let out = set_s3(
         addr,
+        &secret,
         &[
-            "storage",
-            "set",
-            "s3",
-            "--bucket",
-            "b",
-            "--access-key-id",
-            "A",
-            "--secret-access-key-file",
-            secret.to_str().unwrap(),
             "--no-encryption",
             "--ledger",
             not_a_ledger.to_str().unwrap(),
