@@ -341,7 +341,7 @@ impl Drop for OwnS3 {
 }
 
 #[test]
-fn resumes_after_the_server_is_killed_mid_download() {
+fn resumes_after_the_server_is_killed_and_after_ctrl_c() {
     let Some(_servers) = TestServers::require() else {
         return;
     };
@@ -388,57 +388,71 @@ fn resumes_after_the_server_is_killed_mid_download() {
         "1",
     ];
 
-    // First run: kill the server once a few MiB are durable.
-    let (api, _f) = serve(vec![
-        (200, &archive_body(id, &password)),
-        (200, &archive_body(id, &password)),
-    ]);
-    let mut first = archivectl()
-        .env("OPENTOK_API_SECRET", SECRET)
-        .current_dir(fx.dir.path())
-        .args([
-            "--api-key",
-            API_KEY,
-            "--api-url",
-            &format!("http://{api}"),
-            "pull",
-            "--key",
-            "key.pem",
-            "--out-dir",
-            "out",
-            id,
-        ])
-        .args(&args)
-        .args(tuning)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Each run asks the (fake) service for the password with a fresh ledger.
+    let (api, _f) = serve(vec![(200, &archive_body(id, &password)); 3]);
+    let spawn_pull = |ledger: &str| {
+        archivectl()
+            .env("OPENTOK_API_SECRET", SECRET)
+            .env("ARCHIVECTL_LEDGER", fx.path(ledger))
+            .current_dir(fx.dir.path())
+            .args(["--api-key", API_KEY, "--api-url", &format!("http://{api}")])
+            .args(["pull", "--key", "key.pem", "--out-dir", "out", id])
+            .args(&args)
+            .args(tuning)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let state = fx.dir.path().join(format!("out/.{id}.ts.partial.json"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let durable = std::fs::read(&state)
+    let durable = || {
+        std::fs::read(&state)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| v["durable"].as_u64())
-            .unwrap_or(0);
-        if durable >= 3 << 20 {
-            break;
+            .unwrap_or(0)
+    };
+    let wait_for = |child: &mut std::process::Child, bytes: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while durable() < bytes {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the pull ended before it could be interrupted"
+            );
+            assert!(Instant::now() < deadline, "no progress");
+            std::thread::sleep(Duration::from_millis(2));
         }
-        assert!(
-            first.try_wait().unwrap().is_none(),
-            "the pull ended before the server could be killed"
-        );
-        assert!(Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    };
+
+    // First run: kill the server once a few MiB are durable.
+    let mut first = spawn_pull("ledger-first.sqlite3");
+    wait_for(&mut first, 3 << 20);
     s3.kill();
     let out = first.wait_with_output().unwrap();
     assert_fails(&out, 7, "run the same command again to resume");
     assert!(!fx.dir.path().join(format!("out/{id}.ts")).exists());
+    let after_first = durable();
 
-    // Second run, server back: resumes, and the result is the documented decryption.
-    let _s3 = OwnS3::start(&s3.dir, s3.port);
+    // Second run, server back: it resumes, and Ctrl-C (SIGINT) stops it with what it did kept.
+    let mut s3 = OwnS3::start(&s3.dir, s3.port);
+    let mut second = spawn_pull("ledger-second.sqlite3");
+    wait_for(&mut second, after_first + (2 << 20));
+    let sigint = Command::new("kill")
+        .args(["-INT", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sigint.success());
+    let out = second.wait_with_output().unwrap();
+    assert_fails(
+        &out,
+        130,
+        "interrupted; run the same command again to resume",
+    );
+    assert!(!fx.dir.path().join(format!("out/{id}.ts")).exists());
+    let after_second = durable();
+    assert!(after_second > after_first);
+
+    // Third run: resumes from there, and the result is the documented decryption.
     let out = pull(api, &fx, &args, &[id, "--json"]);
     assert!(
         out.status.success(),
@@ -447,9 +461,10 @@ fn resumes_after_the_server_is_killed_mid_download() {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
-        json[0]["resumed_from"].as_u64().unwrap() >= 3 << 20,
+        json[0]["resumed_from"].as_u64().unwrap() >= after_second,
         "{json}"
     );
+    s3.kill();
     assert_eq!(
         std::fs::read(fx.path(&format!("out/{id}.ts"))).unwrap(),
         std::fs::read(fx.path("documented.ts")).unwrap()

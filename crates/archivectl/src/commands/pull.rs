@@ -490,6 +490,9 @@ async fn pull_encrypted(
     let mut decrypt_error: Option<archive_core::archive::ArchiveError> = None;
     let mut failure: Option<anyhow::Error> = None;
     let mut interrupted = false;
+    // One listener for the whole download, so a Ctrl-C that comes while a part is being processed is seen.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
             part = download.next() => match part {
@@ -516,7 +519,7 @@ async fn pull_encrypted(
                 }
                 None => break,
             },
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut ctrl_c => {
                 interrupted = true;
                 break;
             }
