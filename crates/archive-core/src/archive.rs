@@ -42,6 +42,20 @@ pub struct DecryptOptions {
     pub buffer_size: usize,
     /// Buffers in flight between reader, decryptor and writer.
     pub buffers: usize,
+    /// Set from elsewhere (a signal handler, say) to stop: the decryption then fails with
+    /// [`ArchiveError::Interrupted`] at its next chunk, and [`decrypt_file`] leaves nothing behind.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl DecryptOptions {
+    fn check_cancel(&self) -> Result<(), ArchiveError> {
+        match &self.cancel {
+            Some(flag) if flag.load(std::sync::atomic::Ordering::Relaxed) => {
+                Err(ArchiveError::Interrupted)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for DecryptOptions {
@@ -51,6 +65,7 @@ impl Default for DecryptOptions {
             threads: cbc::available_threads(),
             buffer_size: 4 << 20,
             buffers: 4,
+            cancel: None,
         }
     }
 }
@@ -91,6 +106,15 @@ pub enum ArchiveError {
     /// The output path is the input.
     #[error("the output {0} is the input file; choose another --out")]
     OutputIsInput(String),
+    /// `trim` was asked for, but the plaintext does not end as the service's files do (whole 188-byte packets,
+    /// then 1 to 16 bytes of PKCS#7 padding): the archive is truncated or damaged.
+    #[error(
+        "cannot trim: {0}; the archive is truncated or damaged (without --trim the output is what `openssl enc -d -nopad` gives)"
+    )]
+    Untrimmable(String),
+    /// Stopped through [`DecryptOptions::cancel`].
+    #[error("interrupted")]
+    Interrupted,
 }
 
 enum ToWriter {
@@ -199,7 +223,7 @@ where
             Ok(written)
         });
 
-        let result = decrypt_loop(&full_rx, &write_tx, &mut decryptor, opts.trim);
+        let result = decrypt_loop(&full_rx, &write_tx, &mut decryptor, opts);
         drop(write_tx);
         drop(full_rx);
         let read = reader_thread
@@ -226,8 +250,9 @@ fn decrypt_loop(
     full_rx: &mpsc::Receiver<(Vec<u8>, usize, bool)>,
     write_tx: &mpsc::SyncSender<ToWriter>,
     decryptor: &mut StreamDecryptor,
-    trim: bool,
+    opts: &DecryptOptions,
 ) -> Result<(TsReport, u64), ArchiveError> {
+    let trim = opts.trim;
     let mut inspector = TsInspector::new();
     let mut first = true;
     let mut total = 0u64;
@@ -235,6 +260,7 @@ fn decrypt_loop(
     let mut trimmed = 0u64;
     // The reader may stop early on an error; then the channel closes without a `last` buffer.
     while let Ok((mut buf, len, last)) = full_rx.recv() {
+        opts.check_cancel()?;
         total += len as u64;
         if len % BLOCK != 0 {
             return Err(CbcError::NotBlockAligned(total).into());
@@ -264,7 +290,7 @@ fn decrypt_loop(
             let mut tail = std::mem::take(&mut carry);
             tail.extend_from_slice(&buf[..len]);
             let before = total - tail.len() as u64;
-            let keep = trimmed_len(before, &tail);
+            let keep = trimmed_len(before, &tail)?;
             trimmed = (tail.len() - keep) as u64;
             tail.truncate(keep);
             inspector.feed(&tail);
@@ -285,17 +311,28 @@ fn decrypt_loop(
 ///
 /// * A plaintext of whole packets has no padding (the service pads 1 to 16 bytes, never a multiple of 188):
 ///   keep it all, even if its last bytes happen to look like PKCS#7.
-/// * Otherwise drop a valid PKCS#7 tail, and then whatever follows the last whole packet.
-pub fn trimmed_len(before: u64, tail: &[u8]) -> usize {
+/// * Otherwise the tail must be a valid PKCS#7 pad after whole packets: anything else means the archive was
+///   cut short or damaged, and is [`ArchiveError::Untrimmable`] rather than a silently shortened file.
+pub fn trimmed_len(before: u64, tail: &[u8]) -> Result<usize, ArchiveError> {
     let packet = mpegts::PACKET as u64;
     let total = before + tail.len() as u64;
     if total % packet == 0 {
-        return tail.len();
+        return Ok(tail.len());
     }
-    let unpadded = cbc::pkcs7_unpadded_len(tail).unwrap_or(tail.len());
+    let unpadded = cbc::pkcs7_unpadded_len(tail).ok_or_else(|| {
+        ArchiveError::Untrimmable(format!(
+            "the plaintext ({total} bytes) is neither whole 188-byte packets nor ends with valid PKCS#7 padding"
+        ))
+    })?;
     let end = before + unpadded as u64;
-    let packets_end = end / packet * packet;
-    packets_end.saturating_sub(before) as usize
+    if end % packet != 0 {
+        return Err(ArchiveError::Untrimmable(format!(
+            "without its {} bytes of PKCS#7 padding the plaintext ends {} bytes into a 188-byte packet",
+            tail.len() - unpadded,
+            end % packet
+        )));
+    }
+    Ok(unpadded)
 }
 
 /// Reads until `buf` is full or the reader is at its end; returns the bytes read.
@@ -404,6 +441,7 @@ fn decrypt_positional(
     let one = NonZeroUsize::MIN;
 
     let process = |k: u64, buf: &mut Vec<u8>| -> Result<(), ArchiveError> {
+        opts.check_cancel()?;
         let off = k * chunk;
         let n = chunk.min(len - off) as usize;
         buf.resize(BLOCK + n, 0);
@@ -478,7 +516,7 @@ fn decrypt_positional(
     }
     let before = len - state.held.len() as u64;
     let keep = if opts.trim {
-        trimmed_len(before, &state.held)
+        trimmed_len(before, &state.held)?
     } else {
         state.held.len()
     };
@@ -613,19 +651,53 @@ mod tests {
     }
 
     #[test]
-    fn trim_without_padding_cuts_to_whole_packets() {
+    fn trim_refuses_a_tail_that_is_not_padding_after_whole_packets() {
         let blob = PasswordBlob::new([7; 32], [8; 16]);
         let packets = ts(8); // 1504 bytes
-        let mut plain = packets.clone();
-        plain.extend_from_slice(&[0x47, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // a torn packet, not PKCS#7
-        let mut ct = plain.clone();
-        cbc::StreamEncryptor::new(blob.key(), blob.iv())
-            .encrypt(&mut ct)
-            .unwrap();
+        let torn = [0x47, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]; // a torn packet, not PKCS#7
+        // Valid PKCS#7 (4 bytes), but what it pads is not whole packets: cut short.
+        let short_padded = [0x47, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 4, 4, 4, 4];
+        for (tail, why) in [
+            (&torn[..], "nor ends with valid PKCS#7 padding"),
+            (&short_padded[..], "ends 12 bytes into a 188-byte packet"),
+        ] {
+            let mut plain = packets.clone();
+            plain.extend_from_slice(tail);
+            let mut ct = plain.clone();
+            cbc::StreamEncryptor::new(blob.key(), blob.iv())
+                .encrypt(&mut ct)
+                .unwrap();
+            let mut out = Vec::new();
+            let e = decrypt_stream(&ct[..], &mut out, &blob, &small_opts(true)).unwrap_err();
+            assert!(matches!(e, ArchiveError::Untrimmable(_)), "{e}");
+            assert!(e.to_string().contains(why), "{e}");
+            // Without --trim: everything, as openssl -nopad.
+            let mut out = Vec::new();
+            decrypt_stream(&ct[..], &mut out, &blob, &small_opts(false)).unwrap();
+            assert_eq!(out, plain);
+        }
+    }
+
+    #[test]
+    fn a_cancelled_decryption_stops_and_leaves_nothing() {
+        let blob = PasswordBlob::new([7; 32], [8; 16]);
+        let ct = cbc::encrypt_padded(blob.key(), blob.iv(), &ts(200));
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.ts");
+        std::fs::write(&input, &ct).unwrap();
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let opts = DecryptOptions {
+            cancel: Some(flag),
+            ..small_opts(false)
+        };
+        let output = dir.path().join("out.ts");
+        let e = decrypt_file(&input, &output, &blob, &opts).unwrap_err();
+        assert!(matches!(e, ArchiveError::Interrupted), "{e}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the input is left");
         let mut out = Vec::new();
-        let s = decrypt_stream(&ct[..], &mut out, &blob, &small_opts(true)).unwrap();
-        assert_eq!(out, packets);
-        assert_eq!(s.trimmed_bytes, 16);
+        let e = decrypt_stream(&ct[..], &mut out, &blob, &opts).unwrap_err();
+        assert!(matches!(e, ArchiveError::Interrupted), "{e}");
     }
 
     #[test]
@@ -668,6 +740,7 @@ mod tests {
                     threads: NonZeroUsize::new(threads).unwrap(),
                     buffer_size: chunk,
                     buffers: 3,
+                    cancel: None,
                 };
                 let output = dir.path().join("out.ts");
                 let s = decrypt_file(&input, &output, &blob, &opts).unwrap();

@@ -271,7 +271,7 @@ impl ResumableOutput {
         }
         let before = self.written - self.held.len() as u64;
         let keep = if trim {
-            trimmed_len(before, &self.held)
+            trimmed_len(before, &self.held)?
         } else {
             self.held.len()
         };

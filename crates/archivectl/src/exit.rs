@@ -33,6 +33,8 @@ pub const SERVICE: u8 = 6;
 pub const STORAGE: u8 = 7;
 /// The ledger cannot be opened or written.
 pub const LEDGER: u8 = 8;
+/// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: u8 = 130;
 
 /// An error that carries its own exit code, for failures that have no library error type.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<ArchiveError>() {
             return match e {
                 ArchiveError::NotMpegTs(_) => WRONG_SECRET,
+                ArchiveError::Interrupted => INTERRUPTED,
                 ArchiveError::Read(_) | ArchiveError::Write(_) => IO,
                 _ => INVALID_INPUT,
             };

@@ -120,6 +120,39 @@ fn keygen_refuses_what_would_lose_a_key_or_be_rejected() {
     assert_eq!(files(dir.path()), vec!["k.pem"]);
     let out = run(&["keygen", "--cert", &p("x/c.pem"), "--key", &p("x/k.pem")]);
     assert_fails(&out, 5, "cannot create");
+    // A directory where the certificate should go: refused before anything is written, even with --force,
+    // so the existing key is never replaced by one without its certificate.
+    std::fs::create_dir(p("cdir")).unwrap();
+    let out = run(&[
+        "keygen",
+        "--cert",
+        &p("cdir"),
+        "--key",
+        &p("k.pem"),
+        "--force",
+    ]);
+    assert_fails(&out, 3, "is a directory");
+    assert_eq!(std::fs::read_to_string(p("k.pem")).unwrap(), "precious");
+    assert_eq!(files(dir.path()), vec!["cdir", "k.pem"]);
+    // The certificate's directory unwritable: the key is not written either.
+    #[cfg(unix)]
+    if !running_as_root() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir(p("ro")).unwrap();
+        std::fs::set_permissions(p("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+        let out = run(&["keygen", "--cert", &p("ro/c.pem"), "--key", &p("new.pem")]);
+        assert_fails(&out, 5, "cannot create");
+        assert!(!dir.path().join("new.pem").exists());
+    }
+}
+
+#[cfg(unix)]
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 #[test]

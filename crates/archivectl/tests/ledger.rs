@@ -203,6 +203,30 @@ fn export_writes_json_and_csv() {
         lines[1]
     );
 
+    // Never over the ledger itself (by any spelling of its path) or SQLite's files beside it.
+    let spelled = dir.path().join("out/../ledger.sqlite3");
+    for target in [
+        spelled.to_str().unwrap().to_string(),
+        format!("{}-wal", path.display()),
+    ] {
+        let out = ledger_cmd(&path, &["export", "--format", "csv", "--out", &target]);
+        assert_fails(&out, 3, "is the ledger's own file");
+    }
+    let still = json_of(&ledger_cmd(&path, &["export", "--format", "json"]));
+    assert_eq!(still.as_array().unwrap().len(), 3, "the ledger is intact");
+    // A missing directory: named, with no temporary file name in the message.
+    let out = ledger_cmd(
+        &path,
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--out",
+            "/nonexistent-dir/x.csv",
+        ],
+    );
+    assert_fails(&out, 5, "cannot create /nonexistent-dir/x.csv");
+
     let usage = ledger_cmd(&path, &["export", "--format", "xml"]);
     assert_eq!(usage.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&usage.stderr).contains("possible values: json, csv"));

@@ -219,7 +219,7 @@ fn storage_set_records_the_active_certificate_in_the_ledger() {
 }
 
 #[test]
-fn storage_set_reports_a_ledger_it_cannot_write() {
+fn storage_set_checks_the_ledger_before_changing_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "x\n").unwrap();
@@ -239,8 +239,8 @@ fn storage_set_reports_a_ledger_it_cannot_write() {
             not_a_ledger.to_str().unwrap(),
         ],
     );
-    assert_fails(&out, 8, "the service accepted the archive storage");
-    assert_eq!(fake.requests.lock().unwrap().len(), 1);
+    assert_fails(&out, 8, "nothing was sent to the service");
+    assert!(fake.requests.lock().unwrap().is_empty());
     assert!(
         std::fs::read_to_string(&not_a_ledger)
             .unwrap()

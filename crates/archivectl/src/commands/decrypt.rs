@@ -1,6 +1,8 @@
 //! `archivectl decrypt`: the documented three openssl/xxd steps in one, checked and atomic.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use archive_core::archive::{self, DecryptOptions};
@@ -40,8 +42,21 @@ pub struct Args {
 pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
     let password = args.password.read()?;
     let blob = args.key.unwrap_password(&ctx.config, &password)?;
+    // Ctrl-C, SIGTERM or SIGHUP stop the decryption at its next chunk, so that the temporary file beside
+    // --out is removed instead of being left behind by a killed process. A decryption that cannot see the
+    // flag (blocked reading a pipe that sends nothing) is ended after a grace period, as the signal would.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    ctrlc::set_handler(move || {
+        flag.store(true, Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        eprintln!("error: interrupted");
+        std::process::exit(i32::from(crate::exit::INTERRUPTED));
+    })
+    .context("cannot install the Ctrl-C handler")?;
     let mut opts = DecryptOptions {
         trim: args.trim,
+        cancel: Some(cancel),
         ..Default::default()
     };
     if let Some(kib) = args.buffer_kib {

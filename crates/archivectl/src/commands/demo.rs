@@ -291,7 +291,9 @@ async fn flow(
         .set_archive_storage(&target)
         .await
         .context("cannot set the archive storage")?;
-    super::storage::record_activation(&ledger_path, API_KEY, Some(cert), storage_set_at)
+    let mut certificates = archive_db::Ledger::open(&ledger_path)
+        .with_context(|| format!("cannot open the ledger {}", ledger_path.display()))?;
+    super::storage::record_activation(&mut certificates, API_KEY, Some(cert), storage_set_at)
         .context("cannot record the certificate in the ledger")?;
     steps.done(
         "storage set",

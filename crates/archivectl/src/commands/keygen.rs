@@ -52,6 +52,12 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
         return Err(Failure::invalid("--key and --cert must be different files"));
     }
     for path in [&args.key, &args.cert] {
+        if path.is_dir() {
+            return Err(Failure::invalid(format!(
+                "{} is a directory; give a file path",
+                path.display()
+            )));
+        }
         if path.exists() && !args.force {
             return Err(Failure::invalid(format!(
                 "{} exists; refusing to overwrite it (use --force to replace it)",
@@ -84,8 +90,16 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
     let key = keys::generate_rsa_key(args.bits)?;
     let cert = Certificate::generate_self_signed(&key, &args.subject, args.days)?;
     let key_pem = keys::to_pkcs8_pem(&key, passphrase.as_ref())?;
-    write_file(&args.key, key_pem.as_bytes(), 0o600)?;
-    write_file(&args.cert, cert.to_pem().as_bytes(), 0o644)?;
+    // Both files are fully written beside their destinations before either replaces anything, so a failure
+    // never leaves a new key without its certificate (or an old key replaced).
+    let key_file = stage_file(&args.key, key_pem.as_bytes(), 0o600)?;
+    let cert_file = stage_file(&args.cert, cert.to_pem().as_bytes(), 0o644)?;
+    key_file
+        .commit()
+        .with_context(|| format!("cannot write {}", args.key.display()))?;
+    cert_file
+        .commit()
+        .with_context(|| format!("cannot write {}", args.cert.display()))?;
     let info = cert.info(Some(&key));
     let json = serde_json::json!({
         "key": args.key,
@@ -116,14 +130,21 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
 
 /// Writes `bytes` to `path` atomically with `mode` (on Unix).
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    stage_file(path, bytes, mode)?
+        .commit()
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes `bytes` with `mode` to a temporary file beside `path`, which [`AtomicFile::commit`] then renames
+/// into place (and dropping it removes).
+fn stage_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<AtomicFile> {
     let mut file =
         AtomicFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     set_mode(file.file_mut(), mode)
         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
     file.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    file.commit()
-        .with_context(|| format!("cannot write {}", path.display()))
+    Ok(file)
 }
 
 #[cfg(unix)]

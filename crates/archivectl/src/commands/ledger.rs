@@ -2,7 +2,7 @@
 //! scripts (`--json`, JSON and CSV exports).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use archive_db::{ArchiveFilter, ArchiveRecord};
@@ -132,21 +132,14 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
             match &args.out {
                 None => write(&mut std::io::stdout().lock()),
                 Some(path) => {
-                    let dir = path
-                        .parent()
-                        .filter(|d| !d.as_os_str().is_empty())
-                        .unwrap_or(std::path::Path::new("."));
-                    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+                    refuse_ledger_files(path, ledger.path())?;
+                    let mut file = archive_core::atomic::AtomicFile::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
                     {
-                        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                        let mut w = std::io::BufWriter::new(file.file_mut());
                         write(&mut w)?;
                     }
-                    tmp.as_file()
-                        .sync_all()
-                        .context("cannot write the export")?;
-                    tmp.persist(path)
-                        .map_err(|e| e.error)
+                    file.commit()
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     ctx.out.note(format!("wrote {}", path.display()));
                     Ok(())
@@ -154,6 +147,41 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// Refuses an export path that is the ledger itself or one of SQLite's files beside it: writing there
+/// would destroy every password the ledger holds.
+fn refuse_ledger_files(out: &Path, ledger: &Path) -> anyhow::Result<()> {
+    let resolve = |p: &Path| -> Option<PathBuf> {
+        let name = p.file_name()?;
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Some(dir.canonicalize().ok()?.join(name))
+    };
+    let (Some(out_resolved), Some(ledger_resolved)) = (
+        out.canonicalize().ok().or_else(|| resolve(out)),
+        ledger.canonicalize().ok().or_else(|| resolve(ledger)),
+    ) else {
+        return Ok(());
+    };
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut candidate = ledger_resolved.clone().into_os_string();
+        candidate.push(suffix);
+        if out_resolved.as_os_str() == candidate {
+            return Err(Failure::invalid(format!(
+                "--out {} is the ledger's own file{}: export somewhere else",
+                out.display(),
+                if suffix.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({suffix})")
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn parse_status(text: &str) -> anyhow::Result<ArchiveStatus> {

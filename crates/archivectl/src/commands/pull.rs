@@ -25,9 +25,6 @@ use crate::output::Output;
 use crate::secrets;
 use crate::target::TargetArgs;
 
-/// Exit code after Ctrl-C (128 + SIGINT).
-const INTERRUPTED: u8 = 130;
-
 /// Arguments of `archivectl pull`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -541,7 +538,7 @@ async fn pull_encrypted(
         let _ = cpu_bound(|| output.checkpoint());
         if interrupted {
             return Err(Failure {
-                code: INTERRUPTED,
+                code: crate::exit::INTERRUPTED,
                 message: format!(
                     "interrupted; run the same command again to resume {}",
                     out_path.display()

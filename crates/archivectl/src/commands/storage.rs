@@ -294,12 +294,20 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
     };
     let client = ctx.client()?;
     let project = ctx.project_id()?;
+    // The ledger must be usable before the service is changed.
+    let ledger_path = common.ledger.path(ctx);
+    let mut ledger = crate::ledger_path::open(&ledger_path).map_err(|e| Failure {
+        code: crate::exit::LEDGER,
+        message: format!(
+            "cannot use the ledger {}: {e:#}; nothing was sent to the service",
+            ledger_path.display()
+        ),
+    })?;
     let since = time::OffsetDateTime::now_utc();
     context::runtime()?
         .block_on(client.set_archive_storage(&storage))
         .context("cannot set the archive storage")?;
-    let ledger_path = common.ledger.path(ctx);
-    record_activation(&ledger_path, &project, cert.as_ref(), since).map_err(|e| Failure {
+    record_activation(&mut ledger, &project, cert.as_ref(), since).map_err(|e| Failure {
         code: crate::exit::LEDGER,
         message: format!(
             "the service accepted the archive storage, but the ledger {} could not record it: {e:#}; \
@@ -339,12 +347,11 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
 /// `None`, not encrypted). The activation is stamped just before the request, so that an archive the service
 /// starts while the call is in flight is not taken for unencrypted.
 pub(crate) fn record_activation(
-    path: &std::path::Path,
+    ledger: &mut archive_db::Ledger,
     project: &str,
     cert: Option<&Certificate>,
     since: time::OffsetDateTime,
 ) -> anyhow::Result<()> {
-    let mut ledger = crate::ledger_path::open(path)?;
     let fingerprint = match cert {
         Some(cert) => {
             let info = cert.info(None);
