@@ -67,8 +67,19 @@ impl KeyArgs {
     pub fn unwrap_password(&self, config: &Config, password: &str) -> anyhow::Result<PasswordBlob> {
         let candidates = self.candidates(config)?;
         let many = candidates.len() > 1;
+        // With several keys (rotation), one that cannot be loaded (a wrong passphrase file, a moved file) must
+        // not stop the others from being tried; it is reported if none of them fits.
+        let mut unusable: Option<anyhow::Error> = None;
         for (path, passphrase) in &candidates {
-            let key = load_private_key(path, passphrase.as_deref())?;
+            let key = match load_private_key(path, passphrase.as_deref()) {
+                Ok(key) => key,
+                Err(e) if many => {
+                    eprintln!("warning: skipping private key {}: {e:#}", path.display());
+                    unusable.get_or_insert(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             match oaep::unwrap_password(&key, password) {
                 Ok(blob) => return Ok(blob),
                 Err(UnwrapError::Decrypt | UnwrapError::BlockLength { .. }) if many => continue,
@@ -79,6 +90,12 @@ impl KeyArgs {
                     )));
                 }
             }
+        }
+        if let Some(e) = unusable {
+            return Err(e.context(format!(
+                "the password was wrapped for none of the configured keys that could be loaded ({} in all)",
+                candidates.len()
+            )));
         }
         Err(anyhow::Error::new(UnwrapError::Decrypt).context(format!(
             "the password was wrapped for none of the {} configured keys",

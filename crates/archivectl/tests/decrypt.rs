@@ -271,3 +271,60 @@ fn an_encrypted_key_prompts_for_its_passphrase_on_a_terminal() {
         "the passphrase is not echoed: {text}"
     );
 }
+
+#[test]
+fn key_rotation_tries_every_configured_key_even_past_one_that_cannot_be_loaded() {
+    let fx = Fixture::new();
+    sh(
+        fx.dir.path(),
+        "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out old.pem 2>/dev/null
+         openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:right -in old.pem -out locked.pem
+         printf 'wrong\\n' > wrong.txt
+         printf 'unused\\n' > unused.txt
+         xxd -p -s 3 -l 32 -c 32 password.bin > expected-key.hex",
+    );
+    let config = |keys: &str, passphrases: &str| {
+        std::fs::write(
+            fx.path("archivectl.toml"),
+            format!("[keys]\nprivate_key = [{keys}]\npassphrase_file = [{passphrases}]\n"),
+        )
+        .unwrap();
+        archivectl()
+            .current_dir(fx.dir.path())
+            .args([
+                "--config",
+                "archivectl.toml",
+                "password",
+                "decrypt",
+                "--json",
+            ])
+            .args(["--password-file", "password.b64"])
+            .output()
+            .unwrap()
+    };
+    // A key whose passphrase file is wrong, another archive's key, then the right one: found, with a warning.
+    let out = config(
+        r#""locked.pem", "old.pem", "key.pem""#,
+        r#""wrong.txt", "unused.txt", "unused.txt""#,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = std::fs::read_to_string(fx.path("expected-key.hex")).unwrap();
+    assert_eq!(json["key"].as_str().unwrap(), expected.trim());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: skipping private key locked.pem")
+            && stderr.contains("wrong passphrase"),
+        "{stderr}"
+    );
+    // None fits, one could not be loaded: that is what the error says (exit 4, the wrong passphrase).
+    let out = config(r#""old.pem", "locked.pem""#, r#""unused.txt", "wrong.txt""#);
+    assert_fails(&out, 4, "none of the configured keys that could be loaded");
+    // None fits and all loaded.
+    let out = config(r#""old.pem""#, r#""unused.txt""#);
+    assert_fails(&out, 4, "wrapped for another key");
+}
