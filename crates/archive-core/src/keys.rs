@@ -7,6 +7,10 @@
 //! * encrypted PKCS#8 (`BEGIN ENCRYPTED PRIVATE KEY`): PBES2 with PBKDF2 (HMAC-SHA1 or HMAC-SHA256) or scrypt,
 //!   and AES-CBC or DES-EDE3-CBC, which covers what OpenSSL 1.x and 3.x `req -keyout`/`pkcs8 -topk8` write.
 //!
+//! Refused by name ([`KeyError::LegacyPbe`]), before any passphrase is asked for: encrypted PKCS#8 with a
+//! legacy PBES1 (PKCS#5 v1.5) or PKCS#12 PBE scheme, what `openssl pkcs8 -topk8 -v1 ...` writes; the error
+//! gives the `openssl pkcs8 -topk8 -v2 aes-256-cbc` command that converts the key to PBES2.
+//!
 //! Written: PKCS#8 PEM, unencrypted or PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC, which OpenSSL 3.0 reads.
 
 use std::fmt;
@@ -43,6 +47,20 @@ pub enum KeyError {
     /// A key encryption scheme we do not read.
     #[error("unsupported private key encryption: {0}")]
     UnsupportedEncryption(String),
+    /// Encrypted PKCS#8 with a legacy PBES1 (PKCS#5 v1.5) or PKCS#12 PBE scheme (`openssl pkcs8 -v1`): weak, and
+    /// not read here. `convert` is the OpenSSL command that rewrites the key as PBES2.
+    #[error(
+        "unsupported private key encryption: {scheme} is a legacy {family} scheme (`openssl pkcs8 -v1`), \
+         which is not supported (only PBES2 is); convert the key with `{convert}`"
+    )]
+    LegacyPbe {
+        /// The scheme's name, e.g. `pbeWithSHAAnd3-KeyTripleDES-CBC`.
+        scheme: String,
+        /// `PBES1 (PKCS#5 v1.5)` or `PKCS#12 PBE`.
+        family: &'static str,
+        /// The conversion command, e.g. `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out NEW.pem`.
+        convert: String,
+    },
     /// Not a key at all, or a damaged one.
     #[error("not a readable private key: {0}")]
     Malformed(String),
@@ -156,7 +174,7 @@ fn load_pem_block(
             }
         }
         "PRIVATE KEY" => load_pkcs8(&block.der),
-        "ENCRYPTED PRIVATE KEY" => load_encrypted_pkcs8(&block.der, passphrase),
+        "ENCRYPTED PRIVATE KEY" => load_encrypted_pkcs8(&block.der, passphrase, KeyForm::Pem),
         "EC PRIVATE KEY" => Err(KeyError::NotRsa("an EC key".into())),
         "DSA PRIVATE KEY" => Err(KeyError::NotRsa("a DSA key".into())),
         "OPENSSH PRIVATE KEY" => Err(KeyError::UnsupportedEncryption(
@@ -182,8 +200,9 @@ fn load_der(der: &[u8], passphrase: Option<&SecretString>) -> Result<RsaPrivateK
     if let Ok(key) = RsaPrivateKey::from_pkcs1_der(der) {
         return Ok(key);
     }
-    if pkcs8::EncryptedPrivateKeyInfo::try_from(der).is_ok() {
-        return load_encrypted_pkcs8(der, passphrase);
+    // Not `EncryptedPrivateKeyInfo::try_from`: it fails on the PKCS#12 PBE algorithms, which must be named.
+    if encryption_algorithm(der).is_some() {
+        return load_encrypted_pkcs8(der, passphrase, KeyForm::Der);
     }
     Err(KeyError::Malformed(
         "neither PEM nor a DER PKCS#1/PKCS#8 private key".into(),
@@ -215,10 +234,126 @@ fn load_pkcs8(der: &[u8]) -> Result<RsaPrivateKey, KeyError> {
         .map_err(|e| KeyError::Malformed(format!("PKCS#8 RSA key: {e}")))
 }
 
+/// How the key file was encoded, for the conversion command of [`KeyError::LegacyPbe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyForm {
+    Pem,
+    Der,
+}
+
+/// The encryption algorithm of a DER `EncryptedPrivateKeyInfo` (`SEQUENCE { AlgorithmIdentifier, OCTET STRING }`),
+/// read without interpreting the algorithm's parameters (which the `pkcs8` crate fails on for PKCS#12 PBE).
+fn encryption_algorithm(der: &[u8]) -> Option<der::asn1::ObjectIdentifier> {
+    use der::Reader as _;
+    let mut reader = der::SliceReader::new(der).ok()?;
+    let oid = reader
+        .sequence(|r| {
+            let algorithm: spki::AlgorithmIdentifierRef<'_> = r.decode()?;
+            r.decode::<der::asn1::OctetStringRef<'_>>()?;
+            Ok(algorithm.oid)
+        })
+        .ok()?;
+    reader.finish(oid).ok()
+}
+
+const PBES1: &str = "PBES1 (PKCS#5 v1.5)";
+const PKCS12_PBE: &str = "PKCS#12 PBE";
+/// The OID arc of the PKCS#12 PBE algorithms (`pkcs-12PbeIds`).
+const PKCS12_PBE_ARC: &str = "1.2.840.113549.1.12.1.";
+
+/// The legacy PBES1 / PKCS#12 PBE schemes (RFC 8018 appendix A.3, RFC 7292 appendix C): OID, name, family, and
+/// whether OpenSSL 3 needs its legacy provider to decrypt it (DES, RC2, RC4, MD2, MD5 do).
+const LEGACY_SCHEMES: &[(&str, &str, &str, bool)] = &[
+    ("1.2.840.113549.1.5.1", "pbeWithMD2AndDES-CBC", PBES1, true),
+    ("1.2.840.113549.1.5.3", "pbeWithMD5AndDES-CBC", PBES1, true),
+    ("1.2.840.113549.1.5.4", "pbeWithMD2AndRC2-CBC", PBES1, true),
+    ("1.2.840.113549.1.5.6", "pbeWithMD5AndRC2-CBC", PBES1, true),
+    (
+        "1.2.840.113549.1.5.10",
+        "pbeWithSHA1AndDES-CBC",
+        PBES1,
+        true,
+    ),
+    (
+        "1.2.840.113549.1.5.11",
+        "pbeWithSHA1AndRC2-CBC",
+        PBES1,
+        true,
+    ),
+    (
+        "1.2.840.113549.1.12.1.1",
+        "pbeWithSHAAnd128BitRC4",
+        PKCS12_PBE,
+        true,
+    ),
+    (
+        "1.2.840.113549.1.12.1.2",
+        "pbeWithSHAAnd40BitRC4",
+        PKCS12_PBE,
+        true,
+    ),
+    (
+        "1.2.840.113549.1.12.1.3",
+        "pbeWithSHAAnd3-KeyTripleDES-CBC",
+        PKCS12_PBE,
+        false,
+    ),
+    (
+        "1.2.840.113549.1.12.1.4",
+        "pbeWithSHAAnd2-KeyTripleDES-CBC",
+        PKCS12_PBE,
+        false,
+    ),
+    (
+        "1.2.840.113549.1.12.1.5",
+        "pbeWithSHAAnd128BitRC2-CBC",
+        PKCS12_PBE,
+        true,
+    ),
+    (
+        "1.2.840.113549.1.12.1.6",
+        "pbeWithSHAAnd40BitRC2-CBC",
+        PKCS12_PBE,
+        true,
+    ),
+];
+
+/// [`KeyError::LegacyPbe`] if `oid` is a PBES1 or PKCS#12 PBE algorithm, with the command that converts the key.
+fn legacy_pbe_error(oid: &str, form: KeyForm) -> Option<KeyError> {
+    let (scheme, family, needs_legacy_provider) =
+        match LEGACY_SCHEMES.iter().find(|(known, ..)| *known == oid) {
+            Some(&(_, name, family, legacy)) => (name.to_owned(), family, legacy),
+            // A PKCS#12 PBE algorithm no one uses: refused by its family all the same.
+            None if oid.starts_with(PKCS12_PBE_ARC) => (format!("OID {oid}"), PKCS12_PBE, true),
+            None => return None,
+        };
+    let mut convert = String::from("openssl pkcs8 -topk8 -v2 aes-256-cbc");
+    if needs_legacy_provider {
+        // OpenSSL 3 decrypts DES, RC2, RC4, MD2 and MD5 schemes only with its legacy provider.
+        convert.push_str(" -provider legacy -provider default");
+    }
+    if form == KeyForm::Der {
+        convert.push_str(" -inform DER");
+    }
+    convert.push_str(" -in KEY -out NEW.pem");
+    Some(KeyError::LegacyPbe {
+        scheme,
+        family,
+        convert,
+    })
+}
+
 fn load_encrypted_pkcs8(
     der: &[u8],
     passphrase: Option<&SecretString>,
+    form: KeyForm,
 ) -> Result<RsaPrivateKey, KeyError> {
+    // Before the full parse (which fails on PKCS#12 PBE) and before asking for a passphrase we cannot use.
+    if let Some(err) =
+        encryption_algorithm(der).and_then(|oid| legacy_pbe_error(&oid.to_string(), form))
+    {
+        return Err(err);
+    }
     let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
         .map_err(|e| KeyError::UnsupportedEncryption(format!("encrypted PKCS#8: {e}")))?;
     let pass = passphrase.ok_or(KeyError::PassphraseRequired)?;
@@ -228,7 +363,8 @@ fn load_encrypted_pkcs8(
             pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::AlgorithmParametersInvalid {
                 ..
             })
-            | pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { .. }) => {
+            | pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { .. })
+            | pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::NoPbes1CryptSupport) => {
                 KeyError::UnsupportedEncryption(format!("encrypted PKCS#8: {e}"))
             }
             _ => KeyError::WrongPassphrase,
@@ -444,6 +580,224 @@ mod tests {
             load_private_key(trunc.as_bytes(), None),
             Err(KeyError::Malformed(_))
         ));
+    }
+
+    /// Runs `openssl args...` in `dir`; false if openssl refuses (OpenSSL 3 no longer makes some legacy keys).
+    fn openssl(dir: &std::path::Path, args: &[&str]) -> bool {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (3.x) must be on PATH: these tests make keys with it");
+        out.status.success()
+    }
+
+    /// A 2048-bit key made by `openssl genrsa` in `dir`, as `k.pem`.
+    fn openssl_key(dir: &std::path::Path) -> RsaPrivateKey {
+        assert!(openssl(dir, &["genrsa", "-out", "k.pem", "2048"]));
+        load_private_key(&std::fs::read(dir.join("k.pem")).unwrap(), None).unwrap()
+    }
+
+    #[test]
+    fn legacy_pbe_keys_made_by_openssl_are_refused_with_the_conversion_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = openssl_key(dir.path());
+        let pass = SecretString::from("secret".to_string());
+        // `openssl pkcs8 -v1` name, the scheme we must name, whether this openssl must be able to make it.
+        let variants = [
+            ("PBE-SHA1-3DES", "pbeWithSHAAnd3-KeyTripleDES-CBC", true),
+            ("PBE-SHA1-2DES", "pbeWithSHAAnd2-KeyTripleDES-CBC", true),
+            ("PBE-MD5-DES", "pbeWithMD5AndDES-CBC", false),
+            ("PBE-SHA1-DES", "pbeWithSHA1AndDES-CBC", false),
+            ("PBE-MD5-RC2-64", "pbeWithMD5AndRC2-CBC", false),
+            ("PBE-SHA1-RC2-64", "pbeWithSHA1AndRC2-CBC", false),
+            ("PBE-SHA1-RC4-128", "pbeWithSHAAnd128BitRC4", false),
+            ("PBE-SHA1-RC4-40", "pbeWithSHAAnd40BitRC4", false),
+            ("PBE-SHA1-RC2-128", "pbeWithSHAAnd128BitRC2-CBC", false),
+            ("PBE-SHA1-RC2-40", "pbeWithSHAAnd40BitRC2-CBC", false),
+            ("PBE-MD2-DES", "pbeWithMD2AndDES-CBC", false),
+        ];
+        let mut made = Vec::new();
+        for (v1, scheme, required) in variants {
+            for (form, ext) in [("PEM", "pem"), ("DER", "der")] {
+                let out = format!("{v1}.{ext}");
+                let args = [
+                    "pkcs8",
+                    "-topk8",
+                    "-v1",
+                    v1,
+                    "-in",
+                    "k.pem",
+                    "-outform",
+                    form,
+                    "-out",
+                    &out,
+                    "-passout",
+                    "pass:secret",
+                ];
+                // OpenSSL 3 makes the DES, RC2, RC4 and MD5 ones only with its legacy provider.
+                let with_legacy =
+                    [&args[..], &["-provider", "legacy", "-provider", "default"]].concat();
+                if !openssl(dir.path(), &args) && !openssl(dir.path(), &with_legacy) {
+                    assert!(!required, "openssl could not make a {v1} key");
+                    eprintln!("skipping {v1} ({form}): this openssl refuses to make it");
+                    continue;
+                }
+                made.push(format!("{v1} {form}"));
+                let bytes = std::fs::read(dir.path().join(&out)).unwrap();
+                for passphrase in [None, Some(&pass)] {
+                    let err = load_private_key(&bytes, passphrase).unwrap_err();
+                    let msg = err.to_string();
+                    let KeyError::LegacyPbe {
+                        scheme: named,
+                        family,
+                        convert,
+                    } = err
+                    else {
+                        panic!("{v1} {form}: {msg}");
+                    };
+                    assert_eq!(named, scheme, "{msg}");
+                    let expected_family = if v1 == "PBE-SHA1-DES"
+                        || v1.starts_with("PBE-MD")
+                        || v1 == "PBE-SHA1-RC2-64"
+                    {
+                        "PBES1"
+                    } else {
+                        "PKCS#12"
+                    };
+                    assert!(family.starts_with(expected_family), "{msg}");
+                    assert!(
+                        msg.starts_with("unsupported private key encryption: "),
+                        "{msg}"
+                    );
+                    assert!(msg.contains(family) && msg.contains(&convert), "{msg}");
+                    assert!(
+                        convert.starts_with("openssl pkcs8 -topk8 -v2 aes-256-cbc"),
+                        "{msg}"
+                    );
+                    assert_eq!(convert.contains("-inform DER"), form == "DER", "{msg}");
+                }
+                // The command in the message converts the key into one that loads.
+                let (_, convert) = match load_private_key(&bytes, None) {
+                    Err(KeyError::LegacyPbe { convert, .. }) => ((), convert),
+                    other => panic!("{other:?}"),
+                };
+                let converted = format!("{v1}-{ext}-pbes2.pem");
+                let mut args: Vec<&str> = convert
+                    .split(' ')
+                    .skip(1)
+                    .map(|a| match a {
+                        "KEY" => out.as_str(),
+                        "NEW.pem" => converted.as_str(),
+                        a => a,
+                    })
+                    .collect();
+                args.extend(["-passin", "pass:secret", "-passout", "pass:secret"]);
+                assert!(openssl(dir.path(), &args), "{convert}");
+                let pem = std::fs::read(dir.path().join(&converted)).unwrap();
+                assert_eq!(
+                    load_private_key(&pem, Some(&pass)).unwrap(),
+                    key,
+                    "{convert}"
+                );
+            }
+        }
+        assert!(made.len() >= 4, "{made:?}");
+    }
+
+    #[test]
+    fn pbes2_keys_made_by_openssl_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = openssl_key(dir.path());
+        let pass = SecretString::from("secret".to_string());
+        let variants: [&[&str]; 6] = [
+            &[],
+            &["-v2", "aes-256-cbc"],
+            &["-v2", "aes-128-cbc", "-v2prf", "hmacWithSHA1"],
+            &["-v2", "des3"],
+            &["-v2", "aes-256-cbc", "-outform", "DER"],
+            &["-scrypt"],
+        ];
+        for extra in variants {
+            let base = [
+                "pkcs8",
+                "-topk8",
+                "-in",
+                "k.pem",
+                "-out",
+                "enc",
+                "-passout",
+                "pass:secret",
+            ];
+            assert!(
+                openssl(dir.path(), &[&base[..], extra].concat()),
+                "{extra:?}"
+            );
+            let bytes = std::fs::read(dir.path().join("enc")).unwrap();
+            assert_eq!(
+                load_private_key(&bytes, Some(&pass)).unwrap(),
+                key,
+                "{extra:?}"
+            );
+            assert!(
+                matches!(
+                    load_private_key(&bytes, None),
+                    Err(KeyError::PassphraseRequired)
+                ),
+                "{extra:?}"
+            );
+        }
+    }
+
+    /// DER tag-length-value with a short length.
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let len = u8::try_from(content.len()).unwrap();
+        assert!(len < 0x80);
+        [&[tag, len][..], content].concat()
+    }
+
+    /// An `EncryptedPrivateKeyInfo` with algorithm `oid` (and PBES1-style salt and iteration parameters).
+    fn encrypted_key_info(oid: &str) -> Vec<u8> {
+        let oid = der::asn1::ObjectIdentifier::new(oid).unwrap();
+        let params = tlv(
+            0x30,
+            &[tlv(0x04, &[7; 8]), tlv(0x02, &[0x08, 0x00])].concat(),
+        );
+        let algorithm = tlv(0x30, &[tlv(0x06, oid.as_bytes()), params].concat());
+        tlv(0x30, &[algorithm, tlv(0x04, &[0x5a; 32])].concat())
+    }
+
+    #[test]
+    fn every_pbes1_and_pkcs12_pbe_oid_is_refused_by_name_in_pem_and_der() {
+        let mut oids: Vec<(&str, String)> = LEGACY_SCHEMES
+            .iter()
+            .map(|&(oid, name, ..)| (oid, name.to_owned()))
+            .collect();
+        oids.push((
+            "1.2.840.113549.1.12.1.99",
+            "OID 1.2.840.113549.1.12.1.99".into(),
+        ));
+        for (oid, name) in oids {
+            let der = encrypted_key_info(oid);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+            let pem = format!(
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----\n{b64}\n-----END ENCRYPTED PRIVATE KEY-----\n"
+            );
+            for bytes in [der.as_slice(), pem.as_bytes()] {
+                match load_private_key(bytes, None) {
+                    Err(KeyError::LegacyPbe { scheme, .. }) => assert_eq!(scheme, name),
+                    other => panic!("{oid}: {other:?}"),
+                }
+            }
+        }
+        // PBES2 and its parts are not legacy.
+        for oid in [
+            "1.2.840.113549.1.5.13",
+            "1.2.840.113549.1.5.12",
+            "1.2.840.113549.1.5.14",
+        ] {
+            assert!(legacy_pbe_error(oid, KeyForm::Pem).is_none(), "{oid}");
+        }
     }
 
     #[test]
