@@ -33,6 +33,18 @@ pub enum DbError {
         /// The newest version this build knows.
         known: u32,
     },
+    /// The file is an SQLite database of another program (or one we cannot tell is a ledger): it is refused
+    /// and left exactly as it was, so that a wrong `--ledger` path never gets the ledger's tables added.
+    #[error(
+        "{path} is not an archivectl ledger ({reason}); it was left unchanged: give the path of a ledger, or of a \
+         new file"
+    )]
+    NotALedger {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead, e.g. "its tables are foo".
+        reason: String,
+    },
     /// A statement failed.
     #[error("ledger: cannot {action}: {source}")]
     Sqlite {

@@ -62,18 +62,28 @@ pub struct CertificateRecord {
 impl Ledger {
     /// Opens (creating it, mode 0600 on Unix, if missing) the ledger file and brings its schema up to date.
     /// The directory must exist.
+    ///
+    /// A new or empty (0-byte) file is made a ledger. An existing SQLite database is used only if it is a
+    /// ledger: one marked with [`schema::APPLICATION_ID`], or an older ledger without the mark (which gets
+    /// it). Any other database is refused with [`DbError::NotALedger`] before anything is written to it, and
+    /// a ledger of a newer archivectl with [`DbError::SchemaTooNew`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, DbError> {
         let path = path.as_ref().to_path_buf();
         create_private(&path)?;
-        let mut conn = Connection::open(&path).map_err(|source| DbError::Open {
+        let open_err = |source| DbError::Open {
             path: path.clone(),
             source,
-        })?;
-        schema::configure(&conn).map_err(|source| DbError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        schema::migrate(&mut conn)?;
+        };
+        let mut conn = Connection::open(&path).map_err(open_err)?;
+        // Look before writing anything (WAL mode included): reading changes nothing in the file.
+        conn.busy_timeout(schema::BUSY_TIMEOUT).map_err(open_err)?;
+        if let schema::Identity::Foreign(reason) =
+            retry_busy(|| schema::identify(&conn)).map_err(open_err)?
+        {
+            return Err(DbError::NotALedger { path, reason });
+        }
+        schema::configure(&conn).map_err(open_err)?;
+        schema::migrate(&mut conn, &path)?;
         Ok(Self { conn, path })
     }
 
@@ -83,11 +93,9 @@ impl Ledger {
             Connection::open_in_memory().map_err(DbError::sql("open a ledger in memory"))?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(DbError::sql("open a ledger in memory"))?;
-        schema::migrate(&mut conn)?;
-        Ok(Self {
-            conn,
-            path: PathBuf::from(":memory:"),
-        })
+        let path = PathBuf::from(":memory:");
+        schema::migrate(&mut conn, &path)?;
+        Ok(Self { conn, path })
     }
 
     /// The file this ledger is.
@@ -321,6 +329,157 @@ mod tests {
     fn ev(id: &str) -> IncomingEvent {
         let body = format!(r#"{{"id":"{id}","event":"archive","status":"started"}}"#);
         IncomingEvent::from_callback(body.as_bytes(), "t").unwrap()
+    }
+
+    /// The file's application_id and user_version, read with a connection of its own.
+    fn header(path: &Path) -> (i32, u32) {
+        let conn = Connection::open(path).unwrap();
+        let id = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .unwrap();
+        (id, schema::user_version(&conn).unwrap())
+    }
+
+    /// The names of the files in `dir`, sorted.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn another_programs_database_is_refused_and_left_unchanged() {
+        let setups = [
+            (
+                "CREATE TABLE foo (a); INSERT INTO foo VALUES (1), ('x');",
+                "its tables are foo",
+            ),
+            (
+                "CREATE TABLE foo (a); INSERT INTO foo VALUES (1); PRAGMA user_version = 1;",
+                "its tables are foo",
+            ),
+            (
+                "PRAGMA application_id = 1234; CREATE TABLE archives (a); CREATE TABLE events (b);
+                 INSERT INTO archives VALUES (1); PRAGMA user_version = 1;",
+                "application_id is 0x000004d2",
+            ),
+            ("CREATE VIEW v AS SELECT 1;", "no tables"),
+        ];
+        for (i, (sql, reason)) in setups.into_iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(format!("other{i}.sqlite3"));
+            Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+            let dump = |path: &Path| {
+                let conn = Connection::open(path).unwrap();
+                let mut stmt = conn
+                    .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+                    .unwrap();
+                let schema: Vec<(String, String, Option<String>)> = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                let rows: Vec<String> = schema
+                    .iter()
+                    .filter(|(kind, ..)| kind == "table")
+                    .flat_map(|(_, name, _)| {
+                        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{name}\"")).unwrap();
+                        stmt.query_map([], |r| Ok(format!("{name}: {:?}", r.get_ref(0)?)))
+                            .unwrap()
+                            .map(Result::unwrap)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                (schema, rows)
+            };
+            let (bytes, listing, content, head) = (
+                std::fs::read(&path).unwrap(),
+                files(dir.path()),
+                dump(&path),
+                header(&path),
+            );
+
+            let err = Ledger::open(&path).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, DbError::NotALedger { .. }), "{msg}");
+            assert!(msg.contains("is not an archivectl ledger"), "{msg}");
+            assert!(msg.contains(reason), "{msg}");
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("left unchanged"), "{msg}");
+
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                bytes,
+                "{sql}: not a byte changed"
+            );
+            assert_eq!(files(dir.path()), listing, "{sql}: no WAL or journal left");
+            assert_eq!(dump(&path), content, "{sql}: tables and rows as they were");
+            assert_eq!(header(&path), head, "{sql}");
+            assert!(!content.0.is_empty() && (i == 3 || !content.1.is_empty()));
+        }
+    }
+
+    #[test]
+    fn a_zero_byte_file_is_made_a_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.sqlite3");
+        std::fs::write(&path, b"").unwrap();
+        let mut l = Ledger::open(&path).unwrap();
+        l.record_event(&ev("a")).unwrap();
+        drop(l);
+        assert_eq!(
+            header(&path),
+            (schema::APPLICATION_ID, schema::SCHEMA_VERSION)
+        );
+        assert!(Ledger::open(&path).unwrap().contains("a").unwrap());
+    }
+
+    #[test]
+    fn a_fresh_ledger_reopens_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.sqlite3");
+        let mut l = Ledger::open(&path).unwrap();
+        l.record_event(&ev("a")).unwrap();
+        drop(l);
+        assert_eq!(
+            header(&path),
+            (schema::APPLICATION_ID, schema::SCHEMA_VERSION)
+        );
+        for _ in 0..2 {
+            let l = Ledger::open(&path).unwrap();
+            assert!(l.contains("a").unwrap());
+            assert_eq!(l.counts().unwrap(), (1, 1));
+        }
+    }
+
+    #[test]
+    fn a_ledger_of_an_older_version_without_the_application_id_opens_and_gets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite3");
+        // What an archivectl before the application_id wrote: the migrations and the user_version only.
+        {
+            let mut l = Ledger::open(&path).unwrap();
+            l.record_event(&ev("a")).unwrap();
+        }
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "application_id", 0)
+            .unwrap();
+        assert_eq!(header(&path), (0, schema::SCHEMA_VERSION));
+
+        let mut l = Ledger::open(&path).unwrap();
+        assert!(l.contains("a").unwrap());
+        l.record_event(&ev("b")).unwrap();
+        drop(l);
+        assert_eq!(
+            header(&path),
+            (schema::APPLICATION_ID, schema::SCHEMA_VERSION),
+            "stamped on open"
+        );
+        assert_eq!(Ledger::open(&path).unwrap().counts().unwrap(), (2, 2));
     }
 
     #[test]

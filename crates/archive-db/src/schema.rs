@@ -5,12 +5,19 @@
 //! file at once migrate it once), and refuses a file newer than this build ([`DbError::SchemaTooNew`]).
 //! Migrations are only ever appended; a released one is never edited.
 //!
+//! A ledger is marked as one by SQLite's `PRAGMA application_id` ([`APPLICATION_ID`]), set in the same
+//! transaction as its migrations. Before anything is written, [`identify`] tells an empty file (initialised),
+//! a ledger (ours by its application_id, or an older ledger without one: `user_version > 0` and the
+//! `archives` and `events` tables, which gets the application_id on open) from any other SQLite database,
+//! which is refused untouched ([`DbError::NotALedger`]).
+//!
 //! Every connection runs with `journal_mode=WAL` (readers never block the writer), `synchronous=FULL` (a
 //! commit returns only once the WAL is fsynced: a callback is acknowledged after its row survives a power
 //! loss, not just a crash of the process — the group-commit writer makes that one fsync per batch),
 //! `foreign_keys=ON`, and a `busy_timeout` so that a second process waits for the write lock instead of
 //! failing.
 
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -117,6 +124,12 @@ CREATE TABLE certificate_activations (
 CREATE INDEX certificate_activations_project ON certificate_activations(project_id, active_from_ms);
 "#;
 
+/// The ledger's `PRAGMA application_id`: `"ArcL"` in ASCII, so `file(1)` and `sqlite3 .dbinfo` show whose file it is.
+pub const APPLICATION_ID: i32 = i32::from_be_bytes(*b"ArcL");
+
+/// The tables that make an old file without [`APPLICATION_ID`] a ledger (both exist from version 1 on).
+const LEDGER_TABLES: [&str; 2] = ["archives", "events"];
+
 /// Every migration, in order: entry `i` takes the schema from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[V1, V2];
 
@@ -142,8 +155,79 @@ pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))
 }
 
-/// Brings the schema up to [`SCHEMA_VERSION`], or refuses a newer file.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<(), DbError> {
+/// What a database file is, told from its header and its schema before anything is written to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Identity {
+    /// No schema objects and `user_version` 0 (a new or 0-byte file): it becomes a ledger.
+    Empty,
+    /// A ledger: ours by its application_id, or an older ledger of ours that has none yet. Also a file from
+    /// a newer version (`user_version` above ours), which [`migrate`] refuses untouched.
+    Ledger,
+    /// Another program's database; why we think so.
+    Foreign(String),
+}
+
+/// Tells what the database behind `conn` is, reading only.
+pub(crate) fn identify(conn: &Connection) -> rusqlite::Result<Identity> {
+    let application_id: i32 = conn.query_row("PRAGMA application_id", [], |row| row.get(0))?;
+    if application_id == APPLICATION_ID {
+        return Ok(Identity::Ledger);
+    }
+    if application_id != 0 {
+        return Ok(Identity::Foreign(format!(
+            "its application_id is {application_id:#010x}, another program's (a ledger's is {APPLICATION_ID:#010x})"
+        )));
+    }
+    let version = user_version(conn)?;
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+         ORDER BY name",
+    )?;
+    let tables = stmt
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let objects: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?;
+    if objects == 0 && version == 0 {
+        return Ok(Identity::Empty);
+    }
+    let ours = LEDGER_TABLES.iter().all(|t| tables.iter().any(|n| n == t));
+    // An old ledger; or a file newer than this build, which `migrate` refuses as such.
+    if (version > 0 && ours) || version > SCHEMA_VERSION {
+        return Ok(Identity::Ledger);
+    }
+    let reason = if tables.is_empty() {
+        if objects > 0 {
+            "it has schema objects but no tables".to_owned()
+        } else {
+            format!("it is empty but its user_version is {version}")
+        }
+    } else if ours {
+        "it has tables named like the ledger's but user_version 0".to_owned()
+    } else {
+        let mut shown = tables
+            .iter()
+            .take(5)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if tables.len() > 5 {
+            shown.push_str(&format!(" and {} more", tables.len() - 5));
+        }
+        format!("its tables are {shown}")
+    };
+    Ok(Identity::Foreign(reason))
+}
+
+/// Why [`migrate`] left the file alone.
+enum Refusal {
+    TooNew(u32),
+    Foreign(String),
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`] and sets the [`APPLICATION_ID`], or refuses a newer file or one
+/// that is not a ledger (`path` names it in the error). Nothing is written to a refused file.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let check = |found: u32| {
         if found > SCHEMA_VERSION {
             Err(DbError::SchemaTooNew {
@@ -156,23 +240,97 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     };
     let version = user_version(conn).map_err(DbError::sql("read the schema version"))?;
     check(version)?;
-    if version == SCHEMA_VERSION {
+    let application_id: i32 = conn
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(DbError::sql("read the application id"))?;
+    if version == SCHEMA_VERSION && application_id == APPLICATION_ID {
         return Ok(());
     }
     crate::retry_busy(|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Another process may have migrated while we waited for the lock.
+        // Another process may have migrated while we waited for the lock, or (unlikely) made the file
+        // something else since the caller looked at it.
+        if let Identity::Foreign(reason) = identify(&tx)? {
+            return Ok(Err(Refusal::Foreign(reason)));
+        }
         let version = user_version(&tx)?;
         if version > SCHEMA_VERSION {
-            return Ok(Err(version));
+            return Ok(Err(Refusal::TooNew(version)));
         }
         for migration in &MIGRATIONS[version as usize..] {
             tx.execute_batch(migration)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
         tx.commit()?;
         Ok(Ok(()))
     })
     .map_err(DbError::sql("migrate the schema"))?
-    .or_else(check)
+    .or_else(|refusal| match refusal {
+        Refusal::TooNew(found) => check(found),
+        Refusal::Foreign(reason) => Err(DbError::NotALedger {
+            path: path.to_path_buf(),
+            reason,
+        }),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn identity(sql: &str) -> Identity {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(sql).unwrap();
+        identify(&conn).unwrap()
+    }
+
+    #[test]
+    fn files_are_told_apart_by_application_id_version_and_tables() {
+        assert_eq!(identity(""), Identity::Empty);
+        let ours = format!("PRAGMA application_id = {APPLICATION_ID};");
+        assert_eq!(identity(&ours), Identity::Ledger);
+        let old = format!("{V1} PRAGMA user_version = 1;");
+        assert_eq!(identity(&old), Identity::Ledger);
+        assert!(matches!(
+            identity("CREATE TABLE foo (a)"),
+            Identity::Foreign(r) if r == "its tables are foo"
+        ));
+        assert!(matches!(
+            identity("PRAGMA application_id = 7; CREATE TABLE archives (a); CREATE TABLE events (b);"),
+            Identity::Foreign(r) if r.contains("0x00000007")
+        ));
+        // Our tables without a version are not enough; nor is a version without tables.
+        assert!(matches!(
+            identity("CREATE TABLE archives (a); CREATE TABLE events (b);"),
+            Identity::Foreign(r) if r.contains("like the ledger's but user_version 0")
+        ));
+        assert!(matches!(
+            identity("PRAGMA user_version = 1"),
+            Identity::Foreign(r) if r.contains("empty but its user_version is 1")
+        ));
+        assert!(matches!(
+            identity("CREATE VIEW v AS SELECT 1"),
+            Identity::Foreign(r) if r.contains("no tables")
+        ));
+        assert!(matches!(
+            identity("CREATE TABLE a (x); CREATE TABLE b (x); CREATE TABLE c (x); CREATE TABLE d (x);
+                      CREATE TABLE e (x); CREATE TABLE f (x); CREATE TABLE g (x);"),
+            Identity::Foreign(r) if r == "its tables are a, b, c, d, e and 2 more"
+        ));
+    }
+
+    #[test]
+    fn migrating_sets_the_application_id_and_a_fresh_ledger_is_then_left_alone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let id: i32 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, APPLICATION_ID);
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        assert_eq!(identify(&conn).unwrap(), Identity::Ledger);
+    }
 }
