@@ -25,6 +25,20 @@ impl LedgerArgs {
         open(&self.path(ctx))
     }
 
+    /// Opens the ledger for a command that only reads it: a ledger that does not exist yet is not created
+    /// (nor its directory, so a mistyped path leaves nothing behind); it reads as empty, with a note.
+    pub fn open_for_reading(&self, ctx: &crate::context::Context) -> anyhow::Result<Ledger> {
+        let path = self.path(ctx);
+        if path.exists() {
+            return open(&path);
+        }
+        ctx.out.note(format!(
+            "no ledger at {} yet: nothing has been recorded there",
+            path.display()
+        ));
+        Ok(Ledger::open_in_memory()?)
+    }
+
     /// The ledger file these options and the configuration name.
     pub fn path(&self, ctx: &crate::context::Context) -> PathBuf {
         ledger_path(

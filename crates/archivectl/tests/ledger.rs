@@ -233,9 +233,23 @@ fn export_writes_json_and_csv() {
 }
 
 #[test]
-fn the_ledger_is_found_by_flag_env_or_xdg_default_and_created_with_its_directory() {
+fn the_ledger_is_found_by_flag_env_or_xdg_default_and_only_created_by_writers() {
     let dir = tempfile::tempdir().unwrap();
-    // Default: $XDG_DATA_HOME/archivectl/ledger.sqlite3, created on first use.
+    // Default: $XDG_DATA_HOME/archivectl/ledger.sqlite3. Reading commands never create it: it reads as empty.
+    let default = dir.path().join("archivectl/ledger.sqlite3");
+    let out = archivectl()
+        .env_remove("ARCHIVECTL_LEDGER")
+        .env("XDG_DATA_HOME", dir.path())
+        .args(["ledger", "list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        note.contains(&format!("no ledger at {} yet", default.display())),
+        "{note}"
+    );
+    assert!(!dir.path().join("archivectl").exists(), "nothing created");
     let out = archivectl()
         .env_remove("ARCHIVECTL_LEDGER")
         .env("XDG_DATA_HOME", dir.path())
@@ -243,8 +257,6 @@ fn the_ledger_is_found_by_flag_env_or_xdg_default_and_created_with_its_directory
         .output()
         .unwrap();
     assert_eq!(json_of(&out), json!([]));
-    let default = dir.path().join("archivectl/ledger.sqlite3");
-    assert!(default.is_file());
     // HOME when XDG_DATA_HOME is not set.
     let home = dir.path().join("home");
     std::fs::create_dir(&home).unwrap();
@@ -252,17 +264,36 @@ fn the_ledger_is_found_by_flag_env_or_xdg_default_and_created_with_its_directory
         .env_remove("ARCHIVECTL_LEDGER")
         .env_remove("XDG_DATA_HOME")
         .env("HOME", &home)
-        .args(["ledger", "list"])
+        .args(["ledger", "show", "some-id"])
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert_fails(&out, 3, "some-id is not in the ledger");
+    let expected = home.join(".local/share/archivectl/ledger.sqlite3");
     assert!(
-        home.join(".local/share/archivectl/ledger.sqlite3")
-            .is_file()
+        String::from_utf8_lossy(&out.stderr).contains(&expected.display().to_string()),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    // The flag wins over the environment.
+    assert!(!home.join(".local").exists());
+    // The flag wins over the environment; a command that writes (sync) creates the file and its directory,
+    // owner-only.
     let flagged = dir.path().join("deep/er/flag.sqlite3");
     fill(&dir.path().join("env.sqlite3"));
+    let (api, _fake) = common::fake_service::serve(vec![(200, r#"{"count":0,"items":[]}"#)]);
+    let out = archivectl()
+        .env("ARCHIVECTL_LEDGER", dir.path().join("env.sqlite3"))
+        .env("OPENTOK_API_SECRET", "secret")
+        .args(["--api-key", "1", "--api-url", &format!("http://{api}")])
+        .args(["sync", "--ledger"])
+        .arg(&flagged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(flagged.is_file());
     let out = archivectl()
         .env("ARCHIVECTL_LEDGER", dir.path().join("env.sqlite3"))
         .args(["ledger", "list", "--json", "--ledger"])
@@ -270,7 +301,6 @@ fn the_ledger_is_found_by_flag_env_or_xdg_default_and_created_with_its_directory
         .output()
         .unwrap();
     assert_eq!(json_of(&out), json!([]));
-    assert!(flagged.is_file());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

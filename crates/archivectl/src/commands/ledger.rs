@@ -76,7 +76,7 @@ pub struct ExportArgs {
 pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     match cmd {
         Command::List(args) => {
-            let ledger = args.ledger.open(ctx)?;
+            let ledger = args.ledger.open_for_reading(ctx)?;
             let records = if args.pending {
                 let mut all = ledger.pending()?;
                 if let Some(session) = &args.session_id {
@@ -94,7 +94,7 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
             ctx.out.emit(&records, || print_table(&records))
         }
         Command::Show(args) => {
-            let ledger = args.ledger.open(ctx)?;
+            let ledger = args.ledger.open_for_reading(ctx)?;
             let details = ledger.archive_details(&args.id)?.ok_or_else(|| {
                 Failure::invalid(format!("archive {} is not in the ledger", args.id))
             })?;
@@ -121,7 +121,7 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
             })
         }
         Command::Export(args) => {
-            let ledger = args.ledger.open(ctx)?;
+            let ledger = args.ledger.open_for_reading(ctx)?;
             let write = |w: &mut dyn Write| -> anyhow::Result<()> {
                 match args.format {
                     Format::Json => ledger.export_json(&mut *w)?,
