@@ -174,7 +174,18 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         let mut config: Self = toml::from_str(&text).map_err(|e| {
-            Failure::invalid(format!("config file {}: {}", path.display(), e.message()))
+            // One line: where (line:column) and what, with the parser's own lines joined.
+            let at = e
+                .span()
+                .map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!(" line {line}, column {column}:")
+                })
+                .unwrap_or_else(|| ":".into());
+            let what = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            Failure::invalid(format!("config file {}{at} {what}", path.display()))
         })?;
         if let Some(kind) = config
             .target
@@ -308,5 +319,10 @@ path = "ledger.sqlite3"
         )
         .unwrap();
         assert!(Config::load(Some(&path)).unwrap().key_paths().is_err());
+        // Syntax errors: one line, with where.
+        std::fs::write(&path, "[project]\napi_key = \"1\"\n[target\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("line 3, column 8:"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
     }
 }

@@ -54,7 +54,7 @@ pub struct StartArgs {
     #[arg(long)]
     no_video: bool,
     /// `composed` (one file; the only mode that can be encrypted) or `individual`.
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", value_parser = ["composed", "individual"])]
     output_mode: Option<String>,
     /// Resolution, e.g. 1280x720.
     #[arg(long)]
@@ -66,7 +66,7 @@ pub struct StartArgs {
     #[arg(long, value_name = "CSS")]
     layout_stylesheet: Option<String>,
     /// `auto` or `manual` stream selection.
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "manual"])]
     stream_mode: Option<String>,
     /// Tag allowing several archives of one session.
     #[arg(long, value_name = "TAG")]
