@@ -42,9 +42,14 @@ impl AtomicFile {
             )
         })?;
         if !dir.is_dir() {
+            let problem = if dir.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            };
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("directory {} does not exist", dir.display()),
+                format!("directory {} {problem}", dir.display()),
             ));
         }
         let temp = tempfile::Builder::new()

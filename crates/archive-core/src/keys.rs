@@ -67,6 +67,9 @@ pub enum KeyError {
     /// Generating or encoding a key failed.
     #[error("could not generate or encode the key: {0}")]
     Encode(String),
+    /// A passphrase file that holds no usable passphrase.
+    #[error("{0}")]
+    PassphraseFile(String),
 }
 
 /// A parsed PEM block: its label, its `Name: value` headers, and the decoded body.
@@ -470,9 +473,9 @@ pub fn passphrase_from_file_contents(bytes: &[u8]) -> Result<SecretString, KeyEr
     let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = std::str::from_utf8(line)
-        .map_err(|_| KeyError::Malformed("the passphrase file is not UTF-8 text".into()))?;
+        .map_err(|_| KeyError::PassphraseFile("the passphrase file is not UTF-8 text".into()))?;
     if text.is_empty() {
-        return Err(KeyError::Malformed(
+        return Err(KeyError::PassphraseFile(
             "the passphrase file's first line is empty".into(),
         ));
     }

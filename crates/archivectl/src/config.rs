@@ -143,10 +143,16 @@ impl Config {
         let path = match explicit {
             Some(p) => {
                 if !p.is_file() {
-                    return Err(Failure::invalid(format!(
-                        "config file {} does not exist",
-                        p.display()
-                    )));
+                    let what = if p.is_dir() {
+                        "is a directory"
+                    } else {
+                        "does not exist"
+                    };
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("config file {} {what}", p.display()),
+                    )
+                    .into());
                 }
                 Some(p.to_path_buf())
             }

@@ -72,7 +72,7 @@ impl Context {
                 .clone()
                 .or_else(|| self.config.project.private_key.clone())
                 .ok_or_else(|| {
-                    Failure::invalid(
+                    Failure::usage(
                         "--application-id needs --private-key (the application's key file)",
                     )
                 })?;
@@ -110,7 +110,7 @@ impl Context {
     /// The project API key, from --api-key, OPENTOK_API_KEY or `[project] api_key`.
     pub fn api_key(&self) -> anyhow::Result<String> {
         self.global.api_key.clone().or_else(|| self.config.project.api_key.clone()).ok_or_else(|| {
-            Failure::invalid("no API key: give --api-key, set OPENTOK_API_KEY, or [project] api_key in archivectl.toml")
+            Failure::usage("no API key: give --api-key, set OPENTOK_API_KEY, or [project] api_key in archivectl.toml")
         })
     }
 
@@ -126,7 +126,7 @@ impl Context {
         if let Some(path) = self.config.project.api_secret_file.as_deref() {
             return read_secret_file(path, "API secret");
         }
-        Err(Failure::invalid(
+        Err(Failure::usage(
             "no API secret: set OPENTOK_API_SECRET, give --api-secret-file, or [project] api_secret_file in archivectl.toml",
         ))
     }

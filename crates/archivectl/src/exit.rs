@@ -21,6 +21,8 @@ use archive_core::{
 
 /// Unexpected failure.
 pub const INTERNAL: u8 = 1;
+/// Usage: unknown command, missing or conflicting flags.
+pub const USAGE: u8 = 2;
 /// Invalid input.
 pub const INVALID_INPUT: u8 = 3;
 /// Wrong passphrase, key or password.
@@ -47,6 +49,15 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A usage error (exit 2, as for clap's own): a flag that is missing and not in archivectl.toml either.
+    pub fn usage(message: impl Into<String>) -> anyhow::Error {
+        Self {
+            code: USAGE,
+            message: message.into(),
+        }
+        .into()
+    }
+
     /// Invalid input with this message.
     pub fn invalid(message: impl Into<String>) -> anyhow::Error {
         Self {

@@ -39,9 +39,10 @@ pub struct TargetArgs {
     container: Option<String>,
 }
 
-fn need<T>(v: Option<T>, flag: &str, key: &str) -> anyhow::Result<T> {
+/// `v`, else a usage error naming the flag and its `[target]` key.
+pub(crate) fn need<T>(v: Option<T>, flag: &str, key: &str) -> anyhow::Result<T> {
     v.ok_or_else(|| {
-        Failure::invalid(format!(
+        Failure::usage(format!(
             "{flag} is required (or `{key}` under [target] in archivectl.toml)"
         ))
     })

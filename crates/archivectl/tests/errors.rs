@@ -293,3 +293,50 @@ fn ctrl_c_during_decrypt_leaves_nothing() {
         files(&out_dir)
     );
 }
+
+#[test]
+fn messages_name_the_real_problem() {
+    let fx = Fixture::new();
+    sh(
+        fx.dir.path(),
+        "openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:right -in key.pem -out enc.pem
+         : > empty.txt
+         mkdir confdir",
+    );
+    let (archive, pw) = (fx.path("archive.ts"), fx.path("password.b64"));
+    // An empty passphrase file is about the passphrase file, not the key.
+    let empty = fx.path("empty.txt");
+    decrypt_fails(
+        &fx,
+        &[
+            "--key",
+            &fx.path("enc.pem"),
+            "--passphrase-file",
+            &empty,
+            "--password-file",
+            &pw,
+            "--in",
+            &archive,
+        ],
+        3,
+        "first line is empty",
+    );
+    // An output "directory" that is a file.
+    let out = run(&[
+        "decrypt",
+        "--key",
+        &fx.path("key.pem"),
+        "--password-file",
+        &pw,
+        "--in",
+        &archive,
+        "--out",
+        &fx.path("key.pem/x.ts"),
+    ]);
+    assert_fails(&out, 5, "key.pem is not a directory");
+    // A configuration file that is a directory, or missing: I/O (exit 5).
+    let out = run(&["--config", &fx.path("confdir"), "ledger", "list"]);
+    assert_fails(&out, 5, "confdir is a directory");
+    let out = run(&["--config", &fx.path("nope.toml"), "ledger", "list"]);
+    assert_fails(&out, 5, "nope.toml does not exist");
+}

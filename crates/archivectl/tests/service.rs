@@ -302,7 +302,7 @@ fn storage_set_refuses_before_sending() {
         ])
         .output()
         .unwrap();
-    assert_fails(&out, 3, "no API secret");
+    assert_fails(&out, 2, "no API secret");
     assert!(fake.requests.lock().unwrap().is_empty(), "nothing was sent");
 }
 

@@ -166,12 +166,12 @@ fn print_table(archives: &[Archive]) {
         return;
     }
     println!(
-        "{:<36}  {:<9}  {:<20}  {:>8}  {:>12}  {:<9}  NAME",
+        "{:<36}  {:<9}  {:<24}  {:>8}  {:>12}  {:<9}  NAME",
         "ID", "STATUS", "CREATED", "DURATION", "SIZE", "ENCRYPTED"
     );
     for a in archives {
         println!(
-            "{:<36}  {:<9}  {:<20}  {:>7}s  {:>12}  {:<9}  {}",
+            "{:<36}  {:<9}  {:<24}  {:>7}s  {:>12}  {:<9}  {}",
             a.id,
             a.status.as_str(),
             format_ms(a.created_at),

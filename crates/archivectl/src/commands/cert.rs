@@ -52,11 +52,10 @@ pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
             info.not_after,
             if info.expired { " (EXPIRED)" } else { "" }
         );
-        println!(
-            "key:          {} {}",
-            info.key_algorithm,
-            info.key_bits.map_or(String::new(), |b| format!("{b} bits"))
-        );
+        match info.key_bits {
+            Some(bits) => println!("key:          {} {bits} bits", info.key_algorithm),
+            None => println!("key:          {} (not RSA)", info.key_algorithm),
+        }
         println!("sha256:       {}", info.sha256_fingerprint);
         match &info.service_rejection {
             None => println!("service:      accepted (RSA, at most 2048 bits)"),

@@ -130,14 +130,6 @@ pub struct AzureArgs {
     common: CommonArgs,
 }
 
-fn required<T>(value: Option<T>, flag: &str, key: &str) -> anyhow::Result<T> {
-    value.ok_or_else(|| {
-        Failure::invalid(format!(
-            "{flag} is required (or `{key}` under [target] in archivectl.toml)"
-        ))
-    })
-}
-
 fn encryption(common: &EncryptionArgs) -> anyhow::Result<(ArchiveEncryption, Option<Certificate>)> {
     match (&common.certificate, common.no_encryption) {
         (Some(path), _) => {
@@ -210,13 +202,14 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
     let t = &ctx.config.target;
     let (storage, common, summary) = match target {
         SetTarget::S3(a) => {
-            let bucket = required(a.bucket.or_else(|| t.bucket.clone()), "--bucket", "bucket")?;
-            let access_key = required(
+            let bucket =
+                crate::target::need(a.bucket.or_else(|| t.bucket.clone()), "--bucket", "bucket")?;
+            let access_key = crate::target::need(
                 a.access_key_id.or_else(|| t.access_key_id.clone()),
                 "--access-key-id",
                 "access_key_id",
             )?;
-            let secret_file = required(
+            let secret_file = crate::target::need(
                 a.secret_access_key_file
                     .or_else(|| t.secret_access_key_file.clone()),
                 "--secret-access-key-file",
@@ -250,18 +243,18 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
             )
         }
         SetTarget::Azure(a) => {
-            let account_name = required(
+            let account_name = crate::target::need(
                 a.account_name.or_else(|| t.account_name.clone()),
                 "--account-name",
                 "account_name",
             )?;
-            let key_file = required(
+            let key_file = crate::target::need(
                 a.account_key_file.or_else(|| t.account_key_file.clone()),
                 "--account-key-file",
                 "account_key_file",
             )?;
             let account_key = context::read_secret_file(&key_file, "account key")?;
-            let container = required(
+            let container = crate::target::need(
                 a.container.or_else(|| t.container.clone()),
                 "--container",
                 "container",
