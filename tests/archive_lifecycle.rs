@@ -344,14 +344,13 @@ fn an_encrypted_archive_from_keygen_to_remote_delete() {
         shown["measured_duration"].as_f64().unwrap() > 1.0,
         "{shown}"
     );
+    let local_path = shown["local_path"].as_str().unwrap();
     assert!(
-        shown["local_path"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!("{id}.ts")),
+        Path::new(local_path).is_absolute() && local_path.ends_with(&format!("pulled/{id}.ts")),
         "{shown}"
     );
     assert!(shown["remote_deleted_at"].is_string(), "{shown}");
+    assert_eq!(shown["status"], "deleted", "{shown}");
     assert_eq!(
         shown["password"],
         password.as_str(),

@@ -73,6 +73,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    quiet_panics();
     let cli = Cli::parse();
     let out = output::Output::new(cli.json);
     let result =
@@ -102,4 +103,26 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => exit::report(&err),
     }
+}
+
+/// Output closed early (`archivectl ... | head`) ends the program quietly and successfully, as for other
+/// command-line tools; any other panic is a bug, reported as one line (exit 1) instead of a backtrace.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error{at}: {message} (a bug: please report it)");
+        std::process::exit(i32::from(exit::INTERNAL));
+    }));
 }

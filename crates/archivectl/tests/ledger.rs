@@ -324,3 +324,35 @@ fn the_ledger_is_found_by_flag_env_or_xdg_default_and_only_created_by_writers() 
         .unwrap();
     assert_fails(&ledger_cmd(&future, &["list"]), 8, "upgrade archivectl");
 }
+
+#[test]
+fn output_closed_early_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite3");
+    {
+        let mut l = Ledger::open(&path).unwrap();
+        let events: Vec<IncomingEvent> = (0..3000)
+            .map(|i| {
+                let body = json!({"id": format!("a-{i:05}"), "status": "uploaded", "sessionId": "S", "partnerId": 1,
+                    "createdAt": 1700000000000i64 + i, "size": 1, "password": "cGFzcw=="});
+                IncomingEvent::from_callback(&serde_json::to_vec(&body).unwrap(), "t").unwrap()
+            })
+            .collect();
+        for e in &events {
+            l.record_event(e).unwrap();
+        }
+    }
+    // `archivectl ledger list | head -1`: far more output than a pipe holds, the reader gone after a line.
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{} ledger list --ledger {} | head -1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+            env!("CARGO_BIN_EXE_archivectl"),
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -127,15 +127,9 @@ impl FetchOptions {
     }
 }
 
-/// The output directory: created (with its parents) if missing; anything else than a directory is an error.
+/// The output directory: created (with its parents) if missing (`run` has refused anything else than a
+/// directory).
 fn prepare_out_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            format!("--out-dir {} exists and is not a directory", dir.display()),
-        )
-        .into());
-    }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create --out-dir {}", dir.display()))
 }
@@ -152,7 +146,16 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
             "--part-size-mib and --concurrency must be at least 1",
         ));
     }
-    prepare_out_dir(&args.out_dir)?;
+    if args.out_dir.exists() && !args.out_dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "--out-dir {} exists and is not a directory",
+                args.out_dir.display()
+            ),
+        )
+        .into());
+    }
     let store = Store::new(args.target.resolve(ctx)?).context("storage target")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -165,6 +168,7 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
 async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<()> {
     let client = ctx.client().ok();
     let ledger = std::sync::Mutex::new(args.ledger.open(ctx)?);
+    prepare_out_dir(&args.out_dir)?;
     let ids: Vec<String> = if args.all {
         let pending = lock(&ledger).pending().context("cannot read the ledger")?;
         if pending.is_empty() {
@@ -181,10 +185,24 @@ async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<(
     let mut results = Vec::new();
     let mut failures = Vec::new();
     let ledger = &ledger;
+    // Once a pull is interrupted (Ctrl-C), the archives still queued are not started.
+    let interrupted = &std::sync::atomic::AtomicBool::new(false);
     let mut stream = futures_util::stream::iter(ids.into_iter().map(|id| {
         let client = client.clone();
         async move {
+            if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+                let stopped = Failure {
+                    code: crate::exit::INTERRUPTED,
+                    message: "not started: interrupted".into(),
+                };
+                return (id, Err(stopped.into()));
+            }
             let r = pull_one(args, ctx, store, client.as_ref(), ledger, &id).await;
+            if let Err(e) = &r
+                && crate::exit::code_for(e) == crate::exit::INTERRUPTED
+            {
+                interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             (id, r)
         }
     }))
@@ -359,7 +377,8 @@ async fn pull_one(
         pulled.remote_deleted = true;
     }
     let record = archive_db::PullRecord {
-        local_path: pulled.path.clone(),
+        // Absolute, so the ledger says where the file is from any directory.
+        local_path: std::fs::canonicalize(&pulled.path).unwrap_or_else(|_| pulled.path.clone()),
         sha256: pulled.sha256.clone(),
         measured_duration: pulled.measured_duration,
         verified_at: time::OffsetDateTime::now_utc(),
@@ -371,6 +390,17 @@ async fn pull_one(
     if pulled.remote_deleted {
         ledger
             .record_remote_delete(id, time::OffsetDateTime::now_utc())
+            .context("deleted remotely, but cannot record it in the ledger")?;
+        // The service now reports it deleted (and no longer lists it, so `sync` cannot tell the ledger).
+        let deleted: Archive =
+            serde_json::from_value(serde_json::json!({"id": id, "status": "deleted"}))
+                .context("cannot describe the archive for the ledger")?;
+        ledger
+            .record_event(&archive_db::IncomingEvent::from_archive(
+                &deleted,
+                archive_db::EventSource::Sync,
+                "archivectl pull --delete-remote",
+            ))
             .context("deleted remotely, but cannot record it in the ledger")?;
     }
     Ok(pulled)

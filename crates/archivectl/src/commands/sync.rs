@@ -54,7 +54,7 @@ fn parse_since(text: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime
 }
 
 fn bad_since(text: &str) -> anyhow::Error {
-    Failure::invalid(format!(
+    Failure::usage(format!(
         "--since {text:?}: expected an RFC 3339 time, a date (YYYY-MM-DD) or an age (90m, 36h, 7d)"
     ))
 }
