@@ -175,109 +175,164 @@ path = "data/ledger.sqlite3"
     .unwrap();
 }
 
-#[test]
-fn an_encrypted_archive_from_keygen_to_remote_delete() {
-    let Some(servers) = TestServers::require() else {
-        return;
-    };
-    let project = Project {
-        dir: tempfile::tempdir().unwrap(),
-        archivectl: workspace_bin("archivectl"),
-    };
-    let s3 = &servers.s3;
-    std::fs::write(
-        project.path("api-secret"),
-        "e2e-secret-0123456789abcdef0123456789ab\n",
-    )
-    .unwrap();
-    std::fs::write(
-        project.path("s3-secret"),
-        format!("{}\n", s3.secret_access_key.expose_secret()),
-    )
-    .unwrap();
+/// A project directory with the receiver and the emulator running, its key pair made and the S3 target
+/// set with the certificate (and `fallback`).
+struct Running {
+    project: Project,
+    receiver: Daemon,
+    emulator: Daemon,
+    emulator_url: String,
+}
 
-    // The receiver needs only the ledger; the service's address is known once the emulator runs.
-    write_config(&project, &servers, "http://127.0.0.1:9");
+impl Running {
+    fn start(servers: &TestServers, fallback: &str) -> Self {
+        let project = Project {
+            dir: tempfile::tempdir().unwrap(),
+            archivectl: workspace_bin("archivectl"),
+        };
+        std::fs::write(
+            project.path("api-secret"),
+            "e2e-secret-0123456789abcdef0123456789ab\n",
+        )
+        .unwrap();
+        std::fs::write(
+            project.path("s3-secret"),
+            format!("{}\n", servers.s3.secret_access_key.expose_secret()),
+        )
+        .unwrap();
 
-    // The service, as its own process, calling back our receiver.
-    let (receiver, receiver_url) = Daemon::start(
-        "archivectl callbacks serve",
-        {
-            let mut cmd = project.archivectl();
-            cmd.args(["callbacks", "serve", "--listen", "127.0.0.1:0"]);
-            cmd
-        },
-        "listening on http://",
-    );
-    let receiver_addr = receiver_url.split('/').next().unwrap().to_string();
-    let mut emulator_cmd = Command::new(workspace_bin("opentok-emulator"));
-    emulator_cmd
-        .current_dir(project.dir.path())
-        .env_remove("OPENTOK_API_SECRET")
-        .args(["--listen", "127.0.0.1:0", "--api-key", API_KEY])
-        .args(["--api-secret-file", "api-secret"])
-        .arg("--callback-url")
-        .arg(format!("http://{receiver_addr}/callbacks/archive"));
-    let (emulator, emulator_url) = Daemon::start("opentok-emulator", emulator_cmd, "listening on ");
-    let emulator_url = emulator_url.trim().to_string();
-    let daemons = [&receiver, &emulator];
-    write_config(&project, &servers, &emulator_url);
+        // The receiver needs only the ledger; the service's address is known once the emulator runs.
+        write_config(&project, servers, "http://127.0.0.1:9");
 
-    // The customer's key pair; the target checked, then given to the service with the certificate.
-    let out = project.run(&["keygen", "--cert", "cert.pem", "--key", "key.pem"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let check = project.json(&["storage", "check"], &daemons);
-    assert_eq!(check["ok"], true, "{check}");
-    let set = project.json(
-        &["storage", "set", "s3", "--certificate", "cert.pem"],
-        &daemons,
-    );
-    assert_eq!(set["encrypted"], true, "{set}");
+        // The service, as its own process, calling back our receiver.
+        let (receiver, receiver_url) = Daemon::start(
+            "archivectl callbacks serve",
+            {
+                let mut cmd = project.archivectl();
+                cmd.args(["callbacks", "serve", "--listen", "127.0.0.1:0"]);
+                cmd
+            },
+            "listening on http://",
+        );
+        let receiver_addr = receiver_url.split('/').next().unwrap().to_string();
+        let mut emulator_cmd = Command::new(workspace_bin("opentok-emulator"));
+        emulator_cmd
+            .current_dir(project.dir.path())
+            .env_remove("OPENTOK_API_SECRET")
+            .args(["--listen", "127.0.0.1:0", "--api-key", API_KEY])
+            .args(["--api-secret-file", "api-secret"])
+            .arg("--callback-url")
+            .arg(format!("http://{receiver_addr}/callbacks/archive"));
+        let (emulator, emulator_url) =
+            Daemon::start("opentok-emulator", emulator_cmd, "listening on ");
+        let emulator_url = emulator_url.trim().to_string();
+        write_config(&project, servers, &emulator_url);
+        let running = Self {
+            project,
+            receiver,
+            emulator,
+            emulator_url,
+        };
 
-    // A composed archive, started and stopped through the REST API.
-    let started = project.json(
-        &[
+        // The customer's key pair; the target checked, then given to the service with the certificate.
+        let out = running
+            .project
+            .run(&["keygen", "--cert", "cert.pem", "--key", "key.pem"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let check = running.json(&["storage", "check"]);
+        assert_eq!(check["ok"], true, "{check}");
+        let set = running.json(&[
+            "storage",
+            "set",
+            "s3",
+            "--certificate",
+            "cert.pem",
+            "--fallback",
+            fallback,
+        ]);
+        assert_eq!(set["encrypted"], true, "{set}");
+        running
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        self.project.json(args, &[&self.receiver, &self.emulator])
+    }
+
+    /// Starts and stops an archive; waits until the ledger has it in `status`; returns its id and what
+    /// `ledger show` says.
+    fn record_archive(&self, status: &str) -> (String, Value) {
+        let started = self.json(&[
             "archives",
             "start",
             "--session-id",
             SESSION,
             "--name",
             "e2e",
-        ],
-        &daemons,
-    );
-    let id = started["id"].as_str().unwrap().to_string();
-    assert_eq!(started["status"], "started");
-    std::thread::sleep(Duration::from_millis(1500));
-    let stopped = project.json(&["archives", "stop", &id], &daemons);
-    assert_eq!(stopped["status"], "stopped");
-
-    // The receiver commits the callbacks; the ledger knows the archive as uploaded, with its password.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let shown = loop {
-        let out = project
-            .archivectl()
-            .args(["ledger", "show", &id, "--json"])
-            .output()
-            .unwrap();
-        if out.status.success() {
-            let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
-            if shown["status"] == "uploaded" {
-                break shown;
+        ]);
+        let id = started["id"].as_str().unwrap().to_string();
+        assert_eq!(started["status"], "started");
+        std::thread::sleep(Duration::from_millis(1500));
+        let stopped = self.json(&["archives", "stop", &id]);
+        assert_eq!(stopped["status"], "stopped");
+        // The receiver commits the callbacks.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self
+                .project
+                .archivectl()
+                .args(["ledger", "show", &id, "--json"])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+                if shown["status"] == status {
+                    return (id, shown);
+                }
             }
+            assert!(
+                Instant::now() < deadline,
+                "archive {id} never reached `{status}` in the ledger\n{}{}",
+                self.receiver.log(),
+                self.emulator.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(
-            Instant::now() < deadline,
-            "archive {id} never reached `uploaded` in the ledger\n{}{}",
-            receiver.log(),
-            emulator.log()
+    }
+
+    /// The documented openssl decryption of `encrypted` (a file in the project) with `password` into
+    /// `documented.ts`; leaves the password blob in `blob.bin`.
+    fn documented_decrypt(&self, encrypted: &str, password: &str) {
+        std::fs::write(self.project.path("password.b64"), password).unwrap();
+        sh(
+            self.project.dir.path(),
+            &format!(
+                "openssl base64 -d -A -in password.b64 -out password.bin
+                 openssl pkeyutl -decrypt -inkey key.pem -pkeyopt rsa_padding_mode:oaep -in password.bin -out blob.bin
+                 key=$(xxd -p -s 3 -l 32 -c 32 blob.bin); iv=$(xxd -p -s 35 -l 16 -c 16 blob.bin)
+                 openssl enc -d -aes-256-cbc -nopad -K \"$key\" -iv \"$iv\" -in {encrypted} -out documented.ts"
+            ),
         );
-        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_encrypted_archive_from_keygen_to_remote_delete() {
+    let Some(servers) = TestServers::require() else {
+        return;
     };
+    let running = Running::start(&servers, "none");
+    let project = &running.project;
+    let (receiver, emulator) = (&running.receiver, &running.emulator);
+    let daemons = [receiver, emulator];
+    let s3 = &servers.s3;
+
+    // A composed archive, started and stopped through the REST API; the ledger knows it as uploaded, with
+    // its password.
+    let (id, shown) = running.record_archive("uploaded");
     let password = shown["password"].as_str().unwrap().to_string();
     assert!(!password.is_empty(), "{shown}");
     let pending = project.json(&["ledger", "list", "--pending"], &daemons);
@@ -299,14 +354,7 @@ fn an_encrypted_archive_from_keygen_to_remote_delete() {
         })
         .unwrap_or_else(|e| panic!("the emulator uploaded nothing at {object_key}: {e}"));
     std::fs::write(project.path("archive.ts"), &encrypted).unwrap();
-    std::fs::write(project.path("password.b64"), &password).unwrap();
-    sh(
-        project.dir.path(),
-        "openssl base64 -d -A -in password.b64 -out password.bin
-         openssl pkeyutl -decrypt -inkey key.pem -pkeyopt rsa_padding_mode:oaep -in password.bin -out blob.bin
-         key=$(xxd -p -s 3 -l 32 -c 32 blob.bin); iv=$(xxd -p -s 35 -l 16 -c 16 blob.bin)
-         openssl enc -d -aes-256-cbc -nopad -K \"$key\" -iv \"$iv\" -in archive.ts -out documented.ts",
-    );
+    running.documented_decrypt("archive.ts", &password);
 
     // pull --all: what the ledger knows is pending, decrypted while downloading, verified, recorded, and
     // deleted through the REST API after the verification.
@@ -385,7 +433,58 @@ fn an_encrypted_archive_from_keygen_to_remote_delete() {
             "raw AES key in the ledger's {file}"
         );
     }
+}
 
-    drop(emulator);
-    drop(receiver);
+#[test]
+fn an_archive_kept_by_the_fallback_is_pulled_from_the_services_cloud() {
+    let Some(servers) = TestServers::require() else {
+        return;
+    };
+    let running = Running::start(&servers, "vonage");
+    let project = &running.project;
+    // The next upload to the bucket fails: the service keeps the archive and offers it by URL.
+    sh(
+        project.dir.path(),
+        &format!(
+            "curl -sS --fail -X POST -H 'content-type: application/json' -d '{{\"failUploads\":1}}' {}/_emulator/hooks",
+            running.emulator_url
+        ),
+    );
+    let (id, shown) = running.record_archive("available");
+    let password = shown["password"].as_str().unwrap().to_string();
+    assert!(!password.is_empty(), "{shown}");
+
+    // What the documented commands make of the file behind the archive's URL.
+    let got = running.json(&["archives", "get", &id]);
+    let url = got["url"].as_str().expect("an available archive has a url");
+    sh(
+        project.dir.path(),
+        &format!("curl -sS --fail -o from-url.ts '{url}'"),
+    );
+    running.documented_decrypt("from-url.ts", &password);
+
+    // pull --all finds it pending and pulls it from there, not from the bucket.
+    let out = project.run(&["pull", "--all", "--out-dir", "pulled", "--json"]);
+    assert!(
+        out.status.success(),
+        "pull --all failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        running.emulator.log()
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = printed[0]["object_key"].as_str().unwrap();
+    assert!(!key.contains('?'), "no URL signature is shown: {key}");
+    assert!(
+        std::fs::read(project.path(&format!("pulled/{id}.ts"))).unwrap()
+            == std::fs::read(project.path("documented.ts")).unwrap(),
+        "the pulled archive differs from the documented openssl decryption"
+    );
+    let shown = running.json(&["ledger", "show", &id]);
+    assert!(shown["sha256"].is_string(), "{shown}");
+    assert!(
+        shown["measured_duration"].as_f64().unwrap() > 1.0,
+        "{shown}"
+    );
+    let pending = running.json(&["ledger", "list", "--pending"]);
+    assert!(!pending.to_string().contains(&id), "{pending}");
 }

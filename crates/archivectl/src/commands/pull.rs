@@ -25,6 +25,8 @@ use crate::output::Output;
 use crate::secrets;
 use crate::target::TargetArgs;
 
+mod from_url;
+
 /// Arguments of `archivectl pull`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -319,7 +321,7 @@ async fn pull_one(
         .as_ref()
         .map(|a| a.status.clone())
         .or_else(|| record.as_ref().map(|r| r.status.clone()));
-    if let Some(status) = status.filter(|s| !ready(s))
+    if let Some(status) = status.clone().filter(|s| !ready(s))
         && given.is_none()
     {
         return Err(Failure::invalid(format!(
@@ -355,16 +357,54 @@ async fn pull_one(
         Ok(k) => k,
         Err(e) => project_from_records.ok_or(e)?,
     };
-    let mut pulled = fetch(
-        store,
-        &api_key,
-        id,
-        password.as_deref(),
-        |password| args.key.unwrap_password(&ctx.config, password),
-        &FetchOptions::from_args(args),
-        &ctx.out,
-    )
-    .await?;
+    let unwrap = |password: &str| args.key.unwrap_password(&ctx.config, password);
+    let in_service_cloud = given.is_none()
+        && status
+            .as_ref()
+            .is_some_and(|s| matches!(s, ArchiveStatus::Available));
+    let mut pulled = if in_service_cloud {
+        // Kept by the service after a failed upload (fallback): not in the bucket, but behind a presigned
+        // URL that expires, so a fresh one is asked for.
+        let fresh = match archive.as_ref().and_then(|a| a.url.clone()) {
+            Some(url) => url,
+            None => {
+                let client = client.ok_or_else(|| {
+                    Failure::usage(format!(
+                        "archive {id} is kept in the service's cloud: its download URL comes from the REST API, \
+                         which needs the API key and secret"
+                    ))
+                })?;
+                let archive = client
+                    .get_archive(id)
+                    .await
+                    .with_context(|| format!("cannot get archive {id} from the service"))?;
+                archive.url.ok_or_else(|| Failure {
+                    code: crate::exit::SERVICE,
+                    message: format!("the service gives no download URL for archive {id}"),
+                })?
+            }
+        };
+        from_url::fetch(
+            &fresh,
+            id,
+            password.as_deref(),
+            unwrap,
+            &FetchOptions::from_args(args),
+            &ctx.out,
+        )
+        .await?
+    } else {
+        fetch(
+            store,
+            &api_key,
+            id,
+            password.as_deref(),
+            unwrap,
+            &FetchOptions::from_args(args),
+            &ctx.out,
+        )
+        .await?
+    };
     if args.delete_remote {
         let client = client
             .ok_or_else(|| Failure::invalid("--delete-remote needs the API key and secret"))?;
@@ -553,20 +593,48 @@ async fn pull_encrypted(
         }
     }
     drop(download);
-    if let Some(e) = decrypt_error {
+    let stop = Stop {
+        decrypt_error,
+        failure,
+        interrupted,
+    };
+    conclude(output, stop, size, out_path, key, opts.trim)
+}
+
+/// How a decrypting download loop ended, short of its end.
+pub(crate) struct Stop {
+    /// The decryption refused the data (wrong key, or an I/O error writing).
+    pub decrypt_error: Option<archive_core::archive::ArchiveError>,
+    /// The download failed.
+    pub failure: Option<anyhow::Error>,
+    /// Ctrl-C.
+    pub interrupted: bool,
+}
+
+/// Completes a resumable decryption after its download loop: the output is finished if all of the object is
+/// in; otherwise it is checkpointed for the next run (or, for a wrong key, discarded) and the error says why.
+pub(crate) fn conclude(
+    mut output: ResumableOutput,
+    stop: Stop,
+    size: u64,
+    out_path: &Path,
+    what: &str,
+    trim: bool,
+) -> anyhow::Result<ResumableSummary> {
+    if let Some(e) = stop.decrypt_error {
         if matches!(e, archive_core::archive::ArchiveError::NotMpegTs(_)) {
             // Wrong key or password: nothing of it is kept.
             output.discard();
         } else {
             let _ = output.checkpoint();
         }
-        return Err(anyhow::Error::new(e).context(format!("cannot decrypt {key}")));
+        return Err(anyhow::Error::new(e).context(format!("cannot decrypt {what}")));
     }
-    if interrupted || failure.is_some() || output.resume_offset() != size {
+    if stop.interrupted || stop.failure.is_some() || output.resume_offset() != size {
         // Make what we have durable for the next run.
         let at = output.resume_offset();
         let _ = cpu_bound(|| output.checkpoint());
-        if interrupted {
+        if stop.interrupted {
             return Err(Failure {
                 code: crate::exit::INTERRUPTED,
                 message: format!(
@@ -576,7 +644,7 @@ async fn pull_encrypted(
             }
             .into());
         }
-        let e = failure.unwrap_or_else(|| {
+        let e = stop.failure.unwrap_or_else(|| {
             anyhow::Error::new(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 format!("the download stopped at {at} of {size} bytes"),
@@ -587,13 +655,13 @@ async fn pull_encrypted(
             out_path.display()
         )));
     }
-    cpu_bound(|| output.finish(opts.trim))
-        .map_err(|e| anyhow::Error::new(e).context(format!("cannot decrypt {key}")))
+    cpu_bound(|| output.finish(trim))
+        .map_err(|e| anyhow::Error::new(e).context(format!("cannot decrypt {what}")))
 }
 
 /// Runs CPU-bound work (decryption, hashing, file writes) on the current task, telling a multi-threaded
 /// runtime that this worker blocks so its other tasks move elsewhere.
-fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
+pub(crate) fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(work)
@@ -653,10 +721,10 @@ async fn pull_plain(
 }
 
 /// A progress bar on a terminal; nothing otherwise.
-struct Progress(Option<indicatif::ProgressBar>);
+pub(crate) struct Progress(Option<indicatif::ProgressBar>);
 
 impl Progress {
-    fn new(out: &Output, id: &str, size: u64) -> Self {
+    pub(crate) fn new(out: &Output, id: &str, size: u64) -> Self {
         if out.is_json() || !std::io::stderr().is_terminal() {
             return Self(None);
         }
@@ -673,19 +741,19 @@ impl Progress {
         Self(Some(bar))
     }
 
-    fn set_position(&self, at: u64) {
+    pub(crate) fn set_position(&self, at: u64) {
         if let Some(b) = &self.0 {
             b.set_position(at);
         }
     }
 
-    fn inc(&self, n: u64) {
+    pub(crate) fn inc(&self, n: u64) {
         if let Some(b) = &self.0 {
             b.inc(n);
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
         }
