@@ -259,20 +259,25 @@ impl Ledger {
     }
 
     /// Work for `archivectl pull`: archives uploaded or available, not pulled yet nor deleted remotely, that
-    /// can be decrypted — they have a password — or need none: no certificate was active for their project
-    /// when they were created (as far as the ledger knows, see [`Ledger::activate_certificate`]).
+    /// can be decrypted — they have a password — or need none: their project is known and no certificate was
+    /// active for it when they were created (as far as the ledger knows, see [`Ledger::activate_certificate`]).
     pub fn pending(&self) -> Result<Vec<ArchiveRecord>, DbError> {
         self.records(
-            &format!("{READY} AND (a.password IS NOT NULL OR {ENCRYPTION_EXPECTED} = 0)"),
+            &format!(
+                "{READY} AND (a.password IS NOT NULL OR (a.project_id IS NOT NULL AND {ENCRYPTION_EXPECTED} = 0))"
+            ),
             &[],
         )
     }
 
-    /// Archives that are ready but cannot be decrypted yet: a certificate was active when they were created
-    /// and no password has reached the ledger (`archivectl sync` can recover it).
+    /// Archives that are ready but cannot be pulled yet: no password has reached the ledger and either a
+    /// certificate was active when they were created, or their project is unknown so the ledger cannot tell
+    /// (`archivectl sync` recovers both).
     pub fn awaiting_password(&self) -> Result<Vec<ArchiveRecord>, DbError> {
         self.records(
-            &format!("{READY} AND a.password IS NULL AND {ENCRYPTION_EXPECTED} = 1"),
+            &format!(
+                "{READY} AND a.password IS NULL AND (a.project_id IS NULL OR {ENCRYPTION_EXPECTED} = 1)"
+            ),
             &[],
         )
     }

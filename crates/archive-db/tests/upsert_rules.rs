@@ -374,6 +374,34 @@ fn queries_by_id_session_status_and_pending_work() {
 
     // No certificate known: an archive without a password is taken as unencrypted.
     assert_eq!(ids(l.pending().unwrap()), ["d", "b", "a"]);
+    // Unless its project is unknown (a callback without partnerId/projectId): the ledger cannot tell.
+    l.record_event(
+        &IncomingEvent::from_callback(br#"{"id":"f","status":"uploaded","createdAt":6000}"#, "x")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ids(l.pending().unwrap()), ["d", "b", "a"]);
+    assert_eq!(ids(l.awaiting_password().unwrap()), ["f"]);
+    l.record_event(
+        &IncomingEvent::from_callback(
+            br#"{"id":"f","status":"uploaded","partnerId":100,"createdAt":6000,"password":"cGFzcw=="}"#,
+            "x",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ids(l.pending().unwrap()), ["f", "d", "b", "a"]);
+    assert!(l.awaiting_password().unwrap().is_empty());
+    l.record_pull(
+        "f",
+        &PullRecord {
+            local_path: "/srv/archives/f.ts".into(),
+            sha256: "00".repeat(32),
+            measured_duration: None,
+            verified_at: datetime!(2024-05-01 12:00 UTC),
+        },
+    )
+    .unwrap();
     // A certificate was active from before all of them: "b" must be encrypted but has no password yet.
     let cert = CertificateRecord {
         fingerprint: "ab".repeat(32),
