@@ -124,7 +124,7 @@ pub(crate) fn write_synthetic_ts(path: &Path, size: u64) -> anyhow::Result<()> {
 
 fn decrypt(args: &[String]) -> anyhow::Result<()> {
     let size_mib = flag(args, "--size-mib", 512)?;
-    let runs = flag(args, "--runs", 5)?.max(1) as usize;
+    let runs = flag(args, "--runs", 9)?.max(1) as usize;
     tools::ensure_test_tools()?;
     let root = workspace_root();
     tools::run_in(

@@ -8,7 +8,7 @@
 //! * `cargo xtask servers` — starts the S3 (s3s-fs) and Azure (Azurite) test servers that `ci` runs the tests
 //!   against, prints the `ARCHIVECTL_TEST_*` exports for a shell, and stops them on Ctrl-C.
 //! * `cargo xtask bench decrypt` — archivectl vs the documented openssl command vs `cp` on a 512 MiB
-//!   archive in /dev/shm, side by side, median of several runs and peak RSS; writes docs/benchmarks.md.
+//!   archive in /dev/shm, side by side, median of 9 runs and peak RSS; writes docs/benchmarks.md.
 //! * `cargo xtask bench pull` — archivectl pull vs a plain download of the same object vs download then
 //!   openssl, from the local S3 server (1 GiB by default), median of runs and peak RSS; writes docs/benchmarks.md.
 //! * `cargo xtask bench callbacks` — the callback receiver under wrk (64 connections, loopback) next to one

@@ -38,8 +38,11 @@ pub struct DecryptOptions {
     pub trim: bool,
     /// Threads for AES per buffer (the reader and writer have their own).
     pub threads: NonZeroUsize,
-    /// Size of each I/O buffer; rounded up to a multiple of 16.
+    /// Size of each I/O buffer of the streaming pipeline (pipes); rounded up to a multiple of 16.
     pub buffer_size: usize,
+    /// Bytes each core reads, decrypts and writes at a time from a regular file; rounded down to a multiple
+    /// of 16. Small enough to stay in a core's cache from read to write: 256 KiB measured fastest here.
+    pub chunk_size: usize,
     /// Buffers in flight between reader, decryptor and writer.
     pub buffers: usize,
     /// Set from elsewhere (a signal handler, say) to stop: the decryption then fails with
@@ -64,6 +67,7 @@ impl Default for DecryptOptions {
             trim: false,
             threads: cbc::available_threads(),
             buffer_size: 4 << 20,
+            chunk_size: 256 << 10,
             buffers: 4,
             cancel: None,
         }
@@ -427,7 +431,7 @@ fn decrypt_positional(
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Condvar, Mutex};
 
-    let chunk = (opts.buffer_size.max(4096) / BLOCK * BLOCK) as u64;
+    let chunk = (opts.chunk_size.max(4096) / BLOCK * BLOCK) as u64;
     let chunks = len.div_ceil(chunk);
     let order = Mutex::new(InOrder {
         next: 0,
@@ -605,6 +609,7 @@ mod tests {
         DecryptOptions {
             trim,
             buffer_size: 4096,
+            chunk_size: 4096,
             buffers: 3,
             ..Default::default()
         }
@@ -739,6 +744,7 @@ mod tests {
                     trim,
                     threads: NonZeroUsize::new(threads).unwrap(),
                     buffer_size: chunk,
+                    chunk_size: chunk,
                     buffers: 3,
                     cancel: None,
                 };

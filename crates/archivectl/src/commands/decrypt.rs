@@ -27,7 +27,7 @@ pub struct Args {
     /// byte-identical to `openssl enc -d -aes-256-cbc -nopad`.
     #[arg(long)]
     trim: bool,
-    /// Tuning: size of each I/O buffer in KiB.
+    /// Tuning: size of each I/O buffer in KiB (and of each core's chunk of a regular file).
     #[arg(long, value_name = "KIB", hide = true)]
     buffer_kib: Option<usize>,
     /// Tuning: buffers in flight between the reader, the decryptor and the writer.
@@ -61,6 +61,7 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
     };
     if let Some(kib) = args.buffer_kib {
         opts.buffer_size = kib.max(4) * 1024;
+        opts.chunk_size = opts.buffer_size;
     }
     if let Some(buffers) = args.buffers {
         opts.buffers = buffers;
