@@ -508,19 +508,25 @@ pub async fn fetch(
         ),
     };
     progress.finish();
-    Ok(Pulled {
-        id: id.to_string(),
-        path: summary.path,
-        object_key: object.key,
-        bytes: summary.bytes,
-        sha256: summary.sha256,
-        encrypted,
-        resumed_from: summary.resumed_from,
-        trimmed_bytes: summary.trimmed_bytes,
-        measured_duration: summary.report.duration_seconds.filter(|_| encrypted),
-        report: encrypted.then_some(summary.report),
-        remote_deleted: false,
-    })
+    Ok(Pulled::new(id, object.key, summary, encrypted))
+}
+
+impl Pulled {
+    fn new(id: &str, object_key: String, summary: ResumableSummary, encrypted: bool) -> Self {
+        Self {
+            id: id.to_string(),
+            path: summary.path,
+            object_key,
+            bytes: summary.bytes,
+            sha256: summary.sha256,
+            encrypted,
+            resumed_from: summary.resumed_from,
+            trimmed_bytes: summary.trimmed_bytes,
+            measured_duration: summary.report.duration_seconds.filter(|_| encrypted),
+            report: encrypted.then_some(summary.report),
+            remote_deleted: false,
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -690,34 +696,61 @@ async fn pull_plain(
         )
         .await?;
     let buffers = download.buffers();
-    let mut file = archive_core::atomic::AtomicFile::create(out_path)
-        .with_context(|| format!("cannot write {}", out_path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut bytes = 0u64;
+    let mut output = PlainOutput::create(out_path)?;
     while let Some(part) = download.next().await {
         let part = part?;
-        cpu_bound(|| {
-            hasher.update(&part);
-            file.write_all(&part)
-        })
-        .with_context(|| format!("cannot write {}", out_path.display()))?;
-        let n = part.len() as u64;
+        output.write(&part, progress)?;
         if let Ok(buf) = part.try_into_mut() {
             buffers.give_back(buf);
         }
-        bytes += n;
-        progress.inc(n);
     }
-    file.commit()
-        .with_context(|| format!("cannot write {}", out_path.display()))?;
-    Ok(ResumableSummary {
-        path: out_path.to_path_buf(),
-        bytes,
-        trimmed_bytes: 0,
-        sha256: hex::encode(hasher.finalize()),
-        resumed_from: 0,
-        report: archive_core::mpegts::TsInspector::new().finish(),
-    })
+    output.finish()
+}
+
+/// An unencrypted archive being written as it arrives: atomically, with its SHA-256.
+pub(crate) struct PlainOutput {
+    file: archive_core::atomic::AtomicFile,
+    path: PathBuf,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl PlainOutput {
+    pub(crate) fn create(path: &Path) -> anyhow::Result<Self> {
+        let file = archive_core::atomic::AtomicFile::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            hasher: Sha256::new(),
+            bytes: 0,
+        })
+    }
+
+    pub(crate) fn write(&mut self, chunk: &[u8], progress: &Progress) -> anyhow::Result<()> {
+        cpu_bound(|| {
+            self.hasher.update(chunk);
+            self.file.write_all(chunk)
+        })
+        .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.bytes += chunk.len() as u64;
+        progress.inc(chunk.len() as u64);
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> anyhow::Result<ResumableSummary> {
+        self.file
+            .commit()
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(ResumableSummary {
+            path: self.path,
+            bytes: self.bytes,
+            trimmed_bytes: 0,
+            sha256: hex::encode(self.hasher.finalize()),
+            resumed_from: 0,
+            report: archive_core::mpegts::TsInspector::new().finish(),
+        })
+    }
 }
 
 /// A progress bar on a terminal; nothing otherwise.

@@ -13,9 +13,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use archive_core::PasswordBlob;
 use archive_core::resume::ResumableOutput;
-use sha2::{Digest, Sha256};
 
-use super::{FetchOptions, Progress, Pulled, Stop, conclude, cpu_bound};
+use super::{FetchOptions, PlainOutput, Progress, Pulled, Stop, conclude, cpu_bound};
 use crate::exit::Failure;
 use crate::output::Output;
 
@@ -70,19 +69,7 @@ pub(crate) async fn fetch(
         ),
     };
     progress.finish();
-    Ok(Pulled {
-        id: id.to_string(),
-        path: summary.path,
-        object_key: shown,
-        bytes: summary.bytes,
-        sha256: summary.sha256,
-        encrypted,
-        resumed_from: summary.resumed_from,
-        trimmed_bytes: summary.trimmed_bytes,
-        measured_duration: summary.report.duration_seconds.filter(|_| encrypted),
-        report: encrypted.then_some(summary.report),
-        remote_deleted: false,
-    })
+    Ok(Pulled::new(id, shown, summary, encrypted))
 }
 
 /// `url` without its query: what may be shown of a presigned URL.
@@ -221,34 +208,15 @@ async fn download_plain(
     shown: &str,
     progress: &Progress,
 ) -> anyhow::Result<archive_core::resume::ResumableSummary> {
-    use std::io::Write as _;
-    let mut file = archive_core::atomic::AtomicFile::create(out_path)
-        .with_context(|| format!("cannot write {}", out_path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut bytes = 0u64;
+    let mut output = PlainOutput::create(out_path)?;
     while let Some(chunk) = response
         .chunk()
         .await
         .with_context(|| format!("reading {shown}"))?
     {
-        cpu_bound(|| {
-            hasher.update(&chunk);
-            file.write_all(&chunk)
-        })
-        .with_context(|| format!("cannot write {}", out_path.display()))?;
-        bytes += chunk.len() as u64;
-        progress.inc(chunk.len() as u64);
+        output.write(&chunk, progress)?;
     }
-    file.commit()
-        .with_context(|| format!("cannot write {}", out_path.display()))?;
-    Ok(archive_core::resume::ResumableSummary {
-        path: out_path.to_path_buf(),
-        bytes,
-        trimmed_bytes: 0,
-        sha256: hex::encode(hasher.finalize()),
-        resumed_from: 0,
-        report: archive_core::mpegts::TsInspector::new().finish(),
-    })
+    output.finish()
 }
 
 #[cfg(test)]
