@@ -60,12 +60,7 @@ impl Context {
 
     /// The credentials for the service: the application's if an application id is set, else the project's.
     pub fn credentials(&self) -> anyhow::Result<Credentials> {
-        let application_id = self
-            .global
-            .application_id
-            .clone()
-            .or_else(|| self.config.project.application_id.clone());
-        if let Some(app) = application_id {
+        if let Some(app) = self.application_id() {
             let key_path = self
                 .global
                 .private_key
@@ -96,15 +91,18 @@ impl Context {
     /// The id the service files this project's archives under (`projectId`/`partnerId`, or `applicationId`
     /// with Vonage application auth): the application id if one is set, else the API key.
     pub fn project_id(&self) -> anyhow::Result<String> {
-        match self
-            .global
-            .application_id
-            .clone()
-            .or_else(|| self.config.project.application_id.clone())
-        {
+        match self.application_id() {
             Some(app) => Ok(app),
             None => self.api_key(),
         }
+    }
+
+    /// The Vonage application id, from --application-id or `[project] application_id`.
+    fn application_id(&self) -> Option<String> {
+        self.global
+            .application_id
+            .clone()
+            .or_else(|| self.config.project.application_id.clone())
     }
 
     /// The project API key, from --api-key, OPENTOK_API_KEY or `[project] api_key`.

@@ -129,11 +129,21 @@ impl FetchOptions {
     }
 }
 
-/// The output directory: created (with its parents) if missing (`run` has refused anything else than a
-/// directory).
-fn prepare_out_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create --out-dir {}", dir.display()))
+/// Records in the ledger what this run itself knows of an archive (`fields` of the service's archive object),
+/// as the service would report it.
+fn record_what_we_know(
+    ledger: &mut archive_db::Ledger,
+    fields: serde_json::Value,
+    origin: &str,
+) -> anyhow::Result<()> {
+    let archive: Archive =
+        serde_json::from_value(fields).context("cannot describe the archive for the ledger")?;
+    ledger.record_event(&archive_db::IncomingEvent::from_archive(
+        &archive,
+        archive_db::EventSource::Sync,
+        origin,
+    ))?;
+    Ok(())
 }
 
 /// Runs `archivectl pull`.
@@ -170,7 +180,9 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
 async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<()> {
     let client = ctx.client().ok();
     let ledger = std::sync::Mutex::new(args.ledger.open(ctx)?);
-    prepare_out_dir(&args.out_dir)?;
+    // Created only now that the ledger is open (`run` refused anything else than a directory there).
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("cannot create --out-dir {}", args.out_dir.display()))?;
     let ids: Vec<String> = if args.all {
         let pending = lock(&ledger).pending().context("cannot read the ledger")?;
         if pending.is_empty() {
@@ -336,17 +348,10 @@ async fn pull_one(
     });
     if record.is_none() && archive.is_none() {
         // Pulled with a given password and no REST API: make the ledger know the archive.
-        let minimal: Archive = serde_json::from_value(serde_json::json!({
+        let minimal = serde_json::json!({
             "id": id, "status": "uploaded", "password": password.clone().unwrap_or_default(),
-        }))
-        .context("cannot describe the archive for the ledger")?;
-        let event = archive_db::IncomingEvent::from_archive(
-            &minimal,
-            archive_db::EventSource::Sync,
-            "archivectl pull --password",
-        );
-        lock(ledger)
-            .record_event(&event)
+        });
+        record_what_we_know(&mut lock(ledger), minimal, "archivectl pull --password")
             .context("cannot record the archive in the ledger")?;
     }
     let project_from_records = archive
@@ -358,6 +363,7 @@ async fn pull_one(
         Err(e) => project_from_records.ok_or(e)?,
     };
     let unwrap = |password: &str| args.key.unwrap_password(&ctx.config, password);
+    let opts = FetchOptions::from_args(args);
     let in_service_cloud = given.is_none()
         && status
             .as_ref()
@@ -384,15 +390,7 @@ async fn pull_one(
                 })?
             }
         };
-        from_url::fetch(
-            &fresh,
-            id,
-            password.as_deref(),
-            unwrap,
-            &FetchOptions::from_args(args),
-            &ctx.out,
-        )
-        .await?
+        from_url::fetch(&fresh, id, password.as_deref(), unwrap, &opts, &ctx.out).await?
     } else {
         fetch(
             store,
@@ -400,7 +398,7 @@ async fn pull_one(
             id,
             password.as_deref(),
             unwrap,
-            &FetchOptions::from_args(args),
+            &opts,
             &ctx.out,
         )
         .await?
@@ -432,15 +430,8 @@ async fn pull_one(
             .record_remote_delete(id, time::OffsetDateTime::now_utc())
             .context("deleted remotely, but cannot record it in the ledger")?;
         // The service now reports it deleted (and no longer lists it, so `sync` cannot tell the ledger).
-        let deleted: Archive =
-            serde_json::from_value(serde_json::json!({"id": id, "status": "deleted"}))
-                .context("cannot describe the archive for the ledger")?;
-        ledger
-            .record_event(&archive_db::IncomingEvent::from_archive(
-                &deleted,
-                archive_db::EventSource::Sync,
-                "archivectl pull --delete-remote",
-            ))
+        let deleted = serde_json::json!({"id": id, "status": "deleted"});
+        record_what_we_know(&mut ledger, deleted, "archivectl pull --delete-remote")
             .context("deleted remotely, but cannot record it in the ledger")?;
     }
     Ok(pulled)
