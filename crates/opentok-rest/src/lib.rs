@@ -7,6 +7,7 @@
 //!   with its encryption certificate ([`model::StorageTarget`]), the archive status callback
 //!   ([`model::ArchiveEvent`]), start options, error bodies. Sync, and usable without the HTTP client:
 //!   `opentok-rest = { workspace = true, default-features = false }` gives the model and auth only.
+//! * [`archive_id`]: the service's archive id form, checked wherever an id enters.
 //! * [`auth`]: a fresh JWT per request, HS256 in `X-OPENTOK-AUTH` for OpenTok projects and RS256 in
 //!   `Authorization: Bearer` for Vonage applications, and the matching verification.
 //! * `client` (default feature `client`): `Client`, async on tokio and reqwest (rustls, ring), with
@@ -34,6 +35,7 @@
 //! assert!(!format!("{target:?}").contains("wJalrXUtnFEMI"));
 //! ```
 
+pub mod archive_id;
 pub mod auth;
 #[cfg(feature = "client")]
 pub mod client;
