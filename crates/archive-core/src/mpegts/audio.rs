@@ -50,7 +50,8 @@ impl Framing {
 
 /// `samples` at `rate` Hz in 90 kHz ticks, rounded.
 pub(super) fn samples_to_ticks(samples: u64, rate: u32) -> i64 {
-    ((samples * 90_000 + u64::from(rate) / 2) / u64::from(rate)) as i64
+    let ticks = (u128::from(samples) * 90_000 + u128::from(rate / 2)) / u128::from(rate.max(1));
+    i64::try_from(ticks).unwrap_or(i64::MAX)
 }
 
 /// Frame counter for Opus in MPEG-TS (ETSI TS 102 366 annex: each Opus packet in a PES is preceded by a control

@@ -5,7 +5,7 @@ use std::fmt;
 use super::audio::Framing;
 use super::psi::is_table_pid;
 use super::report::{DurationSource, StreamKind, TsProgram, TsReport, TsStream};
-use super::timing::{PcrTrack, Timing, parse_pcr, parse_timestamp, unwrap_near};
+use super::timing::{PcrTrack, Timing, parse_pcr, parse_timestamp, unwrap_near, wrapped_step};
 use super::{
     LOOKAHEAD, MAX_PCR_STEP, MAX_PTS_BACKSTEP, MAX_PTS_STEP, NO_SLOT, PACKET, PCR_HZ, PCR_MODULUS,
     PID_COUNT, PID_NULL, PID_PAT, PTS_HZ, PTS_MODULUS, SYNC,
@@ -241,7 +241,7 @@ impl TsInspector {
             .pcr
             .as_ref()
             .filter(|t| t.count >= 2)
-            .map(|t| (t.closed_ticks + t.last - t.first) as f64 / PCR_HZ);
+            .map(|t| t.total_ticks() as f64 / PCR_HZ);
         let (duration_seconds, duration_source) = match (pts_duration, pcr_duration) {
             (Some(d), _) => (Some(d), Some(DurationSource::Pts)),
             (None, Some(d)) => (Some(d), Some(DurationSource::Pcr)),
@@ -452,25 +452,11 @@ impl TsInspector {
 
     pub(super) fn pcr(&mut self, pid: u16, value: i64) {
         match &mut self.pcr {
-            None => {
-                self.pcr = Some(PcrTrack {
-                    pid,
-                    first: value,
-                    last: value,
-                    closed_ticks: 0,
-                    count: 1,
-                })
-            }
+            None => self.pcr = Some(PcrTrack::new(pid, value)),
             Some(track) if track.pid == pid => {
-                let value = unwrap_near(value, track.last, PCR_MODULUS);
-                let step = value - track.last;
-                if !(0..=MAX_PCR_STEP).contains(&step) {
+                if track.next(value, PCR_MODULUS, MAX_PCR_STEP) {
                     self.pcr_jumps += 1;
-                    track.closed_ticks += track.last - track.first;
-                    track.first = value;
                 }
-                track.last = value;
-                track.count += 1;
             }
             Some(_) => {}
         }
@@ -505,17 +491,30 @@ impl TsInspector {
 
         let anchor = *self.pts_anchor.get_or_insert(raw);
         let timing = &mut self.pids[slot].timing;
-        let pts = unwrap_near(raw, timing.prev_pts.unwrap_or(anchor), PTS_MODULUS);
-        if let Some(prev) = timing.prev_pts {
-            let step = pts - prev;
-            if !(-MAX_PTS_BACKSTEP..=MAX_PTS_STEP).contains(&step) {
-                self.pts_jumps += 1;
-                timing.jump();
-            } else if step != 0 {
-                let step = step.abs();
-                timing.min_step = Some(timing.min_step.map_or(step, |m| m.min(step)));
+        let pts = match timing.prev_pts {
+            // The anchor is a PTS as read: no overflow.
+            None => unwrap_near(raw, anchor, PTS_MODULUS),
+            Some(prev) => {
+                let step = wrapped_step(raw, prev, PTS_MODULUS);
+                match prev.checked_add(step) {
+                    Some(pts) if (-MAX_PTS_BACKSTEP..=MAX_PTS_STEP).contains(&step) => {
+                        if step != 0 {
+                            let step = step.abs();
+                            timing.min_step = Some(timing.min_step.map_or(step, |m| m.min(step)));
+                        }
+                        pts
+                    }
+                    _ => {
+                        // A jump (or the end of the timeline, after billions of crafted jumps): the span ends and
+                        // the next one starts from the PTS as read. Only per-PID spans count once there was a jump,
+                        // so where the new one starts does not matter, and the timeline cannot grow without bound.
+                        self.pts_jumps += 1;
+                        timing.jump();
+                        raw
+                    }
+                }
             }
-        }
+        };
         timing.prev_pts = Some(pts);
         timing.open_pts = Some(pts);
         let state = &mut self.pids[slot];

@@ -2,7 +2,7 @@
 
 use super::audio::Opus;
 use super::psi::{crc32_mpeg2, describe_stream};
-use super::timing::{parse_pcr, parse_timestamp, unwrap_near};
+use super::timing::{parse_pcr, parse_timestamp, unwrap_near, wrapped_step};
 use super::*;
 
 const CLIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/clip.ts");
@@ -934,4 +934,106 @@ fn fuzz_random_and_mutated_input_never_panics() {
             assert!(d.is_finite() && d >= 0.0, "round {round}: {d}");
         }
     }
+}
+
+/// Adaptation-field-only packets on `pid`, each with a PCR: the PCR of packet `i` is `pcr(i)` (modulo 2^33 × 300).
+fn pcr_packets(pid: u16, range: std::ops::Range<u64>, pcr: impl Fn(u64) -> u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PACKET * (range.end - range.start) as usize);
+    for i in range {
+        let mut p = [0xFFu8; PACKET];
+        p[..6].copy_from_slice(&[SYNC, (pid >> 8) as u8, pid as u8, 0x20, 183, 0x10]);
+        p[6..12].copy_from_slice(&encode_pcr(pcr(i) % PCR_MODULUS as u64));
+        out.extend_from_slice(&p);
+    }
+    out
+}
+
+/// Issue 11: a crafted stream whose PCR steps forwards by just under half its modulus in every packet used to
+/// push the unwrapped PCR past `i64::MAX` after about 7.2 million packets (1.3 GB): an overflow panic in a debug
+/// build, a wrapped (wrong) duration in release. Each such step is a timestamp jump; nothing overflows.
+#[test]
+fn pcr_stepping_half_its_modulus_for_millions_of_packets_does_not_overflow() {
+    let step = PCR_MODULUS as u64 / 2 - 1;
+    let packets: u64 = 7_500_000;
+    assert!(
+        (packets as i128) * (step as i128) > i64::MAX as i128,
+        "enough packets to overflow an i64 timeline"
+    );
+    let mut inspector = TsInspector::new();
+    let batch = 50_000;
+    for start in (0..packets).step_by(batch) {
+        let end = (start + batch as u64).min(packets);
+        inspector.feed(&pcr_packets(0x100, start..end, |i| {
+            ((i as u128 * step as u128) % PCR_MODULUS as u128) as u64
+        }));
+    }
+    let r = inspector.finish();
+    assert_eq!(r.packets, packets);
+    assert_eq!(r.timestamp_jumps, packets - 1);
+    assert_eq!(r.pcr_duration_seconds, Some(0.0));
+}
+
+/// The PCR timeline keeps its length across jumps and wraps: 10 s, a jump, 5 s across the 2^33 × 300 wrap.
+#[test]
+fn pcr_spans_add_up_across_jumps_and_wraps() {
+    let second = 27_000_000u64;
+    let wrap_at = PCR_MODULUS as u64 - 2 * second;
+    let mut data = pcr_packets(0x100, 0..11, |i| i * second);
+    data.extend(pcr_packets(0x100, 0..6, |i| wrap_at + i * second));
+    let r = inspect(&data);
+    assert_eq!(r.timestamp_jumps, 1);
+    assert!(
+        (r.pcr_duration_seconds.unwrap() - 15.0).abs() < 1e-9,
+        "{r:?}"
+    );
+}
+
+/// Issue 11: the PTS timeline of a PID cannot be pushed past `i64::MAX` either. About 2^31 PES, each a jump of
+/// just under 2^32 ticks, would take 400 GB, so this starts from the state they would leave: the PID's previous
+/// PTS near the end of the unwrapped timeline, then a 40 ms step and a jump forwards of 2^32 − 1 ticks.
+#[test]
+fn pts_unwrapping_near_the_end_of_i64_does_not_overflow() {
+    let far = i64::MAX - 8000;
+    let p0 = far.rem_euclid(PTS_MODULUS) as u64;
+    let pes = |pts: u64| {
+        let mut pes = vec![0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5];
+        pes.extend_from_slice(&encode_pts(0x20, pts % (1 << 33)));
+        pes.extend_from_slice(&[0u8; 20]);
+        pes
+    };
+    let mut mux = Mux::default();
+    mux.write(0x100, true, None, &pes(p0));
+    let mut inspector = TsInspector::new();
+    inspector.feed(&mux.out);
+    let slot = inspector.slot(0x100);
+    inspector.pids[slot].timing.prev_pts = Some(far);
+    inspector.pids[slot].timing.open_pts = Some(far);
+    mux.out.clear();
+    mux.write(0x100, true, None, &pes(p0 + 3600));
+    mux.write(0x100, true, None, &pes(p0 + 3600 + (1 << 32) - 1));
+    inspector.feed(&mux.out);
+    let r = inspector.finish();
+    assert_eq!(r.timestamp_jumps, 1, "{r:?}");
+    // Two spans of one frame each after the first PES: 40 ms + 40 ms, and the first PES's 40 ms.
+    assert!((r.duration_seconds.unwrap() - 0.12).abs() < 1e-9, "{r:?}");
+}
+
+/// Wrapped steps and unwrapping never overflow, whatever the values (outside numbers, or a timeline's far end).
+#[test]
+fn wrapped_steps_never_overflow() {
+    for (value, reference) in [
+        (0, i64::MAX),
+        (PTS_MODULUS - 1, i64::MIN),
+        (i64::MAX, i64::MIN),
+        (i64::MIN, i64::MAX),
+    ] {
+        let step = wrapped_step(value, reference, PTS_MODULUS);
+        assert!(
+            (-PTS_MODULUS / 2..PTS_MODULUS / 2).contains(&step),
+            "{step}"
+        );
+        let _ = unwrap_near(value, reference, PTS_MODULUS);
+    }
+    assert_eq!(wrapped_step(10, PTS_MODULUS - 10, PTS_MODULUS), 20);
+    assert!(unwrap_near(0, i64::MAX, PCR_MODULUS) >= i64::MAX - PCR_MODULUS / 2);
 }

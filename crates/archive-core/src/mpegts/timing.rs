@@ -29,16 +29,17 @@ pub(super) struct Segment {
 impl Timing {
     /// The end of the current span: the last frame's PTS plus its duration.
     pub(super) fn segment_end(&self, seg: &Segment) -> i64 {
-        seg.max_pts + seg.max_pts_duration.or(self.min_step).unwrap_or(0)
+        seg.max_pts
+            .saturating_add(seg.max_pts_duration.or(self.min_step).unwrap_or(0))
     }
 
     pub(super) fn segment_ticks(&self) -> i64 {
         self.segment
-            .map_or(0, |seg| self.segment_end(&seg) - seg.min_pts)
+            .map_or(0, |seg| self.segment_end(&seg).saturating_sub(seg.min_pts))
     }
 
     pub(super) fn total_ticks(&self) -> i64 {
-        self.closed_ticks + self.segment_ticks()
+        self.closed_ticks.saturating_add(self.segment_ticks())
     }
 
     /// The lowest PTS of the first span.
@@ -51,7 +52,7 @@ impl Timing {
         if self.first_start.is_none() {
             self.first_start = self.segment.map(|seg| seg.min_pts);
         }
-        self.closed_ticks += self.segment_ticks();
+        self.closed_ticks = self.closed_ticks.saturating_add(self.segment_ticks());
         self.segment = None;
     }
 
@@ -77,23 +78,69 @@ impl Timing {
     }
 }
 
-/// The PCRs of one PID, in unwrapped 27 MHz ticks.
+/// The PCRs of one PID in 27 MHz ticks: the last one as read (modulo 2^33 × 300) and the time elapsed, summed
+/// step by step, so that no value grows with the number of packets (a crafted stream stepping half the modulus
+/// in every packet would otherwise overflow an unwrapped timeline after a few million packets).
 #[derive(Debug, Clone)]
 pub(super) struct PcrTrack {
     pub(super) pid: u16,
-    pub(super) first: i64,
+    /// The last PCR, as read.
     pub(super) last: i64,
+    /// The current span between timestamp jumps.
+    pub(super) span_ticks: i64,
+    /// Sum of the spans closed by timestamp jumps.
     pub(super) closed_ticks: i64,
     pub(super) count: u64,
 }
 
-/// `value` (a timestamp modulo `modulus`) placed on the unwrapped timeline as close as possible to `reference`.
-pub(super) fn unwrap_near(value: i64, reference: i64, modulus: i64) -> i64 {
-    let mut step = (value - reference).rem_euclid(modulus);
+impl PcrTrack {
+    /// The first PCR of `pid`.
+    pub(super) fn new(pid: u16, value: i64) -> Self {
+        Self {
+            pid,
+            last: value,
+            span_ticks: 0,
+            closed_ticks: 0,
+            count: 1,
+        }
+    }
+
+    /// The next PCR of the track: a step forwards of at most `max_step` ticks is elapsed time; anything else is a
+    /// timestamp jump (returns `true`), which closes the current span.
+    pub(super) fn next(&mut self, value: i64, modulus: i64, max_step: i64) -> bool {
+        let step = wrapped_step(value, self.last, modulus);
+        self.last = value;
+        self.count += 1;
+        if (0..=max_step).contains(&step) {
+            self.span_ticks = self.span_ticks.saturating_add(step);
+            false
+        } else {
+            self.closed_ticks = self.closed_ticks.saturating_add(self.span_ticks);
+            self.span_ticks = 0;
+            true
+        }
+    }
+
+    /// The time measured: the spans between jumps, added up.
+    pub(super) fn total_ticks(&self) -> i64 {
+        self.closed_ticks.saturating_add(self.span_ticks)
+    }
+}
+
+/// The signed step from `reference` to `value` on a clock that counts modulo `modulus` (the nearest way round:
+/// from −modulus/2 to modulus/2 − 1). Never overflows, whatever the two values.
+pub(super) fn wrapped_step(value: i64, reference: i64, modulus: i64) -> i64 {
+    let mut step = (value.rem_euclid(modulus) - reference.rem_euclid(modulus)).rem_euclid(modulus);
     if step >= modulus / 2 {
         step -= modulus;
     }
-    reference + step
+    step
+}
+
+/// `value` (a timestamp modulo `modulus`) placed on the unwrapped timeline as close as possible to `reference`
+/// (saturating at the ends of `i64`).
+pub(super) fn unwrap_near(value: i64, reference: i64, modulus: i64) -> i64 {
+    reference.saturating_add(wrapped_step(value, reference, modulus))
 }
 
 /// A 33-bit PTS/DTS from its 5 bytes, if the marker bits are set.
