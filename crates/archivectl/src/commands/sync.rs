@@ -43,14 +43,16 @@ fn parse_since(text: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime
     );
     let n: i64 = number.parse().map_err(|_| bad_since(text))?;
     let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        "w" => n * 604_800,
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        "w" => n.checked_mul(604_800),
         _ => return Err(bad_since(text)),
     };
-    Ok(now - time::Duration::seconds(seconds))
+    seconds
+        .and_then(|s| now.checked_sub(time::Duration::seconds(s)))
+        .ok_or_else(|| Failure::usage(format!("--since {text:?}: too long ago to be a time")))
 }
 
 fn bad_since(text: &str) -> anyhow::Error {
