@@ -10,6 +10,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use opentok_rest::archive_id::{ArchiveId, validate_archive_id};
 use opentok_rest::auth::{
     self, ApplicationClaims, AuthError, ProjectClaims, sign_hs256, sign_rs256,
     verify_application_token, verify_hs256, verify_project_token, verify_rs256,
@@ -231,6 +232,10 @@ fn time() -> impl Strategy<Value = u64> {
     ]
 }
 
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Overwrites, cuts or inserts characters at char boundaries of `text`.
 fn mutate_text(text: &str, at: prop::sample::Index, len: usize, insert: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
@@ -318,6 +323,32 @@ proptest! {
         if mutated != app_token {
             if let Ok(c) = verify_application_token(&mutated, "app", &public, NOW) {
                 prop_assert_eq!(c, app_claims);
+            }
+        }
+    }
+
+    /// An archive id is accepted exactly when it is a UUID's text form (either case): then it is one safe path
+    /// component; anything else is refused with a printable, bounded message.
+    #[test]
+    fn archive_ids_are_exactly_uuids(text in "\\PC{0,60}", uuid in any::<[u8; 16]>(), upper in any::<bool>(),
+                                     at in any::<prop::sample::Index>(), c in any::<char>()) {
+        let hex = hex_string(&uuid);
+        let canonical = format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]);
+        let canonical = if upper { canonical.to_uppercase() } else { canonical };
+        let id = ArchiveId::parse(&canonical).expect("a UUID is an archive id");
+        prop_assert_eq!(id.as_str(), canonical.as_str());
+        let mutated = mutate_text(&canonical, at, 1, &c.to_string());
+        let still_uuid = mutated.len() == 36
+            && mutated.char_indices().all(|(i, ch)| if matches!(i, 8 | 13 | 18 | 23) { ch == '-' } else { ch.is_ascii_hexdigit() });
+        prop_assert_eq!(validate_archive_id(&mutated).is_ok(), still_uuid, "{:?}", mutated);
+        for candidate in [text.as_str(), mutated.as_str()] {
+            match validate_archive_id(candidate) {
+                Ok(()) => prop_assert!(!candidate.contains(['/', '\\', '.', '%']) && !candidate.chars().any(char::is_control)),
+                Err(e) => {
+                    let message = e.to_string();
+                    prop_assert!(!message.chars().any(char::is_control), "{:?}", message);
+                    prop_assert!(message.chars().count() < 400, "{:?}", message);
+                }
             }
         }
     }
