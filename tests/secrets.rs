@@ -233,6 +233,27 @@ impl Project {
         out
     }
 
+    /// Runs archivectl with the configuration `config` (in the project directory), which must fail; keeps what
+    /// it printed (errors are where secrets like to leak).
+    fn run_failing(&self, config: &str, args: &[&str], exposed: &mut Exposed) -> Output {
+        let out = self
+            .archivectl()
+            .env("ARCHIVECTL_CONFIG", self.path(config))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "archivectl {args:?} with {config} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        exposed.add_output(
+            &format!("archivectl {} (failing, {config})", args.join(" ")),
+            &out,
+        );
+        out
+    }
+
     fn json(&self, args: &[&str], exposed: &mut Exposed, daemons: &[&Daemon]) -> Value {
         let mut all = args.to_vec();
         all.push("--json");
@@ -247,25 +268,37 @@ impl Project {
 }
 
 fn write_config(project: &Project, servers: &TestServers, api_url: &str) {
+    write_config_as(project, servers, api_url, "archivectl.toml", "");
+}
+
+/// A configuration file `name` whose secret files are `{prefix}api-secret`, `{prefix}s3-secret` and
+/// `{prefix}passphrase`.
+fn write_config_as(
+    project: &Project,
+    servers: &TestServers,
+    api_url: &str,
+    name: &str,
+    prefix: &str,
+) {
     let s3 = &servers.s3;
     std::fs::write(
-        project.path("archivectl.toml"),
+        project.path(name),
         format!(
             r#"[project]
 api_key = "{API_KEY}"
 api_url = "{api_url}"
-api_secret_file = "api-secret"
+api_secret_file = "{prefix}api-secret"
 
 [target]
 type = "s3"
 bucket = "{bucket}"
 endpoint = "{endpoint}"
 access_key_id = "{access}"
-secret_access_key_file = "s3-secret"
+secret_access_key_file = "{prefix}s3-secret"
 
 [keys]
 private_key = "key.pem"
-passphrase_file = "passphrase"
+passphrase_file = "{prefix}passphrase"
 
 [ledger]
 path = "data/ledger.sqlite3"
@@ -433,6 +466,19 @@ fn no_secret_in_output_logs_ledger_exports_or_the_receivers_command_line() {
     project.json(&["ledger", "list"], &mut exposed, &daemons);
     project.run(&["ledger", "show", &id], &mut exposed, &daemons);
     project.json(&["sync"], &mut exposed, &daemons);
+    // The object as the bucket holds it, for `decrypt` below (pull deletes it remotely).
+    let object_key = format!("{API_KEY}/{id}/archive.ts");
+    let encrypted = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = storage_fetch::Store::new(servers.s3.clone().into()).unwrap();
+            let size = store.head(&object_key).await?.size;
+            store.get_range(&object_key, 0..size, None).await
+        })
+        .unwrap_or_else(|e| panic!("the emulator uploaded nothing at {object_key}: {e}"));
+    std::fs::write(project.path("archive.enc"), &encrypted).unwrap();
     project.run(
         &["pull", "--all", "--out-dir", "pulled", "--delete-remote"],
         &mut exposed,
@@ -451,6 +497,57 @@ fn no_secret_in_output_logs_ledger_exports_or_the_receivers_command_line() {
         &mut exposed,
         &daemons,
     );
+
+    // The same commands with wrong secrets: the errors name the problem, never the secret.
+    let wrong_api_secret = random_secret("wrongapisecret");
+    let wrong_s3_secret = random_secret("wrongs3secret");
+    let wrong_passphrase = random_secret("wrongpassphrase");
+    std::fs::write(
+        project.path("wrong-api-secret"),
+        format!("{wrong_api_secret}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.path("wrong-s3-secret"),
+        format!("{wrong_s3_secret}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.path("wrong-passphrase"),
+        format!("{wrong_passphrase}\n"),
+    )
+    .unwrap();
+    write_config_as(&project, &servers, &emulator_url, "wrong.toml", "wrong-");
+    project.run_failing("wrong.toml", &["archives", "list"], &mut exposed);
+    project.run_failing("wrong.toml", &["storage", "check"], &mut exposed);
+    project.run_failing(
+        "wrong.toml",
+        &[
+            "decrypt",
+            "--password",
+            &password,
+            "--in",
+            "archive.enc",
+            "--out",
+            "wrong.ts",
+        ],
+        &mut exposed,
+    );
+    // And with the right ones, `decrypt` of the object as it was in the bucket.
+    project.run(
+        &[
+            "decrypt",
+            "--password",
+            &password,
+            "--in",
+            "archive.enc",
+            "--out",
+            "decrypted.ts",
+        ],
+        &mut exposed,
+        &daemons,
+    );
+
     let ledger = project.path("data/ledger.sqlite3");
     exposed.add_ledger(&ledger, "while the receiver runs");
 
@@ -473,13 +570,24 @@ fn no_secret_in_output_logs_ledger_exports_or_the_receivers_command_line() {
         Secret::new("the callback token", token.as_bytes()),
         Secret::new("the archive's AES key", blob.key()),
         Secret::new("the archive's IV", blob.iv()),
+        Secret::new("a wrong API secret", wrong_api_secret.as_bytes()),
+        Secret::new("a wrong S3 secret", wrong_s3_secret.as_bytes()),
+        Secret::new("a wrong passphrase", wrong_passphrase.as_bytes()),
     ];
     // The search works: each secret is found where it is meant to be.
-    let secret_files: Vec<u8> = ["api-secret", "s3-secret", "passphrase", "token"]
-        .iter()
-        .flat_map(|f| std::fs::read(project.path(f)).unwrap())
-        .chain(blob.to_bytes().iter().copied())
-        .collect();
+    let secret_files: Vec<u8> = [
+        "api-secret",
+        "s3-secret",
+        "passphrase",
+        "token",
+        "wrong-api-secret",
+        "wrong-s3-secret",
+        "wrong-passphrase",
+    ]
+    .iter()
+    .flat_map(|f| std::fs::read(project.path(f)).unwrap())
+    .chain(blob.to_bytes().iter().copied())
+    .collect();
     for secret in &secrets {
         assert!(
             !secret.found_in(&secret_files).is_empty(),
