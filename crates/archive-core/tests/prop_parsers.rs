@@ -201,6 +201,10 @@ proptest! {
                 inspector.feed(piece);
             }
             let report = inspector.finish();
+            // The report does not depend on how the stream was cut into pieces.
+            let mut whole = TsInspector::new();
+            whole.feed(data);
+            prop_assert_eq!(&whole.finish(), &report);
             prop_assert_eq!(report.bytes, data.len() as u64);
             prop_assert_eq!(
                 report.packets * PACKET as u64 + report.skipped_bytes + report.trailing_bytes,
