@@ -497,6 +497,20 @@ fn no_secret_in_output_logs_ledger_exports_or_the_receivers_command_line() {
         &mut exposed,
         &daemons,
     );
+    for format in ["json", "csv"] {
+        let file = format!("export.{format}");
+        project.run(
+            &["ledger", "export", "--format", format, "--out", &file],
+            &mut exposed,
+            &daemons,
+        );
+        let bytes = std::fs::read(project.path(&file)).unwrap();
+        assert!(
+            String::from_utf8_lossy(&bytes).contains(&id),
+            "{file} has the archive"
+        );
+        exposed.add(file, bytes);
+    }
 
     // The same commands with wrong secrets: the errors name the problem, never the secret.
     let wrong_api_secret = random_secret("wrongapisecret");
