@@ -119,6 +119,10 @@ pub enum ArchiveError {
     /// Stopped through [`DecryptOptions::cancel`].
     #[error("interrupted")]
     Interrupted,
+    /// The decrypted archive failed its verification (see [`crate::resume::ResumableOutput::finish`]): it is
+    /// not whole MPEG-TS, not the object's length, or its PKCS#7 tail is invalid.
+    #[error("the decrypted archive failed verification: {0}")]
+    Unverified(String),
 }
 
 enum ToWriter {

@@ -3,8 +3,10 @@
 //! The encrypted copy never touches the disk: parts arrive by parallel ranged GETs (storage-fetch), in order,
 //! and are decrypted on other cores into `.{id}.ts.partial` beside the output, which is checkpointed. Killed,
 //! cut off or interrupted, the same command resumes from the last checkpoint (see
-//! `archive_core::resume`). The result is checked (MPEG-TS), measured (duration) and hashed (SHA-256), and
-//! only then renamed to `{out-dir}/{id}.ts` — and, with `--delete-remote`, deleted from the service.
+//! `archive_core::resume`, which binds the checkpoint to the archive, the object and the key). The result is
+//! verified (MPEG-TS throughout, the object's length, a valid PKCS#7 tail), measured (duration) and hashed
+//! (SHA-256), and only then renamed to `{out-dir}/{id}.ts`; then the ledger records it, and only then are the
+//! deletions asked for made (`settle`: `--delete-object`, `--delete-remote`).
 
 use std::io::IsTerminal;
 use std::io::Write as _;
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use archive_core::PasswordBlob;
-use archive_core::resume::{ResumableOutput, ResumableSummary};
+use archive_core::resume::{ResumableOutput, ResumableSummary, ResumeBinding};
 use futures_util::StreamExt;
 use opentok_rest::model::{Archive, ArchiveStatus};
 use sha2::{Digest, Sha256};
@@ -26,6 +28,7 @@ use crate::secrets;
 use crate::target::TargetArgs;
 
 mod from_url;
+mod settle;
 
 /// Arguments of `archivectl pull`.
 #[derive(Debug, clap::Args)]
@@ -46,9 +49,16 @@ pub struct Args {
     /// Remove the PKCS#7 padding (by default the output is what `openssl enc -d -nopad` gives).
     #[arg(long)]
     trim: bool,
-    /// After the pulled archive is verified, delete it through the service's REST API.
+    /// After the output is verified and the ledger has recorded it, delete the archive's record at the
+    /// service (REST API): the service no longer lists it nor gives its password. The encrypted object in
+    /// your storage target stays (see --delete-object), and so does the decrypted output.
     #[arg(long)]
     delete_remote: bool,
+    /// After the output is verified and the ledger has recorded it, delete the encrypted object
+    /// `{apiKey}/{archiveId}/archive.ts` from your storage target. The service's record of the archive
+    /// stays (see --delete-remote), and so does the decrypted output.
+    #[arg(long)]
+    delete_object: bool,
     /// Size of each ranged GET, in MiB (memory holds --concurrency + 1 parts, reused for the whole archive).
     #[arg(long, value_name = "MIB", default_value_t = 4)]
     part_size_mib: u64,
@@ -98,7 +108,9 @@ pub struct Pulled {
     pub measured_duration: Option<f64>,
     /// The MPEG-TS inspection of the output.
     pub report: Option<archive_core::mpegts::TsReport>,
-    /// Whether the archive was then deleted through the REST API.
+    /// Whether the encrypted object was then deleted from the storage target (`--delete-object`).
+    pub object_deleted: bool,
+    /// Whether the archive's record was then deleted at the service, through the REST API (`--delete-remote`).
     pub remote_deleted: bool,
 }
 
@@ -168,6 +180,12 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
         )
         .into());
     }
+    if args.delete_remote
+        && let Err(e) = ctx.client()
+    {
+        // Said before anything is pulled, not after.
+        return Err(e.context("--delete-remote deletes through the REST API"));
+    }
     let store = Store::new(args.target.resolve(ctx)?).context("storage target")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -225,16 +243,26 @@ async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<(
         match result {
             Ok(p) => {
                 if !ctx.out.is_json() {
+                    let continuity = p.report.as_ref().map_or(0, |r| r.continuity_errors);
                     println!(
-                        "pulled {} -> {} ({} bytes, sha256 {}, duration {}){}",
+                        "pulled {} -> {} ({} bytes, sha256 {}, duration {}{}){}{}",
                         p.id,
                         p.path.display(),
                         p.bytes,
                         p.sha256,
                         p.measured_duration
                             .map_or("unknown".into(), |d| format!("{d:.3} s")),
+                        match continuity {
+                            0 => String::new(),
+                            n => format!(", {n} MPEG-TS continuity errors"),
+                        },
+                        if p.object_deleted {
+                            ", object deleted from the target"
+                        } else {
+                            ""
+                        },
                         if p.remote_deleted {
-                            ", deleted remotely"
+                            ", service record deleted"
                         } else {
                             ""
                         }
@@ -368,7 +396,7 @@ async fn pull_one(
         && status
             .as_ref()
             .is_some_and(|s| matches!(s, ArchiveStatus::Available));
-    let mut pulled = if in_service_cloud {
+    let fetched = if in_service_cloud {
         // Kept by the service after a failed upload (fallback): not in the bucket, but behind a presigned
         // URL that expires, so a fresh one is asked for.
         let fresh = match archive.as_ref().and_then(|a| a.url.clone()) {
@@ -390,7 +418,7 @@ async fn pull_one(
                 })?
             }
         };
-        from_url::fetch(&fresh, id, password.as_deref(), unwrap, &opts, &ctx.out).await?
+        from_url::fetch(&fresh, id, password.as_deref(), unwrap, &opts, &ctx.out).await
     } else {
         fetch(
             store,
@@ -401,40 +429,21 @@ async fn pull_one(
             &opts,
             &ctx.out,
         )
-        .await?
+        .await
     };
-    if args.delete_remote {
-        let client = client
-            .ok_or_else(|| Failure::invalid("--delete-remote needs the API key and secret"))?;
-        client.delete_archive(id).await.with_context(|| {
-            format!(
-                "pulled and verified {}, but cannot delete archive {id} remotely",
-                pulled.path.display()
-            )
-        })?;
-        pulled.remote_deleted = true;
-    }
-    let record = archive_db::PullRecord {
-        // Absolute, so the ledger says where the file is from any directory.
-        local_path: std::fs::canonicalize(&pulled.path).unwrap_or_else(|_| pulled.path.clone()),
-        sha256: pulled.sha256.clone(),
-        measured_duration: pulled.measured_duration,
-        verified_at: time::OffsetDateTime::now_utc(),
+    let pulled = match fetched {
+        Ok(p) => p,
+        Err(e) => {
+            settle::record_failure(ledger, id, &e);
+            return Err(e);
+        }
     };
-    let mut ledger = lock(ledger);
-    ledger
-        .record_pull(id, &record)
-        .context("pulled and verified, but cannot record it in the ledger")?;
-    if pulled.remote_deleted {
-        ledger
-            .record_remote_delete(id, time::OffsetDateTime::now_utc())
-            .context("deleted remotely, but cannot record it in the ledger")?;
-        // The service now reports it deleted (and no longer lists it, so `sync` cannot tell the ledger).
-        let deleted = serde_json::json!({"id": id, "status": "deleted"});
-        record_what_we_know(&mut ledger, deleted, "archivectl pull --delete-remote")
-            .context("deleted remotely, but cannot record it in the ledger")?;
-    }
-    Ok(pulled)
+    let origin = if in_service_cloud {
+        settle::Origin::ServiceCloud
+    } else {
+        settle::Origin::Target
+    };
+    settle::settle(args, store, client, ledger, pulled, origin).await
 }
 
 /// What `pull` does once it knows the store, the password and the key: finds archive `id` of project `api_key`
@@ -474,6 +483,7 @@ pub async fn fetch(
         Some(blob) => {
             let s = pull_encrypted(
                 store,
+                id,
                 &object.key,
                 object.size,
                 object.e_tag.as_deref(),
@@ -515,6 +525,7 @@ impl Pulled {
             trimmed_bytes: summary.trimmed_bytes,
             measured_duration: summary.report.duration_seconds.filter(|_| encrypted),
             report: encrypted.then_some(summary.report),
+            object_deleted: false,
             remote_deleted: false,
         }
     }
@@ -523,6 +534,7 @@ impl Pulled {
 #[allow(clippy::too_many_arguments)]
 async fn pull_encrypted(
     store: &Store,
+    id: &str,
     key: &str,
     size: u64,
     e_tag: Option<&str>,
@@ -531,9 +543,15 @@ async fn pull_encrypted(
     opts: &FetchOptions,
     progress: &Progress,
 ) -> anyhow::Result<ResumableSummary> {
-    let output = ResumableOutput::open(out_path, size, e_tag, &blob, opts.checkpoint)
+    let binding = ResumeBinding {
+        archive_id: id,
+        object_size: size,
+        e_tag,
+    };
+    let output = ResumableOutput::open(out_path, &binding, &blob, opts.checkpoint)
         .with_context(|| format!("cannot write {}", out_path.display()))?;
     drop(blob);
+    say_where_it_starts(&output, out_path);
     let offset = output.resume_offset();
     progress.set_position(offset);
     let mut download_opts = DownloadOptions {
@@ -598,6 +616,23 @@ async fn pull_encrypted(
     conclude(output, stop, size, out_path, key, opts.trim)
 }
 
+/// Says on stderr (in text and JSON modes alike) that an earlier partial output was discarded, and why, or
+/// where a resumed pull starts.
+pub(crate) fn say_where_it_starts(output: &ResumableOutput, out_path: &Path) {
+    if let Some(why) = output.restarted() {
+        eprintln!(
+            "note: discarding the partial output of {}: {why}; starting from zero",
+            out_path.display()
+        );
+    } else if output.resume_offset() > 0 {
+        eprintln!(
+            "note: resumed {} at {} MiB",
+            out_path.display(),
+            output.resume_offset() >> 20
+        );
+    }
+}
+
 /// How a decrypting download loop ended, short of its end.
 pub(crate) struct Stop {
     /// The decryption refused the data (wrong key, or an I/O error writing).
@@ -619,7 +654,11 @@ pub(crate) fn conclude(
     trim: bool,
 ) -> anyhow::Result<ResumableSummary> {
     if let Some(e) = stop.decrypt_error {
-        if matches!(e, archive_core::archive::ArchiveError::NotMpegTs(_)) {
+        if matches!(
+            e,
+            archive_core::archive::ArchiveError::NotMpegTs(_)
+                | archive_core::archive::ArchiveError::Unverified(_)
+        ) {
             // Wrong key or password: nothing of it is kept.
             output.discard();
         } else {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use archive_core::PasswordBlob;
-use archive_core::resume::ResumableOutput;
+use archive_core::resume::{ResumableOutput, ResumeBinding};
 
 use super::{FetchOptions, PlainOutput, Progress, Pulled, Stop, conclude, cpu_bound};
 use crate::exit::Failure;
@@ -47,9 +47,15 @@ pub(crate) async fn fetch(
     let (summary, encrypted) = match password {
         Some(password) => {
             let blob = unwrap(password)?;
-            let output = ResumableOutput::open(&out_path, size, None, &blob, opts.checkpoint)
+            let binding = ResumeBinding {
+                archive_id: id,
+                object_size: size,
+                e_tag: None,
+            };
+            let output = ResumableOutput::open(&out_path, &binding, &blob, opts.checkpoint)
                 .with_context(|| format!("cannot write {}", out_path.display()))?;
             drop(blob);
+            super::say_where_it_starts(&output, &out_path);
             let offset = output.resume_offset();
             progress.set_position(offset);
             let response = if offset == 0 {
