@@ -202,16 +202,28 @@ fn wait_durable(fx: &Fixture, id: &str, child: &mut std::process::Child, bytes: 
 fn interrupt_pull(
     fx: &Fixture,
     s3: &OwnS3,
+    cmd: Command,
+    id: &str,
+    sig: &str,
+) -> std::process::Output {
+    interrupt_pull_at(fx, s3, cmd, id, sig, 2 << 20)
+}
+
+/// [`interrupt_pull`] once `at` bytes are durable.
+fn interrupt_pull_at(
+    fx: &Fixture,
+    s3: &OwnS3,
     mut cmd: Command,
     id: &str,
     sig: &str,
+    at: u64,
 ) -> std::process::Output {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_durable(fx, id, &mut child, 2 << 20);
+    wait_durable(fx, id, &mut child, at);
     s3.signal("STOP");
     signal(child.id(), sig);
     let out = child.wait_with_output().unwrap();
@@ -500,4 +512,76 @@ fn delete_object_and_delete_remote_each_remove_their_own_after_the_ledger_record
         "{help}"
     );
     assert!(help.matches("stays").count() >= 2, "{help}");
+}
+
+#[test]
+fn sigterm_and_sighup_checkpoint_and_exit_143_and_a_sigkilled_pull_resumes_identical_to_openssl() {
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.path("out")).unwrap();
+    let s3 = OwnS3::start(&fx.dir.path().join("s3data"));
+    let target = Target::S3(s3.target.clone());
+    let password = encrypted_archive(&fx, 300, ""); // ~36 MiB
+    fx.documented_decrypt("archive.ts", "documented.ts");
+    let id = "5afe0005-0000-4000-8000-000000000001";
+    put(
+        &target,
+        &format!("{API_KEY}/{id}/archive.ts"),
+        &fx.dir.path().join("archive.ts"),
+    );
+    let args = [&tuning(&s3.target, &fx)[..], &strings(&[id])].concat();
+    let body = archive_body(id, &password);
+    let partial = fx.dir.path().join(format!("out/.{id}.ts.partial"));
+    let mut at = 0;
+    for (run, sig) in ["TERM", "HUP"].into_iter().enumerate() {
+        let (api, _f) = serve(vec![(200, &body)]);
+        let cmd = pull_cmd(api, &fx, &format!("ledger-{run}.sqlite3"), &args);
+        let out = interrupt_pull_at(&fx, &s3, cmd, id, sig, at + (2 << 20));
+        assert_fails(
+            &out,
+            143,
+            "interrupted; run the same command again to resume",
+        );
+        if run > 0 {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains(&format!("at {} MiB", at >> 20)),
+                "resumed, said in text mode: {stderr}"
+            );
+        }
+        let now = durable(&fx, id);
+        assert!(now >= at + (2 << 20), "checkpointed on SIG{sig}");
+        assert!(std::fs::metadata(&partial).unwrap().len() >= now);
+        assert!(!fx.dir.path().join(format!("out/{id}.ts")).exists());
+        at = now;
+    }
+    // SIGKILL: no chance to checkpoint; the next run resumes from the last checkpoint it made.
+    let (api, _f) = serve(vec![(200, &body)]);
+    let cmd = pull_cmd(api, &fx, "ledger-kill.sqlite3", &args);
+    let out = interrupt_pull_at(&fx, &s3, cmd, id, "KILL", at + (2 << 20));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(9)
+    );
+    let at = durable(&fx, id);
+    let (api, _f) = serve(vec![(200, &body)]);
+    let out = pull_cmd(
+        api,
+        &fx,
+        "ledger-last.sqlite3",
+        &[&args[..], &strings(&["--json"])].concat(),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["resumed_from"].as_u64().unwrap(), at, "{json}");
+    assert_eq!(
+        std::fs::read(fx.path(&format!("out/{id}.ts"))).unwrap(),
+        std::fs::read(fx.path("documented.ts")).unwrap()
+    );
+    assert_eq!(files(&fx.dir.path().join("out")), vec![format!("{id}.ts")]);
 }

@@ -29,6 +29,7 @@ use crate::target::TargetArgs;
 
 mod from_url;
 mod settle;
+mod signals;
 
 /// Arguments of `archivectl pull`.
 #[derive(Debug, clap::Args)]
@@ -217,24 +218,20 @@ async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<(
     let mut results = Vec::new();
     let mut failures = Vec::new();
     let ledger = &ledger;
-    // Once a pull is interrupted (Ctrl-C), the archives still queued are not started.
-    let interrupted = &std::sync::atomic::AtomicBool::new(false);
+    // Once a pull is interrupted (SIGINT, SIGTERM, SIGHUP), the archives still queued are not started.
+    let stop = signals::Signals::current();
+    let stop = &stop;
     let mut stream = futures_util::stream::iter(ids.into_iter().map(|id| {
         let client = client.clone();
         async move {
-            if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(code) = stop.code() {
                 let stopped = Failure {
-                    code: crate::exit::INTERRUPTED,
+                    code,
                     message: "not started: interrupted".into(),
                 };
                 return (id, Err(stopped.into()));
             }
             let r = pull_one(args, ctx, store, client.as_ref(), ledger, &id).await;
-            if let Err(e) = &r
-                && crate::exit::code_for(e) == crate::exit::INTERRUPTED
-            {
-                interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
             (id, r)
         }
     }))
@@ -571,10 +568,9 @@ async fn pull_encrypted(
     let mut output = output;
     let mut decrypt_error: Option<archive_core::archive::ArchiveError> = None;
     let mut failure: Option<anyhow::Error> = None;
-    let mut interrupted = false;
-    // One listener for the whole download, so a Ctrl-C that comes while a part is being processed is seen.
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut interrupted = None;
+    // The run's one listener, so a signal that comes while a part is being processed is seen.
+    let mut stop = signals::Signals::current();
     loop {
         tokio::select! {
             part = download.next() => match part {
@@ -601,8 +597,8 @@ async fn pull_encrypted(
                 }
                 None => break,
             },
-            _ = &mut ctrl_c => {
-                interrupted = true;
+            code = stop.stopped() => {
+                interrupted = Some(code);
                 break;
             }
         }
@@ -639,8 +635,8 @@ pub(crate) struct Stop {
     pub decrypt_error: Option<archive_core::archive::ArchiveError>,
     /// The download failed.
     pub failure: Option<anyhow::Error>,
-    /// Ctrl-C.
-    pub interrupted: bool,
+    /// SIGINT, SIGTERM or SIGHUP: the exit code to stop with.
+    pub interrupted: Option<u8>,
 }
 
 /// Completes a resumable decryption after its download loop: the output is finished if all of the object is
@@ -666,13 +662,13 @@ pub(crate) fn conclude(
         }
         return Err(anyhow::Error::new(e).context(format!("cannot decrypt {what}")));
     }
-    if stop.interrupted || stop.failure.is_some() || output.resume_offset() != size {
+    if stop.interrupted.is_some() || stop.failure.is_some() || output.resume_offset() != size {
         // Make what we have durable for the next run.
         let at = output.resume_offset();
         let _ = cpu_bound(|| output.checkpoint());
-        if stop.interrupted {
+        if let Some(code) = stop.interrupted {
             return Err(Failure {
-                code: crate::exit::INTERRUPTED,
+                code,
                 message: format!(
                     "interrupted; run the same command again to resume {}",
                     out_path.display()
@@ -727,8 +723,20 @@ async fn pull_plain(
         .await?;
     let buffers = download.buffers();
     let mut output = PlainOutput::create(out_path)?;
-    while let Some(part) = download.next().await {
-        let part = part?;
+    let mut stop = signals::Signals::current();
+    loop {
+        let part = tokio::select! {
+            part = download.next() => match part {
+                Some(part) => part?,
+                None => break,
+            },
+            // Not resumable: the temporary file goes with `output`.
+            code = stop.stopped() => return Err(Failure {
+                code,
+                message: format!("interrupted; nothing of {} is kept", out_path.display()),
+            }
+            .into()),
+        };
         output.write(&part, progress)?;
         if let Ok(buf) = part.try_into_mut() {
             buffers.give_back(buf);
