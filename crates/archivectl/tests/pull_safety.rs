@@ -585,3 +585,40 @@ fn sigterm_and_sighup_checkpoint_and_exit_143_and_a_sigkilled_pull_resumes_ident
     );
     assert_eq!(files(&fx.dir.path().join("out")), vec![format!("{id}.ts")]);
 }
+
+#[test]
+fn pull_outputs_are_0600_under_umask_000() {
+    use std::os::unix::fs::PermissionsExt;
+    let servers = TestServers::require().expect("the test servers (source /tmp/servers.env)");
+    let fx = Fixture::new();
+    let password = encrypted_archive(&fx, 2, "");
+    let id = "5afe0006-0000-4000-8000-000000000001";
+    put(
+        &Target::S3(servers.s3.clone()),
+        &format!("{API_KEY}/{id}/archive.ts"),
+        &fx.dir.path().join("archive.ts"),
+    );
+    let (api, _f) = serve(vec![(200, &archive_body(id, &password))]);
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_archivectl"))
+        .env("OPENTOK_API_SECRET", SECRET)
+        .env("ARCHIVECTL_LEDGER", fx.path("ledger.sqlite3"))
+        .current_dir(fx.dir.path())
+        .args(["--api-key", API_KEY, "--api-url", &format!("http://{api}")])
+        .args(["pull", "--key", "key.pem", "--out-dir", "out", id])
+        .args(s3_args(&servers.s3, &fx))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(fx.path(&format!("out/{id}.ts")))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
