@@ -622,3 +622,200 @@ fn pull_outputs_are_0600_under_umask_000() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// Records `body` in the ledger at `path` as a callback would (what a forger who reaches the receiver can do).
+fn forged_callback(path: &str, body: &str) {
+    let mut ledger = archive_db::Ledger::open(path).unwrap();
+    let event =
+        archive_db::IncomingEvent::from_callback(body.as_bytes(), "203.0.113.9:4444").unwrap();
+    ledger.record_event(&event).unwrap();
+}
+
+#[test]
+fn a_forged_password_or_status_recorded_first_does_not_keep_the_real_archive_from_being_pulled() {
+    let servers = TestServers::require().expect("the test servers (source /tmp/servers.env)");
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.path("out")).unwrap();
+    let password = encrypted_archive(&fx, 2, "");
+    fx.documented_decrypt("archive.ts", "documented.ts");
+    let forged = other_password(&fx);
+    let target = Target::S3(servers.s3.clone());
+    let args = s3_args(&servers.s3, &fx);
+    let ids = [
+        "5afe0007-0000-4000-8000-000000000001",
+        "5afe0007-0000-4000-8000-000000000002",
+        "5afe0007-0000-4000-8000-000000000003",
+    ];
+    for id in ids {
+        put(
+            &target,
+            &format!("{API_KEY}/{id}/archive.ts"),
+            &fx.dir.path().join("archive.ts"),
+        );
+    }
+    let pulled = |id: &str| {
+        assert_eq!(
+            std::fs::read(fx.path(&format!("out/{id}.ts"))).unwrap(),
+            std::fs::read(fx.path("documented.ts")).unwrap()
+        );
+    };
+
+    // 1. Only a forged password in the ledger: it does not fit, the REST API's does.
+    let ledger = fx.path("ledger-1.sqlite3");
+    forged_callback(&ledger, &archive_body(ids[0], &forged));
+    let (api, fake) = serve(vec![(200, &archive_body(ids[0], &password))]);
+    let out = pull_cmd(
+        api,
+        &fx,
+        "ledger-1.sqlite3",
+        &[&args[..], &strings(&[ids[0]])].concat(),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not fit"), "{stderr}");
+    assert_eq!(fake.requests.lock().unwrap().len(), 1);
+    pulled(ids[0]);
+
+    // 2. The forged password first, then the real one: a conflict, settled by the REST API before pulling.
+    let ledger = fx.path("ledger-2.sqlite3");
+    forged_callback(&ledger, &archive_body(ids[1], &forged));
+    forged_callback(&ledger, &archive_body(ids[1], &password));
+    let (api, fake) = serve(vec![(200, &archive_body(ids[1], &password))]);
+    let out = pull_cmd(
+        api,
+        &fx,
+        "ledger-2.sqlite3",
+        &[&args[..], &strings(&[ids[1]])].concat(),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("does not fit"));
+    assert_eq!(fake.requests.lock().unwrap().len(), 1);
+    pulled(ids[1]);
+
+    // 3. A forged `failed` recorded first: `pull --all` re-checks it with the REST API and pulls it.
+    let ledger = fx.path("ledger-3.sqlite3");
+    let failed = archive_body(ids[2], &forged).replace("\"uploaded\"", "\"failed\"");
+    forged_callback(&ledger, &failed);
+    let body = archive_body(ids[2], &password);
+    let (api, _fake) = serve(vec![(200, &body), (200, &body)]);
+    let out = pull_cmd(
+        api,
+        &fx,
+        "ledger-3.sqlite3",
+        &[&args[..], &strings(&["--all"])].concat(),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the REST API says uploaded: pulling it"),
+        "{stderr}"
+    );
+    pulled(ids[2]);
+    let ledger = archive_db::Ledger::open(&ledger).unwrap();
+    let history = ledger.status_history(ids[2]).unwrap();
+    assert!(
+        history.iter().any(|h| h.status == "failed")
+            && history.iter().any(|h| h.status == "uploaded"),
+        "the history keeps both: {history:?}"
+    );
+    assert!(
+        ledger
+            .archive(ids[2])
+            .unwrap()
+            .unwrap()
+            .verified_at
+            .is_some()
+    );
+}
+
+#[test]
+fn pull_messages_bare_pull_stopped_archives_a_second_pull_and_an_out_dir_left_uncreated() {
+    let servers = TestServers::require().expect("the test servers (source /tmp/servers.env)");
+    let fx = Fixture::new();
+    let args = s3_args(&servers.s3, &fx);
+
+    // Bare `pull`: a usage error that names --all.
+    let out = archivectl().args(["pull"]).args(&args).output().unwrap();
+    assert_fails(&out, 2, "--all");
+
+    // A stopped archive, still uploading: said so, and --out-dir (new) is not left behind.
+    let id = "5afe0008-0000-4000-8000-000000000001";
+    let stopped = archive_body(id, "").replace("\"uploaded\"", "\"stopped\"");
+    let (api, _f) = serve(vec![(200, &stopped)]);
+    let mut cmd = pull_cmd(
+        api,
+        &fx,
+        "ledger-stopped.sqlite3",
+        &[&args[..], &strings(&[id])].concat(),
+    );
+    let out = cmd.output().unwrap();
+    assert_fails(&out, 3, "retry when it is uploaded");
+    assert!(
+        !fx.dir.path().join("out").exists(),
+        "--out-dir not created for a failed pull"
+    );
+
+    // Pulled and verified once; the same pull again does nothing and says so, unless --force.
+    let password = encrypted_archive(&fx, 2, "");
+    put(
+        &Target::S3(servers.s3.clone()),
+        &format!("{API_KEY}/{id}/archive.ts"),
+        &fx.dir.path().join("archive.ts"),
+    );
+    let (api, fake) = serve(vec![(200, &archive_body(id, &password))]);
+    let run = [&args[..], &strings(&[id])].concat();
+    let out = pull_cmd(api, &fx, "ledger.sqlite3", &run).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let output = fx.dir.path().join(format!("out/{id}.ts"));
+    std::fs::write(&output, b"changed since").unwrap(); // so a second pull would show
+    let out = pull_cmd(api, &fx, "ledger.sqlite3", &run).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("already pulled and verified at"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(std::fs::read(&output).unwrap(), b"changed since");
+    assert_eq!(
+        fake.requests.lock().unwrap().len(),
+        1,
+        "the service was not asked again"
+    );
+    let forced = [&run[..], &strings(&["--force"])].concat();
+    let out = pull_cmd(api, &fx, "ledger.sqlite3", &forced)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(std::fs::read(&output).unwrap(), b"changed since");
+}

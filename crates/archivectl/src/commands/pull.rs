@@ -26,6 +26,8 @@ pub(crate) use output::{PlainOutput, Progress};
 
 mod from_url;
 mod output;
+mod recheck;
+use recheck::{already_pulled, ask_service, not_ready};
 mod settle;
 mod signals;
 
@@ -33,15 +35,14 @@ mod signals;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The archives to pull.
-    #[arg(
-        value_name = "ARCHIVE_ID",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    #[arg(value_name = "ARCHIVE_ID", conflicts_with = "all")]
     ids: Vec<String>,
     /// Pull every uploaded or available archive not pulled yet.
     #[arg(long)]
     all: bool,
+    /// Pull again an archive the ledger says is already pulled and verified in --out-dir.
+    #[arg(long)]
+    force: bool,
     /// Where to write `{archiveId}.ts` (or `.mp4`/`.zip` for unencrypted archives).
     #[arg(long, value_name = "DIR", default_value = ".")]
     out_dir: PathBuf,
@@ -159,6 +160,11 @@ fn record_what_we_know(
 
 /// Runs `archivectl pull`.
 pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
+    if args.ids.is_empty() && !args.all {
+        return Err(Failure::usage(
+            "give the ARCHIVE_IDs to pull, or --all for every archive the ledger has pending",
+        ));
+    }
     if (args.password.is_some() || args.password_file.is_some()) && args.ids.len() != 1 {
         return Err(Failure::invalid(
             "--password and --password-file go with exactly one ARCHIVE_ID",
@@ -197,15 +203,37 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
 async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<()> {
     let client = ctx.client().ok();
     let ledger = std::sync::Mutex::new(args.ledger.open(ctx)?);
-    // Created only now that the ledger is open (`run` refused anything else than a directory there).
+    // Created only now that the ledger is open (`run` refused anything else than a directory there), and
+    // removed again if it stays empty because nothing could be pulled.
+    let created_out_dir = !args.out_dir.exists();
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create --out-dir {}", args.out_dir.display()))?;
+    let result = pull_ids(args, ctx, store, client, &ledger).await;
+    if created_out_dir && result.is_err() {
+        let _ = std::fs::remove_dir(&args.out_dir);
+    }
+    result
+}
+
+async fn pull_ids(
+    args: &Args,
+    ctx: &Context,
+    store: &Store,
+    client: Option<opentok_rest::Client>,
+    ledger: &std::sync::Mutex<archive_db::Ledger>,
+) -> anyhow::Result<()> {
     let ids: Vec<String> = if args.all {
-        let pending = lock(&ledger).pending().context("cannot read the ledger")?;
-        if pending.is_empty() {
+        let pending = lock(ledger).pending().context("cannot read the ledger")?;
+        let mut ids: Vec<String> = pending.into_iter().map(|r| r.id).collect();
+        // A `failed` or `deleted` that only a callback said is checked with the REST API (a forged one must
+        // not keep a real archive from being pulled).
+        if let Some(c) = &client {
+            ids.extend(recheck::terminal_from_callbacks(c, ledger).await?);
+        }
+        if ids.is_empty() {
             ctx.out.note("the ledger knows no uploaded archive that is not pulled yet (`archivectl sync` fills it from the REST API)");
         }
-        pending.into_iter().map(|r| r.id).collect()
+        ids
     } else {
         args.ids.clone()
     };
@@ -215,7 +243,6 @@ async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<(
     }
     let mut results = Vec::new();
     let mut failures = Vec::new();
-    let ledger = &ledger;
     // Once a pull is interrupted (SIGINT, SIGTERM, SIGHUP), the archives still queued are not started.
     let stop = signals::Signals::current();
     let stop = &stop;
@@ -236,7 +263,8 @@ async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<(
     .buffer_unordered(args.parallel.max(1));
     while let Some((id, result)) = stream.next().await {
         match result {
-            Ok(p) => {
+            Ok(None) => {}
+            Ok(Some(p)) => {
                 if !ctx.out.is_json() {
                     let continuity = p.report.as_ref().map_or(0, |r| r.continuity_errors);
                     println!(
@@ -319,7 +347,7 @@ async fn pull_one(
     client: Option<&opentok_rest::Client>,
     ledger: &std::sync::Mutex<archive_db::Ledger>,
     id: &str,
-) -> anyhow::Result<Pulled> {
+) -> anyhow::Result<Option<Pulled>> {
     let given = if args.password.is_some() || args.password_file.is_some() {
         Some(secrets::read_password(
             args.password.as_deref(),
@@ -329,26 +357,27 @@ async fn pull_one(
         None
     };
     let record = lock(ledger).archive(id).context("cannot read the ledger")?;
+    if !args.force
+        && let Some(path) = record
+            .as_ref()
+            .and_then(|r| already_pulled(r, &args.out_dir))
+    {
+        eprintln!(
+            "archive {id} is already pulled and verified at {}: nothing to do (--force pulls it again)",
+            path.display()
+        );
+        return Ok(None);
+    }
     let known_password = given
         .clone()
         .or_else(|| record.as_ref().and_then(|r| r.password.clone()));
     let known_ready = record.as_ref().is_some_and(|r| ready(&r.status));
+    // Two passwords were recorded for it (a forged callback, say): the REST API says which is the archive's.
+    let conflict = given.is_none() && record.as_ref().is_some_and(|r| r.password_conflict);
     // Ask the service when the ledger cannot say: no password, or not known to be uploaded yet.
     let archive = match client {
-        Some(c) if given.is_none() && (known_password.is_none() || !known_ready) => {
-            let archive = c
-                .get_archive(id)
-                .await
-                .with_context(|| format!("cannot get archive {id} from the service"))?;
-            let event = archive_db::IncomingEvent::from_archive(
-                &archive,
-                archive_db::EventSource::Sync,
-                c.base_url().to_string(),
-            );
-            lock(ledger)
-                .record_event(&event)
-                .context("cannot record the archive in the ledger")?;
-            Some(archive)
+        Some(c) if given.is_none() && (known_password.is_none() || !known_ready || conflict) => {
+            Some(ask_service(c, ledger, id).await?)
         }
         _ => None,
     };
@@ -359,16 +388,16 @@ async fn pull_one(
     if let Some(status) = status.clone().filter(|s| !ready(s))
         && given.is_none()
     {
-        return Err(Failure::invalid(format!(
-            "archive {id} is {}: only uploaded or available archives can be pulled",
-            status.as_str()
-        )));
+        return Err(not_ready(id, &status));
     }
-    let password = known_password.or_else(|| {
-        archive
-            .as_ref()
-            .and_then(|a| a.encrypted_password().map(str::to_owned))
-    });
+    let from_service = archive
+        .as_ref()
+        .and_then(|a| a.encrypted_password().map(str::to_owned));
+    let password = if conflict {
+        from_service.clone().or(known_password)
+    } else {
+        known_password.or_else(|| from_service.clone())
+    };
     if record.is_none() && archive.is_none() {
         // Pulled with a given password and no REST API: make the ledger know the archive.
         let minimal = serde_json::json!({
@@ -391,10 +420,10 @@ async fn pull_one(
         && status
             .as_ref()
             .is_some_and(|s| matches!(s, ArchiveStatus::Available));
-    let fetched = if in_service_cloud {
+    let url = if in_service_cloud {
         // Kept by the service after a failed upload (fallback): not in the bucket, but behind a presigned
         // URL that expires, so a fresh one is asked for.
-        let fresh = match archive.as_ref().and_then(|a| a.url.clone()) {
+        Some(match archive.as_ref().and_then(|a| a.url.clone()) {
             Some(url) => url,
             None => {
                 let client = client.ok_or_else(|| {
@@ -412,20 +441,51 @@ async fn pull_one(
                     message: format!("the service gives no download URL for archive {id}"),
                 })?
             }
-        };
-        from_url::fetch(&fresh, id, password.as_deref(), unwrap, &opts, &ctx.out).await
+        })
     } else {
-        fetch(
-            store,
-            &api_key,
-            id,
-            password.as_deref(),
-            unwrap,
-            &opts,
-            &ctx.out,
-        )
-        .await
+        None
     };
+    let attempt = |password: Option<String>| {
+        let (url, api_key, opts) = (&url, &api_key, &opts);
+        async move {
+            match url {
+                Some(url) => {
+                    from_url::fetch(url, id, password.as_deref(), unwrap, opts, &ctx.out).await
+                }
+                None => {
+                    fetch(
+                        store,
+                        api_key,
+                        id,
+                        password.as_deref(),
+                        unwrap,
+                        opts,
+                        &ctx.out,
+                    )
+                    .await
+                }
+            }
+        }
+    };
+    let mut fetched = attempt(password.clone()).await;
+    // The ledger's password does not fit (a forged or stale callback): the REST API's, if it is another.
+    if let (Err(e), Some(c), None) = (&fetched, client, &given)
+        && recheck::password_failed(e)
+    {
+        let from_service = match &archive {
+            Some(_) => from_service,
+            None => ask_service(c, ledger, id)
+                .await?
+                .encrypted_password()
+                .map(str::to_owned),
+        };
+        if from_service.is_some() && from_service != password {
+            eprintln!(
+                "note: the ledger's password for archive {id} does not fit ({e:#}); trying the one the REST API gives"
+            );
+            fetched = attempt(from_service).await;
+        }
+    }
     let pulled = match fetched {
         Ok(p) => p,
         Err(e) => {
@@ -438,7 +498,9 @@ async fn pull_one(
     } else {
         settle::Origin::Target
     };
-    settle::settle(args, store, client, ledger, pulled, origin).await
+    settle::settle(args, store, client, ledger, pulled, origin)
+        .await
+        .map(Some)
 }
 
 /// What `pull` does once it knows the store, the password and the key: finds archive `id` of project `api_key`
