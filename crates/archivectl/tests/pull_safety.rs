@@ -819,3 +819,86 @@ fn pull_messages_bare_pull_stopped_archives_a_second_pull_and_an_out_dir_left_un
     );
     assert_ne!(std::fs::read(&output).unwrap(), b"changed since");
 }
+
+/// A small tmpfs mounted on a directory for the length of a test.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs (as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_while_pulling_is_a_clear_error_leaves_nothing_and_the_ledger_unchanged() {
+    let servers = TestServers::require().expect("the test servers (source /tmp/servers.env)");
+    let fx = Fixture::new();
+    let _disk = SmallDisk::mount(&fx.dir.path().join("out"), "4m");
+    let password = encrypted_archive(&fx, 80, ""); // ~10 MiB, more than the disk holds
+    let id = "5afe0009-0000-4000-8000-000000000001";
+    put(
+        &Target::S3(servers.s3.clone()),
+        &format!("{API_KEY}/{id}/archive.ts"),
+        &fx.dir.path().join("archive.ts"),
+    );
+    // The ledger (on another disk) already knows the archive and its password: the pull needs no service.
+    let ledger_path = fx.path("ledger.sqlite3");
+    forged_callback(&ledger_path, &archive_body(id, &password));
+    let snapshot = |l: &archive_db::Ledger| {
+        (
+            format!("{:?}", l.archive(id).unwrap()),
+            l.events(None).unwrap().len(),
+            l.pull_attempts(id).unwrap().len(),
+        )
+    };
+    let before = snapshot(&archive_db::Ledger::open(&ledger_path).unwrap());
+    let (api, fake) = serve(vec![]);
+    let extra = strings(&[
+        id,
+        "--delete-remote",
+        "--delete-object",
+        "--checkpoint-mib",
+        "1",
+    ]);
+    let out = pull_cmd(
+        api,
+        &fx,
+        "ledger.sqlite3",
+        &[&s3_args(&servers.s3, &fx)[..], &extra].concat(),
+    )
+    .output()
+    .unwrap();
+    assert_fails(&out, 5, "is full; nothing of it was kept");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        files(&fx.dir.path().join("out")).is_empty(),
+        "nothing partial left"
+    );
+    assert_eq!(deletes(&fake), 0);
+    let after = snapshot(&archive_db::Ledger::open(&ledger_path).unwrap());
+    assert_eq!(before, after, "the ledger is unchanged");
+}

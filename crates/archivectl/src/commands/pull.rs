@@ -717,6 +717,16 @@ pub(crate) fn conclude(
         ) {
             // Wrong key or password: nothing of it is kept.
             output.discard();
+        } else if matches!(&e, archive_core::archive::ArchiveError::Write(io)
+            if io.kind() == std::io::ErrorKind::StorageFull)
+        {
+            // A full disk: a partial file would only keep it full.
+            output.discard();
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot decrypt {what}: the disk of {} is full; nothing of it was kept: free space and run \
+                 the same command again",
+                out_path.display()
+            )));
         } else {
             let _ = output.checkpoint();
         }
