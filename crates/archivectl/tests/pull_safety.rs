@@ -902,3 +902,55 @@ fn a_full_disk_while_pulling_is_a_clear_error_leaves_nothing_and_the_ledger_unch
     let after = snapshot(&archive_db::Ledger::open(&ledger_path).unwrap());
     assert_eq!(before, after, "the ledger is unchanged");
 }
+
+#[test]
+fn continuity_errors_do_not_fail_a_pull_but_are_recorded_and_shown() {
+    let servers = TestServers::require().expect("the test servers (source /tmp/servers.env)");
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.path("out")).unwrap();
+    // Packet 1500's continuity counter changed (its 4th byte): still MPEG-TS, but not continuous.
+    let password = encrypted_archive(
+        &fx,
+        4,
+        "b=$(xxd -s $((188 * 1500 + 3)) -l 1 -p big.ts)
+         printf \"\\\\x$(printf '%02x' $(( 0x$b ^ 0x05 )))\" | dd of=big.ts bs=1 seek=$((188 * 1500 + 3)) conv=notrunc status=none",
+    );
+    fx.documented_decrypt("archive.ts", "documented.ts");
+    let id = "5afe000a-0000-4000-8000-000000000001";
+    put(
+        &Target::S3(servers.s3.clone()),
+        &format!("{API_KEY}/{id}/archive.ts"),
+        &fx.dir.path().join("archive.ts"),
+    );
+    let args = s3_args(&servers.s3, &fx);
+    let (api, _f) = serve(vec![(200, &archive_body(id, &password))]);
+    let out = pull_cmd(
+        api,
+        &fx,
+        "ledger.sqlite3",
+        &[&args[..], &strings(&[id])].concat(),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        std::fs::read(fx.path(&format!("out/{id}.ts"))).unwrap(),
+        std::fs::read(fx.path("documented.ts")).unwrap()
+    );
+    let ledger = archive_db::Ledger::open(fx.path("ledger.sqlite3")).unwrap();
+    let counts = ledger.pull_attempts(id).unwrap()[0].counts.unwrap();
+    assert!(counts.continuity_errors > 0, "{counts:?}");
+    assert_eq!(counts.sync_losses, 0);
+    assert!(
+        stdout.contains(&format!(
+            "{} MPEG-TS continuity errors",
+            counts.continuity_errors
+        )),
+        "{stdout}"
+    );
+}
