@@ -127,3 +127,49 @@ fn sigterm_sighup_and_sigint_while_reading_a_pipe_leave_no_partial_plaintext() {
         assert!(left.is_empty(), "SIG{sig} left {left:?}");
     }
 }
+
+#[test]
+fn several_mib_archives_of_odd_sizes_decrypt_on_every_core_as_openssl_does() {
+    let fx = Fixture::new();
+    // Several 256 KiB chunks per core, and sizes that end mid-chunk: whole clips, and an odd packet count.
+    for (name, make) in [
+        (
+            "forty",
+            "for i in $(seq 40); do cat clip.ts; done > plain.ts",
+        ),
+        (
+            "odd",
+            "for i in $(seq 60); do cat clip.ts; done > all.ts; head -c $((188 * 27777)) all.ts > plain.ts",
+        ),
+    ] {
+        sh(
+            fx.dir.path(),
+            &format!(
+                "{make}
+                 openssl enc -aes-256-cbc -K $(cat key.hex) -iv $(cat iv.hex) -in plain.ts -out {name}.enc"
+            ),
+        );
+        let size = std::fs::metadata(fx.path(&format!("{name}.enc")))
+            .unwrap()
+            .len();
+        assert!(size > 4 << 20 && size % (256 << 10) != 0, "{name}: {size}");
+        fx.documented_decrypt(&format!("{name}.enc"), "documented.ts");
+        for (trim, expected) in [(false, "documented.ts"), (true, "plain.ts")] {
+            let mut cmd = decrypt_cmd(&fx, "password.b64", &format!("{name}.enc"));
+            if trim {
+                cmd.arg("--trim");
+            }
+            let out = cmd.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                std::fs::read(fx.path("out.ts")).unwrap()
+                    == std::fs::read(fx.path(expected)).unwrap(),
+                "{name} trim {trim}: not {expected}"
+            );
+        }
+    }
+}

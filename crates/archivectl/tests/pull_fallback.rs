@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use common::fake_service::serve;
 use common::*;
+use futures_util::StreamExt as _;
 
 const API_KEY: &str = "46000004";
 const SECRET: &str = "pull-fallback-secret-0123456789abcdef0123";
@@ -67,8 +68,6 @@ async fn archive(State(cloud): State<Arc<Cloud>>, headers: HeaderMap) -> Respons
     };
     response.body(body).unwrap()
 }
-
-use futures_util::StreamExt as _;
 
 fn start_cloud(cloud: Arc<Cloud>) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
