@@ -159,7 +159,8 @@ fn a_fallback_download_interrupted_mid_way_resumes_with_a_range_request() {
     let out = child.wait_with_output().unwrap();
     assert_fails(&out, 130, "run the same command again to resume");
     let at = durable();
-    assert!(at >= 2 << 20 && at % 16 == 0, "{at}");
+    let misaligned = at % 16;
+    assert!(at >= 2 << 20 && misaligned == 0, "{at}");
 
     // Second run: a Range request from the checkpoint, and the documented decryption.
     let (api, _f) = serve(vec![(200, &body)]);
