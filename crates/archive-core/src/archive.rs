@@ -48,7 +48,14 @@ pub struct DecryptOptions {
     /// Set from elsewhere (a signal handler, say) to stop: the decryption then fails with
     /// [`ArchiveError::Interrupted`] at its next chunk, and [`decrypt_file`] leaves nothing behind.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Where [`decrypt_file`] records the path of its temporary file while it exists, so that a signal
+    /// handler that must end the process at once (a decryption blocked reading a pipe cannot see `cancel`)
+    /// can remove it first.
+    pub temp_file: Option<TempFileSlot>,
 }
+
+/// See [`DecryptOptions::temp_file`].
+pub type TempFileSlot = std::sync::Arc<std::sync::Mutex<Option<std::path::PathBuf>>>;
 
 impl DecryptOptions {
     fn check_cancel(&self) -> Result<(), ArchiveError> {
@@ -70,6 +77,7 @@ impl Default for DecryptOptions {
             chunk_size: 256 << 10,
             buffers: 4,
             cancel: None,
+            temp_file: None,
         }
     }
 }
@@ -119,6 +127,10 @@ pub enum ArchiveError {
     /// Stopped through [`DecryptOptions::cancel`].
     #[error("interrupted")]
     Interrupted,
+    /// The decrypted archive failed its verification (see [`crate::resume::ResumableOutput::finish`]): it is
+    /// not whole MPEG-TS, not the object's length, or its PKCS#7 tail is invalid.
+    #[error("the decrypted archive failed verification: {0}")]
+    Unverified(String),
 }
 
 enum ToWriter {
@@ -383,15 +395,27 @@ pub fn decrypt_file(
     }
     let mut out =
         AtomicFile::create(output).map_err(|e| ArchiveError::Write(with_path(e, output)))?;
+    let record = |path: Option<&Path>| {
+        if let Some(slot) = &opts.temp_file {
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = path.map(Path::to_path_buf);
+        }
+    };
+    record(Some(out.temp_path()));
     let summary = if meta.is_file() {
-        decrypt_positional(&file, meta.len(), out.file_mut(), blob, opts)?
+        decrypt_positional(&file, meta.len(), out.file_mut(), blob, opts)
     } else {
         // A pipe or a device: no positions, so the streaming pipeline.
-        decrypt_stream(file, &mut out, blob, opts)?
+        decrypt_stream(file, &mut out, blob, opts)
     };
-    out.commit()
-        .map_err(|e| ArchiveError::Write(with_path(e, output)))?;
-    Ok(summary)
+    let committed = summary.and_then(|summary| {
+        out.commit()
+            .map_err(|e| ArchiveError::Write(with_path(e, output)))?;
+        Ok(summary)
+    });
+    record(None);
+    committed
 }
 
 /// The in-order part of a positional decryption: inspection, with the tail held back for `trim`.
@@ -747,6 +771,7 @@ mod tests {
                     chunk_size: chunk,
                     buffers: 3,
                     cancel: None,
+                    temp_file: None,
                 };
                 let output = dir.path().join("out.ts");
                 let s = decrypt_file(&input, &output, &blob, &opts).unwrap();

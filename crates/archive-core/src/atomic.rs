@@ -70,6 +70,11 @@ impl AtomicFile {
         &self.destination
     }
 
+    /// The temporary file's path (removed on drop, renamed away on commit).
+    pub fn temp_path(&self) -> &Path {
+        self.temp.path()
+    }
+
     /// The open temporary file, for seeking or truncating before the commit.
     pub fn file_mut(&mut self) -> &mut File {
         self.temp.as_file_mut()

@@ -39,6 +39,7 @@
 mod error;
 mod event;
 mod ledger;
+mod pulls;
 pub mod query;
 pub mod schema;
 pub mod status;
@@ -54,6 +55,7 @@ use time::macros::format_description;
 pub use error::{BodyError, DbError};
 pub use event::{EventKind, EventSource, IncomingEvent};
 pub use ledger::{CertificateRecord, Ledger, PullRecord};
+pub use pulls::{Deleted, Deletion, PullAttempt, PullCounts};
 pub use query::{ArchiveDetails, ArchiveFilter, ArchiveRecord, RawEvent, StatusChange};
 pub use upsert::{ArchiveOutcome, EventOutcome, PasswordOutcome};
 pub use writer::{Completion, GroupWriter, Submitter, WriterOptions, WriterStats};

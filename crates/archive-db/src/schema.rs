@@ -124,6 +124,33 @@ CREATE TABLE certificate_activations (
 CREATE INDEX certificate_activations_project ON certificate_activations(project_id, active_from_ms);
 "#;
 
+/// Version 3: what `pull` records beyond the archive's row: each attempt (verified, or failed and why, with the
+/// MPEG-TS inspection's counts) and each deletion, one row per thing deleted (the object in the storage target,
+/// the service's record).
+const V3: &str = r#"
+CREATE TABLE pull_attempts (
+    id                INTEGER PRIMARY KEY,
+    archive_id        TEXT NOT NULL REFERENCES archives(id) ON DELETE CASCADE,
+    at                TEXT NOT NULL,
+    outcome           TEXT NOT NULL CHECK (outcome IN ('verified', 'failed')),
+    reason            TEXT,
+    local_path        TEXT,
+    bytes             INTEGER,
+    continuity_errors INTEGER,
+    sync_losses       INTEGER
+) STRICT;
+CREATE INDEX pull_attempts_archive ON pull_attempts(archive_id);
+
+CREATE TABLE deletions (
+    id         INTEGER PRIMARY KEY,
+    archive_id TEXT NOT NULL REFERENCES archives(id) ON DELETE CASCADE,
+    what       TEXT NOT NULL CHECK (what IN ('object', 'service_record')),
+    target     TEXT NOT NULL DEFAULT '',
+    at         TEXT NOT NULL
+) STRICT;
+CREATE INDEX deletions_archive ON deletions(archive_id);
+"#;
+
 /// The ledger's `PRAGMA application_id`: `"ArcL"` in ASCII, so `file(1)` and `sqlite3 .dbinfo` show whose file it is.
 pub const APPLICATION_ID: i32 = i32::from_be_bytes(*b"ArcL");
 
@@ -131,7 +158,7 @@ pub const APPLICATION_ID: i32 = i32::from_be_bytes(*b"ArcL");
 const LEDGER_TABLES: [&str; 2] = ["archives", "events"];
 
 /// Every migration, in order: entry `i` takes the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -44,12 +44,22 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
     let blob = args.key.unwrap_password(&ctx.config, &password)?;
     // Ctrl-C, SIGTERM or SIGHUP stop the decryption at its next chunk, so that the temporary file beside
     // --out is removed instead of being left behind by a killed process. A decryption that cannot see the
-    // flag (blocked reading a pipe that sends nothing) is ended after a grace period, as the signal would.
+    // flag (blocked reading a pipe that sends nothing) is ended after a grace period, as the signal would,
+    // its temporary file removed first: no partial plaintext is ever left behind.
     let cancel = Arc::new(AtomicBool::new(false));
+    let temp_file = archive::TempFileSlot::default();
     let flag = cancel.clone();
+    let temp = temp_file.clone();
     ctrlc::set_handler(move || {
         flag.store(true, Ordering::Relaxed);
         std::thread::sleep(std::time::Duration::from_secs(2));
+        let left = temp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(path) = left {
+            let _ = std::fs::remove_file(path);
+        }
         eprintln!("error: interrupted");
         std::process::exit(i32::from(crate::exit::INTERRUPTED));
     })
@@ -57,6 +67,7 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
     let mut opts = DecryptOptions {
         trim: args.trim,
         cancel: Some(cancel),
+        temp_file: Some(temp_file),
         ..Default::default()
     };
     if let Some(kib) = args.buffer_kib {

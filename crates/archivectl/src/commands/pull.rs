@@ -3,20 +3,18 @@
 //! The encrypted copy never touches the disk: parts arrive by parallel ranged GETs (storage-fetch), in order,
 //! and are decrypted on other cores into `.{id}.ts.partial` beside the output, which is checkpointed. Killed,
 //! cut off or interrupted, the same command resumes from the last checkpoint (see
-//! `archive_core::resume`). The result is checked (MPEG-TS), measured (duration) and hashed (SHA-256), and
-//! only then renamed to `{out-dir}/{id}.ts` — and, with `--delete-remote`, deleted from the service.
+//! `archive_core::resume`, which binds the checkpoint to the archive, the object and the key). The result is
+//! verified (MPEG-TS throughout, the object's length, a valid PKCS#7 tail), measured (duration) and hashed
+//! (SHA-256), and only then renamed to `{out-dir}/{id}.ts`; then the ledger records it, and only then are the
+//! deletions asked for made (`settle`: `--delete-object`, `--delete-remote`).
 
-use std::io::IsTerminal;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use archive_core::PasswordBlob;
-use archive_core::resume::{ResumableOutput, ResumableSummary};
+use archive_core::resume::{ResumableOutput, ResumableSummary, ResumeBinding};
 use futures_util::StreamExt;
 use opentok_rest::model::{Archive, ArchiveStatus};
-use sha2::{Digest, Sha256};
 use storage_fetch::{ArchiveKind, DownloadOptions, Store};
 
 use crate::context::Context;
@@ -24,31 +22,45 @@ use crate::exit::Failure;
 use crate::output::Output;
 use crate::secrets;
 use crate::target::TargetArgs;
+pub(crate) use output::{PlainOutput, Progress};
 
 mod from_url;
+mod output;
+mod resumable;
+pub(crate) use resumable::{Stop, conclude, cpu_bound, say_where_it_starts};
+mod recheck;
+use recheck::{already_pulled, ask_service, not_ready};
+mod settle;
+mod signals;
 
 /// Arguments of `archivectl pull`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The archives to pull.
-    #[arg(
-        value_name = "ARCHIVE_ID",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    #[arg(value_name = "ARCHIVE_ID", conflicts_with = "all")]
     ids: Vec<String>,
     /// Pull every uploaded or available archive not pulled yet.
     #[arg(long)]
     all: bool,
+    /// Pull again an archive the ledger says is already pulled and verified in --out-dir.
+    #[arg(long)]
+    force: bool,
     /// Where to write `{archiveId}.ts` (or `.mp4`/`.zip` for unencrypted archives).
     #[arg(long, value_name = "DIR", default_value = ".")]
     out_dir: PathBuf,
     /// Remove the PKCS#7 padding (by default the output is what `openssl enc -d -nopad` gives).
     #[arg(long)]
     trim: bool,
-    /// After the pulled archive is verified, delete it through the service's REST API.
+    /// After the output is verified and the ledger has recorded it, delete the archive's record at the
+    /// service (REST API): the service no longer lists it nor gives its password. The encrypted object in
+    /// your storage target stays (see --delete-object), and so does the decrypted output.
     #[arg(long)]
     delete_remote: bool,
+    /// After the output is verified and the ledger has recorded it, delete the encrypted object
+    /// `{apiKey}/{archiveId}/archive.ts` from your storage target. The service's record of the archive
+    /// stays (see --delete-remote), and so does the decrypted output.
+    #[arg(long)]
+    delete_object: bool,
     /// Size of each ranged GET, in MiB (memory holds --concurrency + 1 parts, reused for the whole archive).
     #[arg(long, value_name = "MIB", default_value_t = 4)]
     part_size_mib: u64,
@@ -98,7 +110,9 @@ pub struct Pulled {
     pub measured_duration: Option<f64>,
     /// The MPEG-TS inspection of the output.
     pub report: Option<archive_core::mpegts::TsReport>,
-    /// Whether the archive was then deleted through the REST API.
+    /// Whether the encrypted object was then deleted from the storage target (`--delete-object`).
+    pub object_deleted: bool,
+    /// Whether the archive's record was then deleted at the service, through the REST API (`--delete-remote`).
     pub remote_deleted: bool,
 }
 
@@ -148,6 +162,11 @@ fn record_what_we_know(
 
 /// Runs `archivectl pull`.
 pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
+    if args.ids.is_empty() && !args.all {
+        return Err(Failure::usage(
+            "give the ARCHIVE_IDs to pull, or --all for every archive the ledger has pending",
+        ));
+    }
     if (args.password.is_some() || args.password_file.is_some()) && args.ids.len() != 1 {
         return Err(Failure::invalid(
             "--password and --password-file go with exactly one ARCHIVE_ID",
@@ -168,6 +187,12 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
         )
         .into());
     }
+    if args.delete_remote
+        && let Err(e) = ctx.client()
+    {
+        // Said before anything is pulled, not after.
+        return Err(e.context("--delete-remote deletes through the REST API"));
+    }
     let store = Store::new(args.target.resolve(ctx)?).context("storage target")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -180,15 +205,37 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
 async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<()> {
     let client = ctx.client().ok();
     let ledger = std::sync::Mutex::new(args.ledger.open(ctx)?);
-    // Created only now that the ledger is open (`run` refused anything else than a directory there).
+    // Created only now that the ledger is open (`run` refused anything else than a directory there), and
+    // removed again if it stays empty because nothing could be pulled.
+    let created_out_dir = !args.out_dir.exists();
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create --out-dir {}", args.out_dir.display()))?;
+    let result = pull_ids(args, ctx, store, client, &ledger).await;
+    if created_out_dir && result.is_err() {
+        let _ = std::fs::remove_dir(&args.out_dir);
+    }
+    result
+}
+
+async fn pull_ids(
+    args: &Args,
+    ctx: &Context,
+    store: &Store,
+    client: Option<opentok_rest::Client>,
+    ledger: &std::sync::Mutex<archive_db::Ledger>,
+) -> anyhow::Result<()> {
     let ids: Vec<String> = if args.all {
-        let pending = lock(&ledger).pending().context("cannot read the ledger")?;
-        if pending.is_empty() {
+        let pending = lock(ledger).pending().context("cannot read the ledger")?;
+        let mut ids: Vec<String> = pending.into_iter().map(|r| r.id).collect();
+        // A `failed` or `deleted` that only a callback said is checked with the REST API (a forged one must
+        // not keep a real archive from being pulled).
+        if let Some(c) = &client {
+            ids.extend(recheck::terminal_from_callbacks(c, ledger).await?);
+        }
+        if ids.is_empty() {
             ctx.out.note("the ledger knows no uploaded archive that is not pulled yet (`archivectl sync` fills it from the REST API)");
         }
-        pending.into_iter().map(|r| r.id).collect()
+        ids
     } else {
         args.ids.clone()
     };
@@ -198,43 +245,49 @@ async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<(
     }
     let mut results = Vec::new();
     let mut failures = Vec::new();
-    let ledger = &ledger;
-    // Once a pull is interrupted (Ctrl-C), the archives still queued are not started.
-    let interrupted = &std::sync::atomic::AtomicBool::new(false);
+    // Once a pull is interrupted (SIGINT, SIGTERM, SIGHUP), the archives still queued are not started.
+    let stop = signals::Signals::current();
+    let stop = &stop;
     let mut stream = futures_util::stream::iter(ids.into_iter().map(|id| {
         let client = client.clone();
         async move {
-            if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(code) = stop.code() {
                 let stopped = Failure {
-                    code: crate::exit::INTERRUPTED,
+                    code,
                     message: "not started: interrupted".into(),
                 };
                 return (id, Err(stopped.into()));
             }
             let r = pull_one(args, ctx, store, client.as_ref(), ledger, &id).await;
-            if let Err(e) = &r
-                && crate::exit::code_for(e) == crate::exit::INTERRUPTED
-            {
-                interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
             (id, r)
         }
     }))
     .buffer_unordered(args.parallel.max(1));
     while let Some((id, result)) = stream.next().await {
         match result {
-            Ok(p) => {
+            Ok(None) => {}
+            Ok(Some(p)) => {
                 if !ctx.out.is_json() {
+                    let continuity = p.report.as_ref().map_or(0, |r| r.continuity_errors);
                     println!(
-                        "pulled {} -> {} ({} bytes, sha256 {}, duration {}){}",
+                        "pulled {} -> {} ({} bytes, sha256 {}, duration {}{}){}{}",
                         p.id,
                         p.path.display(),
                         p.bytes,
                         p.sha256,
                         p.measured_duration
                             .map_or("unknown".into(), |d| format!("{d:.3} s")),
+                        match continuity {
+                            0 => String::new(),
+                            n => format!(", {n} MPEG-TS continuity errors"),
+                        },
+                        if p.object_deleted {
+                            ", object deleted from the target"
+                        } else {
+                            ""
+                        },
                         if p.remote_deleted {
-                            ", deleted remotely"
+                            ", service record deleted"
                         } else {
                             ""
                         }
@@ -296,7 +349,7 @@ async fn pull_one(
     client: Option<&opentok_rest::Client>,
     ledger: &std::sync::Mutex<archive_db::Ledger>,
     id: &str,
-) -> anyhow::Result<Pulled> {
+) -> anyhow::Result<Option<Pulled>> {
     let given = if args.password.is_some() || args.password_file.is_some() {
         Some(secrets::read_password(
             args.password.as_deref(),
@@ -306,26 +359,27 @@ async fn pull_one(
         None
     };
     let record = lock(ledger).archive(id).context("cannot read the ledger")?;
+    if !args.force
+        && let Some(path) = record
+            .as_ref()
+            .and_then(|r| already_pulled(r, &args.out_dir))
+    {
+        eprintln!(
+            "archive {id} is already pulled and verified at {}: nothing to do (--force pulls it again)",
+            path.display()
+        );
+        return Ok(None);
+    }
     let known_password = given
         .clone()
         .or_else(|| record.as_ref().and_then(|r| r.password.clone()));
     let known_ready = record.as_ref().is_some_and(|r| ready(&r.status));
+    // Two passwords were recorded for it (a forged callback, say): the REST API says which is the archive's.
+    let conflict = given.is_none() && record.as_ref().is_some_and(|r| r.password_conflict);
     // Ask the service when the ledger cannot say: no password, or not known to be uploaded yet.
     let archive = match client {
-        Some(c) if given.is_none() && (known_password.is_none() || !known_ready) => {
-            let archive = c
-                .get_archive(id)
-                .await
-                .with_context(|| format!("cannot get archive {id} from the service"))?;
-            let event = archive_db::IncomingEvent::from_archive(
-                &archive,
-                archive_db::EventSource::Sync,
-                c.base_url().to_string(),
-            );
-            lock(ledger)
-                .record_event(&event)
-                .context("cannot record the archive in the ledger")?;
-            Some(archive)
+        Some(c) if given.is_none() && (known_password.is_none() || !known_ready || conflict) => {
+            Some(ask_service(c, ledger, id).await?)
         }
         _ => None,
     };
@@ -336,16 +390,16 @@ async fn pull_one(
     if let Some(status) = status.clone().filter(|s| !ready(s))
         && given.is_none()
     {
-        return Err(Failure::invalid(format!(
-            "archive {id} is {}: only uploaded or available archives can be pulled",
-            status.as_str()
-        )));
+        return Err(not_ready(id, &status));
     }
-    let password = known_password.or_else(|| {
-        archive
-            .as_ref()
-            .and_then(|a| a.encrypted_password().map(str::to_owned))
-    });
+    let from_service = archive
+        .as_ref()
+        .and_then(|a| a.encrypted_password().map(str::to_owned));
+    let password = if conflict {
+        from_service.clone().or(known_password)
+    } else {
+        known_password.or_else(|| from_service.clone())
+    };
     if record.is_none() && archive.is_none() {
         // Pulled with a given password and no REST API: make the ledger know the archive.
         let minimal = serde_json::json!({
@@ -368,10 +422,10 @@ async fn pull_one(
         && status
             .as_ref()
             .is_some_and(|s| matches!(s, ArchiveStatus::Available));
-    let mut pulled = if in_service_cloud {
+    let url = if in_service_cloud {
         // Kept by the service after a failed upload (fallback): not in the bucket, but behind a presigned
         // URL that expires, so a fresh one is asked for.
-        let fresh = match archive.as_ref().and_then(|a| a.url.clone()) {
+        Some(match archive.as_ref().and_then(|a| a.url.clone()) {
             Some(url) => url,
             None => {
                 let client = client.ok_or_else(|| {
@@ -389,52 +443,66 @@ async fn pull_one(
                     message: format!("the service gives no download URL for archive {id}"),
                 })?
             }
-        };
-        from_url::fetch(&fresh, id, password.as_deref(), unwrap, &opts, &ctx.out).await?
+        })
     } else {
-        fetch(
-            store,
-            &api_key,
-            id,
-            password.as_deref(),
-            unwrap,
-            &opts,
-            &ctx.out,
-        )
-        .await?
+        None
     };
-    if args.delete_remote {
-        let client = client
-            .ok_or_else(|| Failure::invalid("--delete-remote needs the API key and secret"))?;
-        client.delete_archive(id).await.with_context(|| {
-            format!(
-                "pulled and verified {}, but cannot delete archive {id} remotely",
-                pulled.path.display()
-            )
-        })?;
-        pulled.remote_deleted = true;
-    }
-    let record = archive_db::PullRecord {
-        // Absolute, so the ledger says where the file is from any directory.
-        local_path: std::fs::canonicalize(&pulled.path).unwrap_or_else(|_| pulled.path.clone()),
-        sha256: pulled.sha256.clone(),
-        measured_duration: pulled.measured_duration,
-        verified_at: time::OffsetDateTime::now_utc(),
+    let attempt = |password: Option<String>| {
+        let (url, api_key, opts) = (&url, &api_key, &opts);
+        async move {
+            match url {
+                Some(url) => {
+                    from_url::fetch(url, id, password.as_deref(), unwrap, opts, &ctx.out).await
+                }
+                None => {
+                    fetch(
+                        store,
+                        api_key,
+                        id,
+                        password.as_deref(),
+                        unwrap,
+                        opts,
+                        &ctx.out,
+                    )
+                    .await
+                }
+            }
+        }
     };
-    let mut ledger = lock(ledger);
-    ledger
-        .record_pull(id, &record)
-        .context("pulled and verified, but cannot record it in the ledger")?;
-    if pulled.remote_deleted {
-        ledger
-            .record_remote_delete(id, time::OffsetDateTime::now_utc())
-            .context("deleted remotely, but cannot record it in the ledger")?;
-        // The service now reports it deleted (and no longer lists it, so `sync` cannot tell the ledger).
-        let deleted = serde_json::json!({"id": id, "status": "deleted"});
-        record_what_we_know(&mut ledger, deleted, "archivectl pull --delete-remote")
-            .context("deleted remotely, but cannot record it in the ledger")?;
+    let mut fetched = attempt(password.clone()).await;
+    // The ledger's password does not fit (a forged or stale callback): the REST API's, if it is another.
+    if let (Err(e), Some(c), None) = (&fetched, client, &given)
+        && recheck::password_failed(e)
+    {
+        let from_service = match &archive {
+            Some(_) => from_service,
+            None => ask_service(c, ledger, id)
+                .await?
+                .encrypted_password()
+                .map(str::to_owned),
+        };
+        if from_service.is_some() && from_service != password {
+            eprintln!(
+                "note: the ledger's password for archive {id} does not fit ({e:#}); trying the one the REST API gives"
+            );
+            fetched = attempt(from_service).await;
+        }
     }
-    Ok(pulled)
+    let pulled = match fetched {
+        Ok(p) => p,
+        Err(e) => {
+            settle::record_failure(ledger, id, &e);
+            return Err(e);
+        }
+    };
+    let origin = if in_service_cloud {
+        settle::Origin::ServiceCloud
+    } else {
+        settle::Origin::Target
+    };
+    settle::settle(args, store, client, ledger, pulled, origin)
+        .await
+        .map(Some)
 }
 
 /// What `pull` does once it knows the store, the password and the key: finds archive `id` of project `api_key`
@@ -474,6 +542,7 @@ pub async fn fetch(
         Some(blob) => {
             let s = pull_encrypted(
                 store,
+                id,
                 &object.key,
                 object.size,
                 object.e_tag.as_deref(),
@@ -515,6 +584,7 @@ impl Pulled {
             trimmed_bytes: summary.trimmed_bytes,
             measured_duration: summary.report.duration_seconds.filter(|_| encrypted),
             report: encrypted.then_some(summary.report),
+            object_deleted: false,
             remote_deleted: false,
         }
     }
@@ -523,6 +593,7 @@ impl Pulled {
 #[allow(clippy::too_many_arguments)]
 async fn pull_encrypted(
     store: &Store,
+    id: &str,
     key: &str,
     size: u64,
     e_tag: Option<&str>,
@@ -531,9 +602,15 @@ async fn pull_encrypted(
     opts: &FetchOptions,
     progress: &Progress,
 ) -> anyhow::Result<ResumableSummary> {
-    let output = ResumableOutput::open(out_path, size, e_tag, &blob, opts.checkpoint)
+    let binding = ResumeBinding {
+        archive_id: id,
+        object_size: size,
+        e_tag,
+    };
+    let output = ResumableOutput::open(out_path, &binding, &blob, opts.checkpoint)
         .with_context(|| format!("cannot write {}", out_path.display()))?;
     drop(blob);
+    say_where_it_starts(&output, out_path);
     let offset = output.resume_offset();
     progress.set_position(offset);
     let mut download_opts = DownloadOptions {
@@ -553,10 +630,9 @@ async fn pull_encrypted(
     let mut output = output;
     let mut decrypt_error: Option<archive_core::archive::ArchiveError> = None;
     let mut failure: Option<anyhow::Error> = None;
-    let mut interrupted = false;
-    // One listener for the whole download, so a Ctrl-C that comes while a part is being processed is seen.
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut interrupted = None;
+    // The run's one listener, so a signal that comes while a part is being processed is seen.
+    let mut stop = signals::Signals::current();
     loop {
         tokio::select! {
             part = download.next() => match part {
@@ -583,8 +659,8 @@ async fn pull_encrypted(
                 }
                 None => break,
             },
-            _ = &mut ctrl_c => {
-                interrupted = true;
+            code = stop.stopped() => {
+                interrupted = Some(code);
                 break;
             }
         }
@@ -596,75 +672,6 @@ async fn pull_encrypted(
         interrupted,
     };
     conclude(output, stop, size, out_path, key, opts.trim)
-}
-
-/// How a decrypting download loop ended, short of its end.
-pub(crate) struct Stop {
-    /// The decryption refused the data (wrong key, or an I/O error writing).
-    pub decrypt_error: Option<archive_core::archive::ArchiveError>,
-    /// The download failed.
-    pub failure: Option<anyhow::Error>,
-    /// Ctrl-C.
-    pub interrupted: bool,
-}
-
-/// Completes a resumable decryption after its download loop: the output is finished if all of the object is
-/// in; otherwise it is checkpointed for the next run (or, for a wrong key, discarded) and the error says why.
-pub(crate) fn conclude(
-    mut output: ResumableOutput,
-    stop: Stop,
-    size: u64,
-    out_path: &Path,
-    what: &str,
-    trim: bool,
-) -> anyhow::Result<ResumableSummary> {
-    if let Some(e) = stop.decrypt_error {
-        if matches!(e, archive_core::archive::ArchiveError::NotMpegTs(_)) {
-            // Wrong key or password: nothing of it is kept.
-            output.discard();
-        } else {
-            let _ = output.checkpoint();
-        }
-        return Err(anyhow::Error::new(e).context(format!("cannot decrypt {what}")));
-    }
-    if stop.interrupted || stop.failure.is_some() || output.resume_offset() != size {
-        // Make what we have durable for the next run.
-        let at = output.resume_offset();
-        let _ = cpu_bound(|| output.checkpoint());
-        if stop.interrupted {
-            return Err(Failure {
-                code: crate::exit::INTERRUPTED,
-                message: format!(
-                    "interrupted; run the same command again to resume {}",
-                    out_path.display()
-                ),
-            }
-            .into());
-        }
-        let e = stop.failure.unwrap_or_else(|| {
-            anyhow::Error::new(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("the download stopped at {at} of {size} bytes"),
-            ))
-        });
-        return Err(e.context(format!(
-            "download failed; what was decrypted is kept: run the same command again to resume {}",
-            out_path.display()
-        )));
-    }
-    cpu_bound(|| output.finish(trim))
-        .map_err(|e| anyhow::Error::new(e).context(format!("cannot decrypt {what}")))
-}
-
-/// Runs CPU-bound work (decryption, hashing, file writes) on the current task, telling a multi-threaded
-/// runtime that this worker blocks so its other tasks move elsewhere.
-pub(crate) fn cpu_bound<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
-        }
-        _ => work(),
-    }
 }
 
 /// An unencrypted archive: downloaded as it is, atomically, with its SHA-256 (not resumable).
@@ -688,98 +695,24 @@ async fn pull_plain(
         .await?;
     let buffers = download.buffers();
     let mut output = PlainOutput::create(out_path)?;
-    while let Some(part) = download.next().await {
-        let part = part?;
+    let mut stop = signals::Signals::current();
+    loop {
+        let part = tokio::select! {
+            part = download.next() => match part {
+                Some(part) => part?,
+                None => break,
+            },
+            // Not resumable: the temporary file goes with `output`.
+            code = stop.stopped() => return Err(Failure {
+                code,
+                message: format!("interrupted; nothing of {} is kept", out_path.display()),
+            }
+            .into()),
+        };
         output.write(&part, progress)?;
         if let Ok(buf) = part.try_into_mut() {
             buffers.give_back(buf);
         }
     }
     output.finish()
-}
-
-/// An unencrypted archive being written as it arrives: atomically, with its SHA-256.
-pub(crate) struct PlainOutput {
-    file: archive_core::atomic::AtomicFile,
-    path: PathBuf,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl PlainOutput {
-    pub(crate) fn create(path: &Path) -> anyhow::Result<Self> {
-        let file = archive_core::atomic::AtomicFile::create(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-            hasher: Sha256::new(),
-            bytes: 0,
-        })
-    }
-
-    pub(crate) fn write(&mut self, chunk: &[u8], progress: &Progress) -> anyhow::Result<()> {
-        cpu_bound(|| {
-            self.hasher.update(chunk);
-            self.file.write_all(chunk)
-        })
-        .with_context(|| format!("cannot write {}", self.path.display()))?;
-        self.bytes += chunk.len() as u64;
-        progress.inc(chunk.len() as u64);
-        Ok(())
-    }
-
-    pub(crate) fn finish(self) -> anyhow::Result<ResumableSummary> {
-        self.file
-            .commit()
-            .with_context(|| format!("cannot write {}", self.path.display()))?;
-        Ok(ResumableSummary {
-            path: self.path,
-            bytes: self.bytes,
-            trimmed_bytes: 0,
-            sha256: hex::encode(self.hasher.finalize()),
-            resumed_from: 0,
-            report: archive_core::mpegts::TsInspector::new().finish(),
-        })
-    }
-}
-
-/// A progress bar on a terminal; nothing otherwise.
-pub(crate) struct Progress(Option<indicatif::ProgressBar>);
-
-impl Progress {
-    pub(crate) fn new(out: &Output, id: &str, size: u64) -> Self {
-        if out.is_json() || !std::io::stderr().is_terminal() {
-            return Self(None);
-        }
-        let bar = indicatif::ProgressBar::new(size);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_message(id.chars().take(8).collect::<String>());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        Self(Some(bar))
-    }
-
-    pub(crate) fn set_position(&self, at: u64) {
-        if let Some(b) = &self.0 {
-            b.set_position(at);
-        }
-    }
-
-    pub(crate) fn inc(&self, n: u64) {
-        if let Some(b) = &self.0 {
-            b.inc(n);
-        }
-    }
-
-    pub(crate) fn finish(&self) {
-        if let Some(b) = &self.0 {
-            b.finish_and_clear();
-        }
-    }
 }

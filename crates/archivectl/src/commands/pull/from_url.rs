@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use archive_core::PasswordBlob;
-use archive_core::resume::ResumableOutput;
+use archive_core::resume::{ResumableOutput, ResumeBinding};
 
 use super::{FetchOptions, PlainOutput, Progress, Pulled, Stop, conclude, cpu_bound};
 use crate::exit::Failure;
@@ -47,9 +47,15 @@ pub(crate) async fn fetch(
     let (summary, encrypted) = match password {
         Some(password) => {
             let blob = unwrap(password)?;
-            let output = ResumableOutput::open(&out_path, size, None, &blob, opts.checkpoint)
+            let binding = ResumeBinding {
+                archive_id: id,
+                object_size: size,
+                e_tag: None,
+            };
+            let output = ResumableOutput::open(&out_path, &binding, &blob, opts.checkpoint)
                 .with_context(|| format!("cannot write {}", out_path.display()))?;
             drop(blob);
+            super::say_where_it_starts(&output, &out_path);
             let offset = output.resume_offset();
             progress.set_position(offset);
             let response = if offset == 0 {
@@ -151,15 +157,14 @@ async fn decrypt_stream(
     let mut stop = Stop {
         decrypt_error: None,
         failure: None,
-        interrupted: false,
+        interrupted: None,
     };
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut signals = super::signals::Signals::current();
     loop {
         let chunk = tokio::select! {
             chunk = response.chunk() => chunk,
-            _ = &mut ctrl_c => {
-                stop.interrupted = true;
+            code = signals.stopped() => {
+                stop.interrupted = Some(code);
                 break;
             }
         };
@@ -188,7 +193,7 @@ async fn decrypt_stream(
             progress.inc(n);
         }
     }
-    if stop.decrypt_error.is_none() && !stop.interrupted && !pending.is_empty() {
+    if stop.decrypt_error.is_none() && stop.interrupted.is_none() && !pending.is_empty() {
         // The object is a whole number of blocks: what is left is its end, or a cut that `conclude` reports.
         let aligned = pending.len() / 16 * 16;
         let mut ready = pending.split_to(aligned);
@@ -209,11 +214,18 @@ async fn download_plain(
     progress: &Progress,
 ) -> anyhow::Result<archive_core::resume::ResumableSummary> {
     let mut output = PlainOutput::create(out_path)?;
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .with_context(|| format!("reading {shown}"))?
-    {
+    let mut stop = super::signals::Signals::current();
+    loop {
+        let chunk = tokio::select! {
+            chunk = response.chunk() => chunk.with_context(|| format!("reading {shown}"))?,
+            // Not resumable: the temporary file goes with `output`.
+            code = stop.stopped() => return Err(Failure {
+                code,
+                message: format!("interrupted; nothing of {} is kept", out_path.display()),
+            }
+            .into()),
+        };
+        let Some(chunk) = chunk else { break };
         output.write(&chunk, progress)?;
     }
     output.finish()
