@@ -11,8 +11,12 @@
 //! | 6 | the service answered with an error |
 //! | 7 | the storage target answered with an error |
 //! | 8 | the ledger: it cannot be opened (not a ledger, or written by a newer archivectl) or written |
+//! | 130 | stopped by Ctrl-C (SIGINT) |
+//! | 143 | stopped by SIGTERM or SIGHUP |
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use archive_core::{
     archive::ArchiveError, cert::CertError, keys::KeyError, mpegts::TsError, oaep::UnwrapError,
@@ -37,6 +41,41 @@ pub const STORAGE: u8 = 7;
 pub const LEDGER: u8 = 8;
 /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: u8 = 130;
+/// Stopped by SIGTERM or SIGHUP (128 + SIGTERM, as shells report it).
+pub const TERMINATED: u8 = 143;
+
+/// Directories to remove however the process ends, even by the panic hook's `exit` (which runs no
+/// destructors): `demo`'s temporary directories, which hold a private key.
+static REMOVE_ON_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Registers `dir` to be removed if the process exits without dropping its owner (see [`remove_registered`]).
+pub fn remove_on_exit(dir: &Path) {
+    REMOVE_ON_EXIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(dir.to_path_buf());
+}
+
+/// Forgets `dir` (its owner removed it).
+pub fn forget_on_exit(dir: &Path) {
+    REMOVE_ON_EXIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|d| d != dir);
+}
+
+/// Removes every directory registered with [`remove_on_exit`]: called just before the process exits
+/// without unwinding.
+pub fn remove_registered() {
+    let dirs = std::mem::take(
+        &mut *REMOVE_ON_EXIT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
 
 /// An error that carries its own exit code, for failures that have no library error type.
 #[derive(Debug, thiserror::Error)]

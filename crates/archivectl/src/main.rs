@@ -115,6 +115,8 @@ fn quiet_panics() {
             .map(|s| (*s).to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_default();
+        // `exit` runs no destructors: remove what must not outlive the process (demo's private key) first.
+        exit::remove_registered();
         if message.contains("Broken pipe") {
             std::process::exit(0);
         }
