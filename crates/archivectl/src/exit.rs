@@ -4,19 +4,20 @@
 //! |---|---|
 //! | 0 | success |
 //! | 1 | an unexpected failure (a bug: please report it) |
-//! | 2 | usage: unknown command, missing or conflicting flags |
+//! | 2 | usage: an unknown command or flag, a missing, conflicting or invalid flag or setting |
 //! | 3 | invalid input: a file that is not a key, certificate, password or archive, or is damaged |
 //! | 4 | wrong secret: the passphrase, private key or password does not fit |
 //! | 5 | I/O: a file cannot be read or written |
-//! | 6 | the service answered with an error |
+//! | 6 | the service answered with an error (or gave no answer in time) |
 //! | 7 | the storage target answered with an error |
 //! | 8 | the ledger: it cannot be opened (not a ledger, or written by a newer archivectl) or written |
+//! | 9 | the service could not be reached (nothing listens at the URL, DNS, TLS, a proxy) |
 //! | 130 | stopped by Ctrl-C (SIGINT) |
 //! | 143 | stopped by SIGTERM or SIGHUP |
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use archive_core::{
     archive::ArchiveError, cert::CertError, keys::KeyError, mpegts::TsError, oaep::UnwrapError,
@@ -39,6 +40,8 @@ pub const SERVICE: u8 = 6;
 pub const STORAGE: u8 = 7;
 /// The ledger cannot be opened or written.
 pub const LEDGER: u8 = 8;
+/// The service could not be reached.
+pub const UNREACHABLE: u8 = 9;
 /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: u8 = 130;
 /// Stopped by SIGTERM or SIGHUP (128 + SIGTERM, as shells report it).
@@ -107,10 +110,32 @@ impl Failure {
     }
 }
 
+/// Argument and settings mistakes that code outside this module still raises as [`Failure::invalid`]: the
+/// start of each message. They are usage errors (exit 2), like every other flag or setting that is missing,
+/// conflicting or invalid.
+const USAGE_MESSAGES: &[&str] = &[
+    "give --key PATH",
+    "--password and --password-file go with exactly one ARCHIVE_ID",
+    "--part-size-mib and --concurrency must be at least 1",
+    "--delete-remote needs the API key and secret",
+    "--path ",
+];
+
+/// The service's base URL, once the client is made, for the "could not reach" line.
+static SERVICE_URL: OnceLock<String> = OnceLock::new();
+
+/// Remembers the service's base URL, so that a failure to reach it names it.
+pub fn set_service_url(url: &str) {
+    let _ = SERVICE_URL.set(url.to_string());
+}
+
 /// The exit code for an error, from the first cause in its chain that we know.
 pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(f) = cause.downcast_ref::<Failure>() {
+            if f.code == INVALID_INPUT && USAGE_MESSAGES.iter().any(|m| f.message.starts_with(m)) {
+                return USAGE;
+            }
             return f.code;
         }
         if let Some(e) = cause.downcast_ref::<KeyError>() {
@@ -139,6 +164,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                     INVALID_INPUT
                 }
                 opentok_rest::Error::InvalidBaseUrl { .. } => INVALID_INPUT,
+                opentok_rest::Error::Connection(text) if !is_client_setup(text) => UNREACHABLE,
                 _ => SERVICE,
             };
         }
@@ -169,9 +195,45 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     INTERNAL
 }
 
+/// Whether a connection error is about setting up the HTTP client (a local problem), not reaching the service.
+fn is_client_setup(text: &str) -> bool {
+    text.starts_with("could not set up the HTTP client")
+}
+
+/// The line for a service that could not be reached: where, why, and what to check.
+fn unreachable_line(text: &str) -> String {
+    let url = SERVICE_URL
+        .get()
+        .map_or_else(|| "the service".to_string(), |u| u.clone());
+    let lower = text.to_ascii_lowercase();
+    let why = if lower.contains("connection refused") {
+        "connection refused: nothing listens there (wrong host or port, or the service is down)"
+    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        "DNS lookup failed: no such host"
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        "TLS failed: the server's certificate is not trusted or it does not speak HTTPS"
+    } else {
+        "the connection failed or broke"
+    };
+    let detail = text.rsplit(": ").next().unwrap_or(text);
+    format!(
+        "could not reach the service at {url}: {why} ({detail}); check --api-url (or [project] api_url), \
+         the network and any proxy"
+    )
+}
+
 /// Prints `error: ...` (the context chain on one line) and returns the exit code.
 pub fn report(err: &anyhow::Error) -> ExitCode {
-    let line = err.chain().map(ToString::to_string).collect::<Vec<_>>();
+    let line = err
+        .chain()
+        .map(|cause| match cause.downcast_ref::<opentok_rest::Error>() {
+            Some(opentok_rest::Error::Connection(text)) if !is_client_setup(text) => {
+                unreachable_line(text)
+            }
+            _ => cause.to_string(),
+        })
+        .collect::<Vec<_>>();
     // Drop causes already spelled out by the message above them.
     let mut parts: Vec<String> = Vec::new();
     for part in line {
@@ -181,4 +243,49 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     }
     eprintln!("error: {}", parts.join(": "));
     ExitCode::from(code_for(err))
+}
+
+/// Prints a command-line parsing error as one line (`error: ... (see --help)`) and returns exit 2; help and
+/// version requests are printed in full as asked, with exit 0.
+pub fn report_clap(err: &clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = err.render().to_string();
+    let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or("error: invalid arguments");
+    let mut line = first.trim_end().to_string();
+    if !line.starts_with("error: ") {
+        line = format!("error: {line}");
+    }
+    // Whatever clap lists under the first line (the missing arguments), on the same line.
+    let listed: Vec<&str> = lines
+        .take_while(|l| l.starts_with("  ") && !l.trim_start().starts_with("tip:"))
+        .map(str::trim)
+        .collect();
+    if !listed.is_empty() {
+        line = format!("{line} {}", listed.join(", "));
+    }
+    let invalid = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let suggested = match err.get(ContextKind::SuggestedArg) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    if let Some(suggested) = suggested {
+        line = format!("{line}; did you mean {suggested}?");
+    } else if invalid.is_some_and(|a| a.starts_with("--private-key")) {
+        // The Vonage application's key is an option of the commands that call the service; an archive's
+        // private key is --key.
+        line = format!("{line}; did you mean --key?");
+    }
+    eprintln!("{line} (see --help)");
+    ExitCode::from(USAGE)
 }

@@ -164,3 +164,61 @@ fn demo_runs_the_whole_local_flow() {
     );
     sh(&keep, &script);
 }
+
+#[test]
+fn inspect_says_what_is_wrong_without_blaming_a_key_it_never_used() {
+    let fx = Fixture::new();
+    let out = run(&["inspect", &fx.path("archive.ts")]);
+    assert_fails(&out, 3, "is not MPEG-TS");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("key or password"), "{stderr}");
+
+    // Padding is 1 to 16 bytes; more than that is not padding.
+    sh(
+        fx.dir.path(),
+        "cat clip.ts > padded.ts; printf '\\020%.0s' $(seq 16) >> padded.ts
+         cat clip.ts > long.ts; head -c 184 /dev/zero >> long.ts",
+    );
+    let padded = run(&["inspect", &fx.path("padded.ts")]);
+    let text = String::from_utf8_lossy(&padded.stdout);
+    assert!(
+        text.contains("16 trailing bytes") && text.contains("PKCS#7 padding"),
+        "{text}"
+    );
+    let long = run(&["inspect", &fx.path("long.ts")]);
+    let text = String::from_utf8_lossy(&long.stdout);
+    assert!(
+        text.contains("184 trailing bytes") && !text.contains("PKCS#7 padding the"),
+        "{text}"
+    );
+    assert!(text.contains("more than PKCS#7 padding"), "{text}");
+}
+
+#[test]
+fn cert_inspect_with_a_key_that_does_not_match_fails() {
+    let fx = Fixture::new();
+    sh(
+        fx.dir.path(),
+        "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out other.pem 2>/dev/null
+         openssl req -new -x509 -key key.pem -subj /CN=x -out cert.pem -days 1",
+    );
+    let out = run(&[
+        "cert",
+        "inspect",
+        &fx.path("cert.pem"),
+        "--key",
+        &fx.path("other.pem"),
+    ]);
+    assert_fails(&out, 4, "does not belong to certificate");
+    // What it found is still shown.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("matches key:  NO"));
+    let out = run(&[
+        "cert",
+        "inspect",
+        &fx.path("cert.pem"),
+        "--key",
+        &fx.path("key.pem"),
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("matches key:  yes"));
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use archive_core::cert::Certificate;
 
+use crate::exit::Failure;
 use crate::output::Output;
 use crate::secrets;
 
@@ -73,5 +74,22 @@ pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
         }
         println!("json base64:  {}", info.json_base64);
         println!("json escaped: {}", info.json_escaped);
-    })
+    })?;
+    if info.matches_key == Some(false) {
+        let key = args
+            .key
+            .as_deref()
+            .unwrap_or_else(|| std::path::Path::new("--key"));
+        return Err(Failure {
+            code: crate::exit::WRONG_SECRET,
+            message: format!(
+                "the private key {} does not belong to certificate {}: it cannot decrypt the archives made \
+                 for it; give the key this certificate was made from",
+                key.display(),
+                args.path.display()
+            ),
+        }
+        .into());
+    }
+    Ok(())
 }

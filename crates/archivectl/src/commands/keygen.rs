@@ -70,6 +70,13 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
             .parent()
             .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
         {
+            if dir.exists() {
+                return Err(Failure::invalid(format!(
+                    "cannot create {}: {} is a file, not a directory",
+                    path.display(),
+                    dir.display()
+                )));
+            }
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!(

@@ -142,9 +142,7 @@ fn encryption(common: &EncryptionArgs) -> anyhow::Result<(ArchiveEncryption, Opt
             Ok((ArchiveEncryption::for_certificate(&cert), Some(cert)))
         }
         (None, true) => Ok((ArchiveEncryption::Disabled, None)),
-        (None, false) => Err(Failure::invalid(
-            "give --certificate PATH or --no-encryption",
-        )),
+        (None, false) => Err(Failure::usage("give --certificate PATH or --no-encryption")),
     }
 }
 
@@ -291,10 +289,8 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
     let ledger_path = common.ledger.path(ctx);
     let mut ledger = crate::ledger_path::open(&ledger_path).map_err(|e| Failure {
         code: crate::exit::LEDGER,
-        message: format!(
-            "cannot use the ledger {}: {e:#}; nothing was sent to the service",
-            ledger_path.display()
-        ),
+        // The ledger's own error names the file once.
+        message: format!("{e:#}; nothing was sent to the service"),
     })?;
     let since = time::OffsetDateTime::now_utc();
     context::runtime()?

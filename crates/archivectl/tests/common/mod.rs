@@ -1,6 +1,7 @@
 //! Shared helpers for the black-box tests: run archivectl, run openssl and the documented shell steps.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod demo;
 pub mod fake_service;
 
 use std::path::{Path, PathBuf};
