@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod context;
 mod exit;
+mod help;
 mod ledger_path;
 mod output;
 mod secrets;
@@ -140,7 +141,7 @@ fn command() -> clap::Command {
         cmd = cmd.mut_arg(*id, |a| a.hide(true));
     }
     show_service_args(&mut cmd, &shown, &mut Vec::new());
-    cmd
+    help::attach(cmd)
 }
 
 /// Gives each command that calls the service (and has no subcommands) its own visible copy of the service's

@@ -46,6 +46,7 @@ pub enum SetTarget {
 
 /// What every target takes: fallback and encryption.
 #[derive(Debug, clap::Args)]
+#[command(next_help_heading = "When an upload fails")]
 pub struct CommonArgs {
     /// What the service does with an archive it cannot upload: `none` (lose it), `opentok`/`vonage` (keep it
     /// in the service's cloud for 72 hours).
@@ -60,6 +61,7 @@ pub struct CommonArgs {
 /// Exactly one of `--certificate` and `--no-encryption`.
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
+#[command(next_help_heading = "Encryption (one of)")]
 pub struct EncryptionArgs {
     /// Encrypt archives for this certificate (PEM, DER, base64 of PEM; RSA, at most 2048 bits).
     #[arg(long, value_name = "PATH")]
@@ -91,6 +93,7 @@ pub enum SseArg {
 
 /// `archivectl storage set s3`
 #[derive(Debug, clap::Args)]
+#[command(next_help_heading = "The bucket")]
 pub struct S3Args {
     /// The bucket (default: `[target] bucket`).
     #[arg(long, value_name = "BUCKET")]
@@ -113,6 +116,7 @@ pub struct S3Args {
 
 /// `archivectl storage set azure`
 #[derive(Debug, clap::Args)]
+#[command(next_help_heading = "The container")]
 pub struct AzureArgs {
     /// The storage account (default: `[target] account_name`).
     #[arg(long, value_name = "NAME")]
