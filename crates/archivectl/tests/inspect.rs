@@ -222,3 +222,35 @@ fn cert_inspect_with_a_key_that_does_not_match_fails() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("matches key:  yes"));
 }
+
+#[test]
+fn a_weak_key_is_called_weak_by_keygen_and_cert_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let out = run(&["keygen", "--bits", "1024", "--cert", cert, "--key", key]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: a 1024-bit RSA key is weak"),
+        "{stderr}"
+    );
+    let out = run(&["cert", "inspect", cert]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("RSA 1024 bits (WEAK"), "{stdout}");
+    let out = run(&["cert", "inspect", cert, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json["warnings"][0].as_str().unwrap().contains("weak"),
+        "{json}"
+    );
+
+    // The default size gets no warning.
+    std::fs::remove_file(cert).unwrap();
+    std::fs::remove_file(key).unwrap();
+    let out = run(&["keygen", "--cert", cert, "--key", key]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("weak"));
+    let out = run(&["cert", "inspect", cert, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["warnings"], serde_json::json!([]));
+}

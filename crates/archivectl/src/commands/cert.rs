@@ -43,7 +43,10 @@ pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
         .map(|k| secrets::load_private_key(k, args.passphrase_file.as_deref()))
         .transpose()?;
     let info = cert.info(key.as_ref());
-    out.emit(&info, || {
+    let weak = info.key_bits.and_then(super::keygen::weak_key_warning);
+    let mut json = serde_json::to_value(&info)?;
+    json["warnings"] = serde_json::json!(weak.iter().collect::<Vec<_>>());
+    out.emit(&json, || {
         println!("subject:      {}", info.subject);
         println!("issuer:       {}", info.issuer);
         println!("serial:       {}", info.serial);
@@ -54,7 +57,13 @@ pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
             if info.expired { " (EXPIRED)" } else { "" }
         );
         match info.key_bits {
-            Some(bits) => println!("key:          {} {bits} bits", info.key_algorithm),
+            Some(bits) => println!(
+                "key:          {} {bits} bits{}",
+                info.key_algorithm,
+                weak.as_ref()
+                    .map(|w| format!(" (WEAK: {w})"))
+                    .unwrap_or_default()
+            ),
             None => println!("key:          {} (not RSA)", info.key_algorithm),
         }
         println!("sha256:       {}", info.sha256_fingerprint);
