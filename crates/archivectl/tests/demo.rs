@@ -99,3 +99,42 @@ fn ctrl_c_leaves_no_private_key_behind() {
 fn sighup_leaves_no_private_key_behind() {
     assert_signal_cleans_up("-HUP", 143);
 }
+
+#[test]
+fn next_steps_are_commands_that_work_afterwards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = archivectl()
+        .env("TMPDIR", tmp.path())
+        .arg("demo")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let removed = tmp.path().display().to_string();
+    // A command naming a file of the removed directory would not work: only "with --keep DIR" ones.
+    for line in all.lines().filter(|l| l.contains("archivectl ledger show")) {
+        assert!(
+            !line.contains(&format!("--ledger {removed}")) && line.contains("--keep DIR"),
+            "{line}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for next in [
+        "archivectl keygen",
+        "archivectl storage check",
+        "archivectl storage set s3",
+        "archivectl callbacks serve",
+        "docs/user-guide.md",
+    ] {
+        assert!(stdout.contains(next), "{next} in {stdout}");
+    }
+    assert_eq!(tree(tmp.path()), Vec::<String>::new());
+}
