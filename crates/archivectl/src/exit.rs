@@ -45,6 +45,7 @@ pub const UNREACHABLE: u8 = 9;
 /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: u8 = 130;
 /// Stopped by SIGTERM or SIGHUP (128 + SIGTERM, as shells report it).
+#[cfg_attr(not(feature = "demo"), allow(dead_code))]
 pub const TERMINATED: u8 = 143;
 
 /// Directories to remove however the process ends, even by the panic hook's `exit` (which runs no
@@ -52,6 +53,7 @@ pub const TERMINATED: u8 = 143;
 static REMOVE_ON_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Registers `dir` to be removed if the process exits without dropping its owner (see [`remove_registered`]).
+#[cfg_attr(not(feature = "demo"), allow(dead_code))]
 pub fn remove_on_exit(dir: &Path) {
     REMOVE_ON_EXIT
         .lock()
@@ -60,6 +62,7 @@ pub fn remove_on_exit(dir: &Path) {
 }
 
 /// Forgets `dir` (its owner removed it).
+#[cfg_attr(not(feature = "demo"), allow(dead_code))]
 pub fn forget_on_exit(dir: &Path) {
     REMOVE_ON_EXIT
         .lock()

@@ -210,7 +210,9 @@ const PAGES: &[(&str, &[&str], &str)] = &[
 fn after_help(path: &str) -> Option<String> {
     let (_, examples, section) = PAGES.iter().find(|(p, _, _)| *p == path)?;
     let mut text = String::from("Examples:\n");
-    for example in *examples {
+    // A build without the demo (`--no-default-features`) does not offer it.
+    let offered = |e: &&&str| cfg!(feature = "demo") || !e.starts_with("archivectl demo");
+    for example in examples.iter().filter(offered) {
         text.push_str(&shell_lines(example));
     }
     text.push_str(&format!(

@@ -54,6 +54,7 @@ enum Command {
     /// Check a decrypted archive is MPEG-TS and measure its real duration.
     Inspect(commands::inspect::Args),
     /// Run the whole flow locally on embedded defaults and say what happens at each step.
+    #[cfg(feature = "demo")]
     Demo(commands::demo::Args),
     /// Set the project's archive upload target and encryption certificate.
     #[command(subcommand)]
@@ -89,6 +90,7 @@ fn main() -> std::process::ExitCode {
             Command::Keygen(args) => commands::keygen::run(args, &out),
             Command::Cert(cmd) => commands::cert::run(cmd, &out),
             Command::Inspect(args) => commands::inspect::run(args, &out),
+            #[cfg(feature = "demo")]
             Command::Demo(args) => commands::demo::run(args, &out),
             Command::Storage(cmd) => context::Context::new(out, cli.global)
                 .and_then(|ctx| commands::storage::run(cmd, &ctx)),

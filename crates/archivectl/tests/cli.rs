@@ -2,6 +2,8 @@
 //! `tests/cmd/` (one `.toml` per invocation, its `.stdout`/`.stderr` beside it), so that an accidental change
 //! of a flag, a heading, an example, a message or an exit code shows up. After an intended change:
 //! `TRYCMD=overwrite cargo test -p archivectl --test cli`, then review the diff.
+// The golden files are those of the default build (with `demo`).
+#![cfg(feature = "demo")]
 #![allow(clippy::unwrap_used)]
 
 #[test]

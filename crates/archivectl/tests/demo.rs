@@ -1,4 +1,5 @@
 //! `archivectl demo` touches nothing it did not create, and leaves nothing behind however it ends.
+#![cfg(feature = "demo")]
 #![allow(clippy::unwrap_used)]
 
 mod common;

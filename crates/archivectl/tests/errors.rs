@@ -482,13 +482,18 @@ fn the_guides_exit_code_table_is_what_archivectl_does() {
         &format!("could not reach the service at {closed}: connection refused"),
     );
     // Stopped by a signal: the demo, which removes its files on the way out.
-    common::demo::assert_signal_cleans_up("-INT", 130);
-    seen.insert(130);
-    common::demo::assert_signal_cleans_up("-TERM", 143);
-    seen.insert(143);
+    #[cfg(feature = "demo")]
+    {
+        common::demo::assert_signal_cleans_up("-INT", 130);
+        seen.insert(130);
+        common::demo::assert_signal_cleans_up("-TERM", 143);
+        seen.insert(143);
+    }
+
     let documented: std::collections::BTreeSet<i32> = documented_exit_codes()
         .into_iter()
-        .filter(|&c| c != 1)
+        // 1 is a bug (none known); the signal codes come from the demo, in the default build only.
+        .filter(|&c| c != 1 && (cfg!(feature = "demo") || c < 128))
         .collect();
     assert_eq!(
         seen, documented,

@@ -36,6 +36,7 @@ fn inspect_refuses_what_is_not_ts() {
     assert_fails(&run(&["inspect", &fx.path("missing.ts")]), 5, "cannot open");
 }
 
+#[cfg(feature = "demo")]
 #[test]
 fn demo_runs_the_whole_local_flow() {
     let dir = tempfile::tempdir().unwrap();
