@@ -204,6 +204,20 @@ const PAGES: &[(&str, &[&str], &str)] = &[
         &["archivectl sync", "archivectl sync --since 7d"],
         "`archivectl sync`",
     ),
+    (
+        "completions",
+        &[
+            "archivectl completions bash > ~/.local/share/bash-completion/completions/archivectl",
+            "archivectl completions zsh > ~/.zfunc/_archivectl",
+            "archivectl completions fish > ~/.config/fish/completions/archivectl.fish",
+        ],
+        "Shell completions and man pages",
+    ),
+    (
+        "man",
+        &["archivectl man --out-dir ~/.local/share/man/man1"],
+        "Shell completions and man pages",
+    ),
 ];
 
 /// The text after a command's options: its examples, its guide section and the exit codes.

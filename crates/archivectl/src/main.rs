@@ -72,6 +72,10 @@ enum Command {
     Ledger(commands::ledger::Command),
     /// Record the archives the REST API lists in the ledger, recovering what the receiver missed.
     Sync(commands::sync::Args),
+    /// Print the shell completion script for bash, zsh, fish, powershell or elvish.
+    Completions(commands::shell::CompletionsArgs),
+    /// Write the man pages: archivectl.1 and one archivectl-COMMAND[-SUB].1 per command.
+    Man(commands::shell::ManArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -104,6 +108,8 @@ fn main() -> std::process::ExitCode {
                 .and_then(|ctx| commands::ledger::run(cmd, &ctx)),
             Command::Sync(args) => context::Context::new(out, cli.global)
                 .and_then(|ctx| commands::sync::run(args, &ctx)),
+            Command::Completions(args) => commands::shell::completions(args, command()),
+            Command::Man(args) => commands::shell::man(args, command(), &out),
         };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

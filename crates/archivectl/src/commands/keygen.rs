@@ -154,7 +154,6 @@ pub fn weak_key_warning(bits: usize) -> Option<String> {
 }
 
 /// Writes `bytes` to `path` atomically with `mode` (on Unix).
-#[cfg_attr(not(feature = "demo"), allow(dead_code))]
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     stage_file(path, bytes, mode)?
         .commit()

@@ -13,6 +13,7 @@ pub mod keygen;
 pub mod ledger;
 pub mod password;
 pub mod pull;
+pub mod shell;
 pub mod storage;
 pub mod sync;
 
