@@ -333,7 +333,7 @@ fn messages_name_the_real_problem() {
         "--out",
         &fx.path("key.pem/x.ts"),
     ]);
-    assert_fails(&out, 5, "key.pem is not a directory");
+    assert_fails(&out, 5, "key.pem is a file, not a directory");
     // A configuration file that is a directory, or missing: I/O (exit 5).
     let out = run(&["--config", &fx.path("confdir"), "ledger", "list"]);
     assert_fails(&out, 5, "confdir is a directory");
