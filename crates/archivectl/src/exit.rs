@@ -1,12 +1,14 @@
 //! Exit codes, and turning an error into one line on stderr.
 //!
+//! The user guide's "Exit codes" table is the reference; a test keeps the two lists of codes the same.
+//!
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
 //! | 1 | an unexpected failure (a bug: please report it) |
-//! | 2 | usage: an unknown command or flag, a missing, conflicting or invalid flag or setting |
-//! | 3 | invalid input: a file that is not a key, certificate, password or archive, or is damaged |
-//! | 4 | wrong secret: the passphrase, private key or password does not fit |
+//! | 2 | usage: an unknown command or flag, a missing, conflicting or invalid flag or setting (command line, environment or archivectl.toml) |
+//! | 3 | invalid input: a file that is not a key, certificate, password or archive, or is damaged; a refused operation |
+//! | 4 | wrong secret: the passphrase, private key or password does not fit (also `cert inspect --key` with another key) |
 //! | 5 | I/O: a file cannot be read or written |
 //! | 6 | the service answered with an error (or gave no answer in time) |
 //! | 7 | the storage target answered with an error |
@@ -291,4 +293,50 @@ pub fn report_clap(err: &clap::Error) -> ExitCode {
     }
     eprintln!("{line} (see --help)");
     ExitCode::from(USAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guide's exit-code table lists exactly the codes archivectl has.
+    #[test]
+    fn the_guides_table_lists_every_code() {
+        let guide = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/user-guide.md"),
+        )
+        .unwrap_or_default();
+        let table = guide.split("## Exit codes").nth(1).unwrap_or_default();
+        let table = table.split("\n## ").next().unwrap_or_default();
+        let mut documented: Vec<u8> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| "))
+            .filter_map(|l| l.split(' ').next()?.parse().ok())
+            .collect();
+        documented.sort_unstable();
+        let codes = [
+            0,
+            INTERNAL,
+            USAGE,
+            INVALID_INPUT,
+            WRONG_SECRET,
+            IO,
+            SERVICE,
+            STORAGE,
+            LEDGER,
+            UNREACHABLE,
+            INTERRUPTED,
+            TERMINATED,
+        ];
+        assert_eq!(documented, codes);
+    }
+
+    #[test]
+    fn settings_mistakes_raised_elsewhere_are_usage_errors() {
+        for message in USAGE_MESSAGES {
+            let err = Failure::invalid(format!("{message} (for instance)"));
+            assert_eq!(code_for(&err), USAGE, "{message}");
+        }
+        assert_eq!(code_for(&Failure::invalid("not a key")), INVALID_INPUT);
+    }
 }
