@@ -250,6 +250,35 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(code_for(err))
 }
 
+/// The one line for a command given without its subcommand, from the help clap rendered: which command,
+/// and the subcommands it takes.
+fn missing_command_line(help: &str) -> String {
+    let command = help
+        .lines()
+        .find_map(|l| l.strip_prefix("Usage: "))
+        .map(|usage| {
+            usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with('[') && !w.starts_with('<'))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "archivectl".into());
+    let subcommands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    format!(
+        "error: `{command}` needs a command: {} (see {command} --help)",
+        subcommands.join(", ")
+    )
+}
+
 /// Prints a command-line parsing error as one line (`error: ... (see --help)`) and returns exit 2; help and
 /// version requests are printed in full as asked, with exit 0.
 pub fn report_clap(err: &clap::Error) -> ExitCode {
@@ -262,6 +291,10 @@ pub fn report_clap(err: &clap::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let rendered = err.render().to_string();
+    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        eprintln!("{}", missing_command_line(&rendered));
+        return ExitCode::from(USAGE);
+    }
     let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
     let first = lines.next().unwrap_or("error: invalid arguments");
     let mut line = first.trim_end().to_string();
