@@ -24,7 +24,7 @@ pub struct GlobalArgs {
     /// OpenTok project API key.
     #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "KEY", env = "OPENTOK_API_KEY")]
     pub api_key: Option<String>,
-    /// The service's base URL (default https://api.opentok.com, or https://video.api.vonage.com with
+    /// The service's base URL (default `https://api.opentok.com`, or `https://video.api.vonage.com` with
     /// --application-id).
     #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "URL", env = "OPENTOK_API_URL")]
     pub api_url: Option<String>,

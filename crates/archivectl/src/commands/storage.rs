@@ -104,7 +104,7 @@ pub struct S3Args {
     /// File whose first line is the secret access key (default: `[target] secret_access_key_file`).
     #[arg(long, value_name = "PATH")]
     secret_access_key_file: Option<PathBuf>,
-    /// Endpoint base URL of an S3-compatible store, e.g. https://storage.googleapis.com (default: Amazon S3).
+    /// Endpoint base URL of an S3-compatible store, e.g. `https://storage.googleapis.com` (default: Amazon S3).
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
     /// Server-side encryption of the uploaded files.
