@@ -43,14 +43,11 @@ impl AtomicFile {
         })?;
         if !dir.is_dir() {
             let problem = if dir.exists() {
-                "is not a directory"
+                format!("{} is a file, not a directory", dir.display())
             } else {
-                "does not exist"
+                format!("directory {} does not exist", dir.display())
             };
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("directory {} {problem}", dir.display()),
-            ));
+            return Err(io::Error::new(io::ErrorKind::NotFound, problem));
         }
         let temp = tempfile::Builder::new()
             .prefix(&format!(".{}.", name.to_string_lossy()))

@@ -260,7 +260,7 @@ impl Config {
             n if n == keys.len() => {
                 Ok(keys.into_iter().zip(passes.into_iter().map(Some)).collect())
             }
-            n => Err(Failure::invalid(format!(
+            n => Err(Failure::usage(format!(
                 "[keys] has {} private_key entries but {n} passphrase_file entries: give one for all, or one each",
                 keys.len()
             ))),

@@ -12,27 +12,30 @@ use crate::config::Config;
 use crate::exit::Failure;
 use crate::output::Output;
 
-/// Options accepted anywhere on the command line.
+/// The heading of the options that are not the command's own, listed after its own in `--help`.
+pub const GLOBAL_HEADING: &str = "Global options";
+
+/// Options accepted anywhere on the command line (the service's only by the commands that call it).
 #[derive(Debug, Default, clap::Args)]
 pub struct GlobalArgs {
     /// Configuration file (default: ./archivectl.toml, then ~/.config/archivectl/archivectl.toml).
-    #[arg(long, global = true, value_name = "PATH", env = "ARCHIVECTL_CONFIG")]
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "PATH", env = "ARCHIVECTL_CONFIG")]
     pub config: Option<PathBuf>,
     /// OpenTok project API key.
-    #[arg(long, global = true, value_name = "KEY", env = "OPENTOK_API_KEY")]
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "KEY", env = "OPENTOK_API_KEY")]
     pub api_key: Option<String>,
-    /// The service's base URL (default https://api.opentok.com, or https://video.api.vonage.com with
+    /// The service's base URL (default `https://api.opentok.com`, or `https://video.api.vonage.com` with
     /// --application-id).
-    #[arg(long, global = true, value_name = "URL", env = "OPENTOK_API_URL")]
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "URL", env = "OPENTOK_API_URL")]
     pub api_url: Option<String>,
     /// File whose first line is the project's API secret (or set OPENTOK_API_SECRET). Never an argument value.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "PATH")]
     pub api_secret_file: Option<PathBuf>,
     /// Vonage application id: authenticate as the application (RS256) instead of the project.
-    #[arg(long, global = true, value_name = "ID", env = "VONAGE_APPLICATION_ID")]
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "ID", env = "VONAGE_APPLICATION_ID")]
     pub application_id: Option<String>,
     /// The Vonage application's private key file (with --application-id).
-    #[arg(long, global = true, value_name = "PATH", env = "VONAGE_PRIVATE_KEY")]
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "PATH", env = "VONAGE_PRIVATE_KEY")]
     pub private_key: Option<PathBuf>,
 }
 
@@ -138,6 +141,7 @@ impl Context {
             .clone()
             .or_else(|| self.config.project.api_url.clone())
             .unwrap_or_else(|| credentials.default_base_url().to_string());
+        crate::exit::set_service_url(&base);
         opentok_rest::Client::builder(credentials)
             .base_url(base)
             .timeout(Duration::from_secs(60))

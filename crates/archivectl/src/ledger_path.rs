@@ -15,7 +15,7 @@ use archive_db::Ledger;
 pub struct LedgerArgs {
     /// The ledger file (default: $XDG_DATA_HOME/archivectl/ledger.sqlite3, i.e.
     /// ~/.local/share/archivectl/ledger.sqlite3).
-    #[arg(long, value_name = "PATH", env = "ARCHIVECTL_LEDGER")]
+    #[arg(long, value_name = "PATH", env = "ARCHIVECTL_LEDGER", help_heading = crate::context::GLOBAL_HEADING)]
     pub ledger: Option<PathBuf>,
 }
 

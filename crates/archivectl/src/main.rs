@@ -9,12 +9,13 @@ mod commands;
 mod config;
 mod context;
 mod exit;
+mod help;
 mod ledger_path;
 mod output;
 mod secrets;
 mod target;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// Make Vonage Video encrypted archives usable: keys, certificates, passwords, decryption and inspection.
 #[derive(Debug, Parser)]
@@ -26,7 +27,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// Print machine-readable JSON on stdout instead of text (accepted anywhere on the command line).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = context::GLOBAL_HEADING)]
     json: bool,
 
     #[command(flatten)]
@@ -53,6 +54,7 @@ enum Command {
     /// Check a decrypted archive is MPEG-TS and measure its real duration.
     Inspect(commands::inspect::Args),
     /// Run the whole flow locally on embedded defaults and say what happens at each step.
+    #[cfg(feature = "demo")]
     Demo(commands::demo::Args),
     /// Set the project's archive upload target and encryption certificate.
     #[command(subcommand)]
@@ -70,11 +72,18 @@ enum Command {
     Ledger(commands::ledger::Command),
     /// Record the archives the REST API lists in the ledger, recovering what the receiver missed.
     Sync(commands::sync::Args),
+    /// Print the shell completion script for bash, zsh, fish, powershell or elvish.
+    Completions(commands::shell::CompletionsArgs),
+    /// Write the man pages: archivectl.1 and one archivectl-COMMAND[-SUB].1 per command.
+    Man(commands::shell::ManArgs),
 }
 
 fn main() -> std::process::ExitCode {
     quiet_panics();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let out = output::Output::new(cli.json);
     let result =
         match cli.command {
@@ -85,6 +94,7 @@ fn main() -> std::process::ExitCode {
             Command::Keygen(args) => commands::keygen::run(args, &out),
             Command::Cert(cmd) => commands::cert::run(cmd, &out),
             Command::Inspect(args) => commands::inspect::run(args, &out),
+            #[cfg(feature = "demo")]
             Command::Demo(args) => commands::demo::run(args, &out),
             Command::Storage(cmd) => context::Context::new(out, cli.global)
                 .and_then(|ctx| commands::storage::run(cmd, &ctx)),
@@ -98,10 +108,97 @@ fn main() -> std::process::ExitCode {
                 .and_then(|ctx| commands::ledger::run(cmd, &ctx)),
             Command::Sync(args) => context::Context::new(out, cli.global)
                 .and_then(|ctx| commands::sync::run(args, &ctx)),
+            Command::Completions(args) => commands::shell::completions(args, command()),
+            Command::Man(args) => commands::shell::man(args, command(), &out),
         };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => exit::report(&err),
+    }
+}
+
+/// The service's API options: only the commands that call the service show them in `--help` (see
+/// [`calls_service`]); the others accept them (scripts may pass them to every command) and ignore them.
+const SERVICE_ARGS: &[(&str, &str)] = &[
+    ("api_key", "--api-key"),
+    ("api_url", "--api-url"),
+    ("api_secret_file", "--api-secret-file"),
+    ("application_id", "--application-id"),
+    ("private_key", "--private-key"),
+];
+
+/// Whether the command at `path` (`["storage", "set", "s3"]`) calls the service's REST API.
+fn calls_service(path: &[String]) -> bool {
+    match path.first().map(String::as_str) {
+        Some("archives" | "pull" | "sync") => true,
+        Some("storage") => path.get(1).is_none_or(|s| s == "set"),
+        _ => false,
+    }
+}
+
+/// The command line's definition: the service's options (global, so that they may come before the
+/// command too) are shown only by the commands that call the service, under the global heading.
+fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    let shown: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| SERVICE_ARGS.iter().any(|(id, _)| a.get_id() == id))
+        .map(|a| a.clone().global(false))
+        .collect();
+    for (id, _) in SERVICE_ARGS {
+        cmd = cmd.mut_arg(*id, |a| a.hide(true));
+    }
+    show_service_args(&mut cmd, &shown, &mut Vec::new());
+    help::attach(cmd)
+}
+
+/// Gives each command that calls the service (and has no subcommands) its own visible copy of the service's
+/// options; clap then does not propagate the hidden global ones to it.
+fn show_service_args(cmd: &mut clap::Command, shown: &[clap::Arg], path: &mut Vec<String>) {
+    for sub in cmd.get_subcommands_mut() {
+        path.push(sub.get_name().to_string());
+        if sub.get_subcommands().next().is_none() && calls_service(path) {
+            *sub = std::mem::take(sub).args(shown.iter().cloned());
+        }
+        show_service_args(sub, shown, path);
+        path.pop();
+    }
+}
+
+/// Parses the command line; a mistake is reported as one line (exit 2).
+fn parse() -> Result<Cli, std::process::ExitCode> {
+    let matches = command()
+        .try_get_matches()
+        .map_err(|e| exit::report_clap(&e))?;
+    let mut path = Vec::new();
+    let mut at = &matches;
+    while let Some((name, sub)) = at.subcommand() {
+        path.push(name.to_string());
+        at = sub;
+    }
+    // The application's --private-key (a global option, hidden where it does not apply) is easily taken for
+    // the archive key's --key: refused on the commands that have --key.
+    let has_key = command_at(&command(), &path)
+        .is_some_and(|c| c.get_arguments().any(|a| a.get_long() == Some("key")));
+    if !calls_service(&path)
+        && has_key
+        && matches.value_source("private_key") == Some(clap::parser::ValueSource::CommandLine)
+    {
+        eprintln!(
+            "error: --private-key (the Vonage application's key, for the commands that call the service) does \
+             not apply to `archivectl {}`: did you mean --key? (see --help)",
+            path.join(" ")
+        );
+        return Err(std::process::ExitCode::from(exit::USAGE));
+    }
+    Cli::from_arg_matches(&matches).map_err(|e| exit::report_clap(&e))
+}
+
+/// The (sub)command at `path`.
+fn command_at<'a>(cmd: &'a clap::Command, path: &[String]) -> Option<&'a clap::Command> {
+    match path.split_first() {
+        None => Some(cmd),
+        Some((first, rest)) => command_at(cmd.find_subcommand(first)?, rest),
     }
 }
 
@@ -115,6 +212,8 @@ fn quiet_panics() {
             .map(|s| (*s).to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_default();
+        // `exit` runs no destructors: remove what must not outlive the process (demo's private key) first.
+        exit::remove_registered();
         if message.contains("Broken pipe") {
             std::process::exit(0);
         }

@@ -114,10 +114,10 @@ impl TargetArgs {
                 }
                 Ok(Target::Azure(target))
             }
-            Some(other) => Err(Failure::invalid(format!(
+            Some(other) => Err(Failure::usage(format!(
                 "--target-type {other:?}: expected s3 or azure"
             ))),
-            None => Err(Failure::invalid(
+            None => Err(Failure::usage(
                 "no storage target: give --bucket (S3) or --container (Azure), or a [target] section in archivectl.toml",
             )),
         }

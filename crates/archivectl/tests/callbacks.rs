@@ -445,7 +445,7 @@ fn refuses_bad_options_with_clear_errors() {
         .arg(dir.path().join("l.sqlite3"))
         .output()
         .unwrap();
-    common::assert_fails(&out, 3, "--path");
+    common::assert_fails(&out, 2, "--path");
     // A ledger that is not one.
     let bad = dir.path().join("bad.sqlite3");
     std::fs::write(&bad, vec![7u8; 8192]).unwrap();

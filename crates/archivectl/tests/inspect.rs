@@ -36,6 +36,7 @@ fn inspect_refuses_what_is_not_ts() {
     assert_fails(&run(&["inspect", &fx.path("missing.ts")]), 5, "cannot open");
 }
 
+#[cfg(feature = "demo")]
 #[test]
 fn demo_runs_the_whole_local_flow() {
     let dir = tempfile::tempdir().unwrap();
@@ -163,4 +164,94 @@ fn demo_runs_the_whole_local_flow() {
          cmp openssl.ts {id}.ts"
     );
     sh(&keep, &script);
+}
+
+#[test]
+fn inspect_says_what_is_wrong_without_blaming_a_key_it_never_used() {
+    let fx = Fixture::new();
+    let out = run(&["inspect", &fx.path("archive.ts")]);
+    assert_fails(&out, 3, "is not MPEG-TS");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("key or password"), "{stderr}");
+
+    // Padding is 1 to 16 bytes; more than that is not padding.
+    sh(
+        fx.dir.path(),
+        "cat clip.ts > padded.ts; printf '\\020%.0s' $(seq 16) >> padded.ts
+         cat clip.ts > long.ts; head -c 184 /dev/zero >> long.ts",
+    );
+    let padded = run(&["inspect", &fx.path("padded.ts")]);
+    let text = String::from_utf8_lossy(&padded.stdout);
+    assert!(
+        text.contains("16 trailing bytes") && text.contains("PKCS#7 padding"),
+        "{text}"
+    );
+    let long = run(&["inspect", &fx.path("long.ts")]);
+    let text = String::from_utf8_lossy(&long.stdout);
+    assert!(
+        text.contains("184 trailing bytes") && !text.contains("PKCS#7 padding the"),
+        "{text}"
+    );
+    assert!(text.contains("more than PKCS#7 padding"), "{text}");
+}
+
+#[test]
+fn cert_inspect_with_a_key_that_does_not_match_fails() {
+    let fx = Fixture::new();
+    sh(
+        fx.dir.path(),
+        "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out other.pem 2>/dev/null
+         openssl req -new -x509 -key key.pem -subj /CN=x -out cert.pem -days 1",
+    );
+    let out = run(&[
+        "cert",
+        "inspect",
+        &fx.path("cert.pem"),
+        "--key",
+        &fx.path("other.pem"),
+    ]);
+    assert_fails(&out, 4, "does not belong to certificate");
+    // What it found is still shown.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("matches key:  NO"));
+    let out = run(&[
+        "cert",
+        "inspect",
+        &fx.path("cert.pem"),
+        "--key",
+        &fx.path("key.pem"),
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("matches key:  yes"));
+}
+
+#[test]
+fn a_weak_key_is_called_weak_by_keygen_and_cert_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let out = run(&["keygen", "--bits", "1024", "--cert", cert, "--key", key]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: a 1024-bit RSA key is weak"),
+        "{stderr}"
+    );
+    let out = run(&["cert", "inspect", cert]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("RSA 1024 bits (WEAK"), "{stdout}");
+    let out = run(&["cert", "inspect", cert, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json["warnings"][0].as_str().unwrap().contains("weak"),
+        "{json}"
+    );
+
+    // The default size gets no warning.
+    std::fs::remove_file(cert).unwrap();
+    std::fs::remove_file(key).unwrap();
+    let out = run(&["keygen", "--cert", cert, "--key", key]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("weak"));
+    let out = run(&["cert", "inspect", cert, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["warnings"], serde_json::json!([]));
 }

@@ -431,3 +431,56 @@ fn config_file_supplies_project_and_target() {
     assert_eq!(body["config"]["secretKey"], "sk");
     verify(&fake.requests.lock().unwrap()[0].auth);
 }
+
+#[test]
+fn archives_delete_is_recorded_in_the_ledger_and_no_longer_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.sqlite3");
+    let id = "5f8c3a9e-0d1b-4c2a-9e7f-3b6d8a1c2e4f";
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let listed = format!(
+        r#"{{"count":1,"items":[{{"id":"{id}","status":"uploaded","sessionId":"S1","partnerId":{API_KEY},
+            "createdAt":{now_ms},"duration":0,"size":2048,"password":"cGFzc3dvcmQ=","url":null}}]}}"#
+    );
+    let (addr, fake) = common::fake_service::serve(vec![(200, &listed), (204, "")]);
+    let in_ledger = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--ledger", ledger.to_str().unwrap()]);
+        cli(addr, &all)
+    };
+    let out = in_ledger(&["sync"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pending = in_ledger(&["ledger", "list", "--pending", "--json"]);
+    assert!(String::from_utf8_lossy(&pending.stdout).contains(id));
+
+    let out = in_ledger(&["archives", "delete", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let requests = fake.requests.lock().unwrap().clone();
+    assert_eq!(requests.last().unwrap().method, "DELETE");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("recorded in the ledger"));
+
+    // No longer waiting for a pull; its history kept.
+    let pending = in_ledger(&["ledger", "list", "--pending", "--json"]);
+    let pending: serde_json::Value = serde_json::from_slice(&pending.stdout).unwrap();
+    assert_eq!(pending.as_array().unwrap().len(), 0, "{pending}");
+    let shown = in_ledger(&["ledger", "show", id, "--json"]);
+    let shown_text = String::from_utf8_lossy(&shown.stdout).into_owned();
+    let shown: serde_json::Value = serde_json::from_str(&shown_text).unwrap();
+    assert_eq!(shown["status"], "deleted", "{shown_text}");
+    assert!(
+        shown_text.contains("uploaded"),
+        "history kept: {shown_text}"
+    );
+    assert!(!shown["remote_deleted_at"].is_null(), "{shown_text}");
+}

@@ -125,6 +125,7 @@ async fn get_hooks(State(shared): State<Arc<Shared>>) -> Response {
 async fn patch_hooks(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {
     let patch: HooksPatch = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("Invalid hooks: {e}")))?;
+    patch.check(&shared.media)?;
     let hooks = {
         let mut inner = shared.lock();
         patch.apply(&mut inner.hooks);

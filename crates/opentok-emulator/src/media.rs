@@ -95,6 +95,14 @@ impl Media {
             .map(|ticks| Duration::from_secs_f64(ticks as f64 / PTS_HZ))
     }
 
+    /// The longest recording an archive can hold whole: the size limit, in whole copies of the clip (`None`
+    /// for a clip without timestamps, which is never repeated).
+    pub fn max_recorded(&self) -> Option<Duration> {
+        let period = self.period?;
+        let cap = (self.max_bytes / self.clip.len().max(1)).max(1) as u64;
+        Some(Duration::from_secs_f64((cap * period) as f64 / PTS_HZ))
+    }
+
     /// How many copies of the clip an archive recorded for `recorded` holds.
     pub fn copies_for(&self, recorded: Duration) -> usize {
         let Some(period) = self.period else { return 1 };

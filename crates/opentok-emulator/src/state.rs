@@ -81,6 +81,21 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>
 }
 
 impl HooksPatch {
+    /// Refuses a `recordedSeconds` longer than an archive of `media` can hold (its size limit), instead of
+    /// making a shorter archive than asked.
+    pub(crate) fn check(&self, media: &Media) -> Result<(), ApiError> {
+        if let (Some(Some(seconds)), Some(max)) = (self.recorded_seconds, media.max_recorded())
+            && seconds > max.as_secs()
+        {
+            return Err(ApiError::bad_request(format!(
+                "recordedSeconds {seconds} is above this emulator's limit of {} s (its archives are at most \
+                 max_media_bytes long: raise it in the config to record longer)",
+                max.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
     pub(crate) fn apply(self, hooks: &mut Hooks) {
         if let Some(v) = self.fail_uploads {
             hooks.fail_uploads = v;

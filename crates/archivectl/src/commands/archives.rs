@@ -18,8 +18,19 @@ pub enum Command {
     Start(StartArgs),
     /// Stop a recording.
     Stop(IdArg),
-    /// Delete an archive (allowed once it is available, uploaded or deleted).
-    Delete(IdArg),
+    /// Delete an archive's record in the service (allowed once it is available, uploaded or deleted) and
+    /// record the deletion in the ledger; the object in your storage target stays.
+    Delete(DeleteArgs),
+}
+
+/// `archives delete`
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// The archive id.
+    #[arg(value_name = "ARCHIVE_ID")]
+    id: String,
+    #[command(flatten)]
+    ledger: crate::ledger_path::LedgerArgs,
 }
 
 /// `archives list`
@@ -112,15 +123,44 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
                 print_archive(&archive);
             })
         }
-        Command::Delete(IdArg { id }) => {
+        Command::Delete(DeleteArgs { id, ledger }) => {
+            // The ledger must be usable before the service is changed.
+            let mut ledger = ledger.open(ctx).map_err(|e| crate::exit::Failure {
+                code: crate::exit::LEDGER,
+                message: format!("{e:#}; nothing was sent to the service"),
+            })?;
             rt.block_on(client.delete_archive(&id))
                 .with_context(|| format!("cannot delete archive {id}"))?;
-            ctx.out
-                .emit(&serde_json::json!({ "id": id, "deleted": true }), || {
-                    println!("deleted archive {id}")
-                })
+            record_deletion(&mut ledger, &id).with_context(|| {
+                format!("deleted archive {id} in the service, but cannot record it in the ledger")
+            })?;
+            ctx.out.emit(
+                &serde_json::json!({ "id": id, "deleted": true, "ledger": ledger.path() }),
+                || {
+                    println!(
+                        "deleted archive {id} in the service (recorded in the ledger {}; the object in your \
+                         storage target stays)",
+                        ledger.path().display()
+                    )
+                },
+            )
         }
     }
+}
+
+/// Records a deletion done through the REST API: the archive's status becomes `deleted` (its history kept),
+/// so `pull --all` no longer takes it, and the time of the deletion.
+fn record_deletion(ledger: &mut archive_db::Ledger, id: &str) -> anyhow::Result<()> {
+    let archive: Archive =
+        serde_json::from_value(serde_json::json!({"id": id, "status": "deleted"}))
+            .context("cannot describe the archive for the ledger")?;
+    ledger.record_event(&archive_db::IncomingEvent::from_archive(
+        &archive,
+        archive_db::EventSource::Sync,
+        "archivectl archives delete",
+    ))?;
+    ledger.record_remote_delete(id, time::OffsetDateTime::now_utc())?;
+    Ok(())
 }
 
 fn start_request(args: StartArgs) -> StartArchiveRequest {

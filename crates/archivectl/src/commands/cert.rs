@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use archive_core::cert::Certificate;
 
+use crate::exit::Failure;
 use crate::output::Output;
 use crate::secrets;
 
@@ -42,7 +43,10 @@ pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
         .map(|k| secrets::load_private_key(k, args.passphrase_file.as_deref()))
         .transpose()?;
     let info = cert.info(key.as_ref());
-    out.emit(&info, || {
+    let weak = info.key_bits.and_then(super::keygen::weak_key_warning);
+    let mut json = serde_json::to_value(&info)?;
+    json["warnings"] = serde_json::json!(weak.iter().collect::<Vec<_>>());
+    out.emit(&json, || {
         println!("subject:      {}", info.subject);
         println!("issuer:       {}", info.issuer);
         println!("serial:       {}", info.serial);
@@ -53,7 +57,13 @@ pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
             if info.expired { " (EXPIRED)" } else { "" }
         );
         match info.key_bits {
-            Some(bits) => println!("key:          {} {bits} bits", info.key_algorithm),
+            Some(bits) => println!(
+                "key:          {} {bits} bits{}",
+                info.key_algorithm,
+                weak.as_ref()
+                    .map(|w| format!(" (WEAK: {w})"))
+                    .unwrap_or_default()
+            ),
             None => println!("key:          {} (not RSA)", info.key_algorithm),
         }
         println!("sha256:       {}", info.sha256_fingerprint);
@@ -73,5 +83,22 @@ pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
         }
         println!("json base64:  {}", info.json_base64);
         println!("json escaped: {}", info.json_escaped);
-    })
+    })?;
+    if info.matches_key == Some(false) {
+        let key = args
+            .key
+            .as_deref()
+            .unwrap_or_else(|| std::path::Path::new("--key"));
+        return Err(Failure {
+            code: crate::exit::WRONG_SECRET,
+            message: format!(
+                "the private key {} does not belong to certificate {}: it cannot decrypt the archives made \
+                 for it; give the key this certificate was made from",
+                key.display(),
+                args.path.display()
+            ),
+        }
+        .into());
+    }
+    Ok(())
 }

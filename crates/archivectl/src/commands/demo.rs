@@ -6,7 +6,7 @@
 //! code the other commands run: the REST client of `storage set` and `archives`, and `pull`'s fetch (ranged
 //! GETs decrypted on the fly, checked, measured, hashed).
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use sha2::{Digest as _, Sha256};
 use storage_fetch::{S3Target, Store, Target};
 
 use crate::context::{Context, GlobalArgs};
+use crate::exit::Failure;
 use crate::output::Output;
 
 use super::pull::{self, FetchOptions};
@@ -42,7 +43,8 @@ const UPLOAD_WAIT: Duration = Duration::from_secs(30);
 /// Arguments of `archivectl demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Keep the demo's files in this directory (created if missing) instead of a temporary one.
+    /// Keep the demo's files in this directory, which must be new or empty (it is created if missing),
+    /// instead of a temporary one removed at the end.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
 }
@@ -55,72 +57,155 @@ struct Steps<'a> {
 }
 
 impl Steps<'_> {
-    fn done(&mut self, title: &str, detail: String) {
+    /// Records a step and prints it; output closed early (`demo | head -1`) ends the demo with an error,
+    /// so that its directories are removed on the way out.
+    fn done(&mut self, title: &str, detail: String) -> anyhow::Result<()> {
         let n = self.steps.len() + 1;
-        self.out.note(format!("[{n:>2}] {title}: {detail}"));
+        if !self.out.is_json() {
+            writeln!(std::io::stderr(), "[{n:>2}] {title}: {detail}")
+                .context("cannot write to stderr")?;
+        }
         self.steps.push(serde_json::json!({
             "step": title, "detail": detail,
             "elapsed_ms": self.started.elapsed().as_millis() as u64,
         }));
+        Ok(())
+    }
+}
+
+/// A directory the demo works in: `--keep DIR` (new or empty, kept), or a temporary directory that goes
+/// with the demo however it ends (returned or failed here, a panic through [`crate::exit::remove_on_exit`]).
+struct WorkDir {
+    path: PathBuf,
+    temp: Option<tempfile::TempDir>,
+}
+
+impl WorkDir {
+    /// `--keep DIR`: refused unless it is missing or an empty directory, so that nothing the demo did not
+    /// create is touched.
+    fn kept(dir: &Path) -> anyhow::Result<Self> {
+        match std::fs::read_dir(dir) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(Failure::invalid(format!(
+                        "--keep {}: the directory is not empty; give a new or empty directory (the demo \
+                         never touches files it did not create)",
+                        dir.display()
+                    )));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create --keep {}", dir.display()))?;
+            }
+            Err(_) if dir.exists() && !dir.is_dir() => {
+                return Err(Failure::invalid(format!(
+                    "--keep {}: not a directory; give a new or empty directory",
+                    dir.display()
+                )));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read --keep {}", dir.display()));
+            }
+        }
+        let path = std::fs::canonicalize(dir)
+            .with_context(|| format!("cannot use the directory {}", dir.display()))?;
+        Ok(Self { path, temp: None })
+    }
+
+    /// A new temporary directory under `$TMPDIR` (else /tmp).
+    fn temporary(prefix: &str) -> anyhow::Result<Self> {
+        let temp = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        crate::exit::remove_on_exit(temp.path());
+        Ok(Self {
+            path: temp.path().to_path_buf(),
+            temp: Some(temp),
+        })
+    }
+
+    /// Removes a temporary directory now (a kept one stays).
+    fn close(mut self) -> anyhow::Result<()> {
+        if let Some(temp) = self.temp.take() {
+            crate::exit::forget_on_exit(&self.path);
+            temp.close()
+                .with_context(|| format!("cannot remove {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            crate::exit::forget_on_exit(&self.path);
+            drop(temp);
+        }
     }
 }
 
 /// Runs `archivectl demo`.
 pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
-    let temp;
-    let dir = match &args.keep {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-            d.clone()
-        }
-        None => {
-            temp = tempfile::tempdir().context("cannot create a temporary directory")?;
-            temp.path().to_path_buf()
-        }
+    let work = match &args.keep {
+        Some(d) => WorkDir::kept(d)?,
+        None => WorkDir::temporary("archivectl-demo-")?,
     };
-    let dir = std::fs::canonicalize(&dir)
-        .with_context(|| format!("cannot use the directory {}", dir.display()))?;
     // The demo's throwaway secrets (API secret, S3 secret key) live outside the kept directory, for this
     // run only.
-    let secrets = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let secrets = WorkDir::temporary("archivectl-demo-secrets-")?;
+    let dir = work.path.clone();
     let mut steps = Steps {
         out,
         started: Instant::now(),
         steps: Vec::new(),
     };
 
-    // 1. The customer's key pair and certificate, as `archivectl keygen` makes them.
-    let key = keys::generate_rsa_key(2048)?;
-    let cert = Certificate::generate_self_signed(&key, "CN=archivectl demo", 365)?;
-    let key_path = dir.join("key.pem");
-    let cert_path = dir.join("cert.pem");
-    super::keygen::write_file(&key_path, keys::to_pkcs8_pem(&key, None)?.as_bytes(), 0o600)?;
-    super::keygen::write_file(&cert_path, cert.to_pem().as_bytes(), 0o644)?;
-    drop(key);
-    steps.done(
-        "keygen",
-        format!(
-            "RSA-2048 key {} (0600) and self-signed certificate {} (sha256 {})",
-            key_path.display(),
-            cert_path.display(),
-            short(&cert.sha256_fingerprint())
-        ),
-    );
-
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = rt.block_on(flow(&dir, secrets.path(), &cert, &key_path, &mut steps))?;
-    drop(rt);
+    // Ctrl-C, SIGTERM or SIGHUP end the demo (caught from here, before the first step), so that its
+    // directories are removed below.
+    let mut signals = {
+        let _runtime = rt.enter();
+        Signals::new()?
+    };
+    let result = rt.block_on(async {
+        tokio::select! {
+            result = demo(&dir, &secrets.path, &mut steps) => result,
+            code = signals.wait() => Err(Failure {
+                code,
+                message: "the demo was stopped by a signal; its temporary files are removed".into(),
+            }
+            .into()),
+        }
+    });
+    let result = match result {
+        Ok(result) => result,
+        Err(e) => {
+            // Stop the servers (and a key generation still running) before their directory goes.
+            rt.shutdown_timeout(Duration::from_secs(10));
+            return Err(e);
+        }
+    };
+    secrets.close()?;
+    let kept = work.temp.is_none();
+    work.close()?;
+    // A signal while the summary is printed (to a pipe nobody reads) still ends the demo.
+    rt.spawn(async move {
+        let code = signals.wait().await;
+        std::process::exit(i32::from(code));
+    });
 
     let pulled = &result.pulled;
     let duration = pulled
         .measured_duration
         .map_or("unknown".to_string(), |d| format!("{d:.3} s"));
     let json = serde_json::json!({
-        "dir": dir, "kept": args.keep.is_some(), "archive_id": result.archive_id,
+        "dir": dir, "kept": kept, "archive_id": result.archive_id,
         "steps": steps.steps,
         "callbacks": result.callback_statuses,
         "service": {
@@ -140,12 +225,98 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
             pulled.bytes,
             short(&pulled.sha256),
         );
-        if args.keep.is_some() {
-            println!("files kept in {}", dir.display());
+        if kept {
+            println!("files kept in {}; try:", dir.display());
+            println!(
+                "  archivectl ledger show {} --ledger {}",
+                result.archive_id,
+                dir.join("ledger.sqlite3").display()
+            );
+            println!(
+                "  archivectl inspect {}",
+                pulled.path.display()
+            );
         } else {
-            println!("(use --keep DIR to keep the files)");
+            println!("the demo's files are removed (run it with --keep DIR to keep them)");
         }
+        println!("next, with your real project (see docs/user-guide.md, \"Talking to the service\"):");
+        println!("  archivectl keygen --cert cert.pem --key key.pem");
+        println!(
+            "  archivectl storage check --bucket BUCKET --access-key-id ID --secret-access-key-file PATH"
+        );
+        println!("  archivectl storage set s3 --bucket BUCKET --access-key-id ID --secret-access-key-file PATH --certificate cert.pem");
+        println!("  archivectl callbacks serve --listen 0.0.0.0:8080 --token-file PATH");
     })
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP, caught from the moment this is made.
+struct Signals {
+    #[cfg(unix)]
+    streams: [(tokio::signal::unix::Signal, u8); 3],
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let catch = |kind: SignalKind| signal(kind).context("cannot catch signals");
+            Ok(Self {
+                streams: [
+                    (catch(SignalKind::interrupt())?, crate::exit::INTERRUPTED),
+                    (catch(SignalKind::terminate())?, crate::exit::TERMINATED),
+                    (catch(SignalKind::hangup())?, crate::exit::TERMINATED),
+                ],
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for one of the signals; returns the exit code for it.
+    async fn wait(&mut self) -> u8 {
+        #[cfg(unix)]
+        {
+            let [(int, a), (term, b), (hup, c)] = &mut self.streams;
+            tokio::select! {
+                _ = int.recv() => *a,
+                _ = term.recv() => *b,
+                _ = hup.recv() => *c,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            crate::exit::INTERRUPTED
+        }
+    }
+}
+
+/// Step 1, the customer's key pair and certificate as `archivectl keygen` makes them, then the rest.
+async fn demo(dir: &Path, secrets: &Path, steps: &mut Steps<'_>) -> anyhow::Result<FlowResult> {
+    let (key, cert) = tokio::task::spawn_blocking(|| -> anyhow::Result<_> {
+        let key = keys::generate_rsa_key(2048)?;
+        let cert = Certificate::generate_self_signed(&key, "CN=archivectl demo", 365)?;
+        let pem = keys::to_pkcs8_pem(&key, None)?;
+        Ok((pem, cert))
+    })
+    .await
+    .context("the key generation failed")??;
+    let key_path = dir.join("key.pem");
+    let cert_path = dir.join("cert.pem");
+    super::keygen::write_file(&key_path, key.as_bytes(), 0o600)?;
+    drop(key);
+    super::keygen::write_file(&cert_path, cert.to_pem().as_bytes(), 0o644)?;
+    steps.done(
+        "keygen",
+        format!(
+            "RSA-2048 key {} (0600) and self-signed certificate {} (sha256 {})",
+            key_path.display(),
+            cert_path.display(),
+            short(&cert.sha256_fingerprint())
+        ),
+    )?;
+    flow(dir, secrets, &cert, &key_path, steps).await
 }
 
 /// What the flow found, for the summary.
@@ -199,7 +370,7 @@ async fn flow(
             "s3s-fs on {s3_url}, bucket {BUCKET:?} in {}; SigV4 checked: a wrong secret key gets {refused}",
             s3_root.display()
         ),
-    );
+    )?;
 
     // 3. The status-callback receiver: `archivectl callbacks serve`'s server, committing to a ledger.
     let ledger_path = dir.join("ledger.sqlite3");
@@ -233,7 +404,7 @@ async fn flow(
              it is answered",
             ledger_path.display()
         ),
-    );
+    )?;
 
     // 4. The service: the emulator, uploading to the embedded S3 server, calling back the receiver.
     let api_secret = random_secret();
@@ -256,7 +427,7 @@ async fn flow(
              4-second clip repeated)",
             emulator.base_url()
         ),
-    );
+    )?;
 
     // The REST client exactly as `archivectl storage set` and `archivectl archives` build it.
     let secret_file = secrets.join("api-secret");
@@ -301,7 +472,7 @@ async fn flow(
             "PUT /v2/project/{API_KEY}/archive/storage: S3 bucket {BUCKET} at {s3_url}, encrypted for the \
              certificate, fallback none"
         ),
-    );
+    )?;
 
     // 6. `archives start`, 7. `archives stop`.
     let mut request = StartArchiveRequest::new("2_MX40NjAwMDAwMH5-YXJjaGl2ZWN0bC1kZW1v");
@@ -314,7 +485,7 @@ async fn flow(
     steps.done(
         "archives start",
         format!("archive {id} is {}", started.status.as_str()),
-    );
+    )?;
     let stopped = client
         .stop_archive(&id)
         .await
@@ -325,7 +496,7 @@ async fn flow(
             "archive {id} is {}; the service now encrypts and uploads it",
             stopped.status.as_str()
         ),
-    );
+    )?;
 
     // 8. Wait for `uploaded` in the ledger (the receiver committed the callbacks), then GET.
     let mut ledger = archive_db::Ledger::open(&ledger_path)
@@ -379,7 +550,7 @@ async fn flow(
             statuses.join(", "),
             callback_json.display()
         ),
-    );
+    )?;
     let archive = client
         .get_archive(&id)
         .await
@@ -406,7 +577,7 @@ async fn flow(
              callback's password",
             archive.size, archive.duration
         ),
-    );
+    )?;
 
     // 9. `pull`: ranged GETs from the S3 server, decrypted as they arrive, checked, measured, hashed.
     let store = s3_target(s3_secret)?;
@@ -441,7 +612,7 @@ async fn flow(
             pulled.bytes.div_ceil(opts.part_size).max(1),
             short(&pulled.sha256)
         ),
-    );
+    )?;
 
     ledger
         .record_pull(
@@ -458,12 +629,11 @@ async fn flow(
         "ledger",
         format!(
             "archive {id}: the wrapped password as received, {} statuses, pulled to {}, sha256, measured duration \
-             (`archivectl ledger show {id} --ledger {}`)",
+             (with --keep DIR, `archivectl ledger show {id} --ledger DIR/ledger.sqlite3` shows it afterwards)",
             statuses.len(),
             pulled.path.display(),
-            ledger_path.display()
         ),
-    );
+    )?;
 
     // 10. `inspect` the file on disk.
     let (report, sha256) = inspect(&pulled.path)?;
@@ -472,7 +642,7 @@ async fn flow(
         "{} changed after it was pulled",
         pulled.path.display()
     );
-    steps.done("inspect", super::describe_report(&report));
+    steps.done("inspect", super::describe_report(&report))?;
 
     emulator.stop().await;
     s3.stop();
@@ -511,7 +681,7 @@ fn inspect(path: &Path) -> anyhow::Result<(mpegts::TsReport, String)> {
         }
         if first {
             mpegts::looks_like_ts(&buf[..n]).map_err(|e| {
-                crate::exit::Failure::invalid(format!("{} is not MPEG-TS ({e})", path.display()))
+                Failure::invalid(format!("{} is not MPEG-TS ({e})", path.display()))
             })?;
             first = false;
         }

@@ -32,12 +32,13 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
             break;
         }
         if first {
-            mpegts::looks_like_ts(&buf[..n]).map_err(|e| {
-                Failure::invalid(format!(
-                    "{} is not MPEG-TS ({e}); is it still encrypted?",
+            if mpegts::looks_like_ts(&buf[..n]).is_err() {
+                return Err(Failure::invalid(format!(
+                    "{} is not MPEG-TS (no sync byte 0x47 every 188 bytes at its start): give a decrypted \
+                     archive (an archive.ts as downloaded is still encrypted: `archivectl decrypt` or `pull` it)",
                     args.path.display()
-                ))
-            })?;
+                )));
+            }
             first = false;
         }
         inspector.feed(&buf[..n]);
@@ -52,11 +53,16 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
     out.emit(&report, || {
         println!("{}: MPEG-TS", args.path.display());
         println!("{}", super::describe_report(&report));
-        if report.trailing_bytes > 0 {
-            println!(
-                "{} trailing bytes after the last whole packet (PKCS#7 padding kept by -nopad?)",
-                report.trailing_bytes
-            );
+        match report.trailing_bytes {
+            0 => {}
+            n @ 1..=16 => println!(
+                "{n} trailing bytes after the last whole packet (the PKCS#7 padding the documented \
+                 `openssl enc -d -nopad` keeps; `decrypt --trim` removes it)"
+            ),
+            n => println!(
+                "{n} trailing bytes after the last whole packet: more than PKCS#7 padding (at most 16), \
+                 so the file was cut short or has bytes appended"
+            ),
         }
     })
 }

@@ -70,6 +70,13 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
             .parent()
             .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
         {
+            if dir.exists() {
+                return Err(Failure::invalid(format!(
+                    "cannot create {}: {} is a file, not a directory",
+                    path.display(),
+                    dir.display()
+                )));
+            }
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!(
@@ -86,6 +93,10 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
         .as_deref()
         .map(secrets::read_passphrase_file)
         .transpose()?;
+    let weak = weak_key_warning(args.bits);
+    if let Some(warning) = &weak {
+        out.note(format!("warning: {warning}"));
+    }
     out.note(format!("generating a {}-bit RSA key...", args.bits));
     let key = keys::generate_rsa_key(args.bits)?;
     let cert = Certificate::generate_self_signed(&key, &args.subject, args.days)?;
@@ -106,6 +117,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
         "cert": args.cert,
         "key_encrypted": passphrase.is_some(),
         "certificate": info,
+        "warnings": weak.iter().collect::<Vec<_>>(),
     });
     out.emit(&json, || {
         println!(
@@ -125,6 +137,19 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
             "send it with: archivectl storage set ... --certificate {}",
             args.cert.display()
         );
+    })
+}
+
+/// The RSA key size recommended (and the most the service accepts).
+pub const RECOMMENDED_BITS: usize = 2048;
+
+/// A warning for an RSA key of `bits` bits, if it is weaker than recommended.
+pub fn weak_key_warning(bits: usize) -> Option<String> {
+    (bits < RECOMMENDED_BITS).then(|| {
+        format!(
+            "a {bits}-bit RSA key is weak (it can be broken): use {RECOMMENDED_BITS} bits, the default, \
+             recommended and the most the service accepts"
+        )
     })
 }
 

@@ -76,6 +76,8 @@ pub struct ExportArgs {
 pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     match cmd {
         Command::List(args) => {
+            // A mistaken flag is reported before the ledger is looked at.
+            let status = args.status.as_deref().map(parse_status).transpose()?;
             let ledger = args.ledger.open_for_reading(ctx)?;
             let records = if args.pending {
                 let mut all = ledger.pending()?;
@@ -84,7 +86,6 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
                 }
                 all
             } else {
-                let status = args.status.as_deref().map(parse_status).transpose()?;
                 ledger.list(&ArchiveFilter {
                     status,
                     session_id: args.session_id,
@@ -170,7 +171,7 @@ fn refuse_ledger_files(out: &Path, ledger: &Path) -> anyhow::Result<()> {
         let mut candidate = ledger_resolved.clone().into_os_string();
         candidate.push(suffix);
         if out_resolved.as_os_str() == candidate {
-            return Err(Failure::invalid(format!(
+            return Err(Failure::usage(format!(
                 "--out {} is the ledger's own file{}: export somewhere else",
                 out.display(),
                 if suffix.is_empty() {
@@ -186,7 +187,7 @@ fn refuse_ledger_files(out: &Path, ledger: &Path) -> anyhow::Result<()> {
 
 fn parse_status(text: &str) -> anyhow::Result<ArchiveStatus> {
     match ArchiveStatus::from(text) {
-        ArchiveStatus::Unknown(other) => Err(Failure::invalid(format!(
+        ArchiveStatus::Unknown(other) => Err(Failure::usage(format!(
             "unknown status {other:?}: use started, paused, stopped, uploaded, available, failed, expired or deleted"
         ))),
         known => Ok(known),

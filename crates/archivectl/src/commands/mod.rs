@@ -1,15 +1,19 @@
 //! One module per command: its clap arguments and its `run`.
 
 pub mod archives;
+// `demo` mounts the receiver's server too: without it, `serve` is only used by `callbacks serve` itself.
+#[cfg_attr(not(feature = "demo"), allow(unused_imports))]
 pub mod callbacks;
 pub mod cert;
 pub mod decrypt;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod inspect;
 pub mod keygen;
 pub mod ledger;
 pub mod password;
 pub mod pull;
+pub mod shell;
 pub mod storage;
 pub mod sync;
 

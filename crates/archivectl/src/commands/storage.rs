@@ -46,6 +46,7 @@ pub enum SetTarget {
 
 /// What every target takes: fallback and encryption.
 #[derive(Debug, clap::Args)]
+#[command(next_help_heading = "When an upload fails")]
 pub struct CommonArgs {
     /// What the service does with an archive it cannot upload: `none` (lose it), `opentok`/`vonage` (keep it
     /// in the service's cloud for 72 hours).
@@ -60,6 +61,7 @@ pub struct CommonArgs {
 /// Exactly one of `--certificate` and `--no-encryption`.
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
+#[command(next_help_heading = "Encryption (one of)")]
 pub struct EncryptionArgs {
     /// Encrypt archives for this certificate (PEM, DER, base64 of PEM; RSA, at most 2048 bits).
     #[arg(long, value_name = "PATH")]
@@ -91,6 +93,7 @@ pub enum SseArg {
 
 /// `archivectl storage set s3`
 #[derive(Debug, clap::Args)]
+#[command(next_help_heading = "The bucket")]
 pub struct S3Args {
     /// The bucket (default: `[target] bucket`).
     #[arg(long, value_name = "BUCKET")]
@@ -101,7 +104,7 @@ pub struct S3Args {
     /// File whose first line is the secret access key (default: `[target] secret_access_key_file`).
     #[arg(long, value_name = "PATH")]
     secret_access_key_file: Option<PathBuf>,
-    /// Endpoint base URL of an S3-compatible store, e.g. https://storage.googleapis.com (default: Amazon S3).
+    /// Endpoint base URL of an S3-compatible store, e.g. `https://storage.googleapis.com` (default: Amazon S3).
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
     /// Server-side encryption of the uploaded files.
@@ -113,6 +116,7 @@ pub struct S3Args {
 
 /// `archivectl storage set azure`
 #[derive(Debug, clap::Args)]
+#[command(next_help_heading = "The container")]
 pub struct AzureArgs {
     /// The storage account (default: `[target] account_name`).
     #[arg(long, value_name = "NAME")]
@@ -142,9 +146,7 @@ fn encryption(common: &EncryptionArgs) -> anyhow::Result<(ArchiveEncryption, Opt
             Ok((ArchiveEncryption::for_certificate(&cert), Some(cert)))
         }
         (None, true) => Ok((ArchiveEncryption::Disabled, None)),
-        (None, false) => Err(Failure::invalid(
-            "give --certificate PATH or --no-encryption",
-        )),
+        (None, false) => Err(Failure::usage("give --certificate PATH or --no-encryption")),
     }
 }
 
@@ -291,10 +293,8 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
     let ledger_path = common.ledger.path(ctx);
     let mut ledger = crate::ledger_path::open(&ledger_path).map_err(|e| Failure {
         code: crate::exit::LEDGER,
-        message: format!(
-            "cannot use the ledger {}: {e:#}; nothing was sent to the service",
-            ledger_path.display()
-        ),
+        // The ledger's own error names the file once.
+        message: format!("{e:#}; nothing was sent to the service"),
     })?;
     let since = time::OffsetDateTime::now_utc();
     context::runtime()?

@@ -1,6 +1,7 @@
 //! Shared helpers for the black-box tests: run archivectl, run openssl and the documented shell steps.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod demo;
 pub mod fake_service;
 
 use std::path::{Path, PathBuf};
@@ -116,4 +117,39 @@ impl Fixture {
         );
         sh(self.dir.path(), &script);
     }
+}
+
+/// Every command path (`[]`, `["storage"]`, `["storage", "set", "s3"]`, ...), read from the `Commands:` lists
+/// of the `--help` pages, clap's own `help` left out.
+pub fn command_paths() -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    let mut stack = vec![Vec::<String>::new()];
+    while let Some(path) = stack.pop() {
+        let help = archivectl().args(&path).arg("--help").output().unwrap();
+        let text = String::from_utf8(help.stdout).unwrap();
+        let mut in_commands = false;
+        for line in text.lines() {
+            if line == "Commands:" {
+                in_commands = true;
+                continue;
+            }
+            if in_commands {
+                if !line.starts_with("  ") {
+                    break;
+                }
+                // "  name   description", skipping description lines that continue the one above.
+                if let Some(sub) = line.strip_prefix("  ").filter(|l| !l.starts_with(' ')) {
+                    let sub = sub.split_whitespace().next().unwrap().to_string();
+                    if sub != "help" {
+                        let mut next = path.clone();
+                        next.push(sub);
+                        stack.push(next);
+                    }
+                }
+            }
+        }
+        found.push(path);
+    }
+    found.sort();
+    found
 }
