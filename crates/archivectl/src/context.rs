@@ -34,6 +34,10 @@ pub struct GlobalArgs {
     /// The Vonage application's private key file (with --application-id).
     #[arg(long, global = true, value_name = "PATH", env = "VONAGE_PRIVATE_KEY")]
     pub private_key: Option<PathBuf>,
+    /// Accept plain http:// service and storage URLs on hosts other than this machine (tokens and data then
+    /// cross the network unencrypted); loopback URLs never need it. Also `[project] allow_http = true`.
+    #[arg(long, global = true)]
+    pub allow_http: bool,
 }
 
 /// The resolved context of one invocation.
@@ -129,6 +133,20 @@ impl Context {
         ))
     }
 
+    /// Whether plain `http://` may be used on a host that is not loopback (`--allow-http`, or
+    /// `[project] allow_http = true`).
+    pub fn allow_http(&self) -> bool {
+        self.global.allow_http || self.config.project.allow_http.unwrap_or(false)
+    }
+
+    /// Options for a storage target's store (plain HTTP as [`Context::allow_http`] says).
+    pub fn store_options(&self) -> storage_fetch::StoreOptions {
+        storage_fetch::StoreOptions {
+            allow_http: self.allow_http(),
+            ..storage_fetch::StoreOptions::default()
+        }
+    }
+
     /// The REST client for the service.
     pub fn client(&self) -> anyhow::Result<opentok_rest::Client> {
         let credentials = self.credentials()?;
@@ -141,6 +159,7 @@ impl Context {
         opentok_rest::Client::builder(credentials)
             .base_url(base)
             .timeout(Duration::from_secs(60))
+            .allow_http(self.allow_http())
             .build()
             .map_err(|e| Failure::invalid(format!("cannot set up the service client: {e}")))
     }

@@ -4,6 +4,12 @@
 //! `PUT`, `DELETE`) are retried with exponential backoff and jitter, and only when the service could not be
 //! reached, timed out, or answered 429 or 5xx; starting and stopping an archive are never repeated, since a
 //! repeat could start a second recording. Errors are typed ([`Error`]) and carry the service's own message.
+//!
+//! What the client trusts: it follows no redirect (a 3xx is [`Error::Redirect`], naming where it pointed),
+//! so the token header never travels to another origin; it speaks plain `http://` only to a loopback host
+//! (`127.0.0.0/8`, `::1`, `localhost`) unless [`ClientBuilder::allow_http`] says otherwise; every request
+//! has a connect timeout ([`DEFAULT_CONNECT_TIMEOUT`]) and a total timeout ([`DEFAULT_TIMEOUT`]). Errors
+//! never carry a URL's query (see [`crate::redact`]).
 //! No secret (API secret, private key, storage keys, tokens) is ever put in `Debug` output, a log line, or
 //! an error message.
 //!
@@ -115,9 +121,31 @@ pub enum Error {
     /// No complete answer within the configured timeout.
     #[error("no answer from the service within {0:?}")]
     Timeout(Duration),
-    /// The service could not be reached, or the connection broke.
-    #[error("could not reach the service: {0}")]
+    /// No connection to the service could be made (connection refused, DNS, TLS, connect timeout).
+    #[error("could not reach the service at {url} (port {port}): {reason}")]
+    Unreachable {
+        /// The base URL (without query or credentials).
+        url: String,
+        /// The port that was tried.
+        port: u16,
+        /// What failed and what to check.
+        reason: String,
+    },
+    /// The connection broke after it was made, or the client could not be set up.
+    #[error("the connection to the service failed: {0}")]
     Connection(String),
+    /// The service answered with a redirect, which is never followed: the request's token (or a storage
+    /// secret in its body) must not go to another place than the one configured.
+    #[error(
+        "the service answered HTTP {status} with a redirect to {location}, which is not followed \
+         (credentials are only sent to the configured URL): check the service URL"
+    )]
+    Redirect {
+        /// The 3xx status.
+        status: u16,
+        /// Where it pointed: scheme, host and port only (its path and query are not repeated).
+        location: String,
+    },
     /// A success status with a body that is not what the call returns.
     #[error("unexpected answer from the service: {0}")]
     InvalidResponse(String),
@@ -213,9 +241,17 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     retry: RetryPolicy,
     token_lifetime: Duration,
+    allow_http: bool,
 }
 
 impl ClientBuilder {
+    /// Accepts a plain `http://` base URL for any host (default: only for loopback hosts, since tokens and
+    /// storage secrets would otherwise cross the network unencrypted).
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
     /// The service's URL (default: the one the credentials are for, see
     /// [`Credentials::default_base_url`]); a path prefix is kept, so an emulator can be mounted anywhere.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
@@ -254,6 +290,7 @@ impl ClientBuilder {
             self.base_url
                 .as_deref()
                 .unwrap_or(self.credentials.default_base_url()),
+            self.allow_http,
         )?;
         // reqwest is built with rustls but no bundled crypto provider; ring is the workspace's. Installing
         // fails harmlessly when a provider is already installed (by storage-fetch, or an earlier client).
@@ -262,6 +299,9 @@ impl ClientBuilder {
             .user_agent(USER_AGENT)
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
+            // A redirect would carry the token header to wherever the service (or someone between) points:
+            // none is followed, and a 3xx is an error (`Error::Redirect`).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 Error::Connection(format!(
@@ -274,15 +314,16 @@ impl ClientBuilder {
             credentials: self.credentials,
             base_url,
             timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
             retry: self.retry,
             token_lifetime: self.token_lifetime,
         })
     }
 }
 
-fn parse_base_url(text: &str) -> Result<Url, Error> {
+fn parse_base_url(text: &str, allow_http: bool) -> Result<Url, Error> {
     let invalid = |reason: &str| Error::InvalidBaseUrl {
-        url: text.to_owned(),
+        url: crate::redact::redact_url(text),
         reason: reason.to_owned(),
     };
     let url = Url::parse(text).map_err(|e| invalid(&e.to_string()))?;
@@ -299,7 +340,26 @@ fn parse_base_url(text: &str) -> Result<Url, Error> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("a base URL has no query or fragment"));
     }
+    if url.scheme() == "http" && !allow_http && !is_loopback(&url) {
+        return Err(invalid(
+            "plain http:// is only used for a loopback host (the token would cross the network \
+             unencrypted): use https://, or allow plain HTTP explicitly",
+        ));
+    }
     Ok(url)
+}
+
+/// Whether `url`'s host is this machine: `127.0.0.0/8`, `::1`, `localhost` or a `*.localhost` name.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
+    }
 }
 
 /// An authenticated client for one project's (or application's) archive and storage endpoints.
@@ -311,6 +371,7 @@ pub struct Client {
     credentials: Credentials,
     base_url: Url,
     timeout: Duration,
+    connect_timeout: Duration,
     retry: RetryPolicy,
     token_lifetime: Duration,
 }
@@ -344,6 +405,7 @@ impl Client {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: RetryPolicy::default(),
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            allow_http: false,
         }
     }
 
@@ -599,6 +661,12 @@ impl Client {
             let failure = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
+                    if status.is_redirection() {
+                        return Err(Error::Redirect {
+                            status: status.as_u16(),
+                            location: redirect_origin(&url, &response),
+                        });
+                    }
                     let retry_after = retry_after(&response);
                     let read = response.bytes().await;
                     match read {
@@ -636,11 +704,68 @@ impl Client {
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> Error {
+        let chain = error_chain(error);
+        if error.is_connect() {
+            return Error::Unreachable {
+                url: crate::redact::redact_url(self.base_url.as_str()),
+                port: self.base_url.port_or_known_default().unwrap_or(0),
+                reason: unreachable_reason(&chain, error.is_timeout(), self.connect_timeout),
+            };
+        }
         if error.is_timeout() {
             return Error::Timeout(self.timeout);
         }
         let host = self.base_url.host_str().unwrap_or("the service");
-        Error::Connection(format!("{host}: {}", error_chain(error)))
+        Error::Connection(format!("{host}: {chain}"))
+    }
+}
+
+/// What a failed connection means and what to check, from the error chain's words (reqwest and hyper
+/// expose no structured kind for these; the patterns are pinned by a unit test).
+fn unreachable_reason(chain: &str, timed_out: bool, connect_timeout: Duration) -> String {
+    let lower = chain.to_ascii_lowercase();
+    if lower.contains("connection refused") {
+        "connection refused: nothing listens there: wrong host or port, or the server is down"
+            .into()
+    } else if lower.contains("dns error")
+        || lower.contains("failed to lookup address")
+        || lower.contains("name or service not known")
+        || lower.contains("no such host")
+        || lower.contains("nodename nor servname")
+    {
+        "DNS lookup failed: no such host: check the host name in the service URL".into()
+    } else if timed_out || lower.contains("timed out") {
+        format!(
+            "no connection within {connect_timeout:?}: a firewall drops the traffic, or the host or port is wrong"
+        )
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        format!(
+            "TLS failed ({}): check that the URL is the service's, and the system's CA certificates",
+            chain
+                .split_once("(Connect): ")
+                .map_or(chain, |(_, cause)| cause)
+        )
+    } else if lower.contains("network is unreachable") || lower.contains("no route to host") {
+        "no route to the host: check the network and the host name".into()
+    } else {
+        format!("{chain}: check the service URL and that the service is up")
+    }
+}
+
+/// The origin (scheme, host, port) of a redirect's `Location`, resolved against the request's URL; never
+/// its path or query, which may hold a signature.
+fn redirect_origin(request_url: &Url, response: &reqwest::Response) -> String {
+    let Some(location) = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return "nowhere (no Location header)".into();
+    };
+    match request_url.join(location) {
+        Ok(target) => target.origin().ascii_serialization(),
+        Err(_) => "an unreadable Location".into(),
     }
 }
 
@@ -649,7 +774,8 @@ fn is_transport_failure(error: &reqwest::Error) -> bool {
     error.is_connect() || error.is_timeout() || error.is_request() || error.is_body()
 }
 
-/// The error and its causes, without the URL (which reqwest would put first).
+/// The error and its causes, without the URL that reqwest's text carries (and any URL a cause names
+/// redacted).
 fn error_chain(error: &reqwest::Error) -> String {
     let mut text = String::new();
     let mut current: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
@@ -660,7 +786,7 @@ fn error_chain(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         current = cause.source();
     }
-    text
+    crate::redact::redact_urls_in_text(&text).into_owned()
 }
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
@@ -799,8 +925,8 @@ mod tests {
 
     #[test]
     fn base_urls_are_checked() {
-        assert!(parse_base_url("https://api.opentok.com").is_ok());
-        assert!(parse_base_url("http://127.0.0.1:8080/prefix/").is_ok());
+        assert!(parse_base_url("https://api.opentok.com", false).is_ok());
+        assert!(parse_base_url("http://127.0.0.1:8080/prefix/", false).is_ok());
         for bad in [
             "api.opentok.com",
             "ftp://host",
@@ -809,14 +935,75 @@ mod tests {
             "not a url",
         ] {
             assert!(
-                matches!(parse_base_url(bad), Err(Error::InvalidBaseUrl { .. })),
+                matches!(
+                    parse_base_url(bad, false),
+                    Err(Error::InvalidBaseUrl { .. })
+                ),
                 "{bad}"
             );
         }
-        let with_password = parse_base_url("https://user:hunter2@host").unwrap_err();
+        for remote in [
+            "http://api.opentok.com",
+            "http://10.0.0.7:8080",
+            "http://localhost.evil.com",
+        ] {
+            let refused = parse_base_url(remote, false).unwrap_err();
+            assert!(
+                refused
+                    .to_string()
+                    .contains("plain http:// is only used for a loopback host"),
+                "{refused}"
+            );
+            assert!(
+                parse_base_url(remote, true).is_ok(),
+                "allowed explicitly: {remote}"
+            );
+        }
+        for local in [
+            "http://127.0.0.1:9",
+            "http://127.8.9.10",
+            "http://[::1]:8080",
+            "http://localhost:3000/emu",
+            "http://emulator.localhost",
+        ] {
+            assert!(parse_base_url(local, false).is_ok(), "{local}");
+        }
+        let with_password = parse_base_url("https://user:hunter2@host", false).unwrap_err();
         assert!(
             !with_password.to_string().contains("hunter2"),
             "{with_password}"
+        );
+    }
+
+    #[test]
+    fn unreachable_reasons_say_what_to_check() {
+        let t = Duration::from_secs(10);
+        let reason = |chain: &str| unreachable_reason(chain, false, t);
+        assert!(
+            reason("client error (Connect): tcp connect error: Connection refused (os error 111)")
+                .starts_with("connection refused: nothing listens there: wrong host or port")
+        );
+        for dns in [
+            "client error (Connect): dns error: failed to lookup address information: Name or service not known",
+            "dns error: No such host is known. (os error 11001)",
+            "dns error: nodename nor servname provided, or not known",
+        ] {
+            assert!(reason(dns).starts_with("DNS lookup failed"), "{dns}");
+        }
+        assert!(unreachable_reason("client error (Connect)", true, t).contains("within 10s"));
+        assert!(
+            reason("tcp connect error: Connection timed out (os error 110)").contains("within 10s")
+        );
+        assert!(
+            reason("client error (Connect): invalid peer certificate: UnknownIssuer")
+                .starts_with("TLS failed (invalid peer certificate: UnknownIssuer)")
+        );
+        assert!(
+            reason("tcp connect error: Network is unreachable (os error 101)")
+                .starts_with("no route")
+        );
+        assert!(
+            reason("something else").ends_with("check the service URL and that the service is up")
         );
     }
 

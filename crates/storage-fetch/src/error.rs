@@ -493,9 +493,18 @@ pub(crate) fn classify(
                 location: ctx.location(),
                 status,
                 transient,
-                source,
+                source: without_url_queries(source),
             }
         }
+    }
+}
+
+/// `source` as it is, unless its text names a URL with a query (a SAS token or a presigned signature, which
+/// `object_store` and reqwest repeat in their messages): then the same chain as one message, URLs redacted.
+fn without_url_queries(source: Box<dyn StdError + Send + Sync>) -> Box<dyn StdError + Send + Sync> {
+    match opentok_rest::redact::redact_urls_in_text(&chain_text(&*source)) {
+        std::borrow::Cow::Borrowed(_) => source,
+        std::borrow::Cow::Owned(text) => Box::new(Message(text)),
     }
 }
 
@@ -626,6 +635,27 @@ mod tests {
             ctx().not_found().to_string(),
             "object not found in bucket archives at 1/a/archive.ts"
         );
+    }
+
+    #[test]
+    fn url_queries_never_reach_the_message() {
+        let body = "Generic error: Error performing GET \
+                    https://acct.blob.core.windows.net/c/1/a/archive.ts?sv=2022&sig=SECRETSIG in 3ms: \
+                    HTTP status server error (500 Internal Server Error) for url \
+                    (https://acct.blob.core.windows.net/c/1/a/archive.ts?sv=2022&sig=SECRETSIG)";
+        let e = class(500, body);
+        let mut chain = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        assert!(!chain.contains("SECRETSIG"), "{chain}");
+        assert!(
+            chain.contains("https://acct.blob.core.windows.net/c/1/a/archive.ts"),
+            "{chain}"
+        );
+        assert!(e.is_transient());
     }
 
     #[test]

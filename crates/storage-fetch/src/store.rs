@@ -33,6 +33,10 @@ pub struct StoreOptions {
     pub retries: u32,
     /// The waits between tries.
     pub backoff: Backoff,
+    /// Accept a plain `http://` endpoint on any host. Off by default: plain HTTP is used only for a loopback
+    /// endpoint (`127.0.0.0/8`, `::1`, `localhost`: a local test server), since requests carry signatures
+    /// and data in clear text otherwise.
+    pub allow_http: bool,
 }
 
 impl Default for StoreOptions {
@@ -42,6 +46,7 @@ impl Default for StoreOptions {
             request_timeout: Duration::from_secs(600),
             retries: 3,
             backoff: Backoff::default(),
+            allow_http: false,
         }
     }
 }
@@ -262,7 +267,10 @@ impl Store {
         let store: Arc<dyn ObjectStore> = match &target {
             Target::S3(s3) => {
                 let url = s3.endpoint_url()?;
-                let allow_http = url.as_ref().is_some_and(|u| u.scheme() == "http");
+                let allow_http = match &url {
+                    Some(u) => crate::target::plain_http_allowed(u, options.allow_http)?,
+                    None => false,
+                };
                 client_options = client_options.with_allow_http(allow_http);
                 let mut builder = AmazonS3Builder::new()
                     .with_bucket_name(&s3.bucket)
@@ -294,13 +302,14 @@ impl Store {
             }
             Target::Azure(az) => {
                 let url = az.account_url()?;
-                client_options = client_options.with_allow_http(url.scheme() == "http");
+                let allow_http = crate::target::plain_http_allowed(&url, options.allow_http)?;
+                client_options = client_options.with_allow_http(allow_http);
                 let builder = MicrosoftAzureBuilder::new()
                     .with_account(&az.account_name)
                     .with_access_key(az.account_key.expose_secret())
                     .with_container_name(&az.container)
                     .with_endpoint(url.as_str().trim_end_matches('/').to_string())
-                    .with_allow_http(url.scheme() == "http")
+                    .with_allow_http(allow_http)
                     .with_retry(retry)
                     .with_client_options(client_options.clone());
                 Arc::new(

@@ -82,15 +82,17 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     let rt = context::runtime()?;
     match cmd {
         Command::List(args) => {
-            let archives = rt
+            let mut archives = rt
                 .block_on(client.collect_all_archives(args.session_id.as_deref()))
                 .context("cannot list archives")?;
+            archives.iter_mut().for_each(redact_url);
             ctx.out.emit(&archives, || print_table(&archives))
         }
         Command::Get(IdArg { id }) => {
-            let archive = rt
+            let mut archive = rt
                 .block_on(client.get_archive(&id))
                 .with_context(|| format!("cannot get archive {id}"))?;
+            redact_url(&mut archive);
             ctx.out.emit(&archive, || print_archive(&archive))
         }
         Command::Start(args) => {
@@ -182,6 +184,12 @@ fn print_table(archives: &[Archive]) {
         );
     }
     println!("{} archive(s)", archives.len());
+}
+
+/// A presigned download URL is shown without its query (its signature), in text and JSON (issue 11):
+/// `pull` asks the service for a fresh one itself.
+fn redact_url(a: &mut Archive) {
+    a.url = a.url.as_deref().map(opentok_rest::model::redact_url);
 }
 
 fn print_archive(a: &Archive) {
