@@ -75,7 +75,7 @@ impl Context {
                         "--application-id needs --private-key (the application's key file)",
                     )
                 })?;
-            let bytes = std::fs::read(&key_path).with_context(|| {
+            let bytes = archive_core::keys::read_secret_file(&key_path).with_context(|| {
                 format!("cannot read application private key {}", key_path.display())
             })?;
             let creds = ApplicationCredentials::from_private_key_file_contents(app, &bytes, None)
@@ -167,7 +167,7 @@ impl Context {
 
 /// Reads a secret file's first line (a trailing `\r` dropped), refusing an empty one.
 pub fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<SecretString> {
-    let bytes = std::fs::read(path)
+    let bytes = archive_core::keys::read_secret_file(path)
         .with_context(|| format!("cannot read {what} file {}", path.display()))?;
     archive_core::keys::passphrase_from_file_contents(&bytes).map_err(|_| {
         Failure::invalid(format!(

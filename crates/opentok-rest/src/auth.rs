@@ -50,6 +50,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 /// Base URL of the service for OpenTok project credentials.
 pub const OPENTOK_API_URL: &str = "https://api.opentok.com";
@@ -550,21 +551,28 @@ impl Credentials {
         Ok(match self {
             Self::Project(p) => AuthHeader {
                 name: OPENTOK_AUTH_HEADER,
-                value: p.token(lifetime)?,
+                value: Zeroizing::new(p.token(lifetime)?),
             },
-            Self::Application(a) => AuthHeader {
-                name: AUTHORIZATION_HEADER,
-                value: format!("Bearer {}", a.token(lifetime)?),
-            },
+            Self::Application(a) => {
+                let token = Zeroizing::new(a.token(lifetime)?);
+                let mut value = Zeroizing::new(String::with_capacity(7 + token.len()));
+                value.push_str("Bearer ");
+                value.push_str(&token);
+                AuthHeader {
+                    name: AUTHORIZATION_HEADER,
+                    value,
+                }
+            }
         })
     }
 }
 
-/// One request's authentication header. `Debug` does not show the token.
+/// One request's authentication header. `Debug` does not show the token, and it is wiped from memory when
+/// dropped (the HTTP client's own copy is marked sensitive, never logged).
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthHeader {
     name: &'static str,
-    value: String,
+    value: Zeroizing<String>,
 }
 
 impl AuthHeader {

@@ -428,7 +428,11 @@ impl Client {
         if let Some(encryption @ ArchiveEncryption::Certificate(_)) = &target.certificate {
             encryption.check_service_acceptance()?;
         }
-        let body = serde_json::to_vec(target).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        // The body holds the storage secret: written once into a buffer sized for it (no reallocation
+        // leaves a copy), sent from that one buffer on every attempt, wiped when the call ends.
+        let mut body = Vec::with_capacity(4096);
+        serde_json::to_writer(&mut body, target)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let url = self.url(&["archive", "storage"]);
         let mut secrets = self.known_secrets();
         secrets.push(match &target.destination {
@@ -640,6 +644,7 @@ impl Client {
         body: Option<Vec<u8>>,
         repeat: Repeat,
     ) -> Result<Answer, Error> {
+        let body = WipedBody(body.map(bytes::Bytes::from));
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -652,7 +657,8 @@ impl Client {
                 .request(method.clone(), url.clone())
                 .header(ACCEPT, "application/json")
                 .header(auth.name(), auth_value);
-            if let Some(body) = &body {
+            if let Some(body) = &body.0 {
+                // A clone shares the buffer: no copy of the body per attempt.
                 request = request
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.clone());
@@ -766,6 +772,29 @@ fn redirect_origin(request_url: &Url, response: &reqwest::Response) -> String {
     match request_url.join(location) {
         Ok(target) => target.origin().ascii_serialization(),
         Err(_) => "an unreadable Location".into(),
+    }
+}
+
+/// A request body sent from one shared buffer however many attempts there are, and wiped when the call
+/// ends (once the HTTP client has let go of its references; it is not copied per attempt).
+struct WipedBody(Option<bytes::Bytes>);
+
+impl Drop for WipedBody {
+    fn drop(&mut self) {
+        if let Some(body) = self.0.take() {
+            wipe(body);
+        }
+    }
+}
+
+/// Zeroes `body` if nothing else holds it; whether it did.
+fn wipe(body: bytes::Bytes) -> bool {
+    match body.try_into_mut() {
+        Ok(mut only) => {
+            zeroize::Zeroize::zeroize(&mut only[..]);
+            true
+        }
+        Err(_) => false,
     }
 }
 
@@ -973,6 +1002,22 @@ mod tests {
             !with_password.to_string().contains("hunter2"),
             "{with_password}"
         );
+    }
+
+    #[test]
+    fn request_bodies_are_wiped_once_no_attempt_holds_them() {
+        let body = bytes::Bytes::from(b"{\"secretKey\":\"s3cr3t\"}".to_vec());
+        let attempt = body.clone();
+        assert!(!wipe(body), "an attempt still holds it");
+        let data = attempt.as_ptr();
+        let len = attempt.len();
+        // The same buffer (no copy was made), zeroed.
+        let mut only = attempt.try_into_mut().unwrap();
+        assert_eq!(only.as_ptr(), data);
+        zeroize::Zeroize::zeroize(&mut only[..]);
+        assert_eq!(&only[..], vec![0u8; len].as_slice());
+        let fresh = bytes::Bytes::from(b"secret".to_vec());
+        assert!(wipe(fresh));
     }
 
     #[test]
