@@ -41,6 +41,7 @@ fn a_presigned_url_is_never_shown_nor_kept_whole() {
         (200, &list),
         (200, &list),
         (200, &one),
+        (200, &one),
     ]);
     let run = |args: &[&str]| {
         archivectl()
@@ -99,6 +100,9 @@ fn a_presigned_url_is_never_shown_nor_kept_whole() {
     ];
     check("pull", run(&pull), false);
     check("ledger show", run(&["ledger", "show", ID, "--json"]), true);
+    // Only when asked for, the URL is printed whole (to fetch the file with curl).
+    let asked = run(&["archives", "get", ID, "--json", "--show-url"]);
+    assert!(String::from_utf8_lossy(&asked.stdout).contains(SIGNATURE));
     check("ledger list", run(&["ledger", "list", "--json"]), true);
     check(
         "ledger export json",
