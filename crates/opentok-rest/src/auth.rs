@@ -417,6 +417,9 @@ pub fn verify_application_token(
 #[derive(Clone)]
 pub struct ProjectCredentials {
     api_key: String,
+    /// Kept to blank the secret out of error messages that echo it (the client's); tokens are signed with
+    /// `signing_key`.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     api_secret: SecretString,
     /// jsonwebtoken's copy of the secret, made once.
     signing_key: Arc<EncodingKey>,

@@ -1,8 +1,9 @@
 //! The async client for the storage and archive endpoints (feature `client`).
 //!
 //! Every request gets a fresh token ([`crate::auth`]). Calls that are safe to repeat (`GET`, the storage
-//! `PUT`, `DELETE`) are retried with exponential backoff and jitter, and only when the service could not be
-//! reached, timed out, or answered 429 or 5xx; starting and stopping an archive are never repeated, since a
+//! `PUT`, `DELETE`) are retried (driven by `backon`, waiting as [`RetryPolicy`] says: exponential backoff
+//! with jitter, or the service's `Retry-After`), and only when the service could not be reached, timed out,
+//! or answered 429 or 5xx; starting and stopping an archive are never repeated, since a
 //! repeat could start a second recording. Errors are typed ([`Error`]) and carry the service's own message.
 //!
 //! What the client trusts: it follows no redirect (a 3xx is [`Error::Redirect`], naming where it pointed),
@@ -389,6 +390,19 @@ struct Answer {
     attempts: u32,
 }
 
+/// Why one attempt did not give the caller its answer.
+enum Failed {
+    /// 429 or 5xx: worth another attempt of a call that is safe to repeat; else the answer to report.
+    Status {
+        answer: Answer,
+        retry_after: Option<Duration>,
+    },
+    /// No (complete) answer: retried when the connection itself failed.
+    Transport(reqwest::Error),
+    /// Not worth repeating (a redirect, a token that could not be made).
+    Final(Error),
+}
+
 impl Client {
     /// A client for `credentials` at `base_url` (such as [`crate::auth::OPENTOK_API_URL`], or an emulator's
     /// `http://127.0.0.1:PORT`), with the default timeouts and retries.
@@ -644,69 +658,104 @@ impl Client {
         body: Option<Vec<u8>>,
         repeat: Repeat,
     ) -> Result<Answer, Error> {
+        use backon::Retryable as _;
         let body = WipedBody(body.map(bytes::Bytes::from));
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let auth = self.credentials.auth_header(self.token_lifetime)?;
-            let mut auth_value = HeaderValue::from_str(auth.value())
-                .map_err(|_| Error::InvalidArgument("token is not a header value".into()))?;
-            auth_value.set_sensitive(true);
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(ACCEPT, "application/json")
-                .header(auth.name(), auth_value);
-            if let Some(body) = &body.0 {
-                // A clone shares the buffer: no copy of the body per attempt.
-                request = request
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
-            let may_retry = repeat == Repeat::Safe && attempt <= self.retry.max_retries;
-            let failure = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    if status.is_redirection() {
-                        return Err(Error::Redirect {
-                            status: status.as_u16(),
-                            location: redirect_origin(&url, &response),
-                        });
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let retries = match repeat {
+            Repeat::Safe => self.retry.max_retries,
+            Repeat::Never => 0,
+        };
+        let policy = self.retry;
+        let delays = (0..retries).map(move |retry| policy.delay(retry, None));
+        let outcome = (|| self.attempt(&method, &url, &body, &attempts))
+            .retry(delays)
+            .when(|failure| match failure {
+                Failed::Status { .. } => true,
+                Failed::Transport(e) => is_transport_failure(e),
+                Failed::Final(_) => false,
+            })
+            // What the service asks for with Retry-After replaces the computed wait (capped the same way).
+            .adjust(|failure, wait| match failure {
+                Failed::Status {
+                    retry_after: Some(asked),
+                    ..
+                } => wait.map(|_| policy.delay(0, Some(*asked))),
+                _ => wait,
+            })
+            .notify(|failure, wait| {
+                let attempt = attempts.load(std::sync::atomic::Ordering::Relaxed);
+                match failure {
+                    Failed::Status { answer, .. } => {
+                        tracing::warn!(%method, path = url.path(), status = answer.status.as_u16(), attempt, ?wait, "retrying")
                     }
-                    let retry_after = retry_after(&response);
-                    let read = response.bytes().await;
-                    match read {
-                        Ok(bytes)
-                            if may_retry
-                                && (status == StatusCode::TOO_MANY_REQUESTS
-                                    || status.is_server_error()) =>
-                        {
-                            tracing::warn!(%method, path = url.path(), status = status.as_u16(), attempt, "retrying");
-                            drop(bytes);
-                            tokio::time::sleep(self.retry.delay(attempt - 1, retry_after)).await;
-                            continue;
-                        }
-                        Ok(bytes) => {
-                            tracing::debug!(%method, path = url.path(), status = status.as_u16(), attempt, "answered");
-                            return Ok(Answer {
-                                status,
-                                body: bytes.to_vec(),
-                                attempts: attempt,
-                            });
-                        }
-                        Err(e) => e,
+                    Failed::Transport(e) => {
+                        let error = self.transport_error(e);
+                        tracing::warn!(%method, path = url.path(), attempt, error = %error, ?wait, "retrying")
                     }
+                    Failed::Final(_) => {}
                 }
-                Err(e) => e,
-            };
-            let error = self.transport_error(&failure);
-            if may_retry && is_transport_failure(&failure) {
-                tracing::warn!(%method, path = url.path(), attempt, error = %error, "retrying");
-                tokio::time::sleep(self.retry.delay(attempt - 1, None)).await;
-                continue;
-            }
-            return Err(error);
+            })
+            .await;
+        match outcome {
+            Ok(answer) => Ok(answer),
+            // 429 or 5xx after the last retry: the caller reports the service's answer.
+            Err(Failed::Status { answer, .. }) => Ok(answer),
+            Err(Failed::Transport(e)) => Err(self.transport_error(&e)),
+            Err(Failed::Final(e)) => Err(e),
         }
+    }
+
+    /// One attempt: a fresh token, the request, the whole answer.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: &WipedBody,
+        attempts: &std::sync::atomic::AtomicU32,
+    ) -> Result<Answer, Failed> {
+        let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let auth = self
+            .credentials
+            .auth_header(self.token_lifetime)
+            .map_err(|e| Failed::Final(e.into()))?;
+        let mut auth_value = HeaderValue::from_str(auth.value()).map_err(|_| {
+            Failed::Final(Error::InvalidArgument("token is not a header value".into()))
+        })?;
+        auth_value.set_sensitive(true);
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .header(ACCEPT, "application/json")
+            .header(auth.name(), auth_value);
+        if let Some(body) = &body.0 {
+            // A clone shares the buffer: no copy of the body per attempt.
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let response = request.send().await.map_err(Failed::Transport)?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(Failed::Final(Error::Redirect {
+                status: status.as_u16(),
+                location: redirect_origin(url, &response),
+            }));
+        }
+        let retry_after = retry_after(&response);
+        let bytes = response.bytes().await.map_err(Failed::Transport)?;
+        let answer = Answer {
+            status,
+            body: bytes.to_vec(),
+            attempts: attempt,
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(Failed::Status {
+                answer,
+                retry_after,
+            });
+        }
+        tracing::debug!(%method, path = url.path(), status = status.as_u16(), attempt, "answered");
+        Ok(answer)
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> Error {

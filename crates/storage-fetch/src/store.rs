@@ -417,21 +417,18 @@ impl Store {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = object_store::Result<T>>,
     {
-        let mut attempt = 0;
-        loop {
+        use backon::Retryable as _;
+        let backoff = self.inner.options.backoff;
+        let delays = (0..self.inner.options.retries).map(move |retry| backoff.delay(retry));
+        (|| async {
             match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let err = self.explain(e, &self.ctx(operation, key), path).await;
-                    if err.is_transient() && attempt < self.inner.options.retries {
-                        tokio::time::sleep(self.inner.options.backoff.delay(attempt)).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    return Err(err);
-                }
+                Ok(v) => Ok(v),
+                Err(e) => Err(self.explain(e, &self.ctx(operation, key), path).await),
             }
-        }
+        })
+        .retry(delays)
+        .when(Error::is_transient)
+        .await
     }
 
     /// The size and ETag of `key`.
