@@ -5,6 +5,13 @@
 //! apart, so [`classify`] reads the error codes S3 and Azure put in that body (`SignatureDoesNotMatch`,
 //! `NoSuchBucket`, `ContainerNotFound`, ...) and the transport error kinds (connection refused, DNS).
 //! A HEAD response has no body: the store repeats a failed HEAD as a one-byte GET to learn the code.
+//!
+//! Structure first, text only where nothing else exists: the status comes from `object_store`'s variants
+//! (`NotFound`, `PermissionDenied`, `Unauthenticated`, `Precondition`, ...) and the transport failure from
+//! its `HttpError::kind()`. `object_store` 0.14 keeps the error that holds the status and body of other
+//! answers (`RetryError`) crate-private, so for those the status (`status code: NNN`), the S3/Azure error
+//! codes and the transport details (connection refused, DNS, TLS) are read from the text; each pattern is
+//! pinned by a test below.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -682,6 +689,27 @@ mod tests {
         assert_eq!(
             message_in("<Error><Message>a\n  b</Message></Error>"),
             "a b"
+        );
+        for dns in [
+            "dns error: Name or service not known",
+            "No such host is known",
+            "nodename nor servname provided",
+        ] {
+            assert!(
+                transport_reason(dns, HttpErrorKind::Connect).starts_with("DNS lookup failed"),
+                "{dns}"
+            );
+        }
+        assert!(
+            transport_reason(
+                "client error (Connect): invalid peer certificate: UnknownIssuer",
+                HttpErrorKind::Connect
+            )
+            .starts_with("TLS failed")
+        );
+        assert_eq!(
+            transport_reason("operation timed out", HttpErrorKind::Timeout),
+            "timed out"
         );
     }
 }

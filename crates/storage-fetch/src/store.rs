@@ -514,21 +514,14 @@ impl Store {
         range: Range<u64>,
         if_match: Option<&str>,
     ) -> Result<Bytes, Error> {
+        use backon::Retryable as _;
         let path = Self::path(key)?;
-        let mut attempt = 0;
-        loop {
-            match self
-                .fetch_range(&path, key, range.clone(), if_match, None, None)
-                .await
-            {
-                Ok(b) => return Ok(b),
-                Err(e) if e.is_transient() && attempt < self.inner.options.retries => {
-                    tokio::time::sleep(self.inner.options.backoff.delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let backoff = self.inner.options.backoff;
+        let delays = (0..self.inner.options.retries).map(move |retry| backoff.delay(retry));
+        (|| self.fetch_range(&path, key, range.clone(), if_match, None, None))
+            .retry(delays)
+            .when(Error::is_transient)
+            .await
     }
 
     /// One ranged GET, checked: the ETag (when known) and total size (when known) must be what they were,
