@@ -20,6 +20,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::error::{Ctx, Error, Message, Symptom, classify};
 use crate::target::Target;
 
+/// The most a ranged read reserves ahead for its answer (it grows past this as bytes arrive).
+const MAX_RESERVE: u64 = 64 << 20;
+
 /// How a [`Store`] talks to its target.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -587,7 +590,12 @@ impl Store {
             // Into the caller's buffer, chunk by chunk: a download reuses its part buffers.
             Some(mut buf) => {
                 buf.clear();
-                buf.reserve(usize::try_from(range.end - range.start).unwrap_or(0));
+                // What the answer says it holds, never more than was asked for nor more than
+                // `MAX_RESERVE` ahead (a server's numbers are outside input: the buffer grows as bytes come).
+                let announced = (got_range.end.saturating_sub(got_range.start))
+                    .min(range.end - range.start)
+                    .min(MAX_RESERVE);
+                buf.reserve(usize::try_from(announced).unwrap_or(0));
                 let mut chunks = result.into_stream();
                 let mut failed = None;
                 while let Some(chunk) = chunks.next().await {
@@ -861,6 +869,44 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_huge_range_is_an_error_not_an_allocation() {
+        let backend = Arc::new(object_store::memory::InMemory::new());
+        let path = Path::from("1/a/archive.ts");
+        backend
+            .put(&path, PutPayload::from(vec![7u8; 10]))
+            .await
+            .unwrap();
+        let target = crate::S3Target::new("b", "k", secrecy::SecretString::from("s"))
+            .with_endpoint("http://127.0.0.1:9");
+        let store = Store::over(target.into(), backend, StoreOptions::default());
+        // Without a known size, the whole of a range ending at u64::MAX cannot arrive: an error (never
+        // a reservation of 2^64 bytes, which aborts the process).
+        let got = store
+            .fetch_range(
+                &path,
+                "1/a/archive.ts",
+                0..u64::MAX,
+                None,
+                None,
+                Some(BytesMut::new()),
+            )
+            .await;
+        assert!(matches!(got, Err(Error::Storage { .. })), "{got:?}");
+        let got = store
+            .fetch_range(
+                &path,
+                "1/a/archive.ts",
+                0..u64::MAX,
+                None,
+                Some(10),
+                Some(BytesMut::new()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(&got[..], &[7u8; 10]);
     }
 
     #[tokio::test]
