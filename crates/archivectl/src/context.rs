@@ -161,7 +161,17 @@ impl Context {
             .timeout(Duration::from_secs(60))
             .allow_http(self.allow_http())
             .build()
-            .map_err(|e| Failure::invalid(format!("cannot set up the service client: {e}")))
+            .map_err(|e| {
+                let hint = match &e {
+                    opentok_rest::Error::InvalidBaseUrl { reason, .. }
+                        if reason.starts_with("plain http://") =>
+                    {
+                        " (--allow-http, or [project] allow_http = true)"
+                    }
+                    _ => "",
+                };
+                Failure::invalid(format!("cannot set up the service client: {e}{hint}"))
+            })
     }
 }
 

@@ -158,3 +158,63 @@ fn plain_http_to_another_host_needs_allow_http() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn allow_http_lets_plain_http_reach_a_host_that_is_not_loopback() {
+    // 0.0.0.0 is not a loopback address, yet on Linux a connection to it reaches this machine: the fake
+    // service on 127.0.0.1 answers once plain HTTP is allowed.
+    let one = archive(free_port());
+    let (addr, fake) = serve(vec![(200, &one)]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://0.0.0.0:{}", addr.port());
+    let get = |extra: &[&str]| {
+        archivectl()
+            .env("OPENTOK_API_SECRET", "exposing-secret")
+            .current_dir(dir.path())
+            .args(["--api-key", API_KEY, "--api-url", &url])
+            .args(extra)
+            .args(["archives", "get", ID, "--json"])
+            .output()
+            .unwrap()
+    };
+    let refused = get(&[]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("allow plain HTTP explicitly (--allow-http, or [project] allow_http = true)"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(fake.requests.lock().unwrap().is_empty(), "nothing was sent");
+    let allowed = get(&["--allow-http"]);
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    assert_eq!(fake.requests.lock().unwrap().len(), 1);
+    // The same from the configuration file.
+    std::fs::write(
+        dir.path().join("archivectl.toml"),
+        "[project]\nallow_http = true\n",
+    )
+    .unwrap();
+    let (addr, _fake) = serve(vec![(200, &one)]);
+    let out = archivectl()
+        .env("OPENTOK_API_SECRET", "exposing-secret")
+        .current_dir(dir.path())
+        .args([
+            "--api-key",
+            API_KEY,
+            "--api-url",
+            &format!("http://0.0.0.0:{}", addr.port()),
+        ])
+        .args(["archives", "get", ID, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
