@@ -482,6 +482,44 @@ pub fn passphrase_from_file_contents(bytes: &[u8]) -> Result<SecretString, KeyEr
     Ok(SecretString::from(text.to_owned()))
 }
 
+/// The most a key, certificate, passphrase or secret file may hold (1 MiB: far more than any PEM key).
+pub const MAX_SECRET_FILE: u64 = 1 << 20;
+
+/// Reads a key or secret file into memory that is wiped when dropped: one buffer of the file's size, so
+/// no reallocation leaves a copy behind. A file over [`MAX_SECRET_FILE`] is refused (`InvalidData`) rather
+/// than read.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("secret");
+/// std::fs::write(&path, "s3cret\n").unwrap();
+/// let bytes = archive_core::keys::read_secret_file(&path).unwrap();
+/// assert_eq!(&bytes[..], b"s3cret\n");
+/// ```
+pub fn read_secret_file(path: &std::path::Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > MAX_SECRET_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{size} bytes is too large for a key or secret file (at most {MAX_SECRET_FILE})"
+            ),
+        ));
+    }
+    // One more byte than the file has, so reaching its end needs no reallocation.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(size as usize + 1));
+    let read = file.take(MAX_SECRET_FILE + 1).read_to_end(&mut bytes)?;
+    if read as u64 > MAX_SECRET_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file grew past the size of a key or secret file while being read",
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Generates an RSA key of `bits` bits (2048 is what the service's documentation uses and its maximum).
 pub fn generate_rsa_key(bits: usize) -> Result<RsaPrivateKey, KeyError> {
     if !(1024..=8192).contains(&bits) || bits % 8 != 0 {
@@ -528,6 +566,23 @@ pub fn key_bits(key: &RsaPrivateKey) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_files_are_read_whole_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        std::fs::write(&path, vec![b'k'; MAX_SECRET_FILE as usize + 1]).unwrap();
+        let err = read_secret_file(&path).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("too large"), "{err}");
+        std::fs::write(&path, vec![b'k'; MAX_SECRET_FILE as usize]).unwrap();
+        let bytes = read_secret_file(&path).unwrap();
+        assert_eq!(bytes.len(), MAX_SECRET_FILE as usize);
+        assert!(
+            bytes.capacity() <= MAX_SECRET_FILE as usize + 1,
+            "no reallocation"
+        );
+    }
 
     fn key() -> RsaPrivateKey {
         RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap()

@@ -96,9 +96,21 @@ pub fn unwrap_password(
 }
 
 /// Unwraps an already base64-decoded password.
+///
+/// The RSA operation is blinded (a fresh random blinding factor from the operating system's RNG for each
+/// call, `rsa`'s `decrypt_blinded`), so its timing does not follow the key's bits.
 pub fn unwrap_password_bytes(
     key: &RsaPrivateKey,
     wrapped: &[u8],
+) -> Result<PasswordBlob, UnwrapError> {
+    unwrap_blinded(key, wrapped, &mut rand::thread_rng())
+}
+
+/// [`unwrap_password_bytes`] with the blinding drawn from `rng`.
+fn unwrap_blinded<R: rand::RngCore + rand::CryptoRng>(
+    key: &RsaPrivateKey,
+    wrapped: &[u8],
+    rng: &mut R,
 ) -> Result<PasswordBlob, UnwrapError> {
     let expected = key.size();
     if wrapped.len() != expected {
@@ -109,7 +121,7 @@ pub fn unwrap_password_bytes(
         });
     }
     let plain = Zeroizing::new(
-        key.decrypt(oaep(), wrapped)
+        key.decrypt_blinded(rng, oaep(), wrapped)
             .map_err(|_| UnwrapError::Decrypt)?,
     );
     Ok(PasswordBlob::parse(&plain)?)
@@ -130,6 +142,41 @@ pub fn wrap_password<R: rand::RngCore + rand::CryptoRng>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts what it hands out, to see that unwrapping draws a blinding factor.
+    struct Counting(rand::rngs::ThreadRng, usize);
+
+    impl rand::RngCore for Counting {
+        fn next_u32(&mut self) -> u32 {
+            self.1 += 4;
+            self.0.next_u32()
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.1 += 8;
+            self.0.next_u64()
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            self.1 += dest.len();
+            self.0.fill_bytes(dest)
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+            self.1 += dest.len();
+            self.0.try_fill_bytes(dest)
+        }
+    }
+
+    impl rand::CryptoRng for Counting {}
+
+    #[test]
+    fn unwrapping_is_blinded() {
+        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let blob = PasswordBlob::new([7u8; 32], [8u8; 16]);
+        let pw = wrap_password(&key.to_public_key(), &blob, &mut rand::thread_rng()).unwrap();
+        let wrapped = decode_base64_lenient(&pw).unwrap();
+        let mut rng = Counting(rand::thread_rng(), 0);
+        assert_eq!(unwrap_blinded(&key, &wrapped, &mut rng).unwrap(), blob);
+        assert!(rng.1 >= 64, "a blinding factor was drawn: {} bytes", rng.1);
+    }
 
     fn key() -> RsaPrivateKey {
         RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap()

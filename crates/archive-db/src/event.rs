@@ -1,7 +1,8 @@
 //! What reaches the ledger: a raw body (a callback, or an archive listed by sync), where it came from, and
 //! what it is.
 
-use opentok_rest::model::{ARCHIVE_EVENT, Archive, ArchiveEvent};
+use opentok_rest::model::{ARCHIVE_EVENT, Archive, ArchiveEvent, redact_url};
+use opentok_rest::redact::redact_archive_json;
 use time::OffsetDateTime;
 
 use crate::BodyError;
@@ -38,7 +39,8 @@ pub enum EventKind {
     },
 }
 
-/// One event to record: the body exactly as received, what it is, where and when it came from.
+/// One event to record: the body as received (an archive's presigned `url` without its query), what it is,
+/// where and when it came from.
 #[derive(Debug, Clone)]
 pub struct IncomingEvent {
     pub(crate) body: String,
@@ -77,9 +79,11 @@ impl IncomingEvent {
             Some(_) => false,
         };
         let kind = if is_archive {
-            let archive = serde_json::from_value::<ArchiveEvent>(value)
+            let mut archive = serde_json::from_value::<ArchiveEvent>(value)
                 .map_err(|e| BodyError::InvalidArchive(e.to_string()))?
                 .into_archive();
+            // A presigned download URL is never kept whole (issue 11): no query, so no signature.
+            archive.url = archive.url.as_deref().map(redact_url);
             if archive.id.trim().is_empty() {
                 return Err(BodyError::InvalidArchive("its id is empty".into()));
             }
@@ -90,7 +94,7 @@ impl IncomingEvent {
             }
         };
         Ok(Self {
-            body: text.to_owned(),
+            body: redact_archive_json(text).into_owned(),
             kind,
             source: EventSource::Callback,
             origin: origin.into(),
@@ -110,11 +114,14 @@ impl IncomingEvent {
     /// assert_eq!(ev.archive().map(|a| a.id.as_str()), Some("a1"));
     /// ```
     pub fn from_archive(archive: &Archive, source: EventSource, origin: impl Into<String>) -> Self {
+        // A presigned download URL is never kept whole (issue 11): no query, so no signature.
+        let mut archive = archive.clone();
+        archive.url = archive.url.as_deref().map(redact_url);
         // Serializing the model cannot fail: it is strings, numbers and JSON values only.
-        let body = serde_json::to_string(archive).unwrap_or_default();
+        let body = serde_json::to_string(&archive).unwrap_or_default();
         Self {
             body,
-            kind: EventKind::Archive(Box::new(archive.clone())),
+            kind: EventKind::Archive(Box::new(archive)),
             source,
             origin: origin.into(),
             received_at: OffsetDateTime::now_utc(),
@@ -210,6 +217,28 @@ mod tests {
                 .as_bytes(),
             kept,
             "the body is kept exactly"
+        );
+    }
+
+    #[test]
+    fn presigned_urls_are_kept_without_their_signature() {
+        let body =
+            br#"{"id":"a","status":"available","url":"https://h/a.mp4?X-Amz-Signature=SECRETSIG"}"#;
+        let ev = IncomingEvent::from_callback(body, "p").unwrap();
+        assert!(!ev.body().contains("SECRETSIG"), "{}", ev.body());
+        assert_eq!(
+            ev.archive().unwrap().url.as_deref(),
+            Some("https://h/a.mp4")
+        );
+        let listed = IncomingEvent::from_archive(ev.archive().unwrap(), EventSource::Sync, "o");
+        assert!(!listed.body().contains("SECRETSIG"));
+        let mut archive = ev.archive().unwrap().clone();
+        archive.url = Some("https://h/a.mp4?Signature=SECRETSIG".into());
+        let listed = IncomingEvent::from_archive(&archive, EventSource::Sync, "o");
+        assert!(!listed.body().contains("SECRETSIG"), "{}", listed.body());
+        assert_eq!(
+            listed.archive().unwrap().url.as_deref(),
+            Some("https://h/a.mp4")
         );
     }
 }

@@ -72,6 +72,8 @@ pub struct ProjectConfig {
     pub application_id: Option<String>,
     /// Vonage application private key file.
     pub private_key: Option<PathBuf>,
+    /// Plain `http://` URLs on hosts other than loopback (like `--allow-http`).
+    pub allow_http: Option<bool>,
 }
 
 /// `[target]`: the storage target archives are uploaded to.

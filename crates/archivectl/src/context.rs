@@ -37,6 +37,10 @@ pub struct GlobalArgs {
     /// The Vonage application's private key file (with --application-id).
     #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "PATH", env = "VONAGE_PRIVATE_KEY")]
     pub private_key: Option<PathBuf>,
+    /// Accept plain http:// service and storage URLs on hosts other than this machine (tokens and data then
+    /// cross the network unencrypted); loopback URLs never need it. Also `[project] allow_http = true`.
+    #[arg(long, global = true)]
+    pub allow_http: bool,
 }
 
 /// The resolved context of one invocation.
@@ -74,7 +78,7 @@ impl Context {
                         "--application-id needs --private-key (the application's key file)",
                     )
                 })?;
-            let bytes = std::fs::read(&key_path).with_context(|| {
+            let bytes = archive_core::keys::read_secret_file(&key_path).with_context(|| {
                 format!("cannot read application private key {}", key_path.display())
             })?;
             let creds = ApplicationCredentials::from_private_key_file_contents(app, &bytes, None)
@@ -132,6 +136,20 @@ impl Context {
         ))
     }
 
+    /// Whether plain `http://` may be used on a host that is not loopback (`--allow-http`, or
+    /// `[project] allow_http = true`).
+    pub fn allow_http(&self) -> bool {
+        self.global.allow_http || self.config.project.allow_http.unwrap_or(false)
+    }
+
+    /// Options for a storage target's store (plain HTTP as [`Context::allow_http`] says).
+    pub fn store_options(&self) -> storage_fetch::StoreOptions {
+        storage_fetch::StoreOptions {
+            allow_http: self.allow_http(),
+            ..storage_fetch::StoreOptions::default()
+        }
+    }
+
     /// The REST client for the service.
     pub fn client(&self) -> anyhow::Result<opentok_rest::Client> {
         let credentials = self.credentials()?;
@@ -145,14 +163,25 @@ impl Context {
         opentok_rest::Client::builder(credentials)
             .base_url(base)
             .timeout(Duration::from_secs(60))
+            .allow_http(self.allow_http())
             .build()
-            .map_err(|e| Failure::invalid(format!("cannot set up the service client: {e}")))
+            .map_err(|e| {
+                let hint = match &e {
+                    opentok_rest::Error::InvalidBaseUrl { reason, .. }
+                        if reason.starts_with("plain http://") =>
+                    {
+                        " (--allow-http, or [project] allow_http = true)"
+                    }
+                    _ => "",
+                };
+                Failure::invalid(format!("cannot set up the service client: {e}{hint}"))
+            })
     }
 }
 
 /// Reads a secret file's first line (a trailing `\r` dropped), refusing an empty one.
 pub fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<SecretString> {
-    let bytes = std::fs::read(path)
+    let bytes = archive_core::keys::read_secret_file(path)
         .with_context(|| format!("cannot read {what} file {}", path.display()))?;
     archive_core::keys::passphrase_from_file_contents(&bytes).map_err(|_| {
         Failure::invalid(format!(

@@ -106,7 +106,7 @@ impl KeyArgs {
 
 /// Reads a passphrase file (its first line).
 pub fn read_passphrase_file(path: &Path) -> anyhow::Result<SecretString> {
-    let bytes = std::fs::read(path)
+    let bytes = keys::read_secret_file(path)
         .with_context(|| format!("cannot read passphrase file {}", path.display()))?;
     keys::passphrase_from_file_contents(&bytes)
         .with_context(|| format!("passphrase file {}", path.display()))
@@ -125,7 +125,7 @@ pub fn load_private_key(
     path: &Path,
     passphrase_file: Option<&Path>,
 ) -> anyhow::Result<RsaPrivateKey> {
-    let bytes = std::fs::read(path)
+    let bytes = keys::read_secret_file(path)
         .with_context(|| format!("cannot read private key {}", path.display()))?;
     let context = || format!("private key {}", path.display());
     let passphrase = passphrase_file.map(read_passphrase_file).transpose()?;

@@ -17,8 +17,11 @@
 //! [`verify_project_token`] and [`verify_application_token`] check tokens the way the service does; the
 //! emulator uses them.
 //!
-//! JWTs are made here on the RustCrypto crates the workspace already uses (`hmac`/`sha2` for HS256, `rsa`'s
-//! PKCS#1 v1.5 for RS256): a JWT crate would bring a second crypto stack for two algorithms.
+//! JWTs are signed and verified by `jsonwebtoken` on its RustCrypto backend (`hmac`/`sha2` for HS256, `rsa`'s
+//! PKCS#1 v1.5 for RS256; no OpenSSL, no aws-lc). Its `Validation` checks the algorithm and the signature;
+//! the service's own claim rules (`iss`/`application_id`, `ist`, `exp` after `iat` by at most 300 s, a minute of
+//! clock skew for `iat`) are checked on top, against the caller's clock. jsonwebtoken keeps its own copy of
+//! a key (not wiped on drop): credentials build theirs once, not per request.
 //!
 //! ```
 //! use std::time::Duration;
@@ -41,15 +44,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
+use rsa::pkcs1::EncodeRsaPrivateKey as _;
+use rsa::traits::PublicKeyParts as _;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use zeroize::Zeroizing;
 
 /// Base URL of the service for OpenTok project credentials.
 pub const OPENTOK_API_URL: &str = "https://api.opentok.com";
@@ -81,6 +85,9 @@ pub enum AuthError {
     /// The system clock is before 1970.
     #[error("the system clock is before the Unix epoch")]
     Clock,
+    /// An issued-at time so large that `exp` would overflow.
+    #[error("issued-at time {0} is out of range: no expiry can follow it")]
+    TimeOutOfRange(u64),
     /// The private key could not be read.
     #[error("the application's private key: {0}")]
     PrivateKey(String),
@@ -153,6 +160,12 @@ pub fn checked_lifetime(lifetime: Duration) -> Result<u64, AuthError> {
     Ok(secs)
 }
 
+/// `iat + lifetime`, or an error for an `iat` so large that the sum overflows.
+fn expiry(iat: u64, lifetime: u64) -> Result<u64, AuthError> {
+    iat.checked_add(lifetime)
+        .ok_or(AuthError::TimeOutOfRange(iat))
+}
+
 /// A fresh random (version 4) UUID for `jti`.
 pub fn new_jti() -> String {
     let mut bytes = [0u8; 16];
@@ -186,7 +199,7 @@ impl ProjectClaims {
             iss: api_key.to_owned(),
             ist: ISSUER_TYPE_PROJECT.to_owned(),
             iat,
-            exp: iat + lifetime,
+            exp: expiry(iat, lifetime)?,
             jti: Some(new_jti()),
         })
     }
@@ -212,129 +225,117 @@ impl ApplicationClaims {
         Ok(Self {
             application_id: application_id.to_owned(),
             iat,
-            exp: iat + lifetime,
+            exp: expiry(iat, lifetime)?,
             jti: new_jti(),
         })
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct JwtHeader {
-    alg: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    typ: Option<String>,
-}
-
-fn encode_json<T: Serialize>(value: &T) -> Result<String, AuthError> {
-    let json = serde_json::to_vec(value).map_err(|e| AuthError::Malformed(e.to_string()))?;
-    Ok(URL_SAFE_NO_PAD.encode(json))
-}
-
-fn signing_input<C: Serialize>(alg: &str, claims: &C) -> Result<String, AuthError> {
-    let header = encode_json(&JwtHeader {
-        alg: alg.to_owned(),
-        typ: Some("JWT".to_owned()),
-    })?;
-    Ok(format!("{header}.{}", encode_json(claims)?))
-}
-
-fn hs256_mac(secret: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
-    <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
-}
-
-/// Signs `claims` as an HS256 JWT (`{"alg":"HS256","typ":"JWT"}`) keyed with `secret`.
-pub fn sign_hs256<C: Serialize>(claims: &C, secret: &[u8]) -> Result<String, AuthError> {
-    let input = signing_input("HS256", claims)?;
-    let mut mac = hs256_mac(secret);
-    mac.update(input.as_bytes());
-    let signature = mac.finalize().into_bytes();
-    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
-}
-
-/// Signs `claims` as an RS256 JWT (`{"alg":"RS256","typ":"JWT"}`, RSASSA-PKCS1-v1_5 with SHA-256).
-pub fn sign_rs256<C: Serialize>(claims: &C, key: &RsaPrivateKey) -> Result<String, AuthError> {
-    let input = signing_input("RS256", claims)?;
-    let signer = SigningKey::<Sha256>::new(key.clone());
-    // The randomized signer blinds the private-key operation; PKCS#1 v1.5 output is the same either way.
-    let signature = signer
-        .try_sign_with_rng(&mut rand::thread_rng(), input.as_bytes())
-        .map_err(|e| AuthError::Signing(e.to_string()))?;
-    Ok(format!(
-        "{input}.{}",
-        URL_SAFE_NO_PAD.encode(signature.to_bytes())
-    ))
-}
-
-struct SplitToken<'a> {
-    signing_input: &'a str,
-    header: JwtHeader,
-    payload: Vec<u8>,
-    signature: Vec<u8>,
-}
-
-fn split_token(token: &str) -> Result<SplitToken<'_>, AuthError> {
+/// The `alg` a token's header names, read without trusting anything else in it (so that `none` or an
+/// algorithm jsonwebtoken does not know is reported by name).
+fn header_alg(token: &str) -> Result<String, AuthError> {
     let mut parts = token.split('.');
-    let (Some(header_part), Some(payload_part), Some(signature_part), None) =
+    let (Some(header), Some(_), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(AuthError::Malformed(
             "a JWT has three dot-separated parts".into(),
         ));
     };
-    let decode = |part: &str, what: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part)
-            .map_err(|_| AuthError::Malformed(format!("the {what} is not unpadded base64url")))
-    };
-    let header: JwtHeader = serde_json::from_slice(&decode(header_part, "header")?)
+    let bytes = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| AuthError::Malformed("the header is not unpadded base64url".into()))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|_| AuthError::Malformed("the header is not JWT JSON".into()))?;
-    Ok(SplitToken {
-        signing_input: &token[..header_part.len() + 1 + payload_part.len()],
-        header,
-        payload: decode(payload_part, "payload")?,
-        signature: decode(signature_part, "signature")?,
-    })
+    value
+        .get("alg")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| AuthError::Malformed("the header has no alg".into()))
 }
 
-fn check_algorithm(header: &JwtHeader, expected: &'static str) -> Result<(), AuthError> {
-    if header.alg != expected {
-        return Err(AuthError::WrongAlgorithm {
-            expected,
-            found: header.alg.clone(),
-        });
+/// jsonwebtoken's `Validation` for `algorithm` alone: the signature and the algorithm are its to check;
+/// the claims are checked by the service's rules ([`check_times`] and the callers), with the caller's clock.
+fn validation(algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    validation.required_spec_claims.clear();
+    validation
+}
+
+fn decode_token<C: DeserializeOwned>(
+    token: &str,
+    key: &DecodingKey,
+    algorithm: Algorithm,
+    expected: &'static str,
+) -> Result<C, AuthError> {
+    let found = header_alg(token)?;
+    if found != expected {
+        return Err(AuthError::WrongAlgorithm { expected, found });
     }
-    Ok(())
+    jsonwebtoken::decode::<C>(token, key, &validation(algorithm))
+        .map(|data| data.claims)
+        .map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature
+            | ErrorKind::InvalidRsaKey(_)
+            | ErrorKind::InvalidKeyFormat => AuthError::BadSignature,
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                AuthError::WrongAlgorithm {
+                    expected,
+                    found: "another".into(),
+                }
+            }
+            ErrorKind::Json(e) => AuthError::Malformed(format!("claims: {e}")),
+            _ => AuthError::Malformed(e.to_string()),
+        })
 }
 
-fn parse_claims<C: DeserializeOwned>(payload: &[u8]) -> Result<C, AuthError> {
-    serde_json::from_slice(payload).map_err(|e| AuthError::Malformed(format!("claims: {e}")))
+fn encode_token<C: Serialize>(
+    claims: &C,
+    key: &EncodingKey,
+    algorithm: Algorithm,
+) -> Result<String, AuthError> {
+    jsonwebtoken::encode(&Header::new(algorithm), claims, key)
+        .map_err(|e| AuthError::Signing(e.to_string()))
+}
+
+/// Signs `claims` as an HS256 JWT (header `alg` `HS256`, `typ` `JWT`) keyed with `secret`.
+pub fn sign_hs256<C: Serialize>(claims: &C, secret: &[u8]) -> Result<String, AuthError> {
+    encode_token(claims, &EncodingKey::from_secret(secret), Algorithm::HS256)
+}
+
+/// The application key as jsonwebtoken takes it (PKCS#1 DER), made once per credentials.
+fn rs256_key(key: &RsaPrivateKey) -> Result<EncodingKey, AuthError> {
+    let der = key
+        .to_pkcs1_der()
+        .map_err(|e| AuthError::PrivateKey(e.to_string()))?;
+    Ok(EncodingKey::from_rsa_der(der.as_bytes()))
+}
+
+/// Signs `claims` as an RS256 JWT (header `alg` `RS256`, `typ` `JWT`; RSASSA-PKCS1-v1_5 with SHA-256).
+pub fn sign_rs256<C: Serialize>(claims: &C, key: &RsaPrivateKey) -> Result<String, AuthError> {
+    encode_token(claims, &rs256_key(key)?, Algorithm::RS256)
 }
 
 /// Checks an HS256 JWT's algorithm and signature (in constant time) and returns its claims. Claims are not
 /// checked: see [`verify_project_token`].
 pub fn verify_hs256<C: DeserializeOwned>(token: &str, secret: &[u8]) -> Result<C, AuthError> {
-    let split = split_token(token)?;
-    check_algorithm(&split.header, "HS256")?;
-    let mut mac = hs256_mac(secret);
-    mac.update(split.signing_input.as_bytes());
-    mac.verify_slice(&split.signature)
-        .map_err(|_| AuthError::BadSignature)?;
-    parse_claims(&split.payload)
+    decode_token(
+        token,
+        &DecodingKey::from_secret(secret),
+        Algorithm::HS256,
+        "HS256",
+    )
 }
 
 /// Checks an RS256 JWT's algorithm and signature and returns its claims. Claims are not checked: see
 /// [`verify_application_token`].
 pub fn verify_rs256<C: DeserializeOwned>(token: &str, key: &RsaPublicKey) -> Result<C, AuthError> {
-    let split = split_token(token)?;
-    check_algorithm(&split.header, "RS256")?;
-    let signature =
-        Signature::try_from(split.signature.as_slice()).map_err(|_| AuthError::BadSignature)?;
-    VerifyingKey::<Sha256>::new(key.clone())
-        .verify(split.signing_input.as_bytes(), &signature)
-        .map_err(|_| AuthError::BadSignature)?;
-    parse_claims(&split.payload)
+    let key = DecodingKey::from_rsa_raw_components(&key.n().to_bytes_be(), &key.e().to_bytes_be());
+    decode_token(token, &key, Algorithm::RS256, "RS256")
 }
 
 fn check_times(iat: u64, exp: u64, now: u64, max_lifetime: Option<u64>) -> Result<(), AuthError> {
@@ -416,15 +417,24 @@ pub fn verify_application_token(
 #[derive(Clone)]
 pub struct ProjectCredentials {
     api_key: String,
+    /// Kept to blank the secret out of error messages that echo it (the client's); tokens are signed with
+    /// `signing_key`.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     api_secret: SecretString,
+    /// jsonwebtoken's copy of the secret, made once.
+    signing_key: Arc<EncodingKey>,
 }
 
 impl ProjectCredentials {
     /// The credentials of project `api_key`.
     pub fn new(api_key: impl Into<String>, api_secret: SecretString) -> Self {
+        let signing_key = Arc::new(EncodingKey::from_secret(
+            api_secret.expose_secret().as_bytes(),
+        ));
         Self {
             api_key: api_key.into(),
             api_secret,
+            signing_key,
         }
     }
 
@@ -442,7 +452,7 @@ impl ProjectCredentials {
     /// A fresh `X-OPENTOK-AUTH` token issued now.
     pub fn token(&self, lifetime: Duration) -> Result<String, AuthError> {
         let claims = ProjectClaims::new(&self.api_key, unix_now()?, lifetime)?;
-        sign_hs256(&claims, self.api_secret.expose_secret().as_bytes())
+        encode_token(&claims, &self.signing_key, Algorithm::HS256)
     }
 }
 
@@ -460,14 +470,19 @@ impl fmt::Debug for ProjectCredentials {
 pub struct ApplicationCredentials {
     application_id: String,
     private_key: Arc<RsaPrivateKey>,
+    /// jsonwebtoken's form of the key (PKCS#1 DER), made once; `None` if the key cannot be encoded, which
+    /// [`ApplicationCredentials::token`] reports.
+    signing_key: Option<Arc<EncodingKey>>,
 }
 
 impl ApplicationCredentials {
     /// The credentials of application `application_id`.
     pub fn new(application_id: impl Into<String>, private_key: RsaPrivateKey) -> Self {
+        let signing_key = rs256_key(&private_key).ok().map(Arc::new);
         Self {
             application_id: application_id.into(),
             private_key: Arc::new(private_key),
+            signing_key,
         }
     }
 
@@ -496,7 +511,10 @@ impl ApplicationCredentials {
     /// A fresh `Authorization: Bearer` token issued now.
     pub fn token(&self, lifetime: Duration) -> Result<String, AuthError> {
         let claims = ApplicationClaims::new(&self.application_id, unix_now()?, lifetime)?;
-        sign_rs256(&claims, &self.private_key)
+        match &self.signing_key {
+            Some(key) => encode_token(&claims, key, Algorithm::RS256),
+            None => sign_rs256(&claims, &self.private_key),
+        }
     }
 }
 
@@ -550,21 +568,28 @@ impl Credentials {
         Ok(match self {
             Self::Project(p) => AuthHeader {
                 name: OPENTOK_AUTH_HEADER,
-                value: p.token(lifetime)?,
+                value: Zeroizing::new(p.token(lifetime)?),
             },
-            Self::Application(a) => AuthHeader {
-                name: AUTHORIZATION_HEADER,
-                value: format!("Bearer {}", a.token(lifetime)?),
-            },
+            Self::Application(a) => {
+                let token = Zeroizing::new(a.token(lifetime)?);
+                let mut value = Zeroizing::new(String::with_capacity(7 + token.len()));
+                value.push_str("Bearer ");
+                value.push_str(&token);
+                AuthHeader {
+                    name: AUTHORIZATION_HEADER,
+                    value,
+                }
+            }
         })
     }
 }
 
-/// One request's authentication header. `Debug` does not show the token.
+/// One request's authentication header. `Debug` does not show the token, and it is wiped from memory when
+/// dropped (the HTTP client's own copy is marked sensitive, never logged).
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthHeader {
     name: &'static str,
-    value: String,
+    value: Zeroizing<String>,
 }
 
 impl AuthHeader {
@@ -620,7 +645,7 @@ mod tests {
     #[test]
     fn project_token_is_byte_identical_to_openssl() {
         // Expected value computed with `openssl dgst -sha256 -mac HMAC -macopt key:...` over the same
-        // header and claims JSON.
+        // header (`{"typ":"JWT","alg":"HS256"}`, jsonwebtoken's order) and claims JSON.
         let claims = ProjectClaims {
             iss: "123456".into(),
             ist: "project".into(),
@@ -631,14 +656,26 @@ mod tests {
         let token = sign_hs256(&claims, b"1234567890abcdef1234567890abcdef1234567890").unwrap();
         assert_eq!(
             token,
-            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiIxMjM0NTYiLCJpc3QiOiJwcm9qZWN0IiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjE3MDAwMDAxODAsImp0aSI6IjZmMWIzYzVlLTFkMmEtNGI3Yy05ZThmLTBhMWIyYzNkNGU1ZiJ9.txM3-wqvUAWaXLxV8pY6pznIlieMLbTg75tK0QMeJ7A"
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJpc3MiOiIxMjM0NTYiLCJpc3QiOiJwcm9qZWN0IiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjE3MDAwMDAxODAsImp0aSI6IjZmMWIzYzVlLTFkMmEtNGI3Yy05ZThmLTBhMWIyYzNkNGU1ZiJ9.YPoqnhQ7VvTfizMT9hY8lGYxgH02cGiMzP5z99GvTaY"
+        );
+        // A token with the header fields in the other order (as the hand-written encoder made them) verifies
+        // the same: the claims and the signature are what matter.
+        let other_order = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiIxMjM0NTYiLCJpc3QiOiJwcm9qZWN0IiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjE3MDAwMDAxODAsImp0aSI6IjZmMWIzYzVlLTFkMmEtNGI3Yy05ZThmLTBhMWIyYzNkNGU1ZiJ9.txM3-wqvUAWaXLxV8pY6pznIlieMLbTg75tK0QMeJ7A";
+        let secret = b"1234567890abcdef1234567890abcdef1234567890";
+        assert_eq!(
+            verify_project_token(other_order, "123456", secret, 1_700_000_010).unwrap(),
+            claims
+        );
+        assert_eq!(
+            verify_project_token(&token, "123456", secret, 1_700_000_010).unwrap(),
+            claims
         );
     }
 
     #[test]
     fn application_token_is_byte_identical_to_openssl() {
         // Expected value computed with `openssl dgst -sha256 -sign vonage-application-test-key.pem` over the
-        // same header and claims JSON (PKCS#1 v1.5 signatures are deterministic).
+        // same header (`{"typ":"JWT","alg":"RS256"}`, jsonwebtoken's order) and claims JSON (PKCS#1 v1.5 signatures are deterministic).
         let key = archive_core::keys::load_private_key(TEST_KEY_PEM.as_bytes(), None).unwrap();
         let claims = ApplicationClaims {
             application_id: "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee".into(),
@@ -649,7 +686,7 @@ mod tests {
         let token = sign_rs256(&claims, &key).unwrap();
         assert_eq!(
             token,
-            "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhcHBsaWNhdGlvbl9pZCI6ImFhYWFhYWFhLWJiYmItNGNjYy04ZGRkLWVlZWVlZWVlZWVlZSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxNzAwMDAwMTgwLCJqdGkiOiI2ZjFiM2M1ZS0xZDJhLTRiN2MtOWU4Zi0wYTFiMmMzZDRlNWYifQ.BJXbBp2om5R2H11Ot8Lmyn-4YsoNloTY2-WatfBXDgRHOTKFeVNV04MN3OHPQJseIqHJuUayyANZODjCLaQWjogM3zifQPfg7J93wlCntVn1vWvs-9GObY3phC6bFZTrW0C_HQzZLrjtl-REEGjzprfGd--RQUhLSVNN9qbHE0n56MllXSpCKadq1sVUrJx42C5GFAOJgibIQZMw6c1TlDbkBMvWDHIPDMwBqLqoeWZbXb_IFV4bxfF3sym2-chrWObqiV8LuruTdfhe5A2D02ao6hXuPKPaeO00HaW6ApkTafPhhK53c0Ui4iah4LNxsy7WD2MzWWVrpwLl1pCvkA"
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhcHBsaWNhdGlvbl9pZCI6ImFhYWFhYWFhLWJiYmItNGNjYy04ZGRkLWVlZWVlZWVlZWVlZSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxNzAwMDAwMTgwLCJqdGkiOiI2ZjFiM2M1ZS0xZDJhLTRiN2MtOWU4Zi0wYTFiMmMzZDRlNWYifQ.fe4vHE0MBV5M7YraNdBEWIyAlyIvyb4nPOYX79W6ucFb-kO_NbZFW4tf2vNOnC5ra7x3itvoFgVgKLAbF4r6CjqYvdtPKnY2xRf_0Uc9yL0Mm6REtvdqW0SJIKFvxhBPkJeRqxl4x72P_FLwSFY_qymtfJqpFLucHZvOpveoCcLC9BziZDgxdPzlw3Dx2QdDVKUdWly3WXocetwKS_dFBP44iqEK3uMWHhoSzPTVqDeqi5-fdD7uyFuW5k_RFZOvtBvFQdsRR0em69U-sOuk1qnL7y0VxGKMlk7oRKVzhaMUlm_fB1v3ss06KgTNE-ancMku_qwim8N9nkKoNljJug"
         );
         assert_eq!(
             verify_application_token(
@@ -665,6 +702,12 @@ mod tests {
             verify_application_token(&token, "another-app", &key.to_public_key(), 1_700_000_100),
             Err(AuthError::WrongIssuer { .. })
         ));
+        // The header in the other field order (the hand-written encoder's) verifies the same.
+        assert_eq!(
+            verify_application_token("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhcHBsaWNhdGlvbl9pZCI6ImFhYWFhYWFhLWJiYmItNGNjYy04ZGRkLWVlZWVlZWVlZWVlZSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxNzAwMDAwMTgwLCJqdGkiOiI2ZjFiM2M1ZS0xZDJhLTRiN2MtOWU4Zi0wYTFiMmMzZDRlNWYifQ.BJXbBp2om5R2H11Ot8Lmyn-4YsoNloTY2-WatfBXDgRHOTKFeVNV04MN3OHPQJseIqHJuUayyANZODjCLaQWjogM3zifQPfg7J93wlCntVn1vWvs-9GObY3phC6bFZTrW0C_HQzZLrjtl-REEGjzprfGd--RQUhLSVNN9qbHE0n56MllXSpCKadq1sVUrJx42C5GFAOJgibIQZMw6c1TlDbkBMvWDHIPDMwBqLqoeWZbXb_IFV4bxfF3sym2-chrWObqiV8LuruTdfhe5A2D02ao6hXuPKPaeO00HaW6ApkTafPhhK53c0Ui4iah4LNxsy7WD2MzWWVrpwLl1pCvkA", &claims.application_id, &key.to_public_key(), 1_700_000_100)
+                .unwrap(),
+            claims
+        );
     }
 
     #[test]
@@ -700,6 +743,20 @@ mod tests {
                 - now,
             300
         );
+    }
+
+    #[test]
+    fn an_issued_at_time_that_would_overflow_is_an_error() {
+        let lifetime = Duration::from_secs(180);
+        assert_eq!(
+            ProjectClaims::new("1", u64::MAX - 10, lifetime),
+            Err(AuthError::TimeOutOfRange(u64::MAX - 10))
+        );
+        assert_eq!(
+            ApplicationClaims::new("a", u64::MAX, lifetime),
+            Err(AuthError::TimeOutOfRange(u64::MAX))
+        );
+        assert!(ProjectClaims::new("1", u64::MAX - 180, lifetime).is_ok());
     }
 
     #[test]

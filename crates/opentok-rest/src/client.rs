@@ -1,9 +1,16 @@
 //! The async client for the storage and archive endpoints (feature `client`).
 //!
 //! Every request gets a fresh token ([`crate::auth`]). Calls that are safe to repeat (`GET`, the storage
-//! `PUT`, `DELETE`) are retried with exponential backoff and jitter, and only when the service could not be
-//! reached, timed out, or answered 429 or 5xx; starting and stopping an archive are never repeated, since a
+//! `PUT`, `DELETE`) are retried (driven by `backon`, waiting as [`RetryPolicy`] says: exponential backoff
+//! with jitter, or the service's `Retry-After`), and only when the service could not be reached, timed out,
+//! or answered 429 or 5xx; starting and stopping an archive are never repeated, since a
 //! repeat could start a second recording. Errors are typed ([`Error`]) and carry the service's own message.
+//!
+//! What the client trusts: it follows no redirect (a 3xx is [`Error::Redirect`], naming where it pointed),
+//! so the token header never travels to another origin; it speaks plain `http://` only to a loopback host
+//! (`127.0.0.0/8`, `::1`, `localhost`) unless [`ClientBuilder::allow_http`] says otherwise; every request
+//! has a connect timeout ([`DEFAULT_CONNECT_TIMEOUT`]) and a total timeout ([`DEFAULT_TIMEOUT`]). Errors
+//! never carry a URL's query (see [`crate::redact`]).
 //! No secret (API secret, private key, storage keys, tokens) is ever put in `Debug` output, a log line, or
 //! an error message.
 //!
@@ -21,7 +28,6 @@
 //! ```
 
 use std::collections::HashSet;
-use std::fmt;
 use std::time::Duration;
 
 use futures_util::{Stream, TryStreamExt as _, stream};
@@ -30,10 +36,14 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 
-use crate::auth::{AuthError, Credentials, DEFAULT_TOKEN_LIFETIME, checked_lifetime};
+use crate::auth::{Credentials, DEFAULT_TOKEN_LIFETIME, checked_lifetime};
+mod error;
+
+pub use error::{Error, ServiceError};
+use error::{service_error, unreachable_reason};
+
 use crate::model::{
-    Archive, ArchiveEncryption, ArchiveList, ServiceErrorBody, StartArchiveRequest,
-    StorageDestination, StorageTarget,
+    Archive, ArchiveEncryption, ArchiveList, StartArchiveRequest, StorageDestination, StorageTarget,
 };
 
 /// The most archives one list call may ask for (the service's limit).
@@ -44,114 +54,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const USER_AGENT: &str = concat!("archivectl-opentok-rest/", env!("CARGO_PKG_VERSION"));
-/// How much of a non-JSON error body is quoted in an error.
-const MAX_QUOTED_BODY: usize = 200;
-
-/// What the service said when it refused a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceError {
-    /// The HTTP status.
-    pub status: u16,
-    /// The service's error code (`-1`, `15002`, ...), when its body had one.
-    pub code: Option<i64>,
-    /// The service's message (or, for a body that is not the service's JSON, the start of the body).
-    pub message: String,
-    /// The service's longer description, when it gave one.
-    pub description: Option<String>,
-}
-
-impl fmt::Display for ServiceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HTTP {}", self.status)?;
-        if let Some(code) = self.code {
-            write!(f, ", code {code}")?;
-        }
-        write!(f, ": {}", self.message)?;
-        if let Some(description) = self.description.as_deref().filter(|d| *d != self.message) {
-            write!(f, " ({description})")?;
-        }
-        Ok(())
-    }
-}
-
-/// Why a call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// An argument the service would refuse anyway (an empty id, a page size over 1000...).
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
-    /// The base URL is not an http(s) URL, or carries a user name or password.
-    #[error("invalid base URL {url:?}: {reason}")]
-    InvalidBaseUrl {
-        /// The URL given (without any credentials it carried).
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The request's token could not be made.
-    #[error("authentication: {0}")]
-    Auth(#[from] AuthError),
-    /// The storage target's certificate is not one the service takes (not RSA, over 2048 bits, unreadable);
-    /// nothing was sent.
-    #[error("the certificate was not sent: {0}")]
-    Certificate(#[from] archive_core::cert::CertError),
-    /// 400: the service found the request invalid.
-    #[error("the service rejected the request as invalid ({0})")]
-    BadRequest(ServiceError),
-    /// 401 or 403: the service did not accept the credentials (wrong API key or secret, expired token,
-    /// clock skew, a project without the feature).
-    #[error("the service refused the credentials ({0})")]
-    Unauthorized(ServiceError),
-    /// 404: no such archive (or project).
-    #[error("not found ({0})")]
-    NotFound(ServiceError),
-    /// 409: the archive is not in a state that allows this (stopping an archive that is not recording,
-    /// starting one in a session already being recorded...).
-    #[error("conflict ({0})")]
-    Conflict(ServiceError),
-    /// Any other status the call does not expect (429 and 5xx after the retries, for calls that retry).
-    #[error("the service failed ({0})")]
-    Service(ServiceError),
-    /// No complete answer within the configured timeout.
-    #[error("no answer from the service within {0:?}")]
-    Timeout(Duration),
-    /// The service could not be reached, or the connection broke.
-    #[error("could not reach the service: {0}")]
-    Connection(String),
-    /// A success status with a body that is not what the call returns.
-    #[error("unexpected answer from the service: {0}")]
-    InvalidResponse(String),
-}
-
-impl Error {
-    /// What the service said, for errors that are its answers.
-    pub fn service_error(&self) -> Option<&ServiceError> {
-        match self {
-            Self::BadRequest(e)
-            | Self::Unauthorized(e)
-            | Self::NotFound(e)
-            | Self::Conflict(e)
-            | Self::Service(e) => Some(e),
-            _ => None,
-        }
-    }
-
-    /// The HTTP status, for errors that are the service's answers.
-    pub fn status(&self) -> Option<u16> {
-        self.service_error().map(|e| e.status)
-    }
-
-    fn from_status(error: ServiceError) -> Self {
-        match error.status {
-            400 => Self::BadRequest(error),
-            401 | 403 => Self::Unauthorized(error),
-            404 => Self::NotFound(error),
-            409 => Self::Conflict(error),
-            _ => Self::Service(error),
-        }
-    }
-}
-
 /// When and how often calls that are safe to repeat are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -213,9 +115,17 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     retry: RetryPolicy,
     token_lifetime: Duration,
+    allow_http: bool,
 }
 
 impl ClientBuilder {
+    /// Accepts a plain `http://` base URL for any host (default: only for loopback hosts, since tokens and
+    /// storage secrets would otherwise cross the network unencrypted).
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
     /// The service's URL (default: the one the credentials are for, see
     /// [`Credentials::default_base_url`]); a path prefix is kept, so an emulator can be mounted anywhere.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
@@ -254,6 +164,7 @@ impl ClientBuilder {
             self.base_url
                 .as_deref()
                 .unwrap_or(self.credentials.default_base_url()),
+            self.allow_http,
         )?;
         // reqwest is built with rustls but no bundled crypto provider; ring is the workspace's. Installing
         // fails harmlessly when a provider is already installed (by storage-fetch, or an earlier client).
@@ -262,6 +173,9 @@ impl ClientBuilder {
             .user_agent(USER_AGENT)
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
+            // A redirect would carry the token header to wherever the service (or someone between) points:
+            // none is followed, and a 3xx is an error (`Error::Redirect`).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 Error::Connection(format!(
@@ -274,15 +188,16 @@ impl ClientBuilder {
             credentials: self.credentials,
             base_url,
             timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
             retry: self.retry,
             token_lifetime: self.token_lifetime,
         })
     }
 }
 
-fn parse_base_url(text: &str) -> Result<Url, Error> {
+fn parse_base_url(text: &str, allow_http: bool) -> Result<Url, Error> {
     let invalid = |reason: &str| Error::InvalidBaseUrl {
-        url: text.to_owned(),
+        url: crate::redact::redact_url(text),
         reason: reason.to_owned(),
     };
     let url = Url::parse(text).map_err(|e| invalid(&e.to_string()))?;
@@ -299,7 +214,26 @@ fn parse_base_url(text: &str) -> Result<Url, Error> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("a base URL has no query or fragment"));
     }
+    if url.scheme() == "http" && !allow_http && !is_loopback(&url) {
+        return Err(invalid(
+            "plain http:// is only used for a loopback host (the token would cross the network \
+             unencrypted): use https://, or allow plain HTTP explicitly",
+        ));
+    }
     Ok(url)
+}
+
+/// Whether `url`'s host is this machine: `127.0.0.0/8`, `::1`, `localhost` or a `*.localhost` name.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
+    }
 }
 
 /// An authenticated client for one project's (or application's) archive and storage endpoints.
@@ -311,6 +245,7 @@ pub struct Client {
     credentials: Credentials,
     base_url: Url,
     timeout: Duration,
+    connect_timeout: Duration,
     retry: RetryPolicy,
     token_lifetime: Duration,
 }
@@ -326,6 +261,19 @@ struct Answer {
     status: StatusCode,
     body: Vec<u8>,
     attempts: u32,
+}
+
+/// Why one attempt did not give the caller its answer.
+enum Failed {
+    /// 429 or 5xx: worth another attempt of a call that is safe to repeat; else the answer to report.
+    Status {
+        answer: Answer,
+        retry_after: Option<Duration>,
+    },
+    /// No (complete) answer: retried when the connection itself failed.
+    Transport(reqwest::Error),
+    /// Not worth repeating (a redirect, a token that could not be made).
+    Final(Error),
 }
 
 impl Client {
@@ -344,6 +292,7 @@ impl Client {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: RetryPolicy::default(),
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            allow_http: false,
         }
     }
 
@@ -366,7 +315,11 @@ impl Client {
         if let Some(encryption @ ArchiveEncryption::Certificate(_)) = &target.certificate {
             encryption.check_service_acceptance()?;
         }
-        let body = serde_json::to_vec(target).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        // The body holds the storage secret: written once into a buffer sized for it (no reallocation
+        // leaves a copy), sent from that one buffer on every attempt, wiped when the call ends.
+        let mut body = Vec::with_capacity(4096);
+        serde_json::to_writer(&mut body, target)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let url = self.url(&["archive", "storage"]);
         let mut secrets = self.known_secrets();
         secrets.push(match &target.destination {
@@ -578,69 +531,159 @@ impl Client {
         body: Option<Vec<u8>>,
         repeat: Repeat,
     ) -> Result<Answer, Error> {
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let auth = self.credentials.auth_header(self.token_lifetime)?;
-            let mut auth_value = HeaderValue::from_str(auth.value())
-                .map_err(|_| Error::InvalidArgument("token is not a header value".into()))?;
-            auth_value.set_sensitive(true);
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(ACCEPT, "application/json")
-                .header(auth.name(), auth_value);
-            if let Some(body) = &body {
-                request = request
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
-            let may_retry = repeat == Repeat::Safe && attempt <= self.retry.max_retries;
-            let failure = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = retry_after(&response);
-                    let read = response.bytes().await;
-                    match read {
-                        Ok(bytes)
-                            if may_retry
-                                && (status == StatusCode::TOO_MANY_REQUESTS
-                                    || status.is_server_error()) =>
-                        {
-                            tracing::warn!(%method, path = url.path(), status = status.as_u16(), attempt, "retrying");
-                            drop(bytes);
-                            tokio::time::sleep(self.retry.delay(attempt - 1, retry_after)).await;
-                            continue;
-                        }
-                        Ok(bytes) => {
-                            tracing::debug!(%method, path = url.path(), status = status.as_u16(), attempt, "answered");
-                            return Ok(Answer {
-                                status,
-                                body: bytes.to_vec(),
-                                attempts: attempt,
-                            });
-                        }
-                        Err(e) => e,
+        use backon::Retryable as _;
+        let body = WipedBody(body.map(bytes::Bytes::from));
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let retries = match repeat {
+            Repeat::Safe => self.retry.max_retries,
+            Repeat::Never => 0,
+        };
+        let policy = self.retry;
+        let delays = (0..retries).map(move |retry| policy.delay(retry, None));
+        let outcome = (|| self.attempt(&method, &url, &body, &attempts))
+            .retry(delays)
+            .when(|failure| match failure {
+                Failed::Status { .. } => true,
+                Failed::Transport(e) => is_transport_failure(e),
+                Failed::Final(_) => false,
+            })
+            // What the service asks for with Retry-After replaces the computed wait (capped the same way).
+            .adjust(|failure, wait| match failure {
+                Failed::Status {
+                    retry_after: Some(asked),
+                    ..
+                } => wait.map(|_| policy.delay(0, Some(*asked))),
+                _ => wait,
+            })
+            .notify(|failure, wait| {
+                let attempt = attempts.load(std::sync::atomic::Ordering::Relaxed);
+                match failure {
+                    Failed::Status { answer, .. } => {
+                        tracing::warn!(%method, path = url.path(), status = answer.status.as_u16(), attempt, ?wait, "retrying")
                     }
+                    Failed::Transport(e) => {
+                        let error = self.transport_error(e);
+                        tracing::warn!(%method, path = url.path(), attempt, error = %error, ?wait, "retrying")
+                    }
+                    Failed::Final(_) => {}
                 }
-                Err(e) => e,
-            };
-            let error = self.transport_error(&failure);
-            if may_retry && is_transport_failure(&failure) {
-                tracing::warn!(%method, path = url.path(), attempt, error = %error, "retrying");
-                tokio::time::sleep(self.retry.delay(attempt - 1, None)).await;
-                continue;
-            }
-            return Err(error);
+            })
+            .await;
+        match outcome {
+            Ok(answer) => Ok(answer),
+            // 429 or 5xx after the last retry: the caller reports the service's answer.
+            Err(Failed::Status { answer, .. }) => Ok(answer),
+            Err(Failed::Transport(e)) => Err(self.transport_error(&e)),
+            Err(Failed::Final(e)) => Err(e),
         }
     }
 
+    /// One attempt: a fresh token, the request, the whole answer.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: &WipedBody,
+        attempts: &std::sync::atomic::AtomicU32,
+    ) -> Result<Answer, Failed> {
+        let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let auth = self
+            .credentials
+            .auth_header(self.token_lifetime)
+            .map_err(|e| Failed::Final(e.into()))?;
+        let mut auth_value = HeaderValue::from_str(auth.value()).map_err(|_| {
+            Failed::Final(Error::InvalidArgument("token is not a header value".into()))
+        })?;
+        auth_value.set_sensitive(true);
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .header(ACCEPT, "application/json")
+            .header(auth.name(), auth_value);
+        if let Some(body) = &body.0 {
+            // A clone shares the buffer: no copy of the body per attempt.
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let response = request.send().await.map_err(Failed::Transport)?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(Failed::Final(Error::Redirect {
+                status: status.as_u16(),
+                location: redirect_origin(url, &response),
+            }));
+        }
+        let retry_after = retry_after(&response);
+        let bytes = response.bytes().await.map_err(Failed::Transport)?;
+        let answer = Answer {
+            status,
+            body: bytes.to_vec(),
+            attempts: attempt,
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(Failed::Status {
+                answer,
+                retry_after,
+            });
+        }
+        tracing::debug!(%method, path = url.path(), status = status.as_u16(), attempt, "answered");
+        Ok(answer)
+    }
+
     fn transport_error(&self, error: &reqwest::Error) -> Error {
+        let chain = error_chain(error);
+        if error.is_connect() {
+            return Error::Unreachable {
+                url: crate::redact::redact_url(self.base_url.as_str()),
+                port: self.base_url.port_or_known_default().unwrap_or(0),
+                reason: unreachable_reason(&chain, error.is_timeout(), self.connect_timeout),
+            };
+        }
         if error.is_timeout() {
             return Error::Timeout(self.timeout);
         }
         let host = self.base_url.host_str().unwrap_or("the service");
-        Error::Connection(format!("{host}: {}", error_chain(error)))
+        Error::Connection(format!("{host}: {chain}"))
+    }
+}
+
+/// The origin (scheme, host, port) of a redirect's `Location`, resolved against the request's URL; never
+/// its path or query, which may hold a signature.
+fn redirect_origin(request_url: &Url, response: &reqwest::Response) -> String {
+    let Some(location) = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return "nowhere (no Location header)".into();
+    };
+    match request_url.join(location) {
+        Ok(target) => target.origin().ascii_serialization(),
+        Err(_) => "an unreadable Location".into(),
+    }
+}
+
+/// A request body sent from one shared buffer however many attempts there are, and wiped when the call
+/// ends (once the HTTP client has let go of its references; it is not copied per attempt).
+struct WipedBody(Option<bytes::Bytes>);
+
+impl Drop for WipedBody {
+    fn drop(&mut self) {
+        if let Some(body) = self.0.take() {
+            wipe(body);
+        }
+    }
+}
+
+/// Zeroes `body` if nothing else holds it; whether it did.
+fn wipe(body: bytes::Bytes) -> bool {
+    match body.try_into_mut() {
+        Ok(mut only) => {
+            zeroize::Zeroize::zeroize(&mut only[..]);
+            true
+        }
+        Err(_) => false,
     }
 }
 
@@ -649,7 +692,8 @@ fn is_transport_failure(error: &reqwest::Error) -> bool {
     error.is_connect() || error.is_timeout() || error.is_request() || error.is_body()
 }
 
-/// The error and its causes, without the URL (which reqwest would put first).
+/// The error and its causes, without the URL that reqwest's text carries (and any URL a cause names
+/// redacted).
 fn error_chain(error: &reqwest::Error) -> String {
     let mut text = String::new();
     let mut current: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
@@ -660,7 +704,7 @@ fn error_chain(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         current = cause.source();
     }
-    text
+    crate::redact::redact_urls_in_text(&text).into_owned()
 }
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
@@ -675,55 +719,12 @@ fn check_archive_id(archive_id: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The service's error from a refusal's body, with anything equal to one of `secrets` blanked out.
-fn service_error(status: StatusCode, body: &[u8], secrets: &[&str]) -> ServiceError {
-    let redact = |text: String| {
-        secrets
-            .iter()
-            .filter(|s| s.len() >= 4)
-            .fold(text, |text, secret| text.replace(secret, "[REDACTED]"))
-    };
-    let fallback_message = || {
-        let text = String::from_utf8_lossy(body);
-        let text: String = text
-            .trim()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_QUOTED_BODY)
-            .collect();
-        if text.is_empty() {
-            status.canonical_reason().unwrap_or("no message").to_owned()
-        } else {
-            text
-        }
-    };
-    match serde_json::from_slice::<ServiceErrorBody>(body) {
-        Ok(parsed) => {
-            let message = parsed
-                .message
-                .clone()
-                .or_else(|| parsed.description.clone())
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("no message").to_owned());
-            ServiceError {
-                status: status.as_u16(),
-                code: parsed.code,
-                message: redact(message),
-                description: parsed.description.map(redact),
-            }
-        }
-        Err(_) => ServiceError {
-            status: status.as_u16(),
-            code: None,
-            message: redact(fallback_message()),
-            description: None,
-        },
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::auth::AuthError;
+    use error::MAX_QUOTED_BODY;
 
     #[test]
     fn statuses_map_to_typed_errors() {
@@ -799,8 +800,8 @@ mod tests {
 
     #[test]
     fn base_urls_are_checked() {
-        assert!(parse_base_url("https://api.opentok.com").is_ok());
-        assert!(parse_base_url("http://127.0.0.1:8080/prefix/").is_ok());
+        assert!(parse_base_url("https://api.opentok.com", false).is_ok());
+        assert!(parse_base_url("http://127.0.0.1:8080/prefix/", false).is_ok());
         for bad in [
             "api.opentok.com",
             "ftp://host",
@@ -809,14 +810,91 @@ mod tests {
             "not a url",
         ] {
             assert!(
-                matches!(parse_base_url(bad), Err(Error::InvalidBaseUrl { .. })),
+                matches!(
+                    parse_base_url(bad, false),
+                    Err(Error::InvalidBaseUrl { .. })
+                ),
                 "{bad}"
             );
         }
-        let with_password = parse_base_url("https://user:hunter2@host").unwrap_err();
+        for remote in [
+            "http://api.opentok.com",
+            "http://10.0.0.7:8080",
+            "http://localhost.evil.com",
+        ] {
+            let refused = parse_base_url(remote, false).unwrap_err();
+            assert!(
+                refused
+                    .to_string()
+                    .contains("plain http:// is only used for a loopback host"),
+                "{refused}"
+            );
+            assert!(
+                parse_base_url(remote, true).is_ok(),
+                "allowed explicitly: {remote}"
+            );
+        }
+        for local in [
+            "http://127.0.0.1:9",
+            "http://127.8.9.10",
+            "http://[::1]:8080",
+            "http://localhost:3000/emu",
+            "http://emulator.localhost",
+        ] {
+            assert!(parse_base_url(local, false).is_ok(), "{local}");
+        }
+        let with_password = parse_base_url("https://user:hunter2@host", false).unwrap_err();
         assert!(
             !with_password.to_string().contains("hunter2"),
             "{with_password}"
+        );
+    }
+
+    #[test]
+    fn request_bodies_are_wiped_once_no_attempt_holds_them() {
+        let body = bytes::Bytes::from(b"{\"secretKey\":\"s3cr3t\"}".to_vec());
+        let attempt = body.clone();
+        assert!(!wipe(body), "an attempt still holds it");
+        let data = attempt.as_ptr();
+        let len = attempt.len();
+        // The same buffer (no copy was made), zeroed.
+        let mut only = attempt.try_into_mut().unwrap();
+        assert_eq!(only.as_ptr(), data);
+        zeroize::Zeroize::zeroize(&mut only[..]);
+        assert_eq!(&only[..], vec![0u8; len].as_slice());
+        let fresh = bytes::Bytes::from(b"secret".to_vec());
+        assert!(wipe(fresh));
+    }
+
+    #[test]
+    fn unreachable_reasons_say_what_to_check() {
+        let t = Duration::from_secs(10);
+        let reason = |chain: &str| unreachable_reason(chain, false, t);
+        assert!(
+            reason("client error (Connect): tcp connect error: Connection refused (os error 111)")
+                .starts_with("connection refused: nothing listens there: wrong host or port")
+        );
+        for dns in [
+            "client error (Connect): dns error: failed to lookup address information: Name or service not known",
+            "dns error: No such host is known. (os error 11001)",
+            "dns error: nodename nor servname provided, or not known",
+        ] {
+            assert!(reason(dns).starts_with("DNS lookup failed"), "{dns}");
+        }
+        assert!(unreachable_reason("client error (Connect)", true, t).contains("within 10s"));
+        assert!(
+            reason("tcp connect error: Connection timed out (os error 110)").contains("within 10s")
+        );
+        assert!(
+            reason("client error (Connect): invalid peer certificate: UnknownIssuer")
+                .starts_with("TLS failed (invalid peer certificate: UnknownIssuer)")
+        );
+        assert!(
+            reason("tcp connect error: Network is unreachable (os error 101)")
+                .starts_with("no route")
+        );
+        assert!(
+            reason("something else").ends_with("check the service URL and that the service is up")
         );
     }
 

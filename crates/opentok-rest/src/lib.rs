@@ -8,6 +8,7 @@
 //!   ([`model::ArchiveEvent`]), start options, error bodies. Sync, and usable without the HTTP client:
 //!   `opentok-rest = { workspace = true, default-features = false }` gives the model and auth only.
 //! * [`archive_id`]: the service's archive id form, checked wherever an id enters.
+//! * [`redact`]: what may be shown of a URL (presigned download URLs lose their query), one rule for all.
 //! * [`auth`]: a fresh JWT per request, HS256 in `X-OPENTOK-AUTH` for OpenTok projects and RS256 in
 //!   `Authorization: Bearer` for Vonage applications, and the matching verification.
 //! * `client` (default feature `client`): `Client`, async on tokio and reqwest (rustls, ring), with
@@ -40,6 +41,7 @@ pub mod auth;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod model;
+pub mod redact;
 
 #[cfg(feature = "client")]
 pub use client::{Client, ClientBuilder, Error, RetryPolicy, ServiceError};

@@ -26,6 +26,9 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// What may be shown of an archive's (presigned) `url`: see [`crate::redact`].
+pub use crate::redact::{RedactedUrl, redact_url};
+
 /// Defines a string-valued enum of the service that keeps values it does not know.
 macro_rules! open_string_enum {
     (

@@ -835,14 +835,22 @@ async fn unreachable_service_is_a_connection_error_retried_only_for_safe_calls()
         "{:?}",
         started.elapsed()
     );
-    assert!(matches!(err, Error::Connection(_)), "{err}");
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
     assert!(err.to_string().contains("127.0.0.1"), "{err}");
+    // Issue 17: the URL and port, and what to check.
+    assert!(
+        err.to_string().starts_with(&format!(
+            "could not reach the service at http://127.0.0.1:{port}/ (port {port}): connection refused: \
+             nothing listens there: wrong host or port, or the server is down"
+        )),
+        "{err}"
+    );
     assert!(!format!("{err} {err:?}").contains(API_SECRET));
 
     let started = Instant::now();
     assert!(matches!(
         client.start_archive(&StartArchiveRequest::new("S")).await,
-        Err(Error::Connection(_))
+        Err(Error::Unreachable { .. })
     ));
     assert!(
         started.elapsed() < Duration::from_millis(150),
@@ -871,5 +879,84 @@ async fn debug_output_of_the_client_holds_no_secret() {
     assert!(
         !shown.contains("PRIVATE") && !shown.contains(&APP_KEY_PEM[40..80]),
         "{shown}"
+    );
+}
+
+/// Serves on 127.0.0.1:0 with `app`; returns its address.
+async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn redirects_are_never_followed_and_the_token_goes_nowhere_else() {
+    // Another origin that records every request it gets, with its headers.
+    let elsewhere: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+    let seen = elsewhere.clone();
+    let other = serve(Router::new().fallback(move |headers: HeaderMap| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(headers);
+            (StatusCode::OK, r#"{"id":"x","status":"uploaded"}"#)
+        }
+    }))
+    .await;
+    for status in [301u16, 302, 303, 307, 308] {
+        let location = format!("http://{other}/v2/steal?X-Amz-Signature=SECRETSIG");
+        let service = serve(Router::new().fallback(move || {
+            let location = location.clone();
+            async move {
+                (
+                    StatusCode::from_u16(status).unwrap(),
+                    [(axum::http::header::LOCATION, location)],
+                    "",
+                )
+            }
+        }))
+        .await;
+        let project = Client::builder(Credentials::project(API_KEY, API_SECRET.into()))
+            .base_url(format!("http://{service}"))
+            .retry(fast_retries(3))
+            .build()
+            .unwrap();
+        let err = project.get_archive("a").await.unwrap_err();
+        match &err {
+            Error::Redirect {
+                status: s,
+                location,
+            } => {
+                assert_eq!(*s, status);
+                assert_eq!(location, &format!("http://{other}"));
+            }
+            other => panic!("HTTP {status}: {other}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("not followed"), "{text}");
+        assert!(
+            !text.contains("SECRETSIG") && !text.contains("/v2/steal"),
+            "{text}"
+        );
+        // The storage PUT carries a secret in its body: not followed either.
+        let put = project
+            .set_archive_storage(&StorageTarget::s3(
+                s3_config(),
+                Fallback::None,
+                ArchiveEncryption::Disabled,
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(put, Error::Redirect { .. }), "{put}");
+    }
+    assert!(
+        elsewhere.lock().unwrap().is_empty(),
+        "the other origin got requests (with X-OPENTOK-AUTH: {:?})",
+        elsewhere
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|h| h.contains_key("x-opentok-auth"))
+            .collect::<Vec<_>>()
     );
 }

@@ -5,6 +5,13 @@
 //! apart, so [`classify`] reads the error codes S3 and Azure put in that body (`SignatureDoesNotMatch`,
 //! `NoSuchBucket`, `ContainerNotFound`, ...) and the transport error kinds (connection refused, DNS).
 //! A HEAD response has no body: the store repeats a failed HEAD as a one-byte GET to learn the code.
+//!
+//! Structure first, text only where nothing else exists: the status comes from `object_store`'s variants
+//! (`NotFound`, `PermissionDenied`, `Unauthenticated`, `Precondition`, ...) and the transport failure from
+//! its `HttpError::kind()`. `object_store` 0.14 keeps the error that holds the status and body of other
+//! answers (`RetryError`) crate-private, so for those the status (`status code: NNN`), the S3/Azure error
+//! codes and the transport details (connection refused, DNS, TLS) are read from the text; each pattern is
+//! pinned by a test below.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -493,9 +500,18 @@ pub(crate) fn classify(
                 location: ctx.location(),
                 status,
                 transient,
-                source,
+                source: without_url_queries(source),
             }
         }
+    }
+}
+
+/// `source` as it is, unless its text names a URL with a query (a SAS token or a presigned signature, which
+/// `object_store` and reqwest repeat in their messages): then the same chain as one message, URLs redacted.
+fn without_url_queries(source: Box<dyn StdError + Send + Sync>) -> Box<dyn StdError + Send + Sync> {
+    match opentok_rest::redact::redact_urls_in_text(&chain_text(&*source)) {
+        std::borrow::Cow::Borrowed(_) => source,
+        std::borrow::Cow::Owned(text) => Box::new(Message(text)),
     }
 }
 
@@ -629,6 +645,27 @@ mod tests {
     }
 
     #[test]
+    fn url_queries_never_reach_the_message() {
+        let body = "Generic error: Error performing GET \
+                    https://acct.blob.core.windows.net/c/1/a/archive.ts?sv=2022&sig=SECRETSIG in 3ms: \
+                    HTTP status server error (500 Internal Server Error) for url \
+                    (https://acct.blob.core.windows.net/c/1/a/archive.ts?sv=2022&sig=SECRETSIG)";
+        let e = class(500, body);
+        let mut chain = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        assert!(!chain.contains("SECRETSIG"), "{chain}");
+        assert!(
+            chain.contains("https://acct.blob.core.windows.net/c/1/a/archive.ts"),
+            "{chain}"
+        );
+        assert!(e.is_transient());
+    }
+
+    #[test]
     fn status_and_transport_reasons_are_read_from_text() {
         assert_eq!(
             status_in_text("Server returned non-2xx status code: 503 Service Unavailable: x"),
@@ -652,6 +689,27 @@ mod tests {
         assert_eq!(
             message_in("<Error><Message>a\n  b</Message></Error>"),
             "a b"
+        );
+        for dns in [
+            "dns error: Name or service not known",
+            "No such host is known",
+            "nodename nor servname provided",
+        ] {
+            assert!(
+                transport_reason(dns, HttpErrorKind::Connect).starts_with("DNS lookup failed"),
+                "{dns}"
+            );
+        }
+        assert!(
+            transport_reason(
+                "client error (Connect): invalid peer certificate: UnknownIssuer",
+                HttpErrorKind::Connect
+            )
+            .starts_with("TLS failed")
+        );
+        assert_eq!(
+            transport_reason("operation timed out", HttpErrorKind::Timeout),
+            "timed out"
         );
     }
 }

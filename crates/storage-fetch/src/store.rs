@@ -20,6 +20,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::error::{Ctx, Error, Message, Symptom, classify};
 use crate::target::Target;
 
+/// The most a ranged read reserves ahead for its answer (it grows past this as bytes arrive).
+const MAX_RESERVE: u64 = 64 << 20;
+
 /// How a [`Store`] talks to its target.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -33,6 +36,10 @@ pub struct StoreOptions {
     pub retries: u32,
     /// The waits between tries.
     pub backoff: Backoff,
+    /// Accept a plain `http://` endpoint on any host. Off by default: plain HTTP is used only for a loopback
+    /// endpoint (`127.0.0.0/8`, `::1`, `localhost`: a local test server), since requests carry signatures
+    /// and data in clear text otherwise.
+    pub allow_http: bool,
 }
 
 impl Default for StoreOptions {
@@ -42,6 +49,7 @@ impl Default for StoreOptions {
             request_timeout: Duration::from_secs(600),
             retries: 3,
             backoff: Backoff::default(),
+            allow_http: false,
         }
     }
 }
@@ -262,7 +270,10 @@ impl Store {
         let store: Arc<dyn ObjectStore> = match &target {
             Target::S3(s3) => {
                 let url = s3.endpoint_url()?;
-                let allow_http = url.as_ref().is_some_and(|u| u.scheme() == "http");
+                let allow_http = match &url {
+                    Some(u) => crate::target::plain_http_allowed(u, options.allow_http)?,
+                    None => false,
+                };
                 client_options = client_options.with_allow_http(allow_http);
                 let mut builder = AmazonS3Builder::new()
                     .with_bucket_name(&s3.bucket)
@@ -294,13 +305,14 @@ impl Store {
             }
             Target::Azure(az) => {
                 let url = az.account_url()?;
-                client_options = client_options.with_allow_http(url.scheme() == "http");
+                let allow_http = crate::target::plain_http_allowed(&url, options.allow_http)?;
+                client_options = client_options.with_allow_http(allow_http);
                 let builder = MicrosoftAzureBuilder::new()
                     .with_account(&az.account_name)
                     .with_access_key(az.account_key.expose_secret())
                     .with_container_name(&az.container)
                     .with_endpoint(url.as_str().trim_end_matches('/').to_string())
-                    .with_allow_http(url.scheme() == "http")
+                    .with_allow_http(allow_http)
                     .with_retry(retry)
                     .with_client_options(client_options.clone());
                 Arc::new(
@@ -408,21 +420,18 @@ impl Store {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = object_store::Result<T>>,
     {
-        let mut attempt = 0;
-        loop {
+        use backon::Retryable as _;
+        let backoff = self.inner.options.backoff;
+        let delays = (0..self.inner.options.retries).map(move |retry| backoff.delay(retry));
+        (|| async {
             match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let err = self.explain(e, &self.ctx(operation, key), path).await;
-                    if err.is_transient() && attempt < self.inner.options.retries {
-                        tokio::time::sleep(self.inner.options.backoff.delay(attempt)).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    return Err(err);
-                }
+                Ok(v) => Ok(v),
+                Err(e) => Err(self.explain(e, &self.ctx(operation, key), path).await),
             }
-        }
+        })
+        .retry(delays)
+        .when(Error::is_transient)
+        .await
     }
 
     /// The size and ETag of `key`.
@@ -508,21 +517,14 @@ impl Store {
         range: Range<u64>,
         if_match: Option<&str>,
     ) -> Result<Bytes, Error> {
+        use backon::Retryable as _;
         let path = Self::path(key)?;
-        let mut attempt = 0;
-        loop {
-            match self
-                .fetch_range(&path, key, range.clone(), if_match, None, None)
-                .await
-            {
-                Ok(b) => return Ok(b),
-                Err(e) if e.is_transient() && attempt < self.inner.options.retries => {
-                    tokio::time::sleep(self.inner.options.backoff.delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let backoff = self.inner.options.backoff;
+        let delays = (0..self.inner.options.retries).map(move |retry| backoff.delay(retry));
+        (|| self.fetch_range(&path, key, range.clone(), if_match, None, None))
+            .retry(delays)
+            .when(Error::is_transient)
+            .await
     }
 
     /// One ranged GET, checked: the ETag (when known) and total size (when known) must be what they were,
@@ -588,7 +590,12 @@ impl Store {
             // Into the caller's buffer, chunk by chunk: a download reuses its part buffers.
             Some(mut buf) => {
                 buf.clear();
-                buf.reserve(usize::try_from(range.end - range.start).unwrap_or(0));
+                // What the answer says it holds, never more than was asked for nor more than
+                // `MAX_RESERVE` ahead (a server's numbers are outside input: the buffer grows as bytes come).
+                let announced = (got_range.end.saturating_sub(got_range.start))
+                    .min(range.end - range.start)
+                    .min(MAX_RESERVE);
+                buf.reserve(usize::try_from(announced).unwrap_or(0));
                 let mut chunks = result.into_stream();
                 let mut failed = None;
                 while let Some(chunk) = chunks.next().await {
@@ -862,6 +869,44 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_huge_range_is_an_error_not_an_allocation() {
+        let backend = Arc::new(object_store::memory::InMemory::new());
+        let path = Path::from("1/a/archive.ts");
+        backend
+            .put(&path, PutPayload::from(vec![7u8; 10]))
+            .await
+            .unwrap();
+        let target = crate::S3Target::new("b", "k", secrecy::SecretString::from("s"))
+            .with_endpoint("http://127.0.0.1:9");
+        let store = Store::over(target.into(), backend, StoreOptions::default());
+        // Without a known size, the whole of a range ending at u64::MAX cannot arrive: an error (never
+        // a reservation of 2^64 bytes, which aborts the process).
+        let got = store
+            .fetch_range(
+                &path,
+                "1/a/archive.ts",
+                0..u64::MAX,
+                None,
+                None,
+                Some(BytesMut::new()),
+            )
+            .await;
+        assert!(matches!(got, Err(Error::Storage { .. })), "{got:?}");
+        let got = store
+            .fetch_range(
+                &path,
+                "1/a/archive.ts",
+                0..u64::MAX,
+                None,
+                Some(10),
+                Some(BytesMut::new()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(&got[..], &[7u8; 10]);
     }
 
     #[tokio::test]

@@ -55,7 +55,8 @@ pub struct S3Target {
     /// The endpoint of an S3-compatible store, e.g. `https://storage.googleapis.com` or `http://127.0.0.1:9000`.
     /// A bare host name (`s3.cloudianhyperstore.com`, as older service docs show) means `https://`.
     /// With an endpoint, requests are path-style (`{endpoint}/{bucket}/{key}`), which every S3-compatible
-    /// store accepts; an `http://` endpoint is allowed (plain HTTP is refused otherwise).
+    /// store accepts; an `http://` endpoint is used only on loopback (a local test server) or with
+    /// [`StoreOptions::allow_http`](crate::StoreOptions::allow_http).
     /// Without one, Amazon S3 itself is used.
     pub endpoint: Option<String>,
     /// The bucket's region; [`DEFAULT_S3_REGION`] when `None`.
@@ -380,6 +381,31 @@ impl TryFrom<&opentok_rest::model::StorageTarget> for Target {
     }
 }
 
+/// Whether the endpoint `url` is plain HTTP that may be used: only on loopback, or when `allow_http` (from [`StoreOptions::allow_http`](crate::StoreOptions::allow_http)) allows it
+/// explicitly; an `http://` endpoint elsewhere is an [`Error::InvalidTarget`] that says how to allow it.
+pub(crate) fn plain_http_allowed(url: &url::Url, allow_http: bool) -> Result<bool, Error> {
+    if url.scheme() != "http" {
+        return Ok(false);
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
+    };
+    if loopback || allow_http {
+        return Ok(true);
+    }
+    Err(Error::InvalidTarget(format!(
+        "the endpoint {} is plain http:// on a host that is not this machine (requests would cross the \
+         network unencrypted): use https://, or allow plain HTTP explicitly",
+        url.as_str().trim_end_matches('/')
+    )))
+}
+
 /// Parses an endpoint, adding `https://` to a bare host name; only http and https, no query or fragment.
 fn parse_endpoint(raw: &str, what: &str) -> Result<url::Url, Error> {
     let raw = raw.trim();
@@ -479,6 +505,33 @@ mod tests {
             cn.display_endpoint(),
             "https://acct.blob.core.chinacloudapi.cn"
         );
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_or_when_allowed() {
+        let url = |s: &str| url::Url::parse(s).unwrap();
+        for local in [
+            "http://127.0.0.1:9000",
+            "http://[::1]:10000/devstoreaccount1",
+            "http://localhost:9000",
+            "http://minio.localhost",
+        ] {
+            assert!(plain_http_allowed(&url(local), false).unwrap(), "{local}");
+        }
+        assert!(!plain_http_allowed(&url("https://s3.example"), false).unwrap());
+        for remote in [
+            "http://10.0.0.7:9000",
+            "http://minio.example",
+            "http://localhost.evil.com",
+        ] {
+            let err = plain_http_allowed(&url(remote), false).unwrap_err();
+            assert!(matches!(err, Error::InvalidTarget(_)), "{remote}");
+            assert!(
+                err.to_string().contains("allow plain HTTP explicitly"),
+                "{err}"
+            );
+            assert!(plain_http_allowed(&url(remote), true).unwrap(), "{remote}");
+        }
     }
 
     #[test]

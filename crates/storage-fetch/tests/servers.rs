@@ -700,6 +700,8 @@ async fn a_closed_port_is_unreachable_quickly() {
         s3.into(),
         StoreOptions {
             retries: 0,
+            // Not loopback: plain HTTP only when asked for.
+            allow_http: true,
             ..StoreOptions::default()
         },
     )

@@ -12,8 +12,8 @@ use crate::context::{self, Context};
 pub enum Command {
     /// List archives, newest first (every page); with --json, all archive objects.
     List(ListArgs),
-    /// Show one archive.
-    Get(IdArg),
+    /// Show one archive (its download URL without the signature unless --show-url).
+    Get(GetArgs),
     /// Start recording a session.
     Start(StartArgs),
     /// Stop a recording.
@@ -39,6 +39,18 @@ pub struct ListArgs {
     /// Only the archives of this session.
     #[arg(long, value_name = "ID")]
     session_id: Option<String>,
+}
+
+/// `archives get`
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// The archive id.
+    #[arg(value_name = "ARCHIVE_ID")]
+    id: String,
+    /// Print the download URL whole, signature included (to fetch the file yourself, e.g. with curl):
+    /// anyone who sees it can download the archive until it expires.
+    #[arg(long)]
+    show_url: bool,
 }
 
 /// An archive id.
@@ -93,15 +105,19 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     let rt = context::runtime()?;
     match cmd {
         Command::List(args) => {
-            let archives = rt
+            let mut archives = rt
                 .block_on(client.collect_all_archives(args.session_id.as_deref()))
                 .context("cannot list archives")?;
+            archives.iter_mut().for_each(redact_url);
             ctx.out.emit(&archives, || print_table(&archives))
         }
-        Command::Get(IdArg { id }) => {
-            let archive = rt
+        Command::Get(GetArgs { id, show_url }) => {
+            let mut archive = rt
                 .block_on(client.get_archive(&id))
                 .with_context(|| format!("cannot get archive {id}"))?;
+            if !show_url {
+                redact_url(&mut archive);
+            }
             ctx.out.emit(&archive, || print_archive(&archive))
         }
         Command::Start(args) => {
@@ -222,6 +238,12 @@ fn print_table(archives: &[Archive]) {
         );
     }
     println!("{} archive(s)", archives.len());
+}
+
+/// A presigned download URL is shown without its query (its signature), in text and JSON (issue 11):
+/// `pull` asks the service for a fresh one itself.
+fn redact_url(a: &mut Archive) {
+    a.url = a.url.as_deref().map(opentok_rest::model::redact_url);
 }
 
 fn print_archive(a: &Archive) {

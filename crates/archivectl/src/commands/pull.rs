@@ -193,7 +193,8 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
         // Said before anything is pulled, not after.
         return Err(e.context("--delete-remote deletes through the REST API"));
     }
-    let store = Store::new(args.target.resolve(ctx)?).context("storage target")?;
+    let store = Store::with_options(args.target.resolve(ctx)?, ctx.store_options())
+        .context("storage target")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -167,7 +167,8 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
 }
 
 fn check(args: CheckArgs, ctx: &Context) -> anyhow::Result<()> {
-    let store = storage_fetch::Store::new(args.target.resolve(ctx)?).context("storage target")?;
+    let store = storage_fetch::Store::with_options(args.target.resolve(ctx)?, ctx.store_options())
+        .context("storage target")?;
     let report = context::runtime()?.block_on(store.check());
     let steps: Vec<serde_json::Value> = report
         .results

@@ -80,7 +80,7 @@ pub(crate) async fn fetch(
 
 /// `url` without its query: what may be shown of a presigned URL.
 fn without_query(url: &str) -> String {
-    url.split(['?', '#']).next().unwrap_or(url).to_string()
+    opentok_rest::model::redact_url(url)
 }
 
 /// GET `url` (from byte `from` on, if given); a status other than 200 (or 206 for a range) is an error.
@@ -96,7 +96,8 @@ async fn get(
     }
     let response = request.send().await.map_err(|e| Failure {
         code: crate::exit::SERVICE,
-        message: format!("cannot download {shown}: {e}"),
+        // reqwest's text names the whole URL, signature included: never shown.
+        message: format!("cannot download {shown}: {}", without_url_chain(e)),
     })?;
     let status = response.status();
     if status == reqwest::StatusCode::FORBIDDEN || status == reqwest::StatusCode::NOT_FOUND {
@@ -116,6 +117,18 @@ async fn get(
         .into());
     }
     Ok(response)
+}
+
+/// The error and its causes, `a: b: c`, without the URL (and its signature) that reqwest's text names.
+fn without_url_chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    opentok_rest::redact::redact_urls_in_text(&text).into_owned()
 }
 
 /// Feeds the response into `output`, 16-byte aligned, skipping what is already done if the server sent it
@@ -172,7 +185,8 @@ async fn decrypt_stream(
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
             Err(e) => {
-                stop.failure = Some(anyhow::Error::new(e).context(format!("reading {shown}")));
+                stop.failure =
+                    Some(anyhow::Error::new(e.without_url()).context(format!("reading {shown}")));
                 break;
             }
         };
@@ -217,7 +231,7 @@ async fn download_plain(
     let mut stop = super::signals::Signals::current();
     loop {
         let chunk = tokio::select! {
-            chunk = response.chunk() => chunk.with_context(|| format!("reading {shown}"))?,
+            chunk = response.chunk() => chunk.map_err(reqwest::Error::without_url).with_context(|| format!("reading {shown}"))?,
             // Not resumable: the temporary file goes with `output`.
             code = stop.stopped() => return Err(Failure {
                 code,
