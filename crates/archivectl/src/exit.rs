@@ -169,6 +169,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                     INVALID_INPUT
                 }
                 opentok_rest::Error::InvalidBaseUrl { .. } => INVALID_INPUT,
+                opentok_rest::Error::Unreachable { .. } => UNREACHABLE,
                 opentok_rest::Error::Connection(text) if !is_client_setup(text) => UNREACHABLE,
                 _ => SERVICE,
             };
