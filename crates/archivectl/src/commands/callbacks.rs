@@ -1,23 +1,19 @@
 //! `archivectl callbacks serve`: receive the service's archive status callbacks into the ledger.
 //!
-//! The HTTP side is in [`server`]; this module reads the options and secrets, opens the ledger, starts the
-//! group-commit writer, runs the server until SIGINT or SIGTERM, and lets the writer finish.
-
-mod server;
+//! The HTTP side is the `archive-receiver` library; this module reads the options and secrets, opens the
+//! ledger, starts the group-commit writer, binds and serves until SIGINT or SIGTERM, and lets the writer finish.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use archive_db::GroupWriter;
+use archive_receiver::ReceiverConfig;
 use secrecy::ExposeSecret;
 
 use crate::context::{Context, read_secret_file};
 use crate::exit::Failure;
 use crate::ledger_path::LedgerArgs;
-
-pub(crate) use server::{ServerConfig, serve};
 
 /// `archivectl callbacks ...`
 #[derive(Debug, clap::Subcommand)]
@@ -73,7 +69,7 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     let ledger = args.ledger.open(ctx)?;
     let ledger_file = ledger.path().display().to_string();
     let writer = GroupWriter::start(ledger);
-    let config = ServerConfig {
+    let config = ReceiverConfig {
         path: args.path,
         token: token.map(|t| t.expose_secret().as_bytes().to_vec()),
         signature_secret: signature_secret.map(|s| s.expose_secret().as_bytes().to_vec()),
@@ -95,13 +91,8 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
             "listening on http://{addr}{} (health: http://{addr}/healthz)",
             config.path
         );
-        server::serve(
-            listener,
-            Arc::new(config),
-            writer.submitter(),
-            shutdown_signal(),
-        )
-        .await
+        archive_receiver::serve(listener, config, writer.submitter(), shutdown_signal()).await?;
+        anyhow::Ok(())
     });
     // Every acknowledged callback was committed before its answer; this writes anything still queued.
     let stats = writer.shutdown();
