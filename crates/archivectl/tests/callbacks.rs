@@ -457,3 +457,47 @@ fn refuses_bad_options_with_clear_errors() {
     common::assert_fails(&out, 8, "bad.sqlite3");
     assert!(Path::new(&bad).exists());
 }
+
+#[test]
+fn nobody_gets_in_unauthenticated_on_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("l.sqlite3");
+    // Refused before anything is bound or created.
+    let out = archivectl()
+        .args(["callbacks", "serve", "--listen", "0.0.0.0:0", "--ledger"])
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    common::assert_fails(&out, 2, "--insecure-no-auth");
+    assert!(!ledger.exists(), "nothing created");
+    // With the loudly named flag it gets past the check (and stops at the next one: a ledger that is not one,
+    // so the test never binds anything but loopback).
+    let bad = dir.path().join("bad.sqlite3");
+    std::fs::write(&bad, vec![7u8; 8192]).unwrap();
+    let out = archivectl()
+        .args([
+            "callbacks",
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--insecure-no-auth",
+        ])
+        .arg("--ledger")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    common::assert_fails(&out, 8, "bad.sqlite3");
+    // A token is enough (again stopped by the bad ledger, past the authentication check).
+    std::fs::write(dir.path().join("token"), "tok-public-1\n").unwrap();
+    let out = archivectl()
+        .args(["callbacks", "serve", "--listen", "[::]:0", "--token-file"])
+        .arg(dir.path().join("token"))
+        .arg("--ledger")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    common::assert_fails(&out, 8, "bad.sqlite3");
+    // On loopback it starts, with a warning.
+    let r = Receiver::start(&[]);
+    assert!(r.log().contains("no authentication"), "{}", r.log());
+}

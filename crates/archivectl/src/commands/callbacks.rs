@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// `Authorization: Bearer <JWT>` (HS256 with that secret, `payload_hash` = SHA-256 of the body).
     #[arg(long, value_name = "PATH")]
     signature_secret_file: Option<PathBuf>,
+    /// Accept unauthenticated callbacks on an address other than loopback: anyone who can reach it can then
+    /// record events (forged passwords, statuses) in the ledger. Without it, such an address needs
+    /// --token-file or --signature-secret-file.
+    #[arg(long)]
+    insecure_no_auth: bool,
     /// How old (by its `iat`) a signed callback's token may be, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     signature_max_age: u64,
@@ -66,6 +71,20 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
         .as_deref()
         .map(|p| read_secret_file(p, "signature secret"))
         .transpose()?;
+    if token.is_none() && signature_secret.is_none() {
+        if !args.listen.ip().is_loopback() && !args.insecure_no_auth {
+            return Err(Failure::usage(format!(
+                "--listen {}: refusing to accept unauthenticated callbacks on an address other than loopback; give \
+                 --signature-secret-file (signed callbacks) or --token-file, or --insecure-no-auth to accept anyone",
+                args.listen
+            )));
+        }
+        tracing::warn!(
+            "no authentication (--token-file or --signature-secret-file): anyone who can reach {} can record \
+             callbacks",
+            args.listen
+        );
+    }
     let ledger = args.ledger.open(ctx)?;
     let ledger_file = ledger.path().display().to_string();
     let writer = GroupWriter::start(ledger);
