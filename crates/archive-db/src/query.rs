@@ -98,6 +98,9 @@ pub struct RawEvent {
     pub archive_id: Option<String>,
     /// The body, exactly as received.
     pub body: String,
+    /// How it was authenticated: `token`, `signature`, `none`, `api` (read from the REST API), or `None` for an
+    /// event recorded before the ledger kept it.
+    pub auth: Option<String>,
 }
 
 /// An archive with its status history and the raw JSON of the event that set its status.
@@ -224,13 +227,13 @@ impl Ledger {
     /// use opentok_rest::model::ArchiveStatus;
     ///
     /// let mut ledger = Ledger::open_in_memory().unwrap();
-    /// for body in [r#"{"id":"a","status":"uploaded","sessionId":"S1"}"#, r#"{"id":"b","status":"started","sessionId":"S2"}"#] {
+    /// for body in [r#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","status":"uploaded","sessionId":"S1"}"#, r#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c690","status":"started","sessionId":"S2"}"#] {
     ///     ledger.record_event(&IncomingEvent::from_callback(body.as_bytes(), "test").unwrap()).unwrap();
     /// }
     /// let uploaded = ledger.list(&ArchiveFilter { status: Some(ArchiveStatus::Uploaded), ..Default::default() }).unwrap();
     /// assert_eq!(uploaded.len(), 1);
     /// let s2 = ledger.list(&ArchiveFilter { session_id: Some("S2".into()), ..Default::default() }).unwrap();
-    /// assert_eq!(s2[0].id, "b");
+    /// assert_eq!(s2[0].id, "b40ef09b-3811-4726-b508-e41a0f96c690");
     /// ```
     pub fn list(&self, filter: &ArchiveFilter) -> Result<Vec<ArchiveRecord>, DbError> {
         let mut clauses = vec!["1 = 1".to_owned()];
@@ -314,7 +317,7 @@ impl Ledger {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, received_at, source, origin, kind, archive_id, body FROM events
+                "SELECT id, received_at, source, origin, kind, archive_id, body, auth FROM events
                  WHERE ?1 IS NULL OR archive_id = ?1 ORDER BY id",
             )
             .map_err(DbError::sql("read events"))?;
@@ -328,6 +331,7 @@ impl Ledger {
                     kind: r.get(4)?,
                     archive_id: r.get(5)?,
                     body: r.get(6)?,
+                    auth: r.get(7)?,
                 })
             })
             .map_err(DbError::sql("read events"))?;
@@ -369,13 +373,13 @@ impl Ledger {
     /// use archive_db::{IncomingEvent, Ledger};
     ///
     /// let mut ledger = Ledger::open_in_memory().unwrap();
-    /// let body = br#"{"id":"a","status":"uploaded","name":"Q3, \"final\"","password":"ZTQy"}"#;
+    /// let body = br#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","status":"uploaded","name":"Q3, \"final\"","password":"ZTQy"}"#;
     /// ledger.record_event(&IncomingEvent::from_callback(body, "test").unwrap()).unwrap();
     /// let mut csv = Vec::new();
     /// ledger.export_csv(&mut csv).unwrap();
     /// let csv = String::from_utf8(csv).unwrap();
     /// assert!(csv.starts_with("id,status,session_id,"));
-    /// assert!(csv.contains(r#"a,uploaded,,,"Q3, ""final""","#));
+    /// assert!(csv.contains(r#"b40ef09b-3811-4726-b508-e41a0f96c68f,uploaded,,,"Q3, ""final""","#));
     /// ```
     pub fn export_csv(&self, mut out: impl Write) -> Result<(), DbError> {
         let all = self.list(&ArchiveFilter::default())?;

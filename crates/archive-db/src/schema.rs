@@ -130,8 +130,14 @@ pub const APPLICATION_ID: i32 = i32::from_be_bytes(*b"ArcL");
 /// The tables that make an old file without [`APPLICATION_ID`] a ledger (both exist from version 1 on).
 const LEDGER_TABLES: [&str; 2] = ["archives", "events"];
 
+/// Version 3: how each event was authenticated (`token`, `signature`, `none`, or `api` for what was read from
+/// the REST API); NULL for events recorded before this version.
+const V3: &str = r#"
+ALTER TABLE events ADD COLUMN auth TEXT;
+"#;
+
 /// Every migration, in order: entry `i` takes the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -105,6 +105,7 @@ mod tests {
             token: token.map(|t| t.as_bytes().to_vec()),
             signature_secret: secret.map(|s| s.as_bytes().to_vec()),
             signature_max_age: 300,
+            project: None,
         }
     }
 

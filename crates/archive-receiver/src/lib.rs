@@ -38,7 +38,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use archive_db::{IncomingEvent, Submitter};
+use archive_db::{BodyError, EventAuth, IncomingEvent, Submitter};
 use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
@@ -66,6 +66,11 @@ pub struct ReceiverConfig {
     pub signature_secret: Option<Vec<u8>>,
     /// How old a signature's `iat` may be, in seconds.
     pub signature_max_age: u64,
+    /// The project (API key or application id) whose callbacks are expected. When set, an archive callback
+    /// naming another project (`projectId`, `partnerId` or `applicationId`) is refused with 403 and nothing
+    /// is stored, so a callback never sets the project (and so the object-key prefix) of an archive to one
+    /// that is not ours. When unset, the project a callback names is recorded as it is.
+    pub project: Option<String>,
 }
 
 impl ReceiverConfig {
@@ -76,6 +81,7 @@ impl ReceiverConfig {
             token: None,
             signature_secret: None,
             signature_max_age: 300,
+            project: None,
         }
     }
 }
@@ -90,6 +96,7 @@ impl std::fmt::Debug for ReceiverConfig {
                 &self.signature_secret.as_ref().map(|_| "<set>"),
             )
             .field("signature_max_age", &self.signature_max_age)
+            .field("project", &self.project)
             .finish()
     }
 }
@@ -168,17 +175,34 @@ async fn receive(
         tracing::warn!(%peer, "refused a callback: {why}");
         return reply(StatusCode::UNAUTHORIZED, "missing or invalid signature");
     }
+    let auth = if state.config.signature_secret.is_some() {
+        EventAuth::Signature
+    } else if state.config.token.is_some() {
+        EventAuth::Token
+    } else {
+        EventAuth::None
+    };
     let event = match IncomingEvent::from_callback(&body, peer.clone()) {
-        Ok(event) => event,
+        Ok(event) => event.authenticated(auth),
         Err(e) => {
             tracing::warn!(%peer, bytes = body.len(), "bad callback: {e}");
-            return reply(StatusCode::BAD_REQUEST, "not a JSON callback");
+            let answer = match e {
+                BodyError::MissingId | BodyError::InvalidArchiveId(_) => e.to_string(),
+                _ => "not a JSON callback".to_owned(),
+            };
+            return (StatusCode::BAD_REQUEST, format!("{answer}\n")).into_response();
         }
     };
-    let (archive, status) = event
-        .archive()
-        .map(|a| (a.id.clone(), a.status.to_string()))
-        .unzip();
+    if let (Some(ours), Some(theirs)) = (
+        &state.config.project,
+        event.archive().and_then(|a| a.project()),
+    ) && theirs.to_string() != *ours
+    {
+        tracing::warn!(%peer, archive = ?event.archive_id(), "refused a callback for project {theirs}, not ours ({ours})");
+        return reply(StatusCode::FORBIDDEN, "a callback for another project");
+    }
+    let archive = event.archive_id().map(str::to_owned);
+    let status = event.archive().map(|a| a.status.to_string());
     match state.submitter.submit(event).await {
         Ok(outcome) => {
             tracing::debug!(%peer, archive = ?archive, status = ?status, event = outcome.event_id, "recorded");

@@ -151,6 +151,14 @@ fn parse_answer(answer: &[u8]) -> std::io::Result<(u16, String)> {
     Ok((status, body))
 }
 
+/// A valid archive id (a UUID) named after `name`.
+fn uid(name: &str) -> String {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("00000000-0000-4000-8000-{:012x}", h & 0xffff_ffff_ffff)
+}
+
 fn archive_body(id: &str, status: &str, password: &str) -> String {
     format!(
         r#"{{"id":"{id}","event":"archive","status":"{status}","sessionId":"S","partnerId":123456,"createdAt":1700000000000,"size":1000,"password":"{password}"}}"#
@@ -175,6 +183,7 @@ fn the_documented_callback_is_in_the_ledger_when_200_is_answered() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].body, DOCUMENTED, "the body exactly as received");
     assert_eq!(events[0].source, "callback");
+    assert_eq!(events[0].auth.as_deref(), Some("none"));
     assert!(events[0].origin.starts_with("127.0.0.1:"));
 
     // A late `stopped` is acknowledged (the service must not retry it) but does not move the status back.
@@ -230,7 +239,7 @@ fn a_shared_token_is_required_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), "tok-3f9a81\n").unwrap();
     let r = Receiver::start_in(dir, &["--token-file", "token"]);
-    let body = archive_body("t1", "started", "");
+    let body = archive_body(&uid("t1"), "started", "");
     assert_eq!(r.post("/callbacks/archive", &[], body.as_bytes()).0, 401);
     assert_eq!(
         r.post("/callbacks/archive?token=wrong", &[], body.as_bytes())
@@ -251,7 +260,7 @@ fn a_shared_token_is_required_when_configured() {
             .0,
         200
     );
-    let body2 = archive_body("t2", "started", "");
+    let body2 = archive_body(&uid("t2"), "started", "");
     assert_eq!(
         r.post(
             "/callbacks/archive",
@@ -263,6 +272,13 @@ fn a_shared_token_is_required_when_configured() {
     );
     let ledger = Ledger::open(&r.ledger).unwrap();
     assert_eq!(ledger.counts().unwrap(), (2, 2));
+    let auth: Vec<_> = ledger
+        .events(None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.auth)
+        .collect();
+    assert_eq!(auth, [Some("token".to_string()), Some("token".to_string())]);
     let log = r.log();
     assert!(
         log.contains("wrong token") && log.contains("no token"),
@@ -276,7 +292,7 @@ fn signed_callbacks_are_verified_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sig"), "sig-secret-77\n").unwrap();
     let r = Receiver::start_in(dir, &["--signature-secret-file", "sig"]);
-    let body = archive_body("s1", "uploaded", "cGFzcw==");
+    let body = archive_body(&uid("s1"), "uploaded", "cGFzcw==");
     let now = opentok_rest::auth::unix_now().unwrap();
     let sign = |payload: &[u8], secret: &[u8]| {
         let claims = serde_json::json!({"iat": now, "jti": "j1", "iss": "Vonage", "api_key": "123456",
@@ -326,7 +342,7 @@ fn signed_callbacks_are_verified_when_configured() {
 #[test]
 fn sigterm_finishes_the_request_in_flight_then_exits() {
     let mut r = Receiver::start(&[]);
-    let body = archive_body("inflight", "uploaded", "cGFzcw==");
+    let body = archive_body(&uid("inflight"), "uploaded", "cGFzcw==");
     // Send the headers and half the body, then ask the receiver to stop.
     let mut s = TcpStream::connect(r.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -355,7 +371,7 @@ fn sigterm_finishes_the_request_in_flight_then_exits() {
     // New connections are refused once it has stopped.
     assert!(TcpStream::connect(r.addr).is_err());
     let ledger = Ledger::open(&r.ledger).unwrap();
-    assert!(ledger.contains("inflight").unwrap());
+    assert!(ledger.contains(&uid("inflight")).unwrap());
     assert!(r.log().contains("shutting down"), "{}", r.log());
 }
 
@@ -371,7 +387,7 @@ fn every_acknowledged_callback_survives_sigkill_under_load() {
             std::thread::spawn(move || {
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let id = format!("load-{t}-{i}");
+                    let id = uid(&format!("load-{t}-{i}"));
                     i += 1;
                     let body = archive_body(&id, "uploaded", "cGFzcw==");
                     match try_request(addr, "POST", "/callbacks/archive", &[], body.as_bytes()) {
@@ -500,4 +516,147 @@ fn nobody_gets_in_unauthenticated_on_a_public_address() {
     // On loopback it starts, with a warning.
     let r = Receiver::start(&[]);
     assert!(r.log().contains("no authentication"), "{}", r.log());
+}
+
+#[test]
+fn a_bad_archive_id_is_a_400_with_nothing_stored() {
+    let r = Receiver::start(&[]);
+    for bad in [
+        "../../etc/passwd",
+        "t1",
+        "b40ef09b38114726b508e41a0f96c68f",
+        "b40ef09b-3811-4726-b508-e41a0f96c68f\n",
+    ] {
+        let body = serde_json::json!({"id": bad, "event": "archive", "status": "uploaded", "password": "cA=="});
+        let (code, answer) = r.post("/callbacks/archive", &[], body.to_string().as_bytes());
+        assert_eq!(code, 400, "{bad:?}: {answer}");
+        assert!(answer.contains("not an archive id"), "{answer}");
+    }
+    let (code, answer) = r.post(
+        "/callbacks/archive",
+        &[],
+        br#"{"event":"archive","status":"started","password":"cA=="}"#,
+    );
+    assert_eq!(code, 400);
+    assert!(answer.contains("\"id\""), "says what is missing: {answer}");
+    let ledger = Ledger::open(&r.ledger).unwrap();
+    assert_eq!(ledger.counts().unwrap(), (0, 0), "no row and no raw event");
+}
+
+#[test]
+fn odd_callbacks_are_read_leniently_and_unreadable_ones_kept_raw_with_200() {
+    let r = Receiver::start(&[]);
+    let id = uid("lenient");
+    let odd = format!(
+        r#"{{"id":"{id}","event":"archive","status":"uploaded","duration":12.5,"size":"123","createdAt":"1700000000000","password":"cGFzcw=="}}"#
+    );
+    assert_eq!(r.post("/callbacks/archive", &[], odd.as_bytes()).0, 200);
+    let ledger = Ledger::open(&r.ledger).unwrap();
+    let a = ledger.archive(&id).unwrap().unwrap();
+    assert_eq!(
+        (a.size, a.duration, a.status),
+        (123, 13, ArchiveStatus::Uploaded)
+    );
+    assert_eq!(a.password.as_deref(), Some("cGFzcw=="));
+
+    let broken_id = uid("broken");
+    let broken = format!(
+        r#"{{"id":"{broken_id}","event":"archive","status":{{"x":1}},"password":"YnJva2Vu"}}"#
+    );
+    let (code, _) = r.post("/callbacks/archive", &[], broken.as_bytes());
+    assert_eq!(
+        code, 200,
+        "answered so that the service does not retry forever"
+    );
+    let events = ledger.events(Some(&broken_id)).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, archive_db::UNPARSED_ARCHIVE);
+    assert_eq!(events[0].body, broken, "kept raw, its password with it");
+    assert!(
+        !ledger.contains(&broken_id).unwrap(),
+        "no archive row from it"
+    );
+}
+
+#[test]
+fn a_replayed_signed_callback_is_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sig"), "sig-secret-88\n").unwrap();
+    let r = Receiver::start_in(dir, &["--signature-secret-file", "sig"]);
+    let id = uid("replayed");
+    let body = archive_body(&id, "uploaded", "cGFzcw==");
+    let now = opentok_rest::auth::unix_now().unwrap();
+    let claims = serde_json::json!({"iat": now, "jti": "same-jti", "iss": "Vonage",
+        "payload_hash": hex::encode(Sha256::digest(body.as_bytes()))});
+    let auth = format!(
+        "Bearer {}",
+        opentok_rest::auth::sign_hs256(&claims, b"sig-secret-88").unwrap()
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            r.post(
+                "/callbacks/archive",
+                &[("Authorization", &auth)],
+                body.as_bytes()
+            )
+            .0,
+            200
+        );
+    }
+    // The same token on another body (a forged status, say) is refused: the token covers its body only.
+    let forged = archive_body(&id, "failed", "Zm9yZ2Vk");
+    assert_eq!(
+        r.post(
+            "/callbacks/archive",
+            &[("Authorization", &auth)],
+            forged.as_bytes()
+        )
+        .0,
+        401
+    );
+    let ledger = Ledger::open(&r.ledger).unwrap();
+    let a = ledger.archive(&id).unwrap().unwrap();
+    assert_eq!(
+        (a.status, a.password.as_deref()),
+        (ArchiveStatus::Uploaded, Some("cGFzcw=="))
+    );
+    assert!(!a.password_conflict);
+    let history = ledger.status_history(&id).unwrap();
+    assert_eq!(
+        history.len(),
+        1,
+        "one status, seen three times: {history:?}"
+    );
+    assert!(
+        ledger
+            .events(None)
+            .unwrap()
+            .iter()
+            .all(|e| e.auth.as_deref() == Some("signature"))
+    );
+}
+
+#[test]
+fn a_callback_for_another_project_is_refused_when_ours_is_configured() {
+    let r = Receiver::start(&["--api-key", "123456"]);
+    let ours = archive_body(&uid("ours"), "uploaded", "cGFzcw==");
+    assert_eq!(r.post("/callbacks/archive", &[], ours.as_bytes()).0, 200);
+    let theirs = archive_body(&uid("theirs"), "uploaded", "cGFzcw==").replace("123456", "999999");
+    assert_eq!(r.post("/callbacks/archive", &[], theirs.as_bytes()).0, 403);
+    let ledger = Ledger::open(&r.ledger).unwrap();
+    assert_eq!(ledger.counts().unwrap(), (1, 1));
+    assert_eq!(
+        ledger
+            .archive(&uid("ours"))
+            .unwrap()
+            .unwrap()
+            .project_id
+            .as_deref(),
+        Some("123456")
+    );
+    assert!(
+        r.log().contains("another project") || r.log().contains("not ours"),
+        "{}",
+        r.log()
+    );
 }

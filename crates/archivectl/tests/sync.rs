@@ -39,15 +39,40 @@ fn sync_recovers_passwords_and_never_loses_one() {
         .as_millis() as i64;
     let first = format!(
         r#"{{"count":3,"items":[{},{},{}]}}"#,
-        archive("a-3", "stopped", now_ms - 1_000, ""),
-        archive("a-2", "uploaded", now_ms - 2_000, "cGFzc3dvcmQtMg=="),
-        archive("a-1", "uploaded", now_ms - 90_000_000, "cGFzc3dvcmQtMQ==")
+        archive(
+            "a0000000-0000-4000-8000-000000000003",
+            "stopped",
+            now_ms - 1_000,
+            ""
+        ),
+        archive(
+            "a0000000-0000-4000-8000-000000000002",
+            "uploaded",
+            now_ms - 2_000,
+            "cGFzc3dvcmQtMg=="
+        ),
+        archive(
+            "a0000000-0000-4000-8000-000000000001",
+            "uploaded",
+            now_ms - 90_000_000,
+            "cGFzc3dvcmQtMQ=="
+        )
     );
     // Later: a-2 reported with an empty password (must not erase it), a-3 uploaded with its password.
     let second = format!(
         r#"{{"count":2,"items":[{},{}]}}"#,
-        archive("a-3", "uploaded", now_ms - 1_000, "cGFzc3dvcmQtMw=="),
-        archive("a-2", "stopped", now_ms - 2_000, "")
+        archive(
+            "a0000000-0000-4000-8000-000000000003",
+            "uploaded",
+            now_ms - 1_000,
+            "cGFzc3dvcmQtMw=="
+        ),
+        archive(
+            "a0000000-0000-4000-8000-000000000002",
+            "stopped",
+            now_ms - 2_000,
+            ""
+        )
     );
     let (addr, fake) = serve(vec![(200, &first), (200, &second)]);
     let out = run_in(dir.path(), addr, &["sync", "--since", "1d", "--json"]);
@@ -79,7 +104,7 @@ fn sync_recovers_passwords_and_never_loses_one() {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let a2 = show("a-2");
+    let a2 = show("a0000000-0000-4000-8000-000000000002");
     assert_eq!(
         a2["password"], "cGFzc3dvcmQtMg==",
         "an empty password never replaces a known one"
@@ -88,7 +113,7 @@ fn sync_recovers_passwords_and_never_loses_one() {
         a2["status"], "uploaded",
         "a late stopped does not move the status back"
     );
-    let a3 = show("a-3");
+    let a3 = show("a0000000-0000-4000-8000-000000000003");
     assert_eq!(a3["password"], "cGFzc3dvcmQtMw==");
     assert_eq!(a3["status"], "uploaded");
     let requests = fake.requests.lock().unwrap();

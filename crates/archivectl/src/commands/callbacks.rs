@@ -93,6 +93,8 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
         token: token.map(|t| t.expose_secret().as_bytes().to_vec()),
         signature_secret: signature_secret.map(|s| s.expose_secret().as_bytes().to_vec()),
         signature_max_age: args.signature_max_age,
+        // The configured project, if any: callbacks naming another one are refused.
+        project: ctx.project_id().ok(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
