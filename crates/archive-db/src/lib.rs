@@ -43,6 +43,7 @@ mod lenient;
 pub mod query;
 pub mod schema;
 pub mod status;
+mod text;
 pub mod upsert;
 mod writer;
 
@@ -56,6 +57,7 @@ pub use error::{BodyError, DbError};
 pub use event::{EventAuth, EventKind, EventSource, IncomingEvent, UNPARSED_ARCHIVE};
 pub use ledger::{CertificateRecord, Ledger, PullRecord};
 pub use query::{ArchiveDetails, ArchiveFilter, ArchiveRecord, RawEvent, StatusChange};
+pub use text::{escape_controls, neutralise_formula};
 pub use upsert::{ArchiveOutcome, EventOutcome, PasswordOutcome};
 pub use writer::{Completion, GroupWriter, Submitter, WriterOptions, WriterStats};
 

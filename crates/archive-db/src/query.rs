@@ -339,6 +339,34 @@ impl Ledger {
             .map_err(DbError::sql("read events"))
     }
 
+    /// The archives of `project` (of `session_id` too, when given) created from `since_ms` (milliseconds since
+    /// the epoch, inclusive) to `until_ms` (exclusive) and not already `deleted`: what a complete listing of the
+    /// service over that window must name. Archives whose creation time is unknown are never among them.
+    pub fn in_listing_window(
+        &self,
+        project: &str,
+        session_id: Option<&str>,
+        since_ms: Option<i64>,
+        until_ms: i64,
+    ) -> Result<Vec<String>, DbError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM archives
+                 WHERE project_id = ?1 AND (?2 IS NULL OR session_id = ?2) AND created_at > 0
+                   AND created_at >= coalesce(?3, 0) AND created_at < ?4 AND status <> 'deleted'
+                 ORDER BY created_at, id",
+            )
+            .map_err(DbError::sql("read archives"))?;
+        let rows = st
+            .query_map(params![project, session_id, since_ms, until_ms], |r| {
+                r.get(0)
+            })
+            .map_err(DbError::sql("read archives"))?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(DbError::sql("read archives"))
+    }
+
     /// How many archives and raw events the ledger holds.
     pub fn counts(&self) -> Result<(u64, u64), DbError> {
         self.conn
@@ -437,11 +465,14 @@ pub const CSV_HEADER: [&str; 16] = [
     "first_seen_at",
 ];
 
+/// One CSV cell: a formula a spreadsheet would run is neutralised ([`crate::neutralise_formula`]), then the
+/// cell is quoted when it needs it.
 fn csv_field(field: &str) -> String {
+    let field = crate::neutralise_formula(field);
     if field.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {
-        field.to_owned()
+        field.into_owned()
     }
 }
 
@@ -455,5 +486,11 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("=a,b"), "\"'=a,b\"");
     }
 }

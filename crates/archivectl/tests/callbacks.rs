@@ -660,3 +660,68 @@ fn a_callback_for_another_project_is_refused_when_ours_is_configured() {
         r.log()
     );
 }
+
+#[test]
+fn control_characters_from_a_callback_never_reach_the_terminal() {
+    let r = Receiver::start(&[]);
+    let id = uid("escapes");
+    let body = serde_json::json!({"id": id, "event": "archive", "status": "uploaded\u{1b}[2J",
+        "sessionId": "S\r\u{7}", "password": "cA==\u{1b}]0;pwned\u{7}", "name": "=cmd|' /C calc'!A0"});
+    assert_eq!(
+        r.post("/callbacks/archive", &[], body.to_string().as_bytes())
+            .0,
+        200
+    );
+    let body = serde_json::json!({"id": id, "event": "archive", "status": "uploaded",
+        "password": "=HYPERLINK(\"http://x\")"});
+    assert_eq!(
+        r.post("/callbacks/archive", &[], body.to_string().as_bytes())
+            .0,
+        200
+    );
+    for args in [vec!["show", id.as_str()], vec!["list"]] {
+        let out = archivectl()
+            .arg("ledger")
+            .args(&args)
+            .arg("--ledger")
+            .arg(&r.ledger)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?}: {text:?}"
+        );
+        if args[0] == "show" {
+            assert!(text.contains("\\u{1b}"), "escaped, not dropped: {text}");
+        }
+    }
+    assert!(!r.log().contains('\u{1b}'), "{}", r.log());
+    // CSV export: cells starting with = + - @ (the name here) are neutralised.
+    let csv = r.ledger.with_file_name("export.csv");
+    let out = archivectl()
+        .args(["ledger", "export", "--format", "csv", "--out"])
+        .arg(&csv)
+        .arg("--ledger")
+        .arg(&r.ledger)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    for cell in text.lines().flat_map(|l| l.split(',')) {
+        let cell = cell.trim_start_matches('"');
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@']),
+            "{cell:?} in {text}"
+        );
+    }
+}
