@@ -106,6 +106,7 @@ mod tests {
             signature_secret: secret.map(|s| s.as_bytes().to_vec()),
             signature_max_age: 300,
             project: None,
+            limits: crate::Limits::default(),
         }
     }
 

@@ -2,13 +2,15 @@
 //! status callbacks, authenticates them, and commits each to the ledger ([`archive_db`]) before answering.
 //!
 //! Mount [`router`] in your own axum (or tower) service, or let [`serve`] run it on a listener (what
-//! `archivectl callbacks serve` does). Either way:
+//! `archivectl callbacks serve` does: with a header-read timeout, a cap on connections and a bounded graceful
+//! shutdown, [`Limits`]). Either way:
 //!
 //! * `POST {path}` checks the shared token and the signature when configured (401 otherwise), reads at most
 //!   [`MAX_BODY_BYTES`] (413 beyond), classifies the body (400 for anything that is not a JSON object or is a
 //!   broken archive callback), hands it to the ledger's group-commit writer ([`archive_db::GroupWriter`]) and
-//!   answers 200 only once it is committed. If the ledger cannot commit it answers 503, so the service tries
-//!   again later.
+//!   answers 200 only once it is committed. If the ledger cannot commit, or [`Limits::max_queued`] callbacks
+//!   are already waiting for it, it answers 503 with `Retry-After`, so the service tries again later. A body
+//!   not received within [`Limits::body_timeout`] is dropped.
 //! * `GET /healthz` answers 200.
 //!
 //! Nothing here decrypts anything: the password is stored as received.
@@ -33,12 +35,13 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod serve;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use archive_db::{BodyError, EventAuth, IncomingEvent, Submitter};
+use archive_db::{BodyError, EventAuth, IncomingEvent, Submitter, escape_controls};
 use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
@@ -46,14 +49,46 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tokio::sync::Semaphore;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use auth::{TokenQuery, check_signature, check_token};
+pub use serve::serve;
 
 /// The largest body accepted (1 MiB); a callback is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// The header that may carry the shared token instead of `?token=`.
 pub const TOKEN_HEADER: &str = "x-archivectl-token";
+
+/// How much the receiver takes on at once, and how long it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A client that has not sent its whole request head by then is dropped (and an idle keep-alive
+    /// connection closed). Default 30 s.
+    pub header_timeout: Duration,
+    /// A client that has not sent its whole body by then is dropped. Default 30 s.
+    pub body_timeout: Duration,
+    /// Connections served at once ([`serve`]); more wait in the listen backlog. Default 1024.
+    pub max_connections: usize,
+    /// Callbacks waiting for the ledger at once; beyond that the answer is 503 with `Retry-After`, so the
+    /// service tries again later and memory stays bounded. Default 10,000.
+    pub max_queued: usize,
+    /// On shutdown, how long requests in flight may take to finish before [`serve`] returns anyway. Default 5 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_queued: 10_000,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
 
 /// What the receiver checks.
 #[derive(Clone)]
@@ -71,6 +106,8 @@ pub struct ReceiverConfig {
     /// is stored, so a callback never sets the project (and so the object-key prefix) of an archive to one
     /// that is not ours. When unset, the project a callback names is recorded as it is.
     pub project: Option<String>,
+    /// Timeouts and caps.
+    pub limits: Limits,
 }
 
 impl ReceiverConfig {
@@ -82,6 +119,7 @@ impl ReceiverConfig {
             signature_secret: None,
             signature_max_age: 300,
             project: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -97,6 +135,7 @@ impl std::fmt::Debug for ReceiverConfig {
             )
             .field("signature_max_age", &self.signature_max_age)
             .field("project", &self.project)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -113,6 +152,35 @@ pub enum ServeError {
 struct AppState {
     config: Arc<ReceiverConfig>,
     submitter: Submitter,
+    queue: QueueGauge,
+}
+
+/// How many callbacks are waiting for the ledger (received, not yet committed or failed): the bounded queue
+/// of [`Limits::max_queued`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct QueueGauge {
+    permits: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl QueueGauge {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            permits: Arc::new(Semaphore::new(capacity)),
+            capacity,
+        }
+    }
+
+    /// Callbacks waiting for the ledger now.
+    pub fn queued(&self) -> usize {
+        self.capacity - self.permits.available_permits()
+    }
+
+    /// The most that may wait.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
 }
 
 /// The receiver's routes (`POST {config.path}`, `GET /healthz`), committing through `submitter`.
@@ -120,32 +188,36 @@ struct AppState {
 /// The callback handler reads the peer's address when the service is made with
 /// `into_make_service_with_connect_info::<SocketAddr>()` (as [`serve`] does) and records `unknown` otherwise.
 pub fn router(config: ReceiverConfig, submitter: Submitter) -> Router {
+    router_with_gauge(config, submitter).0
+}
+
+/// [`router`], and the gauge of its queue to the ledger (for metrics, and for tests that wait for a callback
+/// to be in flight).
+pub fn router_with_gauge(config: ReceiverConfig, submitter: Submitter) -> (Router, QueueGauge) {
     let path = config.path.clone();
-    Router::new()
+    let queue = QueueGauge::new(config.limits.max_queued);
+    let body_timeout = config.limits.body_timeout;
+    let router = Router::new()
         .route(&path, post(receive))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .with_state(AppState {
             config: Arc::new(config),
             submitter,
-        })
+            queue: queue.clone(),
+        });
+    (router, queue)
 }
 
-/// Serves [`router`] on `listener` until `shutdown` resolves, then lets requests in flight finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    config: ReceiverConfig,
-    submitter: Submitter,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let app = router(config, submitter);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+/// 503 with `Retry-After`, so that the service tries again later.
+fn busy(message: &'static str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "1")],
+        format!("{message}\n"),
     )
-    .with_graceful_shutdown(shutdown)
-    .await?;
-    Ok(())
+        .into_response()
 }
 
 async fn healthz() -> &'static str {
@@ -198,22 +270,37 @@ async fn receive(
         event.archive().and_then(|a| a.project()),
     ) && theirs.to_string() != *ours
     {
-        tracing::warn!(%peer, archive = ?event.archive_id(), "refused a callback for project {theirs}, not ours ({ours})");
+        tracing::warn!(%peer, archive = ?event.archive_id(), "refused a callback for project {}, not ours ({ours})", escape_controls(&theirs.to_string()));
         return reply(StatusCode::FORBIDDEN, "a callback for another project");
     }
     let archive = event.archive_id().map(str::to_owned);
     let status = event.archive().map(|a| a.status.to_string());
+    let Ok(_queued) = state.queue.permits.clone().try_acquire_owned() else {
+        tracing::warn!(%peer, archive = ?archive, "the queue to the ledger is full ({}): answered 503", state.queue.capacity);
+        return busy("too many callbacks waiting for the ledger; try again");
+    };
     match state.submitter.submit(event).await {
         Ok(outcome) => {
-            tracing::debug!(%peer, archive = ?archive, status = ?status, event = outcome.event_id, "recorded");
+            let what = match &outcome.archive {
+                None => "kept raw",
+                Some(a) if a.inserted => "new archive",
+                Some(a) if !a.status_applied => "history only (status not applied)",
+                Some(a) if a.changed => "updated",
+                Some(_) => "unchanged",
+            };
+            tracing::info!(
+                %peer,
+                archive = archive.as_deref().unwrap_or("-"),
+                status = %escape_controls(status.as_deref().unwrap_or("-")),
+                outcome = what,
+                auth = auth.as_str(),
+                "recorded a callback"
+            );
             reply(StatusCode::OK, "recorded")
         }
         Err(e) => {
             tracing::error!(%peer, archive = ?archive, "cannot record a callback: {e}");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the ledger cannot record it now; try again",
-            )
+            busy("the ledger cannot record it now; try again")
         }
     }
 }

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use archive_db::Ledger;
@@ -34,7 +34,7 @@ const DOCUMENTED: &str = r#"{
 struct Receiver {
     child: Child,
     addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
+    stderr: Arc<(Mutex<String>, Condvar)>,
     ledger: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -52,28 +52,44 @@ impl Receiver {
             .arg(&ledger)
             .args(extra)
             .current_dir(dir.path())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = Arc::new((Mutex::new(String::new()), Condvar::new()));
         let lines = BufReader::new(child.stderr.take().unwrap());
         let log = stderr.clone();
         std::thread::spawn(move || {
             for line in lines.lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split('/').next().unwrap().to_string();
-                    let _ = tx.send(addr);
-                }
-                log.lock().unwrap().push_str(&line);
-                log.lock().unwrap().push('\n');
+                log.0.lock().unwrap().push_str(&format!("{line}\n"));
+                log.1.notify_all();
             }
         });
-        let addr = rx
+        // The address comes on stdout, as scripts read it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            let mut first = String::new();
+            let _ = stdout.read_line(&mut first);
+            let _ = tx.send(first);
+            let mut rest = String::new();
+            let _ = stdout.read_to_string(&mut rest);
+        });
+        let first = rx
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("receiver did not start: {}", stderr.lock().unwrap()))
+            .unwrap_or_else(|_| panic!("receiver did not start: {}", stderr.0.lock().unwrap()));
+        let addr = first
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| {
+                panic!(
+                    "first line on stdout: {first:?}; {}",
+                    stderr.0.lock().unwrap()
+                )
+            })
+            .split('/')
+            .next()
+            .unwrap()
             .parse()
             .unwrap();
         Self {
@@ -85,12 +101,22 @@ impl Receiver {
         }
     }
 
+    /// Waits until the log has a line containing `needle` (the receiver's own event, not a timer).
+    fn wait_log(&self, needle: &str) {
+        let (log, changed) = &*self.stderr;
+        let guard = log.lock().unwrap();
+        let (guard, timeout) = changed
+            .wait_timeout_while(guard, Duration::from_secs(60), |l| !l.contains(needle))
+            .unwrap();
+        assert!(!timeout.timed_out(), "no {needle:?} in the log: {}", *guard);
+    }
+
     fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
         request(self.addr, "POST", path, headers, body)
     }
 
     fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.stderr.0.lock().unwrap().clone()
     }
 }
 
@@ -229,9 +255,8 @@ fn other_callbacks_are_kept_raw_and_bad_ones_refused() {
     assert_eq!(events[0].kind, "streamCreated");
     assert_eq!(events[0].body.as_bytes(), session);
     assert_eq!(ledger.counts().unwrap(), (0, 1));
-    let log = r.log();
-    assert!(log.contains("bad callback"), "{log}");
-    assert!(log.contains("not JSON"), "{log}");
+    r.wait_log("bad callback");
+    r.wait_log("not JSON");
 }
 
 #[test]
@@ -279,11 +304,9 @@ fn a_shared_token_is_required_when_configured() {
         .map(|e| e.auth)
         .collect();
     assert_eq!(auth, [Some("token".to_string()), Some("token".to_string())]);
+    r.wait_log("wrong token");
+    r.wait_log("no token");
     let log = r.log();
-    assert!(
-        log.contains("wrong token") && log.contains("no token"),
-        "{log}"
-    );
     assert!(!log.contains("tok-3f9a8"), "no token in the log: {log}");
 }
 
@@ -339,40 +362,86 @@ fn signed_callbacks_are_verified_when_configured() {
     assert!(!r.log().contains("sig-secret-77"));
 }
 
-#[test]
-fn sigterm_finishes_the_request_in_flight_then_exits() {
-    let mut r = Receiver::start(&[]);
-    let body = archive_body(&uid("inflight"), "uploaded", "cGFzcw==");
-    // Send the headers and half the body, then ask the receiver to stop.
-    let mut s = TcpStream::connect(r.addr).unwrap();
+/// Sends a request's head with `Expect: 100-continue` and half its body, and returns once the receiver has
+/// started reading the body (its `100 Continue`): the request is then in flight, known by an event.
+fn start_in_flight(addr: SocketAddr, body: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "POST /callbacks/archive HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST /callbacks/archive HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
-    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
-    s.write_all(first).unwrap();
+    s.write_all(&body[..body.len() / 2]).unwrap();
     s.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let pid = r.child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    s.write_all(rest).unwrap();
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer).unwrap();
-    assert_eq!(parse_answer(&answer).unwrap().0, 200);
-    let status = r.child.wait().unwrap();
-    assert!(status.success(), "{status}: {}", r.log());
-    // New connections are refused once it has stopped.
-    assert!(TcpStream::connect(r.addr).is_err());
-    let ledger = Ledger::open(&r.ledger).unwrap();
-    assert!(ledger.contains(&uid("inflight")).unwrap());
-    assert!(r.log().contains("shutting down"), "{}", r.log());
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "closed before 100 Continue");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+fn signal(child: &Child, name: &str) {
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_finish_the_request_in_flight_then_exit_even_with_idle_connections_open() {
+    for sig in ["TERM", "INT"] {
+        let mut r = Receiver::start(&[]);
+        let id = uid(&format!("inflight-{sig}"));
+        let body = archive_body(&id, "uploaded", "cGFzcw==");
+        // An idle keep-alive connection (one request answered, then nothing) and one that stalls in its headers.
+        let mut idle = TcpStream::connect(r.addr).unwrap();
+        idle.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut answer = [0u8; 17];
+        idle.read_exact(&mut answer).unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+        let mut stalled = TcpStream::connect(r.addr).unwrap();
+        write!(stalled, "POST /callbacks/archive HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let mut s = start_in_flight(r.addr, body.as_bytes());
+        let signalled = Instant::now();
+        signal(&r.child, sig);
+        r.wait_log("shutting down");
+        s.write_all(&body.as_bytes()[body.len() / 2..]).unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).unwrap();
+        assert_eq!(parse_answer(&answer).unwrap().0, 200, "{sig}");
+        let status = loop {
+            if let Some(status) = r.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                signalled.elapsed() < Duration::from_secs(10),
+                "SIG{sig}: still running 10 s later with idle connections open: {}",
+                r.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status}: {}", r.log());
+        // New connections are refused once it has stopped.
+        assert!(TcpStream::connect(r.addr).is_err());
+        let ledger = Ledger::open(&r.ledger).unwrap();
+        assert!(ledger.contains(&id).unwrap(), "{sig}");
+        drop((idle, stalled));
+    }
 }
 
 #[test]
@@ -515,7 +584,7 @@ fn nobody_gets_in_unauthenticated_on_a_public_address() {
     common::assert_fails(&out, 8, "bad.sqlite3");
     // On loopback it starts, with a warning.
     let r = Receiver::start(&[]);
-    assert!(r.log().contains("no authentication"), "{}", r.log());
+    r.wait_log("no authentication");
 }
 
 #[test]
@@ -724,4 +793,104 @@ fn control_characters_from_a_callback_never_reach_the_terminal() {
             "{cell:?} in {text}"
         );
     }
+}
+
+#[test]
+fn slow_or_stalled_clients_are_dropped() {
+    let r = Receiver::start(&["--header-timeout", "1", "--body-timeout", "1"]);
+    // Headers never finished.
+    let mut slow_head = TcpStream::connect(r.addr).unwrap();
+    slow_head
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(slow_head, "POST /callbacks/archive HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // A body that stops half-way.
+    let body = archive_body(&uid("stalled"), "uploaded", "cGFzcw==");
+    let mut slow_body = TcpStream::connect(r.addr).unwrap();
+    slow_body
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        slow_body,
+        "POST /callbacks/archive HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    slow_body.write_all(&body.as_bytes()[..10]).unwrap();
+    for (what, s) in [("head", &mut slow_head), ("body", &mut slow_body)] {
+        // The receiver closes the connection (possibly after an error answer); a read timeout here (30 s)
+        // would mean it kept waiting.
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest)
+            .unwrap_or_else(|e| panic!("{what}: the stalled client was not dropped: {e}"));
+        let text = String::from_utf8_lossy(&rest);
+        assert!(!text.contains(" 200 "), "{what}: {text}");
+    }
+    // The receiver still serves, and nothing of the stalled body was stored.
+    assert_eq!(request(r.addr, "GET", "/healthz", &[], b"").0, 200);
+    assert_eq!(Ledger::open(&r.ledger).unwrap().counts().unwrap(), (0, 0));
+}
+
+#[test]
+fn a_ledger_that_cannot_commit_gets_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data/ledger.sqlite3");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    drop(Ledger::open(&path).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk says no'); END;",
+        )
+        .unwrap();
+    let r = Receiver::start_in(dir, &[]);
+    let body = archive_body(&uid("refused"), "uploaded", "cGFzcw==");
+    let answer = raw_request(r.addr, body.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    r.wait_log("cannot record a callback");
+    assert_eq!(Ledger::open(&r.ledger).unwrap().counts().unwrap(), (0, 0));
+}
+
+/// The whole answer (head and body) to one POST of `body`.
+fn raw_request(addr: SocketAddr, body: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST /callbacks/archive HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn each_recorded_callback_is_logged_with_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "tok-log-1\n").unwrap();
+    let r = Receiver::start_in(dir, &["--token-file", "token"]);
+    let id = uid("logged");
+    let body = archive_body(&id, "uploaded", "cGFzcw==");
+    assert_eq!(
+        r.post("/callbacks/archive?token=tok-log-1", &[], body.as_bytes())
+            .0,
+        200
+    );
+    r.wait_log("recorded a callback");
+    let log = r.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("recorded a callback"))
+        .unwrap();
+    for part in [id.as_str(), "uploaded", "new archive", "token"] {
+        assert!(line.contains(part), "{part:?} in {line}");
+    }
+    assert!(!log.contains("cGFzcw=="), "no password in the log");
 }

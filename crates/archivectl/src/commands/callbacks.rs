@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use archive_db::GroupWriter;
@@ -47,6 +48,18 @@ pub struct ServeArgs {
     /// How old (by its `iat`) a signed callback's token may be, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     signature_max_age: u64,
+    /// A client that has not sent its request headers within this many seconds is dropped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// A client that has not sent its whole body within this many seconds is dropped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Callbacks waiting for the ledger at once; beyond that the answer is 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_queued: u64,
     #[command(flatten)]
     ledger: LedgerArgs,
 }
@@ -95,6 +108,13 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
         signature_max_age: args.signature_max_age,
         // The configured project, if any: callbacks naming another one are refused.
         project: ctx.project_id().ok(),
+        limits: archive_receiver::Limits {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            body_timeout: Duration::from_secs(args.body_timeout),
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            max_queued: usize::try_from(args.max_queued).unwrap_or(usize::MAX),
+            ..archive_receiver::Limits::default()
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,6 +132,15 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
             "listening on http://{addr}{} (health: http://{addr}/healthz)",
             config.path
         );
+        // On stdout too, for scripts (port 0 picks a free port): one line, or one JSON object with --json.
+        let url = format!("http://{addr}{}", config.path);
+        if ctx.out.is_json() {
+            println!("{}", serde_json::json!({"listening": url}));
+        } else {
+            println!("listening on {url}");
+        }
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
         archive_receiver::serve(listener, config, writer.submitter(), shutdown_signal()).await?;
         anyhow::Ok(())
     });
@@ -162,5 +191,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }
