@@ -17,6 +17,7 @@ pub(crate) struct TokenQuery {
 #[derive(Debug, Deserialize)]
 struct SignedClaims {
     iat: Option<u64>,
+    exp: Option<u64>,
     payload_hash: Option<String>,
 }
 
@@ -85,6 +86,11 @@ pub(crate) fn check_signature(
             "signature: issued in the future (iat {iat}, now {now})"
         ));
     }
+    if let Some(exp) = claims.exp
+        && exp.saturating_add(opentok_rest::auth::CLOCK_SKEW_LEEWAY_SECS) < now
+    {
+        return Err(format!("signature: expired (exp {exp}, now {now})"));
+    }
     if now.saturating_sub(iat) > config.signature_max_age {
         return Err(format!(
             "signature: too old (iat {iat}, now {now}, at most {} s)",
@@ -137,9 +143,12 @@ mod tests {
         let c = config(None, Some("sig-secret"));
         let body = br#"{"id":"a","status":"started"}"#;
         let now = opentok_rest::auth::unix_now().unwrap();
-        let sign = |iat: u64, hash: &str, secret: &[u8]| {
-            let claims =
+        let sign_exp = |iat: u64, exp: Option<u64>, hash: &str, secret: &[u8]| {
+            let mut claims =
                 serde_json::json!({"iat": iat, "jti": "j", "iss": "Vonage", "payload_hash": hash});
+            if let Some(exp) = exp {
+                claims["exp"] = exp.into();
+            }
             let token = opentok_rest::auth::sign_hs256(&claims, secret).unwrap();
             let mut h = HeaderMap::new();
             h.insert(
@@ -148,7 +157,22 @@ mod tests {
             );
             h
         };
+        let sign = |iat: u64, hash: &str, secret: &[u8]| sign_exp(iat, None, hash, secret);
         let hash = hex::encode(Sha256::digest(body));
+        assert_eq!(
+            check_signature(
+                &c,
+                &sign_exp(now, Some(now + 60), &hash, b"sig-secret"),
+                body
+            ),
+            Ok(())
+        );
+        let expired = check_signature(
+            &c,
+            &sign_exp(now - 100, Some(now - 90), &hash, b"sig-secret"),
+            body,
+        );
+        assert!(expired.unwrap_err().contains("expired"));
         assert_eq!(
             check_signature(&c, &sign(now, &hash, b"sig-secret"), body),
             Ok(())
