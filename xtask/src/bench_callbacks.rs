@@ -110,9 +110,10 @@ end
 function request()
   counter = counter + 1
   local body = string.format(
-    '{"id":"%s-%d-%d","event":"archive","createdAt":1700000000000,"duration":0,"name":"bench","partnerId":123456,' ..
-    '"reason":"","sessionId":"2_MX4xMjM0NTZ-fmJlbmNo","size":18023312,"status":"uploaded","password":"%s"}',
-    run, tid, counter, password)
+    '{"id":"%08x-%04x-4000-8000-%012x","event":"archive","createdAt":1700000000000,"duration":0,"name":"bench",' ..
+    '"partnerId":123456,"reason":"","sessionId":"2_MX4xMjM0NTZ-fmJlbmNo","size":18023312,"status":"uploaded",' ..
+    '"password":"%s"}',
+    (run == "warm") and 1 or 2, tid, counter, password)
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
 end
 function done(summary, latency, requests)

@@ -69,6 +69,9 @@ pub enum DbError {
     /// The group-commit writer failed to commit a batch; none of its events were recorded.
     #[error("the ledger could not commit: {0}")]
     Commit(String),
+    /// An archive id that is not of the service's form: no row is created for it.
+    #[error("{0}")]
+    InvalidArchiveId(#[from] opentok_rest::archive_id::InvalidArchiveId),
     /// The group-commit writer has stopped (its thread ended), so the event was not recorded.
     #[error("the ledger writer has stopped; the event was not recorded")]
     WriterStopped,
@@ -111,4 +114,10 @@ pub enum BodyError {
     /// An archive status callback that lacks what every archive has (an `id`, a `status`).
     #[error("not a valid archive status callback: {0}")]
     InvalidArchive(String),
+    /// An archive status callback without an `id`.
+    #[error("an archive status callback without an \"id\" (the archive's id is required)")]
+    MissingId,
+    /// An archive status callback whose `id` is not of the service's form.
+    #[error("not a valid archive status callback: {0}")]
+    InvalidArchiveId(String),
 }

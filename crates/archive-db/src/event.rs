@@ -1,7 +1,8 @@
 //! What reaches the ledger: a raw body (a callback, or an archive listed by sync), where it came from, and
 //! what it is.
 
-use opentok_rest::model::{ARCHIVE_EVENT, Archive, ArchiveEvent, redact_url};
+use opentok_rest::archive_id::validate_archive_id;
+use opentok_rest::model::{ARCHIVE_EVENT, Archive, redact_url};
 use opentok_rest::redact::redact_archive_json;
 use time::OffsetDateTime;
 
@@ -26,6 +27,34 @@ impl EventSource {
     }
 }
 
+/// How an event was authenticated before it was recorded (the events table's `auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventAuth {
+    /// A callback that carried the receiver's shared token.
+    Token,
+    /// A signed callback whose signature verified.
+    Signature,
+    /// A callback accepted without authentication (a receiver with none configured).
+    None,
+    /// Read from the service's REST API with our own credentials (`sync`, `pull`).
+    Api,
+}
+
+impl EventAuth {
+    /// The name stored in the ledger: `token`, `signature`, `none` or `api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Signature => "signature",
+            Self::None => "none",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// The events table's `kind` for an archive callback that could not be read even leniently.
+pub const UNPARSED_ARCHIVE: &str = "archive-unparsed";
+
 /// What an event is about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
@@ -36,6 +65,15 @@ pub enum EventKind {
     Other {
         /// The object's `"event"`.
         event: Option<String>,
+    },
+    /// An archive status callback with a valid id that could not be read even leniently (its `status` is
+    /// missing or not text, say): kept raw, password included, under the kind [`UNPARSED_ARCHIVE`], with no
+    /// change to the archive's row, so that the service is not asked to retry it forever.
+    Unparsed {
+        /// The archive it names.
+        archive_id: String,
+        /// Why it could not be read.
+        error: String,
     },
 }
 
@@ -48,22 +86,29 @@ pub struct IncomingEvent {
     pub(crate) source: EventSource,
     pub(crate) origin: String,
     pub(crate) received_at: OffsetDateTime,
+    pub(crate) auth: EventAuth,
 }
 
 impl IncomingEvent {
     /// Classifies a callback body: an object whose `"event"` is `"archive"` (or that has no `"event"` but an
-    /// `id` and a `status`, as older callbacks do) is an archive status callback and must parse as one; any
-    /// other JSON object is kept as a raw event. `origin` says where it came from (the peer address).
+    /// `id` and a `status`, as older callbacks do) is an archive status callback; any other JSON object is kept
+    /// as a raw event. `origin` says where it came from (the peer address); the event counts as
+    /// unauthenticated until [`IncomingEvent::authenticated`] says otherwise.
+    ///
+    /// An archive callback must carry an `id` of the service's form
+    /// ([`opentok_rest::archive_id::validate_archive_id`]); its known fields are read leniently (numbers as
+    /// strings, fractional durations), and one that still cannot be read is [`EventKind::Unparsed`].
     ///
     /// ```
     /// use archive_db::{EventKind, IncomingEvent};
     ///
-    /// let ev = IncomingEvent::from_callback(br#"{"id":"a1","event":"archive","status":"uploaded","password":"ZTQy"}"#, "10.0.0.7:5000").unwrap();
-    /// assert!(matches!(ev.kind(), EventKind::Archive(a) if a.id == "a1"));
+    /// let ev = IncomingEvent::from_callback(br#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","event":"archive","status":"uploaded","password":"ZTQy"}"#, "10.0.0.7:5000").unwrap();
+    /// assert!(matches!(ev.kind(), EventKind::Archive(a) if a.id == "b40ef09b-3811-4726-b508-e41a0f96c68f"));
     /// let other = IncomingEvent::from_callback(br#"{"event":"streamCreated","sessionId":"S"}"#, "10.0.0.7:5000").unwrap();
     /// assert_eq!(other.kind(), &EventKind::Other { event: Some("streamCreated".into()) });
     /// assert!(IncomingEvent::from_callback(b"{not json", "x").is_err());
     /// assert!(IncomingEvent::from_callback(br#"{"event":"archive","status":"started"}"#, "x").is_err());
+    /// assert!(IncomingEvent::from_callback(br#"{"event":"archive","id":"../a1","status":"started"}"#, "x").is_err());
     /// ```
     pub fn from_callback(body: &[u8], origin: impl Into<String>) -> Result<Self, BodyError> {
         let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
@@ -79,15 +124,25 @@ impl IncomingEvent {
             Some(_) => false,
         };
         let kind = if is_archive {
-            let mut archive = serde_json::from_value::<ArchiveEvent>(value)
-                .map_err(|e| BodyError::InvalidArchive(e.to_string()))?
-                .into_archive();
-            // A presigned download URL is never kept whole (issue 11): no query, so no signature.
-            archive.url = archive.url.as_deref().map(redact_url);
-            if archive.id.trim().is_empty() {
-                return Err(BodyError::InvalidArchive("its id is empty".into()));
+            let id = match object.get("id") {
+                None | Some(serde_json::Value::Null) => return Err(BodyError::MissingId),
+                Some(serde_json::Value::String(id)) => id,
+                Some(_) => {
+                    return Err(BodyError::InvalidArchiveId("its id is not a string".into()));
+                }
+            };
+            validate_archive_id(id).map_err(|e| BodyError::InvalidArchiveId(e.to_string()))?;
+            match crate::lenient::parse_archive(object) {
+                Ok(mut archive) => {
+                    // A presigned download URL is never kept whole (issue 11): no query, so no signature.
+                    archive.url = archive.url.as_deref().map(redact_url);
+                    EventKind::Archive(Box::new(archive))
+                }
+                Err(error) => EventKind::Unparsed {
+                    archive_id: id.clone(),
+                    error,
+                },
             }
-            EventKind::Archive(Box::new(archive))
         } else {
             EventKind::Other {
                 event: event.and_then(|e| e.as_str()).map(str::to_owned),
@@ -99,7 +154,19 @@ impl IncomingEvent {
             source: EventSource::Callback,
             origin: origin.into(),
             received_at: OffsetDateTime::now_utc(),
+            auth: EventAuth::None,
         })
+    }
+
+    /// The same event, recorded as authenticated by `auth`.
+    pub fn authenticated(mut self, auth: EventAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// How it was authenticated.
+    pub fn auth(&self) -> EventAuth {
+        self.auth
     }
 
     /// An archive read from the REST API (by sync); the body recorded is its JSON. `origin` is the URL or
@@ -125,6 +192,10 @@ impl IncomingEvent {
             source,
             origin: origin.into(),
             received_at: OffsetDateTime::now_utc(),
+            auth: match source {
+                EventSource::Sync => EventAuth::Api,
+                EventSource::Callback => EventAuth::None,
+            },
         }
     }
 
@@ -143,6 +214,15 @@ impl IncomingEvent {
     pub fn archive(&self) -> Option<&Archive> {
         match &self.kind {
             EventKind::Archive(a) => Some(a),
+            EventKind::Other { .. } | EventKind::Unparsed { .. } => None,
+        }
+    }
+
+    /// The archive id the event names (an archive event, or one that could not be read).
+    pub fn archive_id(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Archive(a) => Some(&a.id),
+            EventKind::Unparsed { archive_id, .. } => Some(archive_id),
             EventKind::Other { .. } => None,
         }
     }
@@ -168,6 +248,7 @@ impl IncomingEvent {
             EventKind::Archive(_) => ARCHIVE_EVENT,
             EventKind::Other { event: Some(e) } => e,
             EventKind::Other { event: None } => "unknown",
+            EventKind::Unparsed { .. } => UNPARSED_ARCHIVE,
         }
     }
 }
@@ -179,11 +260,14 @@ mod tests {
 
     #[test]
     fn bodies_are_classified() {
-        let old = IncomingEvent::from_callback(br#"{"id":"a","status":"stopped"}"#, "p").unwrap();
+        const ID: &str = "b40ef09b-3811-4726-b508-e41a0f96c68f";
+        let cb = |json: String| IncomingEvent::from_callback(json.as_bytes(), "p");
+        let old = cb(format!(r#"{{"id":"{ID}","status":"stopped"}}"#)).unwrap();
         assert!(old.archive().is_some(), "older callbacks have no event");
-        let null_event =
-            IncomingEvent::from_callback(br#"{"id":"a","status":"stopped","event":null}"#, "p")
-                .unwrap();
+        let null_event = cb(format!(
+            r#"{{"id":"{ID}","status":"stopped","event":null}}"#
+        ))
+        .unwrap();
         assert!(null_event.archive().is_some());
         let no_event = IncomingEvent::from_callback(br#"{"sessionId":"S"}"#, "p").unwrap();
         assert_eq!(no_event.kind_name(), "unknown");
@@ -200,30 +284,47 @@ mod tests {
         );
         assert!(matches!(
             IncomingEvent::from_callback(br#"{"event":"archive","id":"","status":"started"}"#, "p"),
-            Err(BodyError::InvalidArchive(_))
+            Err(BodyError::InvalidArchiveId(_))
         ));
-        assert!(matches!(
-            IncomingEvent::from_callback(
-                br#"{"event":"archive","id":"a","status":"started","size":-4}"#,
-                "p"
-            ),
-            Err(BodyError::InvalidArchive(_))
-        ));
-        let kept = br#"{ "id" : "a", "status":"started" , "zzz": [1] }"#;
         assert_eq!(
-            IncomingEvent::from_callback(kept, "p")
-                .unwrap()
-                .body()
-                .as_bytes(),
+            IncomingEvent::from_callback(br#"{"event":"archive","status":"started"}"#, "p")
+                .unwrap_err(),
+            BodyError::MissingId
+        );
+        assert!(matches!(
+            IncomingEvent::from_callback(br#"{"event":"archive","id":7,"status":"started"}"#, "p"),
+            Err(BodyError::InvalidArchiveId(_))
+        ));
+        // A negative size is dropped (unknown), not a refusal.
+        let lenient = cb(format!(
+            r#"{{"event":"archive","id":"{ID}","status":"started","size":-4}}"#
+        ))
+        .unwrap();
+        assert_eq!(lenient.archive().unwrap().size, 0);
+        let unparsed = cb(format!(
+            r#"{{"event":"archive","id":"{ID}","status":[1],"password":"cA=="}}"#
+        ))
+        .unwrap();
+        assert_eq!(unparsed.kind_name(), UNPARSED_ARCHIVE);
+        assert_eq!(unparsed.archive_id(), Some(ID));
+        assert!(unparsed.archive().is_none());
+        let kept = format!(r#"{{ "id" : "{ID}", "status":"started" , "zzz": [1] }}"#);
+        assert_eq!(
+            cb(kept.clone()).unwrap().body(),
             kept,
             "the body is kept exactly"
+        );
+        assert_eq!(old.auth(), EventAuth::None);
+        assert_eq!(
+            old.authenticated(EventAuth::Signature).auth(),
+            EventAuth::Signature
         );
     }
 
     #[test]
     fn presigned_urls_are_kept_without_their_signature() {
         let body =
-            br#"{"id":"a","status":"available","url":"https://h/a.mp4?X-Amz-Signature=SECRETSIG"}"#;
+            br#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","status":"available","url":"https://h/a.mp4?X-Amz-Signature=SECRETSIG"}"#;
         let ev = IncomingEvent::from_callback(body, "p").unwrap();
         assert!(!ev.body().contains("SECRETSIG"), "{}", ev.body());
         assert_eq!(

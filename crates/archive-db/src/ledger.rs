@@ -18,10 +18,10 @@ use crate::{DbError, retry_busy, schema, stamp};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let mut ledger = Ledger::open(dir.path().join("ledger.sqlite3")).unwrap();
-/// let body = br#"{"id":"b40ef09b","event":"archive","status":"uploaded","sessionId":"S","size":18023312,
+/// let body = br#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","event":"archive","status":"uploaded","sessionId":"S","size":18023312,
 ///                 "partnerId":123456,"password":"ZTQy"}"#;
 /// ledger.record_event(&IncomingEvent::from_callback(body, "127.0.0.1:40000").unwrap()).unwrap();
-/// let record = ledger.archive("b40ef09b").unwrap().unwrap();
+/// let record = ledger.archive("b40ef09b-3811-4726-b508-e41a0f96c68f").unwrap().unwrap();
 /// assert_eq!(record.password.as_deref(), Some("ZTQy"));
 /// assert_eq!(record.size, 18023312);
 /// ```
@@ -326,7 +326,16 @@ fn create_private(path: &Path) -> Result<(), DbError> {
 mod tests {
     use super::*;
 
-    fn ev(id: &str) -> IncomingEvent {
+    /// A valid archive id (a UUID) named after `name`.
+    fn uid(name: &str) -> String {
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        format!("00000000-0000-4000-8000-{:012x}", h & 0xffff_ffff_ffff)
+    }
+
+    fn ev(name: &str) -> IncomingEvent {
+        let id = uid(name);
         let body = format!(r#"{{"id":"{id}","event":"archive","status":"started"}}"#);
         IncomingEvent::from_callback(body.as_bytes(), "t").unwrap()
     }
@@ -434,7 +443,7 @@ mod tests {
             header(&path),
             (schema::APPLICATION_ID, schema::SCHEMA_VERSION)
         );
-        assert!(Ledger::open(&path).unwrap().contains("a").unwrap());
+        assert!(Ledger::open(&path).unwrap().contains(&uid("a")).unwrap());
     }
 
     #[test]
@@ -450,7 +459,7 @@ mod tests {
         );
         for _ in 0..2 {
             let l = Ledger::open(&path).unwrap();
-            assert!(l.contains("a").unwrap());
+            assert!(l.contains(&uid("a")).unwrap());
             assert_eq!(l.counts().unwrap(), (1, 1));
         }
     }
@@ -471,7 +480,7 @@ mod tests {
         assert_eq!(header(&path), (0, schema::SCHEMA_VERSION));
 
         let mut l = Ledger::open(&path).unwrap();
-        assert!(l.contains("a").unwrap());
+        assert!(l.contains(&uid("a")).unwrap());
         l.record_event(&ev("b")).unwrap();
         drop(l);
         assert_eq!(
@@ -486,18 +495,19 @@ mod tests {
     fn an_event_that_fails_fails_alone_and_the_rest_of_the_batch_commits() {
         let mut l = Ledger::open_in_memory().unwrap();
         l.conn
-            .execute_batch(
-                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.archive_id = 'bad'
+            .execute_batch(&format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.archive_id = '{}'
                  BEGIN SELECT RAISE(ABORT, 'refused by test'); END;",
-            )
+                uid("bad")
+            ))
             .unwrap();
         let (a, bad, b) = (ev("a"), ev("bad"), ev("b"));
         let results = l.record_events(&[&a, &bad, &b]).unwrap();
         assert!(results[0].is_ok() && results[2].is_ok());
         let err = results[1].as_ref().unwrap_err();
         assert!(err.to_string().contains("refused by test"), "{err}");
-        assert!(l.contains("a").unwrap() && l.contains("b").unwrap());
-        assert!(!l.contains("bad").unwrap());
+        assert!(l.contains(&uid("a")).unwrap() && l.contains(&uid("b")).unwrap());
+        assert!(!l.contains(&uid("bad")).unwrap());
         assert_eq!(
             l.counts().unwrap(),
             (2, 2),

@@ -22,27 +22,29 @@
 //! use opentok_rest::model::ArchiveStatus;
 //!
 //! let mut ledger = Ledger::open_in_memory().unwrap();
-//! let uploaded = br#"{"id":"a1","event":"archive","status":"uploaded","size":4096,"password":"ZTQy"}"#;
-//! let late_stop = br#"{"id":"a1","event":"archive","status":"stopped","size":0,"password":""}"#;
+//! let uploaded = br#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","event":"archive","status":"uploaded","size":4096,"password":"ZTQy"}"#;
+//! let late_stop = br#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","event":"archive","status":"stopped","size":0,"password":""}"#;
 //! ledger.record_event(&IncomingEvent::from_callback(uploaded, "cb").unwrap()).unwrap();
 //! let outcome = ledger.record_event(&IncomingEvent::from_callback(late_stop, "cb").unwrap()).unwrap();
 //! let archive = outcome.archive.unwrap();
 //! assert!(!archive.status_applied);
 //! assert_eq!(archive.password, PasswordOutcome::KeptOverMissing);
 //!
-//! let record = ledger.archive("a1").unwrap().unwrap();
+//! let record = ledger.archive("b40ef09b-3811-4726-b508-e41a0f96c68f").unwrap().unwrap();
 //! assert_eq!((record.status, record.size, record.password.as_deref()), (ArchiveStatus::Uploaded, 4096, Some("ZTQy")));
-//! assert_eq!(ledger.status_history("a1").unwrap().len(), 2);
+//! assert_eq!(ledger.status_history("b40ef09b-3811-4726-b508-e41a0f96c68f").unwrap().len(), 2);
 //! assert_eq!(ledger.pending().unwrap().len(), 1);
 //! ```
 
 mod error;
 mod event;
 mod ledger;
+mod lenient;
 mod pulls;
 pub mod query;
 pub mod schema;
 pub mod status;
+mod text;
 pub mod upsert;
 mod writer;
 
@@ -53,10 +55,11 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
 pub use error::{BodyError, DbError};
-pub use event::{EventKind, EventSource, IncomingEvent};
+pub use event::{EventAuth, EventKind, EventSource, IncomingEvent, UNPARSED_ARCHIVE};
 pub use ledger::{CertificateRecord, Ledger, PullRecord};
 pub use pulls::{Deleted, Deletion, PullAttempt, PullCounts};
 pub use query::{ArchiveDetails, ArchiveFilter, ArchiveRecord, RawEvent, StatusChange};
+pub use text::{escape_controls, neutralise_formula};
 pub use upsert::{ArchiveOutcome, EventOutcome, PasswordOutcome};
 pub use writer::{Completion, GroupWriter, Submitter, WriterOptions, WriterStats};
 

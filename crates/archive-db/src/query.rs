@@ -98,6 +98,9 @@ pub struct RawEvent {
     pub archive_id: Option<String>,
     /// The body, exactly as received.
     pub body: String,
+    /// How it was authenticated: `token`, `signature`, `none`, `api` (read from the REST API), or `None` for an
+    /// event recorded before the ledger kept it.
+    pub auth: Option<String>,
 }
 
 /// An archive with its status history and the raw JSON of the event that set its status.
@@ -224,13 +227,13 @@ impl Ledger {
     /// use opentok_rest::model::ArchiveStatus;
     ///
     /// let mut ledger = Ledger::open_in_memory().unwrap();
-    /// for body in [r#"{"id":"a","status":"uploaded","sessionId":"S1"}"#, r#"{"id":"b","status":"started","sessionId":"S2"}"#] {
+    /// for body in [r#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","status":"uploaded","sessionId":"S1"}"#, r#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c690","status":"started","sessionId":"S2"}"#] {
     ///     ledger.record_event(&IncomingEvent::from_callback(body.as_bytes(), "test").unwrap()).unwrap();
     /// }
     /// let uploaded = ledger.list(&ArchiveFilter { status: Some(ArchiveStatus::Uploaded), ..Default::default() }).unwrap();
     /// assert_eq!(uploaded.len(), 1);
     /// let s2 = ledger.list(&ArchiveFilter { session_id: Some("S2".into()), ..Default::default() }).unwrap();
-    /// assert_eq!(s2[0].id, "b");
+    /// assert_eq!(s2[0].id, "b40ef09b-3811-4726-b508-e41a0f96c690");
     /// ```
     pub fn list(&self, filter: &ArchiveFilter) -> Result<Vec<ArchiveRecord>, DbError> {
         let mut clauses = vec!["1 = 1".to_owned()];
@@ -314,7 +317,7 @@ impl Ledger {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, received_at, source, origin, kind, archive_id, body FROM events
+                "SELECT id, received_at, source, origin, kind, archive_id, body, auth FROM events
                  WHERE ?1 IS NULL OR archive_id = ?1 ORDER BY id",
             )
             .map_err(DbError::sql("read events"))?;
@@ -328,11 +331,40 @@ impl Ledger {
                     kind: r.get(4)?,
                     archive_id: r.get(5)?,
                     body: r.get(6)?,
+                    auth: r.get(7)?,
                 })
             })
             .map_err(DbError::sql("read events"))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(DbError::sql("read events"))
+    }
+
+    /// The archives of `project` (of `session_id` too, when given) created from `since_ms` (milliseconds since
+    /// the epoch, inclusive) to `until_ms` (exclusive) and not already `deleted`: what a complete listing of the
+    /// service over that window must name. Archives whose creation time is unknown are never among them.
+    pub fn in_listing_window(
+        &self,
+        project: &str,
+        session_id: Option<&str>,
+        since_ms: Option<i64>,
+        until_ms: i64,
+    ) -> Result<Vec<String>, DbError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM archives
+                 WHERE project_id = ?1 AND (?2 IS NULL OR session_id = ?2) AND created_at > 0
+                   AND created_at >= coalesce(?3, 0) AND created_at < ?4 AND status <> 'deleted'
+                 ORDER BY created_at, id",
+            )
+            .map_err(DbError::sql("read archives"))?;
+        let rows = st
+            .query_map(params![project, session_id, since_ms, until_ms], |r| {
+                r.get(0)
+            })
+            .map_err(DbError::sql("read archives"))?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(DbError::sql("read archives"))
     }
 
     /// How many archives and raw events the ledger holds.
@@ -369,13 +401,13 @@ impl Ledger {
     /// use archive_db::{IncomingEvent, Ledger};
     ///
     /// let mut ledger = Ledger::open_in_memory().unwrap();
-    /// let body = br#"{"id":"a","status":"uploaded","name":"Q3, \"final\"","password":"ZTQy"}"#;
+    /// let body = br#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","status":"uploaded","name":"Q3, \"final\"","password":"ZTQy"}"#;
     /// ledger.record_event(&IncomingEvent::from_callback(body, "test").unwrap()).unwrap();
     /// let mut csv = Vec::new();
     /// ledger.export_csv(&mut csv).unwrap();
     /// let csv = String::from_utf8(csv).unwrap();
     /// assert!(csv.starts_with("id,status,session_id,"));
-    /// assert!(csv.contains(r#"a,uploaded,,,"Q3, ""final""","#));
+    /// assert!(csv.contains(r#"b40ef09b-3811-4726-b508-e41a0f96c68f,uploaded,,,"Q3, ""final""","#));
     /// ```
     pub fn export_csv(&self, mut out: impl Write) -> Result<(), DbError> {
         let all = self.list(&ArchiveFilter::default())?;
@@ -433,11 +465,14 @@ pub const CSV_HEADER: [&str; 16] = [
     "first_seen_at",
 ];
 
+/// One CSV cell: a formula a spreadsheet would run is neutralised ([`crate::neutralise_formula`]), then the
+/// cell is quoted when it needs it.
 fn csv_field(field: &str) -> String {
+    let field = crate::neutralise_formula(field);
     if field.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {
-        field.to_owned()
+        field.into_owned()
     }
 }
 
@@ -451,5 +486,11 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("=a,b"), "\"'=a,b\"");
     }
 }

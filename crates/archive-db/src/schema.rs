@@ -6,7 +6,7 @@
 //! Migrations are only ever appended; a released one is never edited.
 //!
 //! A ledger is marked as one by SQLite's `PRAGMA application_id` ([`APPLICATION_ID`]), set in the same
-//! transaction as its migrations. Before anything is written, [`identify`] tells an empty file (initialised),
+//! transaction as its migrations. Before anything is written, `identify` tells an empty file (initialised),
 //! a ledger (ours by its application_id, or an older ledger without one: `user_version > 0` and the
 //! `archives` and `events` tables, which gets the application_id on open) from any other SQLite database,
 //! which is refused untouched ([`DbError::NotALedger`]).
@@ -157,8 +157,14 @@ pub const APPLICATION_ID: i32 = i32::from_be_bytes(*b"ArcL");
 /// The tables that make an old file without [`APPLICATION_ID`] a ledger (both exist from version 1 on).
 const LEDGER_TABLES: [&str; 2] = ["archives", "events"];
 
+/// Version 4: how each event was authenticated (`token`, `signature`, `none`, or `api` for what was read from
+/// the REST API); NULL for events recorded before this version.
+const V4: &str = r#"
+ALTER TABLE events ADD COLUMN auth TEXT;
+"#;
+
 /// Every migration, in order: entry `i` takes the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

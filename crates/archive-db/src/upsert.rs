@@ -10,10 +10,11 @@
 //!   never by none;
 //! * an event identical to one already recorded changes nothing but the history's `times_seen`.
 
+use opentok_rest::archive_id::validate_archive_id;
 use opentok_rest::model::{Archive, ArchiveStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::event::{EventKind, IncomingEvent};
+use crate::event::{EventKind, EventSource, IncomingEvent};
 use crate::status::{self, Current};
 use crate::{DbError, stamp};
 
@@ -143,18 +144,50 @@ impl Fields {
     }
 }
 
-/// Merges `new` into `cur` under the rules; returns the merged fields, whether the status applied, and the
-/// password outcome.
-fn merge(cur: &Fields, new: Fields, status: &ArchiveStatus) -> (Fields, bool, PasswordOutcome) {
-    let applied = status::applies(
-        Current {
-            status: &cur.status,
-            rank: cur.rank,
-            service_updated_at: cur.service_updated_at,
-        },
-        status,
-        new.service_updated_at,
+/// Whether the REST API's `status` replaces the current one against the forward-only rule: the current status
+/// keeps the archive from being pulled (`failed`, `expired`, `deleted`), was set by a callback (which may be
+/// forged or stale), and the service, the authority, now says something else. The history keeps both.
+fn api_corrects(
+    conn: &Connection,
+    id: &str,
+    cur: &Fields,
+    status: &ArchiveStatus,
+) -> rusqlite::Result<bool> {
+    let blocking = matches!(
+        ArchiveStatus::from(cur.status.as_str()),
+        ArchiveStatus::Failed | ArchiveStatus::Expired | ArchiveStatus::Deleted
     );
+    if !blocking || cur.status == status.as_str() || status::rank(status).is_none() {
+        return Ok(false);
+    }
+    let set_by: Option<String> = conn
+        .prepare_cached(
+            "SELECT source FROM status_history WHERE archive_id = ?1 AND status = ?2 AND applied = 1
+             ORDER BY last_received_at DESC, id DESC LIMIT 1",
+        )?
+        .query_row(params![id, cur.status], |r| r.get(0))
+        .optional()?;
+    Ok(set_by.as_deref() == Some(EventSource::Callback.as_str()))
+}
+
+/// Merges `new` into `cur` under the rules (`force`: the status applies whatever its rank, see
+/// [`api_corrects`]); returns the merged fields, whether the status applied, and the password outcome.
+fn merge(
+    cur: &Fields,
+    new: Fields,
+    status: &ArchiveStatus,
+    force: bool,
+) -> (Fields, bool, PasswordOutcome) {
+    let applied = force
+        || status::applies(
+            Current {
+                status: &cur.status,
+                rank: cur.rank,
+                service_updated_at: cur.service_updated_at,
+            },
+            status,
+            new.service_updated_at,
+        );
     // Applied: the event's values win where it has them. Not applied: it only fills what is missing.
     let pick = |cur: &Option<String>, new: Option<String>| -> Option<String> {
         if applied {
@@ -217,15 +250,20 @@ fn merge(cur: &Fields, new: Fields, status: &ArchiveStatus) -> (Fields, bool, Pa
     (merged, applied, outcome)
 }
 
-/// Records one event inside the caller's transaction (or savepoint).
+/// Records one event inside the caller's transaction (or savepoint). An event naming an archive id that is
+/// not of the service's form is refused before anything is written.
 pub(crate) fn record(conn: &Connection, ev: &IncomingEvent) -> Result<EventOutcome, DbError> {
     let now = stamp(ev.received_at);
     let archive = match &ev.kind {
         EventKind::Archive(a) => Some(a.as_ref()),
-        EventKind::Other { .. } => None,
+        EventKind::Other { .. } | EventKind::Unparsed { .. } => None,
     };
+    if let Some(id) = ev.archive_id() {
+        validate_archive_id(id)?;
+    }
     conn.prepare_cached(
-        "INSERT INTO events (received_at, source, origin, kind, archive_id, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO events (received_at, source, origin, kind, archive_id, body, auth)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -233,8 +271,9 @@ pub(crate) fn record(conn: &Connection, ev: &IncomingEvent) -> Result<EventOutco
             ev.source.as_str(),
             ev.origin,
             ev.kind_name(),
-            archive.map(|a| a.id.as_str()),
-            ev.body
+            ev.archive_id(),
+            ev.body,
+            ev.auth.as_str()
         ])
     })
     .map_err(DbError::sql("record the event"))?;
@@ -275,7 +314,11 @@ fn upsert_archive(
             };
             (incoming, true, outcome)
         }
-        Some(cur) => merge(cur, incoming, &a.status),
+        Some(cur) => {
+            let correct =
+                ev.source == EventSource::Sync && api_corrects(conn, &a.id, cur, &a.status)?;
+            merge(cur, incoming, &a.status, correct)
+        }
     };
     let changed = current.as_ref() != Some(&next);
     if changed {

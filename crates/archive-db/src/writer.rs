@@ -17,7 +17,7 @@
 //! let writer = GroupWriter::start(Ledger::open(&path).unwrap());
 //! let pending: Vec<_> = (0..10)
 //!     .map(|i| {
-//!         let body = format!(r#"{{"id":"a{i}","event":"archive","status":"started"}}"#);
+//!         let body = format!(r#"{{"id":"00000000-0000-4000-8000-{i:012}","event":"archive","status":"started"}}"#);
 //!         writer.submit(IncomingEvent::from_callback(body.as_bytes(), "test").unwrap())
 //!     })
 //!     .collect();

@@ -12,7 +12,16 @@ use time::OffsetDateTime;
 
 const CHILD_ENV: &str = "ARCHIVE_DB_TEST_CHILD";
 
-fn event(id: &str, status: &str, extra: &str) -> IncomingEvent {
+/// A valid archive id (a UUID) named after `name`: the ledger takes only ids of the service's form.
+fn uid(name: &str) -> String {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("00000000-0000-4000-8000-{:012x}", h & 0xffff_ffff_ffff)
+}
+
+fn event(name: &str, status: &str, extra: &str) -> IncomingEvent {
+    let id = uid(name);
     let body =
         format!(r#"{{"id":"{id}","event":"archive","status":"{status}","sessionId":"S"{extra}}}"#);
     IncomingEvent::from_callback(body.as_bytes(), "test").unwrap()
@@ -48,12 +57,15 @@ fn check(path: &Path, tags: &[String], n: usize) {
     let ledger = Ledger::open(path).unwrap();
     for tag in tags {
         for i in 0..n {
-            let r = ledger.archive(&format!("{tag}-{i}")).unwrap().unwrap();
+            let r = ledger
+                .archive(&uid(&format!("{tag}-{i}")))
+                .unwrap()
+                .unwrap();
             assert_eq!(r.status, ArchiveStatus::Uploaded, "{tag}-{i}");
             assert_eq!(r.password.as_deref(), Some("cGFzcw=="));
         }
     }
-    let shared = ledger.archive("shared").unwrap().unwrap();
+    let shared = ledger.archive(&uid("shared")).unwrap().unwrap();
     assert_eq!(shared.status, ArchiveStatus::Uploaded);
     assert_eq!(shared.password.as_deref(), Some("c2hhcmVk"));
     let per_writer = 2 * n + n.div_ceil(10);
@@ -90,10 +102,10 @@ fn threads_with_their_own_connections_lose_nothing() {
     let mut pulled = 0;
     while pulled < 20 {
         let id = format!("t0-{pulled}");
-        if pulls.contains(&id).unwrap() {
+        if pulls.contains(&uid(&id)).unwrap() {
             pulls
                 .record_pull(
-                    &id,
+                    &uid(&id),
                     &PullRecord {
                         local_path: PathBuf::from(format!("/out/{id}.ts")),
                         sha256: "ab".repeat(32),
@@ -114,7 +126,7 @@ fn threads_with_their_own_connections_lose_nothing() {
     // No lost update: the pulls recorded while the same rows were being upserted are all there.
     let ledger = Ledger::open(&path).unwrap();
     for i in 0..20 {
-        let r = ledger.archive(&format!("t0-{i}")).unwrap().unwrap();
+        let r = ledger.archive(&uid(&format!("t0-{i}"))).unwrap().unwrap();
         assert_eq!(
             r.local_path.as_deref(),
             Some(format!("/out/t0-{i}.ts").as_str())
@@ -171,7 +183,7 @@ fn separate_processes_lose_nothing() {
 fn check_with_extra(path: &Path, tags: &[String], n: usize, extra: usize) {
     let ledger = Ledger::open(path).unwrap();
     for i in 0..extra {
-        assert!(ledger.contains(&format!("gw-{i}")).unwrap());
+        assert!(ledger.contains(&uid(&format!("gw-{i}"))).unwrap());
     }
     let (archives, events) = ledger.counts().unwrap();
     let per_writer = 2 * n + n.div_ceil(10);
@@ -182,7 +194,10 @@ fn check_with_extra(path: &Path, tags: &[String], n: usize, extra: usize) {
     let ledger = Ledger::open(path).unwrap();
     for tag in tags {
         for i in 0..n {
-            let r = ledger.archive(&format!("{tag}-{i}")).unwrap().unwrap();
+            let r = ledger
+                .archive(&uid(&format!("{tag}-{i}")))
+                .unwrap()
+                .unwrap();
             assert_eq!(r.status, ArchiveStatus::Uploaded);
         }
     }
@@ -253,5 +268,5 @@ fn a_stopped_writer_reports_it_instead_of_pretending() {
         Err(archive_db::DbError::WriterStopped)
     ));
     let ledger = Ledger::open(dir.path().join("l.sqlite3")).unwrap();
-    assert!(ledger.contains("x").unwrap() && !ledger.contains("y").unwrap());
+    assert!(ledger.contains(&uid("x")).unwrap() && !ledger.contains(&uid("y")).unwrap());
 }

@@ -48,7 +48,7 @@ CREATE INDEX events_archive ON events(archive_id);
 PRAGMA user_version = 1;
 "#;
 
-const OLD_BODY: &str = r#"{"id":"old-1","event":"archive","status":"uploaded","sessionId":"S","partnerId":123456,"size":99,"password":"b2xk"}"#;
+const OLD_BODY: &str = r#"{"id":"0bd00000-0000-4000-8000-000000000001","event":"archive","status":"uploaded","sessionId":"S","partnerId":123456,"size":99,"password":"b2xk"}"#;
 
 fn write_v1_file(path: &std::path::Path) {
     let conn = Connection::open(path).unwrap();
@@ -57,10 +57,10 @@ fn write_v1_file(path: &std::path::Path) {
         "INSERT INTO projects VALUES ('123456', '2024-01-01T00:00:00.000Z');
          INSERT INTO archives (id, project_id, session_id, status, status_rank, created_at, size, password,
                                raw_json, first_seen_at, changed_at)
-         VALUES ('old-1', '123456', 'S', 'uploaded', 3, 1700000000000, 99, 'b2xk', '{body}',
+         VALUES ('0bd00000-0000-4000-8000-000000000001', '123456', 'S', 'uploaded', 3, 1700000000000, 99, 'b2xk', '{body}',
                  '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:01.000Z');
          INSERT INTO events (received_at, source, origin, kind, archive_id, body)
-         VALUES ('2024-01-01T00:00:00.000Z', 'callback', '10.0.0.1:1', 'archive', 'old-1', '{body}');",
+         VALUES ('2024-01-01T00:00:00.000Z', 'callback', '10.0.0.1:1', 'archive', '0bd00000-0000-4000-8000-000000000001', '{body}');",
         body = OLD_BODY.replace('\'', "''")
     ))
     .unwrap();
@@ -100,20 +100,31 @@ fn a_version_1_file_is_migrated_and_keeps_its_rows() {
 
     let mut ledger = Ledger::open(&path).unwrap();
     assert_eq!(ledger.schema_version().unwrap(), SCHEMA_VERSION);
-    let old = ledger.archive("old-1").unwrap().unwrap();
+    let old = ledger
+        .archive("0bd00000-0000-4000-8000-000000000001")
+        .unwrap()
+        .unwrap();
     assert_eq!(old.status, ArchiveStatus::Uploaded);
     assert_eq!(old.password.as_deref(), Some("b2xk"));
     assert_eq!(old.size, 99);
     assert!(!old.password_conflict);
     assert_eq!(old.local_path, None);
     // The history starts with the status the old file had.
-    let history = ledger.status_history("old-1").unwrap();
+    let history = ledger
+        .status_history("0bd00000-0000-4000-8000-000000000001")
+        .unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(
         (history[0].status.as_str(), history[0].source.as_str()),
         ("uploaded", "migration")
     );
-    assert_eq!(ledger.events(Some("old-1")).unwrap().len(), 1);
+    assert_eq!(
+        ledger
+            .events(Some("0bd00000-0000-4000-8000-000000000001"))
+            .unwrap()
+            .len(),
+        1
+    );
 
     // And the rules of the new version apply to old rows.
     let conflict = OLD_BODY.replace("b2xk", "bmV3");
@@ -121,12 +132,16 @@ fn a_version_1_file_is_migrated_and_keeps_its_rows() {
         .record_event(&IncomingEvent::from_callback(conflict.as_bytes(), "x").unwrap())
         .unwrap();
     assert_eq!(out.archive.unwrap().password, PasswordOutcome::Conflict);
-    let late = r#"{"id":"old-1","event":"archive","status":"stopped"}"#;
+    let late =
+        r#"{"id":"0bd00000-0000-4000-8000-000000000001","event":"archive","status":"stopped"}"#;
     let out = ledger
         .record_event(&IncomingEvent::from_callback(late.as_bytes(), "x").unwrap())
         .unwrap();
     assert!(!out.archive.unwrap().status_applied);
-    let now = ledger.archive("old-1").unwrap().unwrap();
+    let now = ledger
+        .archive("0bd00000-0000-4000-8000-000000000001")
+        .unwrap()
+        .unwrap();
     assert_eq!(now.password.as_deref(), Some("b2xk"));
     assert_eq!(now.conflicting_passwords, ["bmV3"]);
 }
@@ -147,7 +162,10 @@ fn several_processes_opening_an_old_file_at_once_migrate_it_once() {
     }
     let ledger = Ledger::open(&path).unwrap();
     assert_eq!(
-        ledger.status_history("old-1").unwrap().len(),
+        ledger
+            .status_history("0bd00000-0000-4000-8000-000000000001")
+            .unwrap()
+            .len(),
         1,
         "the data migration ran once"
     );

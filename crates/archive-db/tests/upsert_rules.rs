@@ -11,6 +11,23 @@ use time::macros::datetime;
 
 const ID: &str = "b40ef09b-3811-4726-b508-e41a0f96c68f";
 
+/// A valid archive id (a UUID) whose last group spells `name` in hex (at most 6 bytes).
+fn uid(name: &str) -> String {
+    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("00000000-0000-4000-8000-{hex:0>12}")
+}
+
+/// The name [`uid`] made `id` from.
+fn name_of(id: &str) -> String {
+    let hex = &id[24..];
+    (0..12)
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .filter(|b| *b != 0)
+        .map(char::from)
+        .collect()
+}
+
 fn body(status: &str, extra: Value) -> Vec<u8> {
     let mut v = json!({
         "id": ID, "event": "archive", "createdAt": 1384221380000i64, "duration": 0, "name": "Foo",
@@ -115,18 +132,25 @@ fn the_first_outcome_stays_and_unknown_statuses_never_replace_known_ones() {
     assert_eq!(statuses, ["uploaded", "failed", "transcoding"]);
 
     // An archive first seen in a status we do not know is recorded as such, and a known one replaces it.
-    let odd = br#"{"id":"odd","event":"archive","status":"transcoding"}"#;
+    let odd = br#"{"id":"00000000-0000-4000-8000-0000006f6464","event":"archive","status":"transcoding"}"#;
     l.record_event(&IncomingEvent::from_callback(odd, "x").unwrap())
         .unwrap();
     assert_eq!(
-        l.archive("odd").unwrap().unwrap().status,
+        l.archive("00000000-0000-4000-8000-0000006f6464")
+            .unwrap()
+            .unwrap()
+            .status,
         ArchiveStatus::Unknown("transcoding".into())
     );
-    let known = br#"{"id":"odd","event":"archive","status":"stopped"}"#;
+    let known =
+        br#"{"id":"00000000-0000-4000-8000-0000006f6464","event":"archive","status":"stopped"}"#;
     l.record_event(&IncomingEvent::from_callback(known, "x").unwrap())
         .unwrap();
     assert_eq!(
-        l.archive("odd").unwrap().unwrap().status,
+        l.archive("00000000-0000-4000-8000-0000006f6464")
+            .unwrap()
+            .unwrap()
+            .status,
         ArchiveStatus::Stopped
     );
 }
@@ -235,13 +259,16 @@ fn size_and_duration_are_not_overwritten_by_zero() {
     post(&mut l, "stopped", json!({"size": 5}));
     assert_eq!(l.archive(ID).unwrap().unwrap().size, 18023400);
     // ...but fills a zero.
-    let fresh = br#"{"id":"z","event":"archive","status":"uploaded","size":0}"#;
-    let late = br#"{"id":"z","event":"archive","status":"stopped","size":77,"duration":3}"#;
+    let fresh = br#"{"id":"00000000-0000-4000-8000-00000000007a","event":"archive","status":"uploaded","size":0}"#;
+    let late = br#"{"id":"00000000-0000-4000-8000-00000000007a","event":"archive","status":"stopped","size":77,"duration":3}"#;
     for b in [&fresh[..], &late[..]] {
         l.record_event(&IncomingEvent::from_callback(b, "x").unwrap())
             .unwrap();
     }
-    let z = l.archive("z").unwrap().unwrap();
+    let z = l
+        .archive("00000000-0000-4000-8000-00000000007a")
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (z.size, z.duration, z.status),
         (77, 3, ArchiveStatus::Uploaded)
@@ -305,8 +332,10 @@ fn raw_events_keep_body_source_origin_and_kind() {
         .record_event(&IncomingEvent::from_callback(other, "198.51.100.4:5555").unwrap())
         .unwrap();
     assert!(out.archive.is_none());
-    let archive: Archive = serde_json::from_value(json!({"id": "s1", "status": "available",
-        "url": "https://example/archive.mp4", "sessionId": "S"}))
+    let archive: Archive = serde_json::from_value(
+        json!({"id": "00000000-0000-4000-8000-000000007331", "status": "available",
+        "url": "https://example/archive.mp4", "sessionId": "S"}),
+    )
     .unwrap();
     l.record_event(&IncomingEvent::from_archive(
         &archive,
@@ -332,11 +361,24 @@ fn raw_events_keep_body_source_origin_and_kind() {
             events[1].source.as_str(),
             events[1].archive_id.as_deref()
         ),
-        ("archive", "sync", Some("s1"))
+        (
+            "archive",
+            "sync",
+            Some("00000000-0000-4000-8000-000000007331")
+        )
     );
-    assert_eq!(l.status_history("s1").unwrap()[0].source, "sync");
     assert_eq!(
-        l.archive("s1").unwrap().unwrap().url.as_deref(),
+        l.status_history("00000000-0000-4000-8000-000000007331")
+            .unwrap()[0]
+            .source,
+        "sync"
+    );
+    assert_eq!(
+        l.archive("00000000-0000-4000-8000-000000007331")
+            .unwrap()
+            .unwrap()
+            .url
+            .as_deref(),
         Some("https://example/archive.mp4")
     );
 }
@@ -345,7 +387,7 @@ fn raw_events_keep_body_source_origin_and_kind() {
 fn queries_by_id_session_status_and_pending_work() {
     let mut l = Ledger::open_in_memory().unwrap();
     let rec = |l: &mut Ledger, id: &str, status: &str, session: &str, created: i64, pw: &str| {
-        let b = json!({"id": id, "event": "archive", "status": status, "sessionId": session,
+        let b = json!({"id": uid(id), "event": "archive", "status": status, "sessionId": session,
             "partnerId": 100, "createdAt": created, "password": pw});
         l.record_event(
             &IncomingEvent::from_callback(&serde_json::to_vec(&b).unwrap(), "x").unwrap(),
@@ -358,8 +400,14 @@ fn queries_by_id_session_status_and_pending_work() {
     rec(&mut l, "d", "available", "S2", 4_000, "cGFzcw==");
     rec(&mut l, "e", "failed", "S2", 5_000, "");
 
-    assert!(l.archive("nope").unwrap().is_none());
-    let ids = |v: Vec<archive_db::ArchiveRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert!(
+        l.archive("00000000-0000-4000-8000-00006e6f7065")
+            .unwrap()
+            .is_none()
+    );
+    let ids = |v: Vec<archive_db::ArchiveRecord>| {
+        v.into_iter().map(|r| name_of(&r.id)).collect::<Vec<_>>()
+    };
     assert_eq!(ids(l.by_session("S1").unwrap()), ["b", "a"], "newest first");
     assert_eq!(
         ids(l.by_status(&ArchiveStatus::Uploaded).unwrap()),
@@ -376,7 +424,7 @@ fn queries_by_id_session_status_and_pending_work() {
     assert_eq!(ids(l.pending().unwrap()), ["d", "b", "a"]);
     // Unless its project is unknown (a callback without partnerId/projectId): the ledger cannot tell.
     l.record_event(
-        &IncomingEvent::from_callback(br#"{"id":"f","status":"uploaded","createdAt":6000}"#, "x")
+        &IncomingEvent::from_callback(br#"{"id":"00000000-0000-4000-8000-000000000066","status":"uploaded","createdAt":6000}"#, "x")
             .unwrap(),
     )
     .unwrap();
@@ -384,7 +432,7 @@ fn queries_by_id_session_status_and_pending_work() {
     assert_eq!(ids(l.awaiting_password().unwrap()), ["f"]);
     l.record_event(
         &IncomingEvent::from_callback(
-            br#"{"id":"f","status":"uploaded","partnerId":100,"createdAt":6000,"password":"cGFzcw=="}"#,
+            br#"{"id":"00000000-0000-4000-8000-000000000066","status":"uploaded","partnerId":100,"createdAt":6000,"password":"cGFzcw=="}"#,
             "x",
         )
         .unwrap(),
@@ -393,7 +441,7 @@ fn queries_by_id_session_status_and_pending_work() {
     assert_eq!(ids(l.pending().unwrap()), ["f", "d", "b", "a"]);
     assert!(l.awaiting_password().unwrap().is_empty());
     l.record_pull(
-        "f",
+        "00000000-0000-4000-8000-000000000066",
         &PullRecord {
             local_path: "/srv/archives/f.ts".into(),
             sha256: "00".repeat(32),
@@ -438,7 +486,7 @@ fn queries_by_id_session_status_and_pending_work() {
 
     // Pulled and deleted archives are no longer pending.
     l.record_pull(
-        "a",
+        "00000000-0000-4000-8000-000000000061",
         &PullRecord {
             local_path: "/srv/archives/a.ts".into(),
             sha256: "00".repeat(32),
@@ -447,15 +495,21 @@ fn queries_by_id_session_status_and_pending_work() {
         },
     )
     .unwrap();
-    l.record_remote_delete("d", datetime!(2024-05-02 08:30 UTC))
-        .unwrap();
+    l.record_remote_delete(
+        "00000000-0000-4000-8000-000000000064",
+        datetime!(2024-05-02 08:30 UTC),
+    )
+    .unwrap();
     assert_eq!(ids(l.pending().unwrap()), ["b"]);
-    let a = l.archive("a").unwrap().unwrap();
+    let a = l
+        .archive("00000000-0000-4000-8000-000000000061")
+        .unwrap()
+        .unwrap();
     assert_eq!(a.local_path.as_deref(), Some("/srv/archives/a.ts"));
     assert_eq!(a.measured_duration, Some(328.04));
     assert_eq!(a.verified_at.as_deref(), Some("2024-05-01T12:00:00.000Z"));
     assert_eq!(
-        l.archive("d")
+        l.archive("00000000-0000-4000-8000-000000000064")
             .unwrap()
             .unwrap()
             .remote_deleted_at
@@ -465,13 +519,17 @@ fn queries_by_id_session_status_and_pending_work() {
     // A later callback does not undo our facts.
     rec(&mut l, "a", "expired", "S1", 1_000, "");
     assert_eq!(
-        l.archive("a").unwrap().unwrap().local_path.as_deref(),
+        l.archive("00000000-0000-4000-8000-000000000061")
+            .unwrap()
+            .unwrap()
+            .local_path
+            .as_deref(),
         Some("/srv/archives/a.ts")
     );
 
     assert!(matches!(
-        l.record_remote_delete("nope", datetime!(2024-05-02 08:30 UTC)),
-        Err(DbError::NotFound(id)) if id == "nope"
+        l.record_remote_delete("00000000-0000-4000-8000-00006e6f7065", datetime!(2024-05-02 08:30 UTC)),
+        Err(DbError::NotFound(id)) if id == "00000000-0000-4000-8000-00006e6f7065"
     ));
 }
 
@@ -521,4 +579,134 @@ fn export_json_carries_the_documented_fields() {
     assert_eq!(obj["created_at"], json!("2013-11-12T01:56:20.000Z"));
     let details = l.archive_details(ID).unwrap().unwrap();
     assert_eq!(details.raw["password"], json!("e42c"));
+}
+
+#[test]
+fn no_row_and_no_event_for_an_id_that_is_not_the_services() {
+    let mut l = Ledger::open_in_memory().unwrap();
+    for bad in [
+        "../../etc/passwd",
+        "a1",
+        "B40EF09B38114726B508E41A0F96C68F",
+        "",
+    ] {
+        let archive: Archive =
+            serde_json::from_value(json!({"id": bad, "status": "uploaded", "password": "cA=="}))
+                .unwrap();
+        let err = l
+            .record_event(&IncomingEvent::from_archive(
+                &archive,
+                EventSource::Sync,
+                "x",
+            ))
+            .unwrap_err();
+        assert!(matches!(err, DbError::InvalidArchiveId(_)), "{bad}: {err}");
+        assert!(err.to_string().contains("not an archive id"), "{err}");
+    }
+    assert_eq!(l.counts().unwrap(), (0, 0), "nothing written");
+    // Either case is the service's form.
+    let upper: Archive =
+        serde_json::from_value(json!({"id": ID.to_uppercase(), "status": "started"})).unwrap();
+    l.record_event(&IncomingEvent::from_archive(&upper, EventSource::Sync, "x"))
+        .unwrap();
+}
+
+#[test]
+fn every_event_says_how_it_was_authenticated() {
+    let mut l = Ledger::open_in_memory().unwrap();
+    let cb = || IncomingEvent::from_callback(&body("started", json!({})), "p").unwrap();
+    l.record_event(&cb()).unwrap();
+    l.record_event(&cb().authenticated(archive_db::EventAuth::Token))
+        .unwrap();
+    l.record_event(&cb().authenticated(archive_db::EventAuth::Signature))
+        .unwrap();
+    let archive: Archive = serde_json::from_value(json!({"id": ID, "status": "started"})).unwrap();
+    l.record_event(&IncomingEvent::from_archive(
+        &archive,
+        EventSource::Sync,
+        "api",
+    ))
+    .unwrap();
+    let auth: Vec<Option<String>> = l
+        .events(None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.auth)
+        .collect();
+    assert_eq!(
+        auth,
+        [Some("none"), Some("token"), Some("signature"), Some("api")].map(|a| a.map(String::from))
+    );
+}
+
+#[test]
+fn the_rest_api_corrects_a_terminal_status_from_a_callback_with_the_history_kept() {
+    for forged in ["failed", "deleted", "expired"] {
+        let mut l = Ledger::open_in_memory().unwrap();
+        post(&mut l, "stopped", json!({}));
+        // A forged (or stale) callback says the archive is gone or failed...
+        post(&mut l, forged, json!({}));
+        assert_eq!(status_of(&l).as_str(), forged);
+        // ...the service, listed by sync, says it is uploaded: the service wins.
+        let listed: Archive = serde_json::from_value(json!({"id": ID, "status": "uploaded",
+            "password": "cGFzcw==", "size": 4096}))
+        .unwrap();
+        let out = l
+            .record_event(&IncomingEvent::from_archive(
+                &listed,
+                EventSource::Sync,
+                "api",
+            ))
+            .unwrap()
+            .archive
+            .unwrap();
+        assert!(out.status_applied, "{forged}");
+        assert_eq!(status_of(&l), ArchiveStatus::Uploaded);
+        assert_eq!(l.pending().unwrap().len(), 1, "pullable again");
+        let history: Vec<String> = l
+            .status_history(ID)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.status)
+            .collect();
+        assert_eq!(history, ["stopped", forged, "uploaded"], "history kept");
+    }
+    // The service's own terminal status is not overridden by a callback, nor by itself.
+    let mut l = Ledger::open_in_memory().unwrap();
+    let failed: Archive = serde_json::from_value(json!({"id": ID, "status": "failed"})).unwrap();
+    l.record_event(&IncomingEvent::from_archive(
+        &failed,
+        EventSource::Sync,
+        "api",
+    ))
+    .unwrap();
+    post(&mut l, "uploaded", json!({}));
+    assert_eq!(status_of(&l), ArchiveStatus::Failed);
+}
+
+#[test]
+fn a_callback_that_cannot_be_read_is_kept_raw_with_its_password() {
+    let mut l = Ledger::open_in_memory().unwrap();
+    let broken =
+        format!(r#"{{"id":"{ID}","event":"archive","status":{{"odd":1}},"password":"cGFzcw=="}}"#);
+    let out = l
+        .record_event(&IncomingEvent::from_callback(broken.as_bytes(), "p").unwrap())
+        .unwrap();
+    assert!(out.archive.is_none());
+    let events = l.events(Some(ID)).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, archive_db::UNPARSED_ARCHIVE);
+    assert_eq!(events[0].body, broken, "the password is kept with the body");
+    assert_eq!(l.counts().unwrap(), (0, 1), "no archive row from it");
+    // Odd types are read leniently.
+    let odd = format!(
+        r#"{{"id":"{ID}","event":"archive","status":"uploaded","duration":12.5,"size":"123","password":"cGFzcw=="}}"#
+    );
+    l.record_event(&IncomingEvent::from_callback(odd.as_bytes(), "p").unwrap())
+        .unwrap();
+    let r = l.archive(ID).unwrap().unwrap();
+    assert_eq!(
+        (r.size, r.duration, r.password.as_deref()),
+        (123, 13, Some("cGFzcw=="))
+    );
 }

@@ -19,27 +19,27 @@ fn fill(path: &Path) {
         .unwrap();
     };
     post(
-        json!({"id": "arch-a", "event": "archive", "status": "uploaded", "sessionId": "S1", "partnerId": 1,
+        json!({"id": "a0000000-0000-4000-8000-00000000000a", "event": "archive", "status": "uploaded", "sessionId": "S1", "partnerId": 1,
         "createdAt": 1700000000000i64, "size": 1234, "password": "cGFzc0E="}),
     );
     post(
-        json!({"id": "arch-a", "event": "archive", "status": "stopped", "sessionId": "S1", "size": 0, "password": ""}),
+        json!({"id": "a0000000-0000-4000-8000-00000000000a", "event": "archive", "status": "stopped", "sessionId": "S1", "size": 0, "password": ""}),
     );
     post(
-        json!({"id": "arch-b", "event": "archive", "status": "started", "sessionId": "S2", "partnerId": 1,
+        json!({"id": "a0000000-0000-4000-8000-00000000000b", "event": "archive", "status": "started", "sessionId": "S2", "partnerId": 1,
         "createdAt": 1700000100000i64}),
     );
     post(
-        json!({"id": "arch-c", "event": "archive", "status": "available", "sessionId": "S2", "partnerId": 1,
+        json!({"id": "a0000000-0000-4000-8000-00000000000c", "event": "archive", "status": "available", "sessionId": "S2", "partnerId": 1,
         "createdAt": 1700000200000i64, "size": 99, "password": "cGFzc0M=", "name": "weekly, \"final\""}),
     );
     post(
-        json!({"id": "arch-c", "event": "archive", "status": "available", "sessionId": "S2", "password": "b3RoZXI="}),
+        json!({"id": "a0000000-0000-4000-8000-00000000000c", "event": "archive", "status": "available", "sessionId": "S2", "password": "b3RoZXI="}),
     );
     l.record_pull(
-        "arch-c",
+        "a0000000-0000-4000-8000-00000000000c",
         &PullRecord {
-            local_path: "/srv/out/arch-c.ts".into(),
+            local_path: "/srv/out/a0000000-0000-4000-8000-00000000000c.ts".into(),
             sha256: "ab".repeat(32),
             measured_duration: Some(61.25),
             verified_at: time::macros::datetime!(2024-06-01 10:00 UTC),
@@ -79,7 +79,15 @@ fn list_filters_and_prints_every_documented_field_as_json() {
         .iter()
         .map(|a| a["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["arch-c", "arch-b", "arch-a"], "newest first");
+    assert_eq!(
+        ids,
+        [
+            "a0000000-0000-4000-8000-00000000000c",
+            "a0000000-0000-4000-8000-00000000000b",
+            "a0000000-0000-4000-8000-00000000000a"
+        ],
+        "newest first"
+    );
     let a = &all[2];
     for key in [
         "id",
@@ -101,7 +109,10 @@ fn list_filters_and_prints_every_documented_field_as_json() {
     assert_eq!(a["created_at"], "2023-11-14T22:13:20.000Z");
     assert_eq!(a["local_path"], Value::Null);
     let c = &all[0];
-    assert_eq!(c["local_path"], "/srv/out/arch-c.ts");
+    assert_eq!(
+        c["local_path"],
+        "/srv/out/a0000000-0000-4000-8000-00000000000c.ts"
+    );
     assert_eq!(c["measured_duration"], 61.25);
     assert_eq!(c["password_conflict"], true);
 
@@ -116,14 +127,15 @@ fn list_filters_and_prints_every_documented_field_as_json() {
     ));
     assert_eq!(uploaded.as_array().unwrap().len(), 1);
     let pending = json_of(&ledger_cmd(&path, &["list", "--pending", "--json"]));
-    assert_eq!(pending[0]["id"], "arch-a");
+    assert_eq!(pending[0]["id"], "a0000000-0000-4000-8000-00000000000a");
     assert_eq!(pending.as_array().unwrap().len(), 1);
 
     let text = ledger_cmd(&path, &["list"]);
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.lines().next().unwrap().starts_with("ID"), "{text}");
     assert!(
-        text.contains("CONFLICT") && text.contains("/srv/out/arch-c.ts"),
+        text.contains("CONFLICT")
+            && text.contains("/srv/out/a0000000-0000-4000-8000-00000000000c.ts"),
         "{text}"
     );
 
@@ -139,8 +151,11 @@ fn show_prints_the_history_and_refuses_unknown_ids() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite3");
     fill(&path);
-    let a = json_of(&ledger_cmd(&path, &["show", "arch-a", "--json"]));
-    assert_eq!(a["id"], "arch-a");
+    let a = json_of(&ledger_cmd(
+        &path,
+        &["show", "a0000000-0000-4000-8000-00000000000a", "--json"],
+    ));
+    assert_eq!(a["id"], "a0000000-0000-4000-8000-00000000000a");
     let history: Vec<(&str, bool)> = a["status_history"]
         .as_array()
         .unwrap()
@@ -155,7 +170,10 @@ fn show_prints_the_history_and_refuses_unknown_ids() {
     assert_eq!(history, [("uploaded", true), ("stopped", false)]);
     assert_eq!(a["raw"]["password"], "cGFzc0E=");
 
-    let text = String::from_utf8(ledger_cmd(&path, &["show", "arch-c"]).stdout).unwrap();
+    let text = String::from_utf8(
+        ledger_cmd(&path, &["show", "a0000000-0000-4000-8000-00000000000c"]).stdout,
+    )
+    .unwrap();
     assert!(text.contains("CONFLICT: also received b3RoZXI="), "{text}");
     assert!(text.contains("61.250 s"), "{text}");
 
@@ -198,7 +216,7 @@ fn export_writes_json_and_csv() {
     assert!(lines[0].starts_with("id,status,session_id,project_id,name,created_at,"));
     assert!(
         lines[1]
-            .starts_with(r#"arch-c,available,S2,1,"weekly, ""final""",2023-11-14T22:16:40.000Z,"#),
+            .starts_with(r#"a0000000-0000-4000-8000-00000000000c,available,S2,1,"weekly, ""final""",2023-11-14T22:16:40.000Z,"#),
         "{}",
         lines[1]
     );
@@ -314,9 +332,15 @@ fn the_ledger_is_found_by_flag_env_or_xdg_default_and_only_created_by_writers() 
     let future = dir.path().join("future.sqlite3");
     {
         let mut l = Ledger::open(&future).unwrap();
-        drop(l.record_event(
-            &IncomingEvent::from_callback(br#"{"id":"x","status":"started"}"#, "t").unwrap(),
-        ));
+        drop(
+            l.record_event(
+                &IncomingEvent::from_callback(
+                    br#"{"id":"a0000000-0000-4000-8000-0000000000ff","status":"started"}"#,
+                    "t",
+                )
+                .unwrap(),
+            ),
+        );
     }
     rusqlite::Connection::open(&future)
         .unwrap()
@@ -333,7 +357,7 @@ fn output_closed_early_ends_quietly() {
         let mut l = Ledger::open(&path).unwrap();
         let events: Vec<IncomingEvent> = (0..3000)
             .map(|i| {
-                let body = json!({"id": format!("a-{i:05}"), "status": "uploaded", "sessionId": "S", "partnerId": 1,
+                let body = json!({"id": format!("a0000000-0000-4000-8000-{i:012}"), "status": "uploaded", "sessionId": "S", "partnerId": 1,
                     "createdAt": 1700000000000i64 + i, "size": 1, "password": "cGFzcw=="});
                 IncomingEvent::from_callback(&serde_json::to_vec(&body).unwrap(), "t").unwrap()
             })

@@ -204,12 +204,15 @@ fn storage_set_records_the_active_certificate_in_the_ledger() {
     // for its password, not pending as if it were unencrypted.
     let created = now.unix_timestamp() * 1000 + 1000;
     let body = format!(
-        r#"{{"id":"a-enc","status":"uploaded","sessionId":"S1","partnerId":{API_KEY},"createdAt":{created},"size":10,"event":"archive"}}"#
+        r#"{{"id":"a0000000-0000-4000-8000-000000000e1c","status":"uploaded","sessionId":"S1","partnerId":{API_KEY},"createdAt":{created},"size":10,"event":"archive"}}"#
     );
     db.record_event(&archive_db::IncomingEvent::from_callback(body.as_bytes(), "test").unwrap())
         .unwrap();
     assert!(db.pending().unwrap().is_empty());
-    assert_eq!(db.awaiting_password().unwrap()[0].id, "a-enc");
+    assert_eq!(
+        db.awaiting_password().unwrap()[0].id,
+        "a0000000-0000-4000-8000-000000000e1c"
+    );
 
     // --no-encryption: from then on archives are expected unencrypted.
     let printed = set(&["--no-encryption"]);

@@ -1,23 +1,20 @@
 //! `archivectl callbacks serve`: receive the service's archive status callbacks into the ledger.
 //!
-//! The HTTP side is in [`server`]; this module reads the options and secrets, opens the ledger, starts the
-//! group-commit writer, runs the server until SIGINT or SIGTERM, and lets the writer finish.
-
-mod server;
+//! The HTTP side is the `archive-receiver` library; this module reads the options and secrets, opens the
+//! ledger, starts the group-commit writer, binds and serves until SIGINT or SIGTERM, and lets the writer finish.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use archive_db::GroupWriter;
+use archive_receiver::ReceiverConfig;
 use secrecy::ExposeSecret;
 
 use crate::context::{Context, read_secret_file};
 use crate::exit::Failure;
 use crate::ledger_path::LedgerArgs;
-
-pub(crate) use server::{ServerConfig, serve};
 
 /// `archivectl callbacks ...`
 #[derive(Debug, clap::Subcommand)]
@@ -43,9 +40,26 @@ pub struct ServeArgs {
     /// `Authorization: Bearer <JWT>` (HS256 with that secret, `payload_hash` = SHA-256 of the body).
     #[arg(long, value_name = "PATH")]
     signature_secret_file: Option<PathBuf>,
+    /// Accept unauthenticated callbacks on an address other than loopback: anyone who can reach it can then
+    /// record events (forged passwords, statuses) in the ledger. Without it, such an address needs
+    /// --token-file or --signature-secret-file.
+    #[arg(long)]
+    insecure_no_auth: bool,
     /// How old (by its `iat`) a signed callback's token may be, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     signature_max_age: u64,
+    /// A client that has not sent its request headers within this many seconds is dropped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// A client that has not sent its whole body within this many seconds is dropped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Callbacks waiting for the ledger at once; beyond that the answer is 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    max_queued: u64,
     #[command(flatten)]
     ledger: LedgerArgs,
 }
@@ -70,14 +84,37 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
         .as_deref()
         .map(|p| read_secret_file(p, "signature secret"))
         .transpose()?;
+    if token.is_none() && signature_secret.is_none() {
+        if !args.listen.ip().is_loopback() && !args.insecure_no_auth {
+            return Err(Failure::usage(format!(
+                "--listen {}: refusing to accept unauthenticated callbacks on an address other than loopback; give \
+                 --signature-secret-file (signed callbacks) or --token-file, or --insecure-no-auth to accept anyone",
+                args.listen
+            )));
+        }
+        tracing::warn!(
+            "no authentication (--token-file or --signature-secret-file): anyone who can reach {} can record \
+             callbacks",
+            args.listen
+        );
+    }
     let ledger = args.ledger.open(ctx)?;
     let ledger_file = ledger.path().display().to_string();
     let writer = GroupWriter::start(ledger);
-    let config = ServerConfig {
+    let config = ReceiverConfig {
         path: args.path,
         token: token.map(|t| t.expose_secret().as_bytes().to_vec()),
         signature_secret: signature_secret.map(|s| s.expose_secret().as_bytes().to_vec()),
         signature_max_age: args.signature_max_age,
+        // The configured project, if any: callbacks naming another one are refused.
+        project: ctx.project_id().ok(),
+        limits: archive_receiver::Limits {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            body_timeout: Duration::from_secs(args.body_timeout),
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            max_queued: usize::try_from(args.max_queued).unwrap_or(usize::MAX),
+            ..archive_receiver::Limits::default()
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -95,13 +132,17 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
             "listening on http://{addr}{} (health: http://{addr}/healthz)",
             config.path
         );
-        server::serve(
-            listener,
-            Arc::new(config),
-            writer.submitter(),
-            shutdown_signal(),
-        )
-        .await
+        // On stdout too, for scripts (port 0 picks a free port): one line, or one JSON object with --json.
+        let url = format!("http://{addr}{}", config.path);
+        if ctx.out.is_json() {
+            println!("{}", serde_json::json!({"listening": url}));
+        } else {
+            println!("listening on {url}");
+        }
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        archive_receiver::serve(listener, config, writer.submitter(), shutdown_signal()).await?;
+        anyhow::Ok(())
     });
     // Every acknowledged callback was committed before its answer; this writes anything still queued.
     let stats = writer.shutdown();
@@ -150,5 +191,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }

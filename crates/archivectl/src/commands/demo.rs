@@ -9,7 +9,6 @@
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -382,13 +381,8 @@ async fn flow(
         .local_addr()
         .context("cannot listen on 127.0.0.1")?;
     let (stop_receiver, stopped_receiver) = tokio::sync::oneshot::channel::<()>();
-    let receiver_config = Arc::new(super::callbacks::ServerConfig {
-        path: "/callbacks/archive".into(),
-        token: None,
-        signature_secret: None,
-        signature_max_age: 300,
-    });
-    let receiver = tokio::spawn(super::callbacks::serve(
+    let receiver_config = archive_receiver::ReceiverConfig::new("/callbacks/archive");
+    let receiver = tokio::spawn(archive_receiver::serve(
         listener,
         receiver_config,
         writer.submitter(),

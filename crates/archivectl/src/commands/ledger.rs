@@ -1,6 +1,7 @@
 //! `archivectl ledger list|show|export`: what the ledger knows about each archive, for people (tables) and
 //! scripts (`--json`, JSON and CSV exports).
 
+use archive_db::escape_controls;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -105,7 +106,7 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
                 for h in &details.status_history {
                     println!(
                         "  {:<10} {}{}{}",
-                        h.status,
+                        escape_controls(&h.status),
                         h.first_received_at,
                         if h.applied {
                             ""
@@ -214,8 +215,8 @@ fn print_table(records: &[ArchiveRecord]) {
     for r in records {
         println!(
             "{:<36}  {:<9}  {:<24}  {:>12}  {:<8}  {}",
-            r.id,
-            r.status.as_str(),
+            escape_controls(&r.id),
+            escape_controls(r.status.as_str()),
             r.created_at.as_deref().unwrap_or("-"),
             r.size,
             password_state(r),
@@ -225,10 +226,14 @@ fn print_table(records: &[ArchiveRecord]) {
 }
 
 fn print_record(r: &ArchiveRecord) {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    println!("id:                {}", r.id);
-    println!("status:            {}", r.status);
-    println!("session:           {}", r.session_id);
+    // Text from the service or a callback, with control characters escaped.
+    let opt = |v: &Option<String>| -> String {
+        v.as_deref()
+            .map_or_else(|| "-".into(), |t| escape_controls(t).into_owned())
+    };
+    println!("id:                {}", escape_controls(&r.id));
+    println!("status:            {}", escape_controls(r.status.as_str()));
+    println!("session:           {}", escape_controls(&r.session_id));
     println!("project:           {}", opt(&r.project_id));
     println!("name:              {}", opt(&r.name));
     println!("created:           {}", opt(&r.created_at));
@@ -238,10 +243,11 @@ fn print_record(r: &ArchiveRecord) {
         "password:          {}",
         match &r.password {
             Some(p) if r.password_conflict => format!(
-                "{p} (CONFLICT: also received {})",
-                r.conflicting_passwords.join(", ")
+                "{} (CONFLICT: also received {})",
+                escape_controls(p),
+                escape_controls(&r.conflicting_passwords.join(", "))
             ),
-            Some(p) => p.clone(),
+            Some(p) => escape_controls(p).into_owned(),
             None => "-".into(),
         }
     );

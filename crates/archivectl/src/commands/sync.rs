@@ -1,6 +1,12 @@
 //! `archivectl sync`: list archives through the REST API and record them in the ledger, recovering whatever the
 //! callback receiver missed — passwords included. The ledger's upsert rules apply (status moves forward only,
 //! a known password is never replaced by an empty one), so running it again, or alongside the receiver, is safe.
+//!
+//! The REST API is the authority: a status a callback set to `failed`, `expired` or `deleted` is corrected by
+//! what the service lists (archive-db's rule), and an archive of the project that the service no longer lists
+//! within the window it listed (created since `--since`, in `--session-id`) is marked `deleted`, with its
+//! history kept. An archive the service lists with an id that is not of its form is an error for that archive;
+//! the others are recorded.
 
 use anyhow::Context as _;
 use archive_db::{EventSource, IncomingEvent, PasswordOutcome};
@@ -42,17 +48,21 @@ fn parse_since(text: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime
             .unwrap_or(text.len()),
     );
     let n: i64 = number.parse().map_err(|_| bad_since(text))?;
-    let seconds = match unit {
-        "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        "d" => n.checked_mul(86_400),
-        "w" => n.checked_mul(604_800),
+    let per_unit: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
         _ => return Err(bad_since(text)),
     };
-    seconds
-        .and_then(|s| now.checked_sub(time::Duration::seconds(s)))
-        .ok_or_else(|| Failure::usage(format!("--since {text:?}: too long ago to be a time")))
+    n.checked_mul(per_unit)
+        .and_then(|seconds| now.checked_sub(time::Duration::seconds(seconds)))
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "--since {text:?} reaches before any date archivectl can represent: give a shorter age or a date"
+            ))
+        })
 }
 
 fn bad_since(text: &str) -> anyhow::Error {
@@ -70,8 +80,10 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
         .transpose()?;
     let since_ms = since.map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
     let client = ctx.client()?;
+    let project = ctx.project_id().ok();
     let mut ledger = args.ledger.open(ctx)?;
     let origin = client.base_url().to_string();
+    let listing_started_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let archives = context::runtime()?.block_on(async {
         let mut stream = std::pin::pin!(client.list_all_archives(args.session_id.as_deref()));
         let mut archives = Vec::new();
@@ -111,18 +123,61 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
                     }
                 }
             }
-            Err(e) => failed.push(format!("{}: {e}", archive.id)),
+            Err(e) => failed.push(format!("{}: {e}", archive_db::escape_controls(&archive.id))),
+        }
+    }
+    // What the ledger knows in the window the service just listed in full, and the service no longer lists.
+    let mut marked_deleted = 0u64;
+    if let Some(project) = project.as_deref() {
+        let listed: std::collections::HashSet<&str> =
+            archives.iter().map(|a| a.id.as_str()).collect();
+        let gone: Vec<String> = ledger
+            .in_listing_window(
+                project,
+                args.session_id.as_deref(),
+                since_ms,
+                listing_started_ms,
+            )
+            .context("cannot read the ledger")?
+            .into_iter()
+            .filter(|id| !listed.contains(id.as_str()))
+            .collect();
+        let events: Vec<IncomingEvent> = gone
+            .iter()
+            .filter_map(|id| {
+                let body = serde_json::json!({"id": id, "status": "deleted",
+                    "reason": "no longer listed by the service (archivectl sync)"});
+                serde_json::from_value::<opentok_rest::model::Archive>(body).ok()
+            })
+            .map(|a| IncomingEvent::from_archive(&a, EventSource::Sync, origin.clone()))
+            .collect();
+        let refs: Vec<&IncomingEvent> = events.iter().collect();
+        for (id, result) in gone.iter().zip(
+            ledger
+                .record_events(&refs)
+                .context("cannot record the archives in the ledger")?,
+        ) {
+            match result {
+                Ok(_) => marked_deleted += 1,
+                Err(e) => failed.push(format!("{id}: {e}")),
+            }
         }
     }
     let json = serde_json::json!({
         "listed": archives.len(), "new": new, "updated": updated, "passwords_recorded": passwords,
-        "password_conflicts": conflicts, "failed": failed, "ledger": ledger.path(),
+        "password_conflicts": conflicts, "marked_deleted": marked_deleted, "failed": failed,
+        "ledger": ledger.path(),
     });
     ctx.out.emit(&json, || {
         println!(
-            "synced {} archive(s) into {}: {new} new, {updated} updated, {passwords} password(s) recovered{}",
+            "synced {} archive(s) into {}: {new} new, {updated} updated, {passwords} password(s) recovered{}{}",
             archives.len(),
             ledger.path().display(),
+            if marked_deleted > 0 {
+                format!(", {marked_deleted} no longer listed by the service (marked deleted)")
+            } else {
+                String::new()
+            },
             if conflicts > 0 { format!(", {conflicts} PASSWORD CONFLICT(S): see `archivectl ledger show`") } else { String::new() }
         );
     })?;
@@ -164,5 +219,7 @@ mod tests {
         );
         assert!(parse_since("yesterday", now).is_err());
         assert!(parse_since("5y", now).is_err());
+        assert!(parse_since("99999999999999w", now).is_err(), "overflow");
+        assert!(parse_since("9223372036854775807s", now).is_err());
     }
 }
