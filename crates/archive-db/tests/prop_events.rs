@@ -165,7 +165,9 @@ proptest! {
             let Ok(event) = IncomingEvent::from_callback(text.as_bytes(), "127.0.0.1:1") else {
                 continue;
             };
-            prop_assert_eq!(event.body(), text.as_str());
+            // The body is kept as received, but a presigned URL never whole (issue 11): its query is dropped.
+            let kept = opentok_rest::redact::redact_archive_json(&text);
+            prop_assert_eq!(event.body(), kept.as_ref());
             let recorded = ledger.record_event(&event);
             if let (Ok(_), EventKind::Archive(archive)) = (&recorded, event.kind()) {
                 let _ = ledger.archive(&archive.id).expect("reads back");

@@ -39,7 +39,7 @@ pub struct GlobalArgs {
     pub private_key: Option<PathBuf>,
     /// Accept plain http:// service and storage URLs on hosts other than this machine (tokens and data then
     /// cross the network unencrypted); loopback URLs never need it. Also `[project] allow_http = true`.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING)]
     pub allow_http: bool,
 }
 

@@ -125,6 +125,7 @@ const SERVICE_ARGS: &[(&str, &str)] = &[
     ("api_secret_file", "--api-secret-file"),
     ("application_id", "--application-id"),
     ("private_key", "--private-key"),
+    ("allow_http", "--allow-http"),
 ];
 
 /// Whether the command at `path` (`["storage", "set", "s3"]`) calls the service's REST API.

@@ -313,14 +313,28 @@ fn storage_set_refuses_before_sending() {
 fn archives_commands_print_tables_and_json_and_service_errors() {
     let page1 = format!(
         r#"{{"count":2,"items":[{},{}]}}"#,
-        archive_json("a-2", "uploaded", "cGFzc3dvcmQ="),
-        archive_json("a-1", "stopped", "")
+        archive_json(
+            "0a1e0000-0000-4000-8000-000000000002",
+            "uploaded",
+            "cGFzc3dvcmQ="
+        ),
+        archive_json("0a1e0000-0000-4000-8000-000000000001", "stopped", "")
     );
     let (addr, fake) = serve(vec![
         (200, &page1),
         (200, &page1),
-        (200, &archive_json("a-2", "uploaded", "cGFzc3dvcmQ=")),
-        (200, &archive_json("a-3", "started", "")),
+        (
+            200,
+            &archive_json(
+                "0a1e0000-0000-4000-8000-000000000002",
+                "uploaded",
+                "cGFzc3dvcmQ=",
+            ),
+        ),
+        (
+            200,
+            &archive_json("0a1e0000-0000-4000-8000-000000000003", "started", ""),
+        ),
         (
             409,
             r#"{"code":15001,"message":"Recording already in progress"}"#,
@@ -343,12 +357,22 @@ fn archives_commands_print_tables_and_json_and_service_errors() {
     let out = cli(addr, &["archives", "list"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("a-2") && table.contains("uploaded") && table.contains("2 archive(s)"),
+        table.contains("0a1e0000-0000-4000-8000-000000000002")
+            && table.contains("uploaded")
+            && table.contains("2 archive(s)"),
         "{table}"
     );
-    let out = cli(addr, &["--json", "archives", "get", "a-2"]);
+    let out = cli(
+        addr,
+        &[
+            "--json",
+            "archives",
+            "get",
+            "0a1e0000-0000-4000-8000-000000000002",
+        ],
+    );
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(got["id"], "a-2");
+    assert_eq!(got["id"], "0a1e0000-0000-4000-8000-000000000002");
     let out = cli(
         addr,
         &[
@@ -373,9 +397,15 @@ fn archives_commands_print_tables_and_json_and_service_errors() {
         6,
         "HTTP 409, code 15001: Recording already in progress",
     );
-    let out = cli(addr, &["archives", "stop", "a-3"]);
+    let out = cli(
+        addr,
+        &["archives", "stop", "0a1e0000-0000-4000-8000-000000000003"],
+    );
     assert_fails(&out, 6, "Issuer not found");
-    let out = cli(addr, &["archives", "delete", "a-2"]);
+    let out = cli(
+        addr,
+        &["archives", "delete", "0a1e0000-0000-4000-8000-000000000002"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -394,7 +424,10 @@ fn archives_commands_print_tables_and_json_and_service_errors() {
     );
     assert_eq!(
         (reqs[5].method.as_str(), reqs[5].uri.as_str()),
-        ("POST", "/v2/project/46000001/archive/a-3/stop")
+        (
+            "POST",
+            "/v2/project/46000001/archive/0a1e0000-0000-4000-8000-000000000003/stop"
+        )
     );
     assert_eq!(reqs[6].method, "DELETE");
     for r in &reqs {
