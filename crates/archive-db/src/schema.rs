@@ -6,7 +6,7 @@
 //! Migrations are only ever appended; a released one is never edited.
 //!
 //! A ledger is marked as one by SQLite's `PRAGMA application_id` ([`APPLICATION_ID`]), set in the same
-//! transaction as its migrations. Before anything is written, [`identify`] tells an empty file (initialised),
+//! transaction as its migrations. Before anything is written, `identify` tells an empty file (initialised),
 //! a ledger (ours by its application_id, or an older ledger without one: `user_version > 0` and the
 //! `archives` and `events` tables, which gets the application_id on open) from any other SQLite database,
 //! which is refused untouched ([`DbError::NotALedger`]).

@@ -23,6 +23,8 @@ pub struct GlobalArgs {
     pub api_key: Option<String>,
     /// The service's base URL (default https://api.opentok.com, or https://video.api.vonage.com with
     /// --application-id).
+    // The doc comment is also `--help` text, where bare URLs read best.
+    #[allow(rustdoc::bare_urls)]
     #[arg(long, global = true, value_name = "URL", env = "OPENTOK_API_URL")]
     pub api_url: Option<String>,
     /// File whose first line is the project's API secret (or set OPENTOK_API_SECRET). Never an argument value.

@@ -1,6 +1,5 @@
 //! The client against a local HTTP server that records every request: exact bodies, headers, paths, JWT
 //! claims, error mapping, retries, timeouts and paging.
-#![cfg(feature = "client")]
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;

@@ -102,6 +102,8 @@ pub struct S3Args {
     #[arg(long, value_name = "PATH")]
     secret_access_key_file: Option<PathBuf>,
     /// Endpoint base URL of an S3-compatible store, e.g. https://storage.googleapis.com (default: Amazon S3).
+    // The doc comment is also `--help` text, where a bare URL reads best.
+    #[allow(rustdoc::bare_urls)]
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
     /// Server-side encryption of the uploaded files.
