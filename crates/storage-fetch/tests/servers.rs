@@ -898,7 +898,7 @@ impl RecordingProxy {
                         return;
                     };
                     let index = {
-                        let mut all = record.lock().unwrap();
+                        let mut all = record.lock().expect("recording lock");
                         all.push(Vec::new());
                         all.len() - 1
                     };
@@ -912,7 +912,8 @@ impl RecordingProxy {
                                 Ok(n) => n,
                             };
                             // Recorded before it is forwarded: once the answer arrives, the request is here.
-                            record.lock().unwrap()[index].extend_from_slice(&buf[..n]);
+                            record.lock().expect("recording lock")[index]
+                                .extend_from_slice(&buf[..n]);
                             if server_write.write_all(&buf[..n]).await.is_err() {
                                 break;
                             }
@@ -941,7 +942,7 @@ impl RecordingProxy {
     /// Every request head sent so far, connection by connection. A head is found where a request line
     /// (`METHOD /target HTTP/1.1`) starts a line; bodies between heads are skipped by their Content-Length.
     fn request_heads(&self) -> Vec<RequestHead> {
-        let sent = self.sent.lock().unwrap().clone();
+        let sent = self.sent.lock().expect("recording lock").clone();
         let mut heads = Vec::new();
         for stream in sent {
             let mut at = 0;
