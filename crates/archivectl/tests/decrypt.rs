@@ -248,21 +248,19 @@ fn an_encrypted_key_prompts_for_its_passphrase_on_a_terminal() {
         fx.dir.path(),
         "openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:typed-secret -in key.pem -out enc.pem",
     );
-    // `script` gives archivectl a pseudo-terminal; the passphrase is typed on it.
+    // `script` gives archivectl a pseudo-terminal; the passphrase is typed on it once the prompt is shown and
+    // the terminal's echo is off (no sleep deciding when that is).
     let cmd = format!(
         "{} password decrypt --key enc.pem --password-file password.b64 --json",
         env!("CARGO_BIN_EXE_archivectl")
     );
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "(sleep 1; printf 'typed-secret\\n') | script -qec '{cmd}' /dev/null"
-        ))
-        .current_dir(fx.dir.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = type_at_prompt(
+        fx.dir.path(),
+        &cmd,
+        "Passphrase for enc.pem",
+        "typed-secret\n",
+    );
+    assert!(ok, "{text}");
     assert!(text.contains("Passphrase for enc.pem"), "{text}");
     let key_hex = std::fs::read_to_string(fx.path("key.hex")).unwrap();
     assert!(text.contains(key_hex.trim()), "{text}");
@@ -327,4 +325,87 @@ fn key_rotation_tries_every_configured_key_even_past_one_that_cannot_be_loaded()
     // None fits and all loaded.
     let out = config(r#""old.pem""#, r#""unused.txt""#);
     assert_fails(&out, 4, "wrapped for another key");
+}
+
+/// Runs `cmd` on a pseudo-terminal (`script`), waits for `prompt` on it and for the terminal's echo to be off
+/// (read with `stty`, as the program's own terminal), then types `input`. Returns whether it succeeded and
+/// what the terminal showed. Every wait is for an event, bounded by a minute.
+fn type_at_prompt(dir: &std::path::Path, cmd: &str, prompt: &str, input: &str) -> (bool, String) {
+    use std::io::{Read as _, Write as _};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let bound = Duration::from_secs(60);
+    let mut script = Command::new("script")
+        .args(["-qfec", cmd, "/dev/null"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) gives the command a terminal");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut stdout = script.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    let started = Instant::now();
+    while !String::from_utf8_lossy(&shown).contains(prompt) {
+        let left = bound.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(bytes) => shown.extend_from_slice(&bytes),
+            Err(_) => {
+                let _ = script.kill();
+                panic!(
+                    "no prompt {prompt:?} within {bound:?}: {}",
+                    String::from_utf8_lossy(&shown)
+                );
+            }
+        }
+    }
+    // The program's terminal: its standard input, a child of `script`.
+    let tty = loop {
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", script.id()))
+            .unwrap_or_default();
+        let tty = children
+            .split_whitespace()
+            .find_map(|pid| std::fs::read_link(format!("/proc/{pid}/fd/0")).ok());
+        if let Some(tty) = tty {
+            break tty;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "the command under script has no terminal"
+        );
+        std::thread::yield_now();
+    };
+    loop {
+        let settings = Command::new("stty")
+            .arg("-F")
+            .arg(&tty)
+            .output()
+            .expect("stty (coreutils) reads the terminal's settings");
+        let settings = String::from_utf8_lossy(&settings.stdout);
+        if settings.split_whitespace().any(|w| w == "-echo") {
+            break;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "the terminal's echo is still on at the prompt: {settings}"
+        );
+    }
+    let mut stdin = script.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let status = script.wait().unwrap();
+    reader.join().unwrap();
+    shown.extend(rx.try_iter().flatten());
+    (
+        status.success(),
+        String::from_utf8_lossy(&shown).into_owned(),
+    )
 }
