@@ -379,3 +379,35 @@ pub(crate) fn today() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_is_the_middle_sample_whatever_the_order() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(
+            median(vec![9.0, 1.0, 5.0, 7.0, 3.0, 8.0, 2.0, 6.0, 4.0]),
+            5.0
+        );
+        // An outlier moves the mean, not the median.
+        assert_eq!(median(vec![1.0, 1.1, 100.0]), 1.1);
+        assert_eq!(median(vec![4.0]), 4.0);
+    }
+
+    #[test]
+    fn the_synthetic_archive_is_whole_ts_packets_with_counters() {
+        let dir = std::env::temp_dir().join(format!("xtask-ts-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.ts");
+        write_synthetic_ts(&path, 188 * 20 + 100).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(bytes.len(), 188 * 20, "whole packets only");
+        for (i, p) in bytes.chunks(188).enumerate() {
+            assert_eq!(p[0], 0x47);
+            assert_eq!(p[3] & 0x0f, (i % 16) as u8, "continuity counter");
+        }
+    }
+}

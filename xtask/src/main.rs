@@ -1,8 +1,11 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
-//! * `cargo xtask ci` — what CI runs (`.ci/run`): installs the tools the tests need if they are missing,
-//!   then `cargo fmt --check`, `cargo clippy -D warnings` and every test of the workspace, with the S3 and
-//!   Azure test servers running (see `servers.rs`; tests that need them fail without them, never skip).
+//! * `cargo xtask ci` — what CI runs (`.ci/run`, see `ci.rs`): refuses to run with a skip switch set, installs
+//!   the tools the tests need if they are missing, then fmt, clippy, xtask's own tests (the tidy rules,
+//!   `tidy.rs`), `cargo doc -D warnings`, opentok-rest without its client, `cargo deny check` (`deny.rs`) and
+//!   every test of the workspace with the S3 and Azure test servers running (see `servers.rs`; tests that
+//!   need them fail without them, never skip), then prints the tests run per target.
+//! * `cargo xtask deny` — `cargo deny check` alone, against the offline RustSec snapshot (`deny.rs`).
 //! * `cargo xtask install-sdks` — the official OpenTok Python and Node SDKs (pinned, in `.xtask/`) that the
 //!   emulator's tests drive; `ci` installs them too.
 //! * `cargo xtask servers` — starts the S3 (s3s-fs) and Azure (Azurite) test servers that `ci` runs the tests
@@ -17,19 +20,24 @@
 mod bench;
 mod bench_callbacks;
 mod bench_pull;
+mod ci;
+mod deny;
 mod sdks;
 mod servers;
+#[cfg(test)]
+mod tidy;
 mod tools;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("ci") => ci(),
+        Some("ci") => ci::run(),
         Some("bench") => bench::run(&args[1..]),
+        Some("deny") => deny::check(&tools::workspace_root()),
         Some("install-tools") => tools::ensure_test_tools(),
         Some("install-sdks") => sdks::ensure(),
         Some("servers") => servers::serve(),
@@ -39,6 +47,7 @@ fn main() -> ExitCode {
                  bench decrypt    decrypt benchmark; writes docs/benchmarks.md [--size-mib N] [--runs N]\n  \
                  bench pull       pull benchmark from local S3; writes docs/benchmarks.md [--size-mib N] [--runs N]\n  \
                  bench callbacks  callback receiver under wrk; writes docs/benchmarks.md [--seconds N] [--connections N]\n  \
+                 deny             cargo deny check against the offline RustSec snapshot (deny.toml)\n  \
                  install-tools    install ffmpeg, openssl, xxd, time if missing\n  \
                  install-sdks     install the OpenTok Python and Node SDKs the emulator tests drive\n  \
                  servers          start the S3 and Azure test servers, print their env, wait for Ctrl-C"
@@ -53,54 +62,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn ci() -> anyhow::Result<()> {
-    tools::ensure_test_tools()?;
-    // The official SDKs the opentok-emulator tests drive (pip, npm), if missing.
-    sdks::ensure().context("cannot install the OpenTok SDKs")?;
-    let root = tools::workspace_root();
-    tools::run_in(&root, "cargo", &["fmt", "--all", "--", "--check"])
-        .context("cargo fmt: run `cargo fmt --all`")?;
-    tools::run_in(
-        &root,
-        "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    // The integration tests need the storage servers; they are stopped when `servers` drops, test failure or not.
-    let mut servers = servers::start().context("cannot start the S3 and Azure test servers")?;
-    servers.run_in(
-        &root,
-        "cargo",
-        &["test", "--workspace", "--locked", "--no-fail-fast"],
-    )?;
-    drop(servers);
-    if std::env::var_os("ARCHIVECTL_SKIP_DEMO").is_none() {
-        tools::run_in(
-            &root,
-            "cargo",
-            &[
-                "run",
-                "--quiet",
-                "--locked",
-                "-p",
-                "archivectl",
-                "--",
-                "demo",
-            ],
-        )
-        .context("the README's first command, `archivectl demo`, failed")?;
-    }
-    println!("xtask ci: all checks passed");
-    Ok(())
 }
 
 /// Fails with a message unless `cond`.

@@ -138,24 +138,13 @@ impl Servers {
         &self.env
     }
 
-    /// Runs a command in `dir` with the servers' variables set (and `ARCHIVECTL_SKIP_SERVER_TESTS` removed:
-    /// with servers running nothing may be skipped); fails on a non-zero exit.
-    pub fn run_in(&mut self, dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
-        eprintln!(
-            "xtask: $ {program} {} (with the S3 and Azure test servers)",
-            args.join(" ")
-        );
-        let status = Command::new(program)
-            .args(args)
-            .current_dir(dir)
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env_remove(storage_fetch::test_env::SKIP)
-            .status()
-            .with_context(|| format!("cannot run {program}"))?;
-        if !status.success() {
-            bail!("`{program} {}` failed ({status})", args.join(" "));
-        }
-        self.check_alive()
+    /// A command with the servers' variables set (and `ARCHIVECTL_SKIP_SERVER_TESTS` removed), for a caller
+    /// that runs it itself.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env_remove(storage_fetch::test_env::SKIP);
+        cmd
     }
 
     /// Fails if a server has exited (it would make test failures confusing).

@@ -103,6 +103,19 @@ impl Ledger {
         &self.path
     }
 
+    /// This connection's `journal_mode`, `synchronous` (2 is FULL) and `foreign_keys`, as SQLite reports them:
+    /// what [`schema`] promises every connection runs with.
+    pub fn pragmas(&self) -> Result<(String, i64, bool), DbError> {
+        let conn = &self.conn;
+        (|| {
+            let journal = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+            let synchronous = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+            let foreign_keys = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+            Ok((journal, synchronous, foreign_keys))
+        })()
+        .map_err(DbError::sql("read the connection's pragmas"))
+    }
+
     /// The file's schema version (see [`schema`]).
     pub fn schema_version(&self) -> Result<u32, DbError> {
         schema::user_version(&self.conn).map_err(DbError::sql("read the schema version"))

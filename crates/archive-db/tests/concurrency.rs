@@ -1,5 +1,6 @@
 //! Several writers at once — threads with their own connections, separate processes (this test binary run
-//! again as a child), and the group-commit writer — lose nothing and never surface "database is locked".
+//! again as a child: the ignored `child_writer_process`, run with `--ignored --exact`), and the group-commit
+//! writer — lose nothing and never surface "database is locked".
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -134,12 +135,15 @@ fn threads_with_their_own_connections_lose_nothing() {
     }
 }
 
-/// Run only as a child of `separate_processes_lose_nothing`.
+/// Not a test: the writer process that `separate_processes_lose_nothing` runs (this binary again, with
+/// `--ignored --exact child_writer_process`). Ignored so that it is never reported as a passing test; run
+/// without its parent it fails.
 #[test]
+#[ignore = "a helper process, run by separate_processes_lose_nothing"]
 fn child_writer_process() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
+    let spec = std::env::var(CHILD_ENV).unwrap_or_else(|_| {
+        panic!("run only as a child of separate_processes_lose_nothing ({CHILD_ENV} unset)")
+    });
     let (path, tag) = spec.split_once('|').unwrap();
     write_as(Path::new(path), tag, 80);
 }
@@ -155,12 +159,15 @@ fn separate_processes_lose_nothing() {
         .map(|tag| {
             Command::new(std::env::current_exe().unwrap())
                 .args([
+                    "--ignored",
                     "--exact",
                     "child_writer_process",
                     "--nocapture",
                     "--test-threads=1",
                 ])
                 .env(CHILD_ENV, format!("{}|{tag}", path.display()))
+                // Its own `test result` line is not this binary's.
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
@@ -211,9 +218,15 @@ fn the_group_writer_batches_many_submitters_into_few_commits() {
         Ledger::open(&path).unwrap(),
         WriterOptions { max_batch: 64 },
     ));
+    // No timing: another connection holds the write lock until every submitter has queued its burst, so
+    // the events are waiting together when the writer gets the lock, however slow the machine.
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let submitted = Arc::new(Barrier::new(33));
     let threads: Vec<_> = (0..32)
         .map(|t| {
             let submitter = writer.submitter();
+            let submitted = submitted.clone();
             std::thread::spawn(move || {
                 // Submit a burst, then wait for all: many are queued while a commit runs.
                 let pending: Vec<_> = (0..100)
@@ -225,6 +238,7 @@ fn the_group_writer_batches_many_submitters_into_few_commits() {
                         ))
                     })
                     .collect();
+                submitted.wait();
                 for p in pending {
                     let outcome = p.wait().unwrap();
                     assert!(outcome.archive.unwrap().inserted);
@@ -232,6 +246,9 @@ fn the_group_writer_batches_many_submitters_into_few_commits() {
             })
         })
         .collect();
+    submitted.wait();
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
     // A second connection writing at the same time competes for the lock and must not fail.
     let mut other = Ledger::open(&path).unwrap();
     for i in 0..100 {

@@ -113,6 +113,80 @@ fn unpadded_archives_and_rsautl_passwords_decrypt_too() {
     }
 }
 
+/// `packets` MPEG-TS packets (PID 0x100, continuity counter counting, pseudo-random payload from `seed`).
+fn synthetic_ts(packets: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(packets * 188);
+    for i in 0..packets {
+        out.extend_from_slice(&[0x47, 0x01, 0x00, 0x10 | (i % 16) as u8]);
+        for _ in 0..23 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            out.extend_from_slice(&state.to_le_bytes());
+        }
+    }
+    out
+}
+
+#[test]
+fn archives_of_several_mib_decrypt_in_parallel_chunks_identically_to_openssl() {
+    // The regular-file path splits the archive into 256 KiB chunks decrypted on every core; these sizes cross
+    // many chunk boundaries, end mid-chunk, and have each kind of PKCS#7 tail (4, 12 and a whole 16 bytes).
+    let fx = Fixture::new();
+    for (packets, seed) in [(16_733, 1), (28_001, 2), (40_000, 3), (11_155, 4)] {
+        let plain = synthetic_ts(packets, seed);
+        let pad = 16 - plain.len() % 16;
+        std::fs::write(fx.path("big.ts"), &plain).unwrap();
+        sh(
+            fx.dir.path(),
+            "openssl enc -aes-256-cbc -K $(cat key.hex) -iv $(cat iv.hex) -in big.ts -out big.enc",
+        );
+        fx.documented_decrypt("big.enc", "big.documented.ts");
+        let documented = std::fs::read(fx.path("big.documented.ts")).unwrap();
+        assert_eq!(documented.len(), plain.len() + pad, "openssl's own output");
+        for trim in [false, true] {
+            let (key, pw, input, output) = (
+                fx.path("key.pem"),
+                fx.path("password.b64"),
+                fx.path("big.enc"),
+                fx.path("big.out.ts"),
+            );
+            let mut args = vec![
+                "decrypt",
+                "--key",
+                &key,
+                "--password-file",
+                &pw,
+                "--in",
+                &input,
+                "--out",
+                &output,
+            ];
+            if trim {
+                args.push("--trim");
+            }
+            let out = run(&args);
+            assert!(
+                out.status.success(),
+                "{packets} packets, trim={trim}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let ours = std::fs::read(fx.path("big.out.ts")).unwrap();
+            let expected: &[u8] = if trim { &plain } else { &documented };
+            assert_eq!(ours.len(), expected.len(), "{packets} packets, trim={trim}");
+            // Compared chunk by chunk, so a failure names the first chunk that differs.
+            for (i, (a, b)) in ours
+                .chunks(256 << 10)
+                .zip(expected.chunks(256 << 10))
+                .enumerate()
+            {
+                assert!(a == b, "{packets} packets, trim={trim}: chunk {i} differs");
+            }
+        }
+    }
+}
+
 #[test]
 fn every_private_key_form_openssl_writes_unwraps_the_password() {
     let fx = Fixture::new();
@@ -248,21 +322,19 @@ fn an_encrypted_key_prompts_for_its_passphrase_on_a_terminal() {
         fx.dir.path(),
         "openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:typed-secret -in key.pem -out enc.pem",
     );
-    // `script` gives archivectl a pseudo-terminal; the passphrase is typed on it.
+    // `script` gives archivectl a pseudo-terminal; the passphrase is typed on it once the prompt is shown and
+    // the terminal's echo is off (no sleep deciding when that is).
     let cmd = format!(
         "{} password decrypt --key enc.pem --password-file password.b64 --json",
         env!("CARGO_BIN_EXE_archivectl")
     );
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "(sleep 1; printf 'typed-secret\\n') | script -qec '{cmd}' /dev/null"
-        ))
-        .current_dir(fx.dir.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = type_at_prompt(
+        fx.dir.path(),
+        &cmd,
+        "Passphrase for enc.pem",
+        "typed-secret\n",
+    );
+    assert!(ok, "{text}");
     assert!(text.contains("Passphrase for enc.pem"), "{text}");
     let key_hex = std::fs::read_to_string(fx.path("key.hex")).unwrap();
     assert!(text.contains(key_hex.trim()), "{text}");
@@ -327,4 +399,87 @@ fn key_rotation_tries_every_configured_key_even_past_one_that_cannot_be_loaded()
     // None fits and all loaded.
     let out = config(r#""old.pem""#, r#""unused.txt""#);
     assert_fails(&out, 4, "wrapped for another key");
+}
+
+/// Runs `cmd` on a pseudo-terminal (`script`), waits for `prompt` on it and for the terminal's echo to be off
+/// (read with `stty`, as the program's own terminal), then types `input`. Returns whether it succeeded and
+/// what the terminal showed. Every wait is for an event, bounded by a minute.
+fn type_at_prompt(dir: &std::path::Path, cmd: &str, prompt: &str, input: &str) -> (bool, String) {
+    use std::io::{Read as _, Write as _};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let bound = Duration::from_secs(60);
+    let mut script = Command::new("script")
+        .args(["-qfec", cmd, "/dev/null"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) gives the command a terminal");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut stdout = script.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    let started = Instant::now();
+    while !String::from_utf8_lossy(&shown).contains(prompt) {
+        let left = bound.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(bytes) => shown.extend_from_slice(&bytes),
+            Err(_) => {
+                let _ = script.kill();
+                panic!(
+                    "no prompt {prompt:?} within {bound:?}: {}",
+                    String::from_utf8_lossy(&shown)
+                );
+            }
+        }
+    }
+    // The program's terminal: its standard input, a child of `script`.
+    let tty = loop {
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", script.id()))
+            .unwrap_or_default();
+        let tty = children
+            .split_whitespace()
+            .find_map(|pid| std::fs::read_link(format!("/proc/{pid}/fd/0")).ok());
+        if let Some(tty) = tty {
+            break tty;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "the command under script has no terminal"
+        );
+        std::thread::yield_now();
+    };
+    loop {
+        let settings = Command::new("stty")
+            .arg("-F")
+            .arg(&tty)
+            .output()
+            .expect("stty (coreutils) reads the terminal's settings");
+        let settings = String::from_utf8_lossy(&settings.stdout);
+        if settings.split_whitespace().any(|w| w == "-echo") {
+            break;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "the terminal's echo is still on at the prompt: {settings}"
+        );
+    }
+    let mut stdin = script.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let status = script.wait().unwrap();
+    reader.join().unwrap();
+    shown.extend(rx.try_iter().flatten());
+    (
+        status.success(),
+        String::from_utf8_lossy(&shown).into_owned(),
+    )
 }

@@ -136,11 +136,36 @@ fn keygen_refuses_what_would_lose_a_key_or_be_rejected() {
     assert_eq!(files(dir.path()), vec!["cdir", "k.pem"]);
     // The certificate's directory unwritable: the key is not written either.
     #[cfg(unix)]
-    if !running_as_root() {
+    {
         use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode;
         std::fs::create_dir(p("ro")).unwrap();
-        std::fs::set_permissions(p("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
-        let out = run(&["keygen", "--cert", &p("ro/c.pem"), "--key", &p("new.pem")]);
+        std::fs::set_permissions(p("ro"), mode(0o555)).unwrap();
+        let cert = p("ro/c.pem");
+        let key = p("new.pem");
+        let args = ["keygen", "--cert", &cert, "--key", &key];
+        let out = if running_as_root() {
+            // Root writes anywhere (and CI runs as root), so archivectl runs as nobody, in a directory where
+            // nobody may write the key but not the certificate.
+            std::fs::set_permissions(dir.path(), mode(0o777)).unwrap();
+            let as_root = archivectl();
+            std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(as_root.get_program())
+                .args(args)
+                .envs(
+                    as_root
+                        .get_envs()
+                        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+                )
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("setpriv (util-linux) runs this case as nobody when the tests run as root: {e}")
+                })
+        } else {
+            run(&args)
+        };
         assert_fails(&out, 5, "cannot create");
         assert!(!dir.path().join("new.pem").exists());
     }

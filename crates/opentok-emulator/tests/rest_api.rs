@@ -17,7 +17,7 @@ use opentok_rest::model::{
 use reqwest::Method;
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(60);
 
 /// An S3 target nobody listens at (port 1 on loopback refuses connections).
 fn dead_s3(fallback: Fallback, encryption: ArchiveEncryption) -> StorageTarget {
@@ -590,8 +590,10 @@ async fn storage_targets_are_checked_as_documented() {
 
 #[tokio::test]
 async fn failed_uploads_follow_the_fallback() {
+    // URLs live 10 s (at least 9 s, the service counts in whole seconds): ample to use one right away, then
+    // the test waits for the clock to pass its `Expires`.
     let emulator = builder()
-        .download_url_ttl(Duration::from_secs(2))
+        .download_url_ttl(Duration::from_secs(10))
         .start()
         .await
         .unwrap();
@@ -699,7 +701,13 @@ async fn failed_uploads_follow_the_fallback() {
                 .unwrap()
                 .contains("SignatureDoesNotMatch")
         );
-        tokio::time::sleep(Duration::from_millis(3100)).await;
+        // Expired once the clock is past its `Expires` (waited for, not guessed).
+        let expires: u64 = url
+            .split_once("Expires=")
+            .and_then(|(_, rest)| rest.split('&').next())
+            .and_then(|e| e.parse().ok())
+            .unwrap_or_else(|| panic!("no Expires in {url}"));
+        wait_until_unix_ms(expires * 1000).await;
         let expired = common::http().get(&url).send().await.unwrap();
         assert_eq!(expired.status().as_u16(), 403);
         assert!(
@@ -760,8 +768,11 @@ async fn failed_uploads_follow_the_fallback() {
 
 #[tokio::test]
 async fn archives_kept_in_the_cloud_expire_after_their_retention() {
+    // Long enough that the archive is surely seen available first, however loaded the machine; then the
+    // test waits for the clock to pass the end of the retention (its start is the archive's `updatedAt`).
+    let retention = Duration::from_secs(10);
     let emulator = builder()
-        .fallback_retention(Duration::from_millis(1500))
+        .fallback_retention(retention)
         .start()
         .await
         .unwrap();
@@ -775,7 +786,10 @@ async fn archives_kept_in_the_cloud_expire_after_their_retention() {
         .wait_for_status(&a.id, &[ArchiveStatus::Available], WAIT)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let available_since = available
+        .updated_at
+        .expect("updatedAt of the available archive");
+    wait_until_unix_ms(available_since as u64 + retention.as_millis() as u64).await;
     let expired = client.get_archive(&a.id).await.unwrap();
     assert_eq!(
         (expired.status, expired.url),
@@ -1124,7 +1138,8 @@ async fn the_binary_serves_a_project_from_its_flags() {
         .unwrap();
     client.stop_archive(&a.id).await.unwrap();
     let mut status = ArchiveStatus::Stopped;
-    for _ in 0..200 {
+    // Polled until it changes, for up to a minute (a bound a loaded machine does not reach).
+    for _ in 0..1200 {
         status = client.get_archive(&a.id).await.unwrap().status;
         if status != ArchiveStatus::Stopped {
             break;
@@ -1218,4 +1233,17 @@ async fn the_binary_reads_projects_from_a_config_file_and_the_environment() {
     }
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+/// Returns once the wall clock (which the emulator reads too) is past `unix_ms`.
+async fn wait_until_unix_ms(unix_ms: u64) {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as u64
+    };
+    while now() <= unix_ms {
+        tokio::time::sleep(Duration::from_millis(unix_ms + 1 - now().min(unix_ms))).await;
+    }
 }

@@ -123,7 +123,7 @@ out["started"] = {"id": a.id, "status": a.status, "name": a.name, "session": a.s
                   "output_mode": a.output_mode.value, "has_video": a.has_video}
 s = ot.stop_archive(a.id)
 out["stopped"] = {"status": s.status, "duration": s.duration}
-for _ in range(400):
+for _ in range(1200):  # polled until it changes, for up to a minute
     g = ot.get_archive(a.id)
     if g.status != "stopped":
         break

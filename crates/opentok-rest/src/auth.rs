@@ -713,7 +713,9 @@ mod tests {
     #[test]
     fn fresh_project_tokens_carry_the_documented_claims() {
         let credentials = Credentials::project("47203", "s3cr3t-value".into());
+        let before = unix_now().unwrap();
         let first = credentials.auth_header(DEFAULT_TOKEN_LIFETIME).unwrap();
+        let after = unix_now().unwrap();
         let second = credentials.auth_header(Duration::from_secs(300)).unwrap();
         assert_eq!(first.name(), "X-OPENTOK-AUTH");
         assert_eq!(
@@ -727,8 +729,12 @@ mod tests {
             claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
             180
         );
-        let now = unix_now().unwrap();
-        assert!(claims["iat"].as_u64().unwrap().abs_diff(now) <= 2);
+        // Issued now: between the clock readings just before and just after (no time window to miss).
+        let iat = claims["iat"].as_u64().unwrap();
+        assert!(
+            (before..=after).contains(&iat),
+            "{before} <= {iat} <= {after}"
+        );
         let jti = claims["jti"].as_str().unwrap();
         assert_eq!(uuid::Uuid::parse_str(jti).unwrap().get_version_num(), 4);
         assert_ne!(
@@ -736,6 +742,8 @@ mod tests {
             claims["jti"],
             "every token has its own jti"
         );
+        // Verified at the time it was issued (no second boundary to cross between two clock readings).
+        let now = decode_part(second.value(), 1)["iat"].as_u64().unwrap();
         assert_eq!(
             verify_project_token(second.value(), "47203", b"s3cr3t-value", now)
                 .unwrap()

@@ -473,6 +473,31 @@ mod tests {
         /// The first `fail_first` GETs of each range fail with a 503.
         fail_first: usize,
         tries: std::sync::Mutex<std::collections::HashMap<u64, usize>>,
+        /// When set, GETs of every range but the first are held until the test releases them.
+        hold: Option<Arc<Hold>>,
+    }
+
+    /// GETs held at the server: each one counts itself in `started`, then waits for a permit of `release`;
+    /// one dropped while waiting (its request cancelled) counts itself in `cancelled`.
+    #[derive(Debug)]
+    struct Hold {
+        release: tokio::sync::Semaphore,
+        started: tokio::sync::watch::Sender<usize>,
+        cancelled: tokio::sync::watch::Sender<usize>,
+    }
+
+    /// Counts a held GET as cancelled if dropped before its release.
+    struct HeldGet {
+        hold: Arc<Hold>,
+        released: bool,
+    }
+
+    impl Drop for HeldGet {
+        fn drop(&mut self) {
+            if !self.released {
+                self.hold.cancelled.send_modify(|n| *n += 1);
+            }
+        }
     }
 
     impl std::fmt::Display for Instrumented {
@@ -516,6 +541,19 @@ mod tests {
                 *t += 1;
                 *t
             };
+            if let Some(hold) = self.hold.as_ref().filter(|_| start > 0) {
+                let mut held = HeldGet {
+                    hold: hold.clone(),
+                    released: false,
+                };
+                hold.started.send_modify(|n| *n += 1);
+                hold.release
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed")
+                    .forget();
+                held.released = true;
+            }
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -559,6 +597,14 @@ mod tests {
     }
 
     async fn instrumented(fail_first: usize, data: &[u8]) -> (Store, Arc<Instrumented>) {
+        instrumented_with(fail_first, None, data).await
+    }
+
+    async fn instrumented_with(
+        fail_first: usize,
+        hold: Option<Arc<Hold>>,
+        data: &[u8],
+    ) -> (Store, Arc<Instrumented>) {
         let backend = Arc::new(Instrumented {
             inner: InMemory::new(),
             in_flight: AtomicUsize::new(0),
@@ -566,6 +612,7 @@ mod tests {
             gets: AtomicUsize::new(0),
             fail_first,
             tries: std::sync::Mutex::default(),
+            hold,
         });
         backend
             .inner
@@ -697,22 +744,45 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dropping_a_download_cancels_its_parts() {
+        // No timing: the server holds every part after the first until told, so the parts in flight are
+        // known when the download is dropped, and each of them must then be cancelled (its request dropped).
         let data = data(200_000);
-        let (store, backend) = instrumented(0, &data).await;
+        let hold = Arc::new(Hold {
+            release: tokio::sync::Semaphore::new(0),
+            started: tokio::sync::watch::channel(0).0,
+            cancelled: tokio::sync::watch::channel(0).0,
+        });
+        let (store, backend) = instrumented_with(0, Some(hold.clone()), &data).await;
+        let (concurrency, part_size) = (4, 1000);
         let opts = DownloadOptions {
-            part_size: 1000,
-            concurrency: 4,
+            part_size,
+            concurrency,
             ..DownloadOptions::default()
         };
         let mut download = store.download("k/archive.ts", opts).await.unwrap();
         download.next().await.unwrap().unwrap();
+        // The parts fetched alongside the first are held at the server.
+        let (bound, mut started) = (Duration::from_secs(60), hold.started.subscribe());
+        tokio::time::timeout(bound, started.wait_for(|n| *n >= concurrency - 1))
+            .await
+            .expect("the next parts were never requested")
+            .unwrap();
         drop(download);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let gets = backend.gets.load(Ordering::SeqCst);
-        assert!(
-            gets <= 5,
-            "{gets} GETs: parts kept being fetched after the download was dropped"
-        );
+        let (held, gets) = (*hold.started.borrow(), backend.gets.load(Ordering::SeqCst));
+        let mut cancelled = hold.cancelled.subscribe();
+        tokio::time::timeout(bound, cancelled.wait_for(|n| *n == held))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} of {held} requests in flight cancelled {bound:?} after the download was dropped",
+                    *hold.cancelled.borrow()
+                )
+            })
+            .unwrap();
+        // Released now, nothing is waiting any more, and no part was requested after the drop.
+        hold.release.add_permits(1000);
+        assert_eq!(*hold.started.borrow(), held);
+        assert_eq!(backend.gets.load(Ordering::SeqCst), gets);
     }
 
     #[test]

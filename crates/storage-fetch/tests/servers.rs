@@ -768,8 +768,10 @@ async fn sse_is_requested_on_s3_writes_and_containers_can_be_created() {
     let Some(servers) = TestServers::require() else {
         return;
     };
-    // s3s-fs accepts `x-amz-server-side-encryption: AES256` on single and multipart writes.
-    let store = store(&servers.s3.clone().with_sse(Sse::S3).into());
+    // s3s-fs accepts anything, so what is asserted is what went over the wire: the writes go through a
+    // recording proxy in front of it, and each request's head is read back.
+    let proxy = RecordingProxy::start(&servers.s3).await;
+    let store = store(&proxy.target(&servers.s3).with_sse(Sse::S3).into());
     let p = prefix("sse");
     let data = random_bytes(6 << 20, 9);
     store
@@ -784,6 +786,33 @@ async fn sse_is_requested_on_s3_writes_and_containers_can_be_created() {
         .put_multipart(&format!("{p}/multi"), &data[..], opts)
         .await
         .expect("multipart with SSE");
+    let heads = proxy.request_heads();
+    fn sse(head: &RequestHead) -> Option<&str> {
+        head.header("x-amz-server-side-encryption")
+    }
+    let single = heads
+        .iter()
+        .find(|h| h.method == "PUT" && h.target.ends_with(&format!("{p}/single")))
+        .unwrap_or_else(|| panic!("no PUT of {p}/single among {heads:#?}"));
+    assert_eq!(sse(single), Some("AES256"), "{single:#?}");
+    // S3 takes SSE on CreateMultipartUpload (POST ?uploads); the parts and the completion inherit it.
+    let create = heads
+        .iter()
+        .find(|h| h.method == "POST" && h.target.contains(&format!("{p}/multi?uploads")))
+        .unwrap_or_else(|| panic!("no CreateMultipartUpload of {p}/multi among {heads:#?}"));
+    assert_eq!(sse(create), Some("AES256"), "{create:#?}");
+    // The control: the same writes without SSE carry no such header (the proxy sees what is sent).
+    let plain = store_of(proxy.target(&servers.s3).into());
+    plain
+        .put(&format!("{p}/plain"), vec![7u8; 1000])
+        .await
+        .expect("put without SSE");
+    let heads = proxy.request_heads();
+    let head = heads
+        .iter()
+        .find(|h| h.method == "PUT" && h.target.ends_with(&format!("{p}/plain")))
+        .unwrap_or_else(|| panic!("no PUT of {p}/plain among {heads:#?}"));
+    assert_eq!(sse(head), None, "{head:#?}");
     for key in [format!("{p}/single"), format!("{p}/multi")] {
         assert!(
             download_all(&store, &key, DownloadOptions::default())
@@ -793,6 +822,7 @@ async fn sse_is_requested_on_s3_writes_and_containers_can_be_created() {
         );
         store.delete(&key).await.unwrap();
     }
+    plain.delete(&format!("{p}/plain")).await.unwrap();
 
     // Azurite: a new container is created once, then reported as existing.
     let name = format!("created-{:08x}", rand::thread_rng().r#gen::<u32>());
@@ -817,4 +847,149 @@ async fn sse_is_requested_on_s3_writes_and_containers_can_be_created() {
 
 fn store_of(target: Target) -> Store {
     store(&target)
+}
+
+/// One HTTP/1.1 request head as the proxy saw it.
+#[derive(Debug, Clone)]
+struct RequestHead {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A TCP proxy on loopback in front of the S3 server that keeps every byte clients send (bodies too), so a
+/// test can read the requests' heads back. It forwards bytes unchanged, so SigV4 still verifies (the Host
+/// header is the proxy's, and the client signs what it sends).
+struct RecordingProxy {
+    addr: std::net::SocketAddr,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordingProxy {
+    async fn start(s3: &S3Target) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let upstream = s3
+            .endpoint
+            .as_deref()
+            .and_then(|e| e.strip_prefix("http://"))
+            .expect("the test S3 server's endpoint is http://host:port")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+        let record = sent.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let index = {
+                        let mut all = record.lock().expect("recording lock");
+                        all.push(Vec::new());
+                        all.len() - 1
+                    };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let upward = async move {
+                        let mut buf = vec![0u8; 64 << 10];
+                        loop {
+                            let n = match client_read.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            // Recorded before it is forwarded: once the answer arrives, the request is here.
+                            record.lock().expect("recording lock")[index]
+                                .extend_from_slice(&buf[..n]);
+                            if server_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = server_write.shutdown().await;
+                    };
+                    let downward = async move {
+                        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                        let _ = client_write.shutdown().await;
+                    };
+                    tokio::join!(upward, downward);
+                });
+            }
+        });
+        Self { addr, sent, task }
+    }
+
+    /// `s3` with its endpoint replaced by the proxy's.
+    fn target(&self, s3: &S3Target) -> S3Target {
+        S3Target {
+            endpoint: Some(format!("http://{}", self.addr)),
+            ..s3.clone()
+        }
+    }
+
+    /// Every request head sent so far, connection by connection. A head is found where a request line
+    /// (`METHOD /target HTTP/1.1`) starts a line; bodies between heads are skipped by their Content-Length.
+    fn request_heads(&self) -> Vec<RequestHead> {
+        let sent = self.sent.lock().expect("recording lock").clone();
+        let mut heads = Vec::new();
+        for stream in sent {
+            let mut at = 0;
+            while at < stream.len() {
+                let Some(end) = find(&stream[at..], b"\r\n\r\n") else {
+                    break;
+                };
+                let text = String::from_utf8_lossy(&stream[at..at + end]).into_owned();
+                let mut lines = text.split("\r\n");
+                let request_line = lines.next().unwrap_or_default();
+                let mut parts = request_line.split(' ');
+                let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+                    panic!("not a request line: {request_line:?}");
+                };
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+                    .collect();
+                let head = RequestHead {
+                    method: method.to_string(),
+                    target: target.to_string(),
+                    headers,
+                };
+                assert!(
+                    head.header("transfer-encoding").is_none(),
+                    "chunked bodies are not parsed here: {head:#?}"
+                );
+                let body: usize = head
+                    .header("content-length")
+                    .map(|v| v.parse().expect("Content-Length"))
+                    .unwrap_or(0);
+                at += end + 4 + body;
+                heads.push(head);
+            }
+        }
+        heads
+    }
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }

@@ -1,0 +1,343 @@
+//! Tidy rules for the whole workspace, run by `cargo test -p xtask` (and so by `cargo xtask ci`), in the manner of
+//! rust-analyzer's `xtask/src/tidy.rs`: the conventions the codebase promises, checked instead of remembered.
+//!
+//! * every Rust source file opens with a `//!` comment;
+//! * no library crate depends on `anyhow` (libraries return `thiserror` types; binaries use anyhow);
+//! * no library crate depends on `archivectl` or `opentok-emulator` (dependencies point down, and the
+//!   production crates never link a test double);
+//! * no non-test source file is over [`MAX_LINES`] lines, apart from the few listed in [`OVERSIZED`].
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::tools::workspace_root;
+
+/// The size budget of a non-test source file (files under a `tests/` directory and `tests.rs` modules are
+/// exempt: long test modules go there).
+const MAX_LINES: usize = 800;
+
+/// Files over the budget today, each being split (issue 10) by the engineer who owns it. Remove an entry when
+/// its file is split; the test fails when a listed file is back under the budget, so the list only shrinks.
+const OVERSIZED: &[&str] = &[
+    // Becoming a module directory (report, PSI tables, timing, audio framing, tests).
+    "crates/archive-core/src/mpegts.rs",
+    // The following carry long inline test modules, to be moved to a `tests.rs` beside them.
+    "crates/archive-core/src/archive.rs",
+    "crates/archive-core/src/keys.rs",
+    "crates/opentok-rest/src/auth.rs",
+    "crates/opentok-rest/src/client.rs",
+    "crates/opentok-rest/src/model.rs",
+    "crates/storage-fetch/src/store.rs",
+];
+
+/// Library crates allowed a dependency the rules otherwise refuse, with the reason.
+const LIBRARY_EXCEPTIONS: &[(&str, &str, &str)] = &[
+    // (crate, dependency, why)
+    (
+        "opentok-emulator",
+        "anyhow",
+        "its binary's main.rs; cargo cannot give a dependency to the bin target alone",
+    ),
+];
+
+/// Every `.rs` file of the workspace that git knows about (tracked or new, not ignored).
+fn rust_files(root: &Path) -> Vec<PathBuf> {
+    let out = Command::new("git")
+        .args([
+            "ls-files",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            "*.rs",
+        ])
+        .current_dir(root)
+        .output()
+        .expect("git ls-files (the tidy test needs git)");
+    assert!(out.status.success(), "git ls-files failed");
+    let files: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(".xtask/"))
+        .map(|l| root.join(l))
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(
+        files.len() > 50,
+        "only {} Rust files found: is this the workspace?",
+        files.len()
+    );
+    files
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Whether `rel` (a workspace-relative path) is test code: under a `tests/` directory, or a `tests.rs` module.
+fn is_test_file(rel: &str) -> bool {
+    rel.split('/').any(|c| c == "tests") || rel.ends_with("/tests.rs")
+}
+
+/// The files in `files` (workspace-relative path, contents) that do not open with `//!`.
+fn missing_module_docs(files: &[(String, String)]) -> Vec<&str> {
+    files
+        .iter()
+        .filter(|(_, text)| !text.trim_start().starts_with("//!"))
+        .map(|(rel, _)| rel.as_str())
+        .collect()
+}
+
+/// The non-test files over `max` lines that are not in `allowed`, and the `allowed` ones no longer over it.
+fn over_budget<'a>(
+    files: &'a [(String, String)],
+    max: usize,
+    allowed: &[&'a str],
+) -> (Vec<String>, Vec<&'a str>) {
+    let mut over = Vec::new();
+    let mut still_over = Vec::new();
+    for (rel, text) in files {
+        if is_test_file(rel) {
+            continue;
+        }
+        let lines = text.lines().count();
+        if lines > max {
+            if allowed.contains(&rel.as_str()) {
+                still_over.push(rel.as_str());
+            } else {
+                over.push(format!("{rel} ({lines} lines)"));
+            }
+        }
+    }
+    let fixed = allowed
+        .iter()
+        .copied()
+        .filter(|a| !still_over.contains(a))
+        .collect();
+    (over, fixed)
+}
+
+fn read_all(root: &Path) -> Vec<(String, String)> {
+    rust_files(root)
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+            (relative(root, &p), text)
+        })
+        .collect()
+}
+
+/// A workspace package as `cargo metadata` sees it: its name, whether it builds a library, whether it builds a
+/// binary, and its normal and build dependencies (not dev-dependencies).
+#[derive(Debug)]
+struct Package {
+    name: String,
+    lib: bool,
+    bin: bool,
+    deps: Vec<String>,
+}
+
+fn packages(metadata: &serde_json::Value) -> Vec<Package> {
+    let members: Vec<&str> = metadata["workspace_members"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["id"].as_str().is_some_and(|id| members.contains(&id)))
+        .map(|p| {
+            let kinds: Vec<&str> = p["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|t| t["kind"].as_array().into_iter().flatten())
+                .filter_map(|k| k.as_str())
+                .collect();
+            Package {
+                name: p["name"].as_str().unwrap_or_default().to_string(),
+                lib: kinds.iter().any(|k| k.ends_with("lib")),
+                bin: kinds.contains(&"bin"),
+                deps: p["dependencies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| d["kind"].is_null() || d["kind"] == "build")
+                    .filter_map(|d| d["name"].as_str().map(str::to_string))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The dependency rules broken by `packages`: one line each.
+fn dependency_violations(packages: &[Package]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for p in packages.iter().filter(|p| p.lib) {
+        for dep in &p.deps {
+            let excepted = LIBRARY_EXCEPTIONS
+                .iter()
+                .any(|(k, d, _)| *k == p.name && d == dep);
+            if dep == "anyhow" && !excepted {
+                bad.push(format!(
+                    "library crate {} depends on anyhow (libraries return thiserror types)",
+                    p.name
+                ));
+            }
+            if (dep == "archivectl" || dep == "opentok-emulator") && !excepted {
+                bad.push(format!(
+                    "library crate {} depends on {dep} (the binary and the test double sit on top)",
+                    p.name
+                ));
+            }
+        }
+        // An exception holds only for a crate that also builds a binary.
+        if LIBRARY_EXCEPTIONS.iter().any(|(k, _, _)| *k == p.name) && !p.bin {
+            bad.push(format!(
+                "{} is excepted for its binary but builds none: drop the exception",
+                p.name
+            ));
+        }
+    }
+    bad
+}
+
+#[test]
+fn every_source_file_opens_with_a_module_comment() {
+    let files = read_all(&workspace_root());
+    let missing = missing_module_docs(&files);
+    assert!(
+        missing.is_empty(),
+        "these files do not open with a `//!` comment saying what they are:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+#[test]
+fn source_files_stay_within_the_size_budget() {
+    let files = read_all(&workspace_root());
+    let (over, fixed) = over_budget(&files, MAX_LINES, OVERSIZED);
+    assert!(
+        over.is_empty(),
+        "non-test source files over {MAX_LINES} lines (split them; long test modules go to a tests.rs \
+         beside the file or to tests/):\n  {}",
+        over.join("\n  ")
+    );
+    assert!(
+        fixed.is_empty(),
+        "these files are within {MAX_LINES} lines now: remove them from OVERSIZED in xtask/src/tidy.rs:\n  {}",
+        fixed.join("\n  ")
+    );
+}
+
+#[test]
+fn libraries_depend_on_neither_anyhow_nor_the_binary_nor_the_emulator() {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
+        .current_dir(&root)
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let packages = packages(&metadata);
+    for name in [
+        "archive-core",
+        "opentok-rest",
+        "storage-fetch",
+        "archive-db",
+    ] {
+        assert!(
+            packages.iter().any(|p| p.name == name && p.lib),
+            "no library {name} in cargo metadata: {packages:?}"
+        );
+    }
+    let bad = dependency_violations(&packages);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+// The rules themselves, on made-up input (so a rule that stopped finding anything would be noticed).
+
+fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(p, t)| (p.to_string(), t.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_file_without_a_module_comment_is_found() {
+    let f = files(&[
+        ("crates/a/src/lib.rs", "//! The a crate.\nfn x() {}\n"),
+        ("crates/a/src/b.rs", "// not a module doc\n//! late\n"),
+        (
+            "crates/a/src/c.rs",
+            "#![allow(x)]\n//! after an attribute\n",
+        ),
+        ("crates/a/src/d.rs", "\n//! after a blank line is fine\n"),
+    ]);
+    assert_eq!(
+        missing_module_docs(&f),
+        ["crates/a/src/b.rs", "crates/a/src/c.rs"]
+    );
+}
+
+#[test]
+fn the_budget_counts_non_test_files_and_the_exception_list_only_shrinks() {
+    let long = "x\n".repeat(11);
+    let f = files(&[
+        ("crates/a/src/big.rs", &long),
+        ("crates/a/src/listed.rs", &long),
+        ("crates/a/src/was_listed.rs", "x\n"),
+        ("crates/a/tests/long_test.rs", &long),
+        ("crates/a/src/parser/tests.rs", &long),
+        ("crates/a/src/ok.rs", &"x\n".repeat(10)),
+    ]);
+    let (over, fixed) = over_budget(
+        &f,
+        10,
+        &["crates/a/src/listed.rs", "crates/a/src/was_listed.rs"],
+    );
+    assert_eq!(over, ["crates/a/src/big.rs (11 lines)"]);
+    assert_eq!(fixed, ["crates/a/src/was_listed.rs"]);
+}
+
+#[test]
+fn dependency_rules_catch_anyhow_and_upward_dependencies_in_libraries() {
+    let pkg = |name: &str, lib: bool, bin: bool, deps: &[&str]| Package {
+        name: name.into(),
+        lib,
+        bin,
+        deps: deps.iter().map(|d| d.to_string()).collect(),
+    };
+    let ok = [
+        pkg("archive-core", true, false, &["thiserror"]),
+        pkg("archivectl", false, true, &["anyhow", "opentok-emulator"]),
+        pkg("opentok-emulator", true, true, &["anyhow", "archive-core"]),
+    ];
+    assert!(dependency_violations(&ok).is_empty());
+    let bad = [
+        pkg("storage-fetch", true, false, &["anyhow"]),
+        pkg(
+            "archive-db",
+            true,
+            false,
+            &["opentok-emulator", "archivectl"],
+        ),
+        pkg("opentok-emulator", true, false, &["anyhow"]),
+    ];
+    let found = dependency_violations(&bad);
+    assert_eq!(found.len(), 4, "{found:#?}");
+    assert!(found[0].contains("storage-fetch depends on anyhow"));
+    assert!(found[1].contains("archive-db depends on opentok-emulator"));
+    assert!(found[2].contains("archive-db depends on archivectl"));
+    assert!(found[3].contains("builds none"));
+}
