@@ -2,7 +2,7 @@
 //!
 //! * It refuses to start while a skip switch is set ([`SKIP_SWITCHES`]): a run that skipped the server, media or
 //!   SDK tests, or the demo, must never look like a green one.
-//! * fmt, clippy (`-D warnings`), the tidy rules (`cargo test -p xtask`), `cargo doc` with `-D warnings`, the
+//! * fmt, clippy (`-D warnings`, also on archivectl without its `demo` feature), the tidy rules (`cargo test -p xtask`), `cargo doc` with `-D warnings`, the
 //!   build of `opentok-rest --no-default-features` with its tests, `cargo deny check`, then every test of
 //!   the workspace with the storage servers running, and the README's first command (`archivectl demo`).
 //! * At the end it prints how many tests ran (passed, ignored) in each test target, parsed from cargo test's
@@ -88,6 +88,24 @@ pub fn run() -> anyhow::Result<()> {
         ],
     )
     .context("opentok-rest without its client (--no-default-features)")?;
+    // The production build (issue 10): archivectl without its `demo` feature, so no emulator, no embedded S3
+    // server and no second RustCrypto generation; it must pass clippy and its tests too.
+    tools::run_in(
+        &root,
+        "cargo",
+        &[
+            "clippy",
+            "--locked",
+            "-p",
+            "archivectl",
+            "--no-default-features",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )
+    .context("archivectl without the demo feature (--no-default-features): clippy")?;
     deny::check(&root)?;
 
     // The integration tests need the storage servers; they are stopped when `servers` drops, test failure or not.
