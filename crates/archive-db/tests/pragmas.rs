@@ -26,7 +26,7 @@ fn file_ledgers_run_with_wal_synchronous_full_and_foreign_keys() {
     let mut ledger = Ledger::open(&path).unwrap();
     assert_durable(&ledger, "a new file");
     let event = IncomingEvent::from_callback(
-        br#"{"id":"a","event":"archive","status":"started","sessionId":"S"}"#,
+        br#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","event":"archive","status":"started","sessionId":"S"}"#,
         "test",
     )
     .unwrap();
