@@ -68,11 +68,67 @@ impl Failure {
     }
 }
 
+/// Exit code after SIGTERM or SIGHUP (128 + SIGTERM).
+pub const TERMINATED: u8 = 143;
+
+/// The exit code for a stop the pull pipeline was asked for.
+pub fn stop_code(reason: archive_pull::StopReason) -> u8 {
+    match reason {
+        archive_pull::StopReason::Interrupt => INTERRUPTED,
+        archive_pull::StopReason::Terminate => TERMINATED,
+    }
+}
+
+fn storage_code(e: &storage_fetch::Error) -> u8 {
+    match e {
+        storage_fetch::Error::InvalidTarget(_) | storage_fetch::Error::InvalidRequest(_) => {
+            INVALID_INPUT
+        }
+        _ => STORAGE,
+    }
+}
+
+/// The pull pipeline's errors (`None`: look further down the chain).
+fn pull_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    use archive_pull::{PullError, RecordError, SettleError};
+    use storage_fetch::PresignedError;
+    let presigned = |e: &PresignedError| match e {
+        // The body broke off: what the transport says (below) decides.
+        PresignedError::Read { .. } | PresignedError::Client(_) => None,
+        PresignedError::NoLength { .. } => Some(INVALID_INPUT),
+        _ => Some(SERVICE),
+    };
+    if let Some(e) = cause.downcast_ref::<PullError>() {
+        if let Some(reason) = e.stop_reason() {
+            return Some(stop_code(reason));
+        }
+        return match e {
+            PullError::Storage(e) => Some(storage_code(e)),
+            PullError::Presigned(e) => presigned(e),
+            PullError::PasswordUnknown { .. } => Some(INVALID_INPUT),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<PresignedError>() {
+        return presigned(e);
+    }
+    if let Some(SettleError::NoClient) = cause.downcast_ref::<SettleError>() {
+        return Some(USAGE);
+    }
+    if let Some(RecordError::Ledger(_)) = cause.downcast_ref::<RecordError>() {
+        return Some(LEDGER);
+    }
+    None
+}
+
 /// The exit code for an error, from the first cause in its chain that we know.
 pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(f) = cause.downcast_ref::<Failure>() {
             return f.code;
+        }
+        if let Some(code) = pull_code(cause) {
+            return code;
         }
         if let Some(e) = cause.downcast_ref::<KeyError>() {
             return match e {
@@ -104,11 +160,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             };
         }
         if let Some(e) = cause.downcast_ref::<storage_fetch::Error>() {
-            return match e {
-                storage_fetch::Error::InvalidTarget(_)
-                | storage_fetch::Error::InvalidRequest(_) => INVALID_INPUT,
-                _ => STORAGE,
-            };
+            return storage_code(e);
         }
         if let Some(e) = cause.downcast_ref::<archive_db::DbError>() {
             return match e {

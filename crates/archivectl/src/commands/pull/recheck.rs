@@ -4,28 +4,20 @@
 //! ledger, with the history kept. Also what `pull` checks before it starts: an archive already pulled, one
 //! not uploaded yet.
 
-use archive_core::archive::ArchiveError;
-use archive_core::oaep::UnwrapError;
-use archive_core::password::PasswordError;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use opentok_rest::model::{Archive, ArchiveStatus};
 
-use super::{lock, ready};
+use super::ready;
 use crate::exit::Failure;
+use archive_pull::lock;
 
 /// Whether a pull failed because of the archive's password: it does not unwrap with our key, is not a valid
 /// blob, or decrypts the archive to something that is not MPEG-TS.
 pub(crate) fn password_failed(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.is::<UnwrapError>()
-            || c.is::<PasswordError>()
-            || matches!(
-                c.downcast_ref::<ArchiveError>(),
-                Some(ArchiveError::NotMpegTs(_))
-            )
-    })
+    e.downcast_ref::<archive_pull::PullError>()
+        .is_some_and(archive_pull::PullError::is_password_failure)
 }
 
 /// The archives the ledger has as `failed` or `deleted` on a callback's word alone (not pulled by us, not
