@@ -167,3 +167,81 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     parts.join(": ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Warnings(Mutex<Vec<String>>);
+
+    impl Observer for Warnings {
+        fn warning(&self, message: &str) {
+            self.0.lock().unwrap().push(message.to_string());
+        }
+    }
+
+    fn key() -> RsaPrivateKey {
+        RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap()
+    }
+
+    fn unloadable() -> Result<RsaPrivateKey, BoxError> {
+        Err("wrong passphrase".into())
+    }
+
+    #[test]
+    fn an_unloadable_key_is_skipped_with_a_warning_when_another_fits() {
+        let (a, b) = (key(), key());
+        let blob = PasswordBlob::new([1; 32], [2; 16]);
+        let password =
+            oaep::wrap_password(&b.to_public_key(), &blob, &mut rand::thread_rng()).unwrap();
+        let ring = KeyRing::new()
+            .with_key("locked.pem", unloadable)
+            .with_key("a.pem", move || Ok(a.clone()))
+            .with_key("b.pem", move || Ok(b.clone()));
+        let warnings = Warnings::default();
+        assert_eq!(ring.unwrap_password(&password, &warnings).unwrap(), blob);
+        assert_eq!(
+            *warnings.0.lock().unwrap(),
+            ["skipping private key locked.pem: wrong passphrase"]
+        );
+    }
+
+    #[test]
+    fn no_key_that_fits_is_a_wrong_secret_and_an_unloadable_one_is_named() {
+        let (a, other) = (key(), key());
+        let blob = PasswordBlob::new([1; 32], [2; 16]);
+        let password =
+            oaep::wrap_password(&other.to_public_key(), &blob, &mut rand::thread_rng()).unwrap();
+        let a2 = a.clone();
+        let ring = KeyRing::new()
+            .with_key("a.pem", move || Ok(a.clone()))
+            .with_key("a-again.pem", move || Ok(a2.clone()));
+        let e = ring.unwrap_password(&password, &()).unwrap_err();
+        assert!(matches!(
+            e,
+            KeyRingError::NoneFits {
+                count: 2,
+                source: UnwrapError::Decrypt
+            }
+        ));
+        let ring = KeyRing::new()
+            .with_key("locked.pem", unloadable)
+            .with_key("a.pem", || Ok(key()));
+        let e = ring.unwrap_password(&password, &()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the password was wrapped for none of the configured keys that could be loaded (2 in all)"
+        );
+        assert_eq!(
+            chain(&e),
+            "the password was wrapped for none of the configured keys that could be loaded (2 in all): wrong passphrase"
+        );
+        // One key: its own errors, as they are.
+        let ring = KeyRing::new().with_key("locked.pem", unloadable);
+        let e = ring.unwrap_password(&password, &()).unwrap_err();
+        assert_eq!(chain(&e), "wrong passphrase: wrong passphrase");
+    }
+}
