@@ -329,11 +329,13 @@ async fn decrypt_loop(
     let mut stop = Stop::default();
     loop {
         let chunk = tokio::select! {
-            chunk = chunks.next() => chunk,
+            // A cancellation is seen before the next piece, so it stops the pull at once.
+            biased;
             reason = cancel.cancelled() => {
                 stop.interrupted = Some(reason);
                 break;
             }
+            chunk = chunks.next() => chunk,
         };
         let chunk = match chunk {
             Some(Ok(chunk)) => chunk,
