@@ -8,6 +8,8 @@
 //!   object and the key); killed or cut off, the same call resumes from the last checkpoint.
 //! * [`KeyRing`]: the private keys a password may be wrapped for (certificate rotation), tried in turn.
 //! * [`settle()`]: verify → ledger → object delete → remote delete, in that order; [`record_failure`].
+//! * [`ask_service`], [`terminal_from_callbacks`], [`ready`], [`already_pulled`]: the REST API, not a
+//!   callback, decides a password that does not fit and a terminal status only a callback reported.
 //! * [`Observer`] / [`Progress`]: what a caller is told (this crate draws no progress bar and prints nothing).
 //! * [`PullError`], [`KeyRingError`], [`SettleError`]: typed, so a caller chooses its exit code from them.
 //!
@@ -38,6 +40,7 @@ mod keyring;
 mod observer;
 mod output;
 mod pipeline;
+mod recheck;
 mod settle;
 
 pub use cancel::{CancelToken, StopReason};
@@ -45,6 +48,9 @@ pub use error::PullError;
 pub use keyring::{KeyRing, KeyRingError};
 pub use observer::{Observer, Progress};
 pub use pipeline::{PullOptions, Pulled, Source, pull_archive};
+pub use recheck::{
+    RecheckError, already_pulled, ask_service, not_ready, ready, terminal_from_callbacks,
+};
 pub use settle::{
     Deletions, Origin, RecordError, SettleError, lock, record_failure, record_known, settle,
 };

@@ -88,6 +88,14 @@ fn storage_code(e: &storage_fetch::Error) -> u8 {
     }
 }
 
+fn db_code(e: &archive_db::DbError) -> u8 {
+    match e {
+        archive_db::DbError::Create { .. } | archive_db::DbError::Export(_) => IO,
+        archive_db::DbError::NotFound(_) | archive_db::DbError::PrivateKey => INVALID_INPUT,
+        _ => LEDGER,
+    }
+}
+
 /// The pull pipeline's errors (`None`: look further down the chain).
 fn pull_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     use archive_pull::{PullError, RecordError, SettleError};
@@ -117,6 +125,11 @@ fn pull_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if let Some(RecordError::Ledger(_)) = cause.downcast_ref::<RecordError>() {
         return Some(LEDGER);
+    }
+    match cause.downcast_ref::<archive_pull::RecheckError>() {
+        Some(archive_pull::RecheckError::Read(e)) => return Some(db_code(e)),
+        Some(archive_pull::RecheckError::NotReady { .. }) => return Some(INVALID_INPUT),
+        _ => {}
     }
     None
 }
@@ -163,11 +176,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             return storage_code(e);
         }
         if let Some(e) = cause.downcast_ref::<archive_db::DbError>() {
-            return match e {
-                archive_db::DbError::Create { .. } | archive_db::DbError::Export(_) => IO,
-                archive_db::DbError::NotFound(_) | archive_db::DbError::PrivateKey => INVALID_INPUT,
-                _ => LEDGER,
-            };
+            return db_code(e);
         }
         if cause.downcast_ref::<PasswordError>().is_some()
             || cause.downcast_ref::<CertError>().is_some()

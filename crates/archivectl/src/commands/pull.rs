@@ -24,7 +24,7 @@ pub(crate) use output::CliObserver;
 
 mod output;
 mod recheck;
-use recheck::{already_pulled, ask_service, not_ready};
+use archive_pull::{already_pulled, ask_service, not_ready, ready};
 mod signals;
 
 /// Arguments of `archivectl pull`.
@@ -162,7 +162,9 @@ async fn pull_ids(
         // A `failed` or `deleted` that only a callback said is checked with the REST API (a forged one must
         // not keep a real archive from being pulled).
         if let Some(c) = &client {
-            ids.extend(recheck::terminal_from_callbacks(c, ledger).await?);
+            ids.extend(
+                archive_pull::terminal_from_callbacks(c, ledger, &CliObserver(&ctx.out)).await?,
+            );
         }
         if ids.is_empty() {
             ctx.out.note("the ledger knows no uploaded archive that is not pulled yet (`archivectl sync` fills it from the REST API)");
@@ -255,10 +257,6 @@ async fn pull_ids(
     }
 }
 
-fn ready(status: &ArchiveStatus) -> bool {
-    matches!(status, ArchiveStatus::Uploaded | ArchiveStatus::Available)
-}
-
 /// Pulls one archive: the password from `--password`, else the ledger, else the REST API; the result is
 /// recorded in the ledger.
 async fn pull_one(
@@ -309,7 +307,7 @@ async fn pull_one(
     if let Some(status) = status.clone().filter(|s| !ready(s))
         && given.is_none()
     {
-        return Err(not_ready(id, &status));
+        return Err(not_ready(id, &status).into());
     }
     let from_service = archive
         .as_ref()
