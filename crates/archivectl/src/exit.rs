@@ -134,6 +134,69 @@ pub fn set_service_url(url: &str) {
     let _ = SERVICE_URL.set(url.to_string());
 }
 
+/// The exit code for a stop the pull pipeline was asked for.
+pub fn stop_code(reason: archive_pull::StopReason) -> u8 {
+    match reason {
+        archive_pull::StopReason::Interrupt => INTERRUPTED,
+        archive_pull::StopReason::Terminate => TERMINATED,
+    }
+}
+
+fn storage_code(e: &storage_fetch::Error) -> u8 {
+    match e {
+        storage_fetch::Error::InvalidTarget(_) | storage_fetch::Error::InvalidRequest(_) => {
+            INVALID_INPUT
+        }
+        _ => STORAGE,
+    }
+}
+
+fn db_code(e: &archive_db::DbError) -> u8 {
+    match e {
+        archive_db::DbError::Create { .. } | archive_db::DbError::Export(_) => IO,
+        archive_db::DbError::NotFound(_) | archive_db::DbError::PrivateKey => INVALID_INPUT,
+        _ => LEDGER,
+    }
+}
+
+/// The pull pipeline's errors (`None`: look further down the chain).
+fn pull_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    use archive_pull::{PullError, RecordError, SettleError};
+    use storage_fetch::PresignedError;
+    let presigned = |e: &PresignedError| match e {
+        // The body broke off: what the transport says (below) decides.
+        PresignedError::Read { .. } | PresignedError::Client(_) => None,
+        PresignedError::NoLength { .. } => Some(INVALID_INPUT),
+        _ => Some(SERVICE),
+    };
+    if let Some(e) = cause.downcast_ref::<PullError>() {
+        if let Some(reason) = e.stop_reason() {
+            return Some(stop_code(reason));
+        }
+        return match e {
+            PullError::Storage(e) => Some(storage_code(e)),
+            PullError::Presigned(e) => presigned(e),
+            PullError::PasswordUnknown { .. } => Some(INVALID_INPUT),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<PresignedError>() {
+        return presigned(e);
+    }
+    if let Some(SettleError::NoClient) = cause.downcast_ref::<SettleError>() {
+        return Some(USAGE);
+    }
+    if let Some(RecordError::Ledger(_)) = cause.downcast_ref::<RecordError>() {
+        return Some(LEDGER);
+    }
+    match cause.downcast_ref::<archive_pull::RecheckError>() {
+        Some(archive_pull::RecheckError::Read(e)) => return Some(db_code(e)),
+        Some(archive_pull::RecheckError::NotReady { .. }) => return Some(INVALID_INPUT),
+        _ => {}
+    }
+    None
+}
+
 /// The exit code for an error, from the first cause in its chain that we know.
 pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
@@ -142,6 +205,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 return USAGE;
             }
             return f.code;
+        }
+        if let Some(code) = pull_code(cause) {
+            return code;
         }
         if let Some(e) = cause.downcast_ref::<KeyError>() {
             return match e {
@@ -175,18 +241,10 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             };
         }
         if let Some(e) = cause.downcast_ref::<storage_fetch::Error>() {
-            return match e {
-                storage_fetch::Error::InvalidTarget(_)
-                | storage_fetch::Error::InvalidRequest(_) => INVALID_INPUT,
-                _ => STORAGE,
-            };
+            return storage_code(e);
         }
         if let Some(e) = cause.downcast_ref::<archive_db::DbError>() {
-            return match e {
-                archive_db::DbError::Create { .. } | archive_db::DbError::Export(_) => IO,
-                archive_db::DbError::NotFound(_) | archive_db::DbError::PrivateKey => INVALID_INPUT,
-                _ => LEDGER,
-            };
+            return db_code(e);
         }
         if cause.downcast_ref::<PasswordError>().is_some()
             || cause.downcast_ref::<CertError>().is_some()

@@ -7,8 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use archive_core::PasswordBlob;
 use archive_core::keys::{self, KeyError};
-use archive_core::oaep::{self, UnwrapError};
-use rsa::RsaPrivateKey;
+use archive_pull::{KeyRing, RsaPrivateKey};
 use secrecy::SecretString;
 
 use crate::config::Config;
@@ -63,44 +62,38 @@ impl KeyArgs {
         Ok(keys)
     }
 
-    /// Unwraps `password` with the first candidate key it was wrapped for.
-    pub fn unwrap_password(&self, config: &Config, password: &str) -> anyhow::Result<PasswordBlob> {
-        let candidates = self.candidates(config)?;
-        let many = candidates.len() > 1;
-        // With several keys (rotation), one that cannot be loaded (a wrong passphrase file, a moved file) must
-        // not stop the others from being tried; it is reported if none of them fits.
-        let mut unusable: Option<anyhow::Error> = None;
-        for (path, passphrase) in &candidates {
-            let key = match load_private_key(path, passphrase.as_deref()) {
-                Ok(key) => key,
-                Err(e) if many => {
-                    eprintln!("warning: skipping private key {}: {e:#}", path.display());
-                    unusable.get_or_insert(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            match oaep::unwrap_password(&key, password) {
-                Ok(blob) => return Ok(blob),
-                Err(UnwrapError::Decrypt | UnwrapError::BlockLength { .. }) if many => continue,
-                Err(e) => {
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "cannot unwrap the archive password with {}",
-                        path.display()
-                    )));
-                }
+    /// The key ring of `--key`, else of the configuration's `[keys]`: each key is loaded (its passphrase
+    /// read or prompted for) only when a password is unwrapped. If there is no key to try, the ring's one
+    /// entry says so when it is used (an unencrypted archive needs no key).
+    pub fn key_ring(&self, config: &Config) -> KeyRing {
+        match self.candidates(config) {
+            Ok(candidates) => {
+                candidates
+                    .into_iter()
+                    .fold(KeyRing::new(), |ring, (path, passphrase)| {
+                        let label = path.display().to_string();
+                        ring.with_key(label, move || {
+                            load_private_key(&path, passphrase.as_deref()).map_err(Into::into)
+                        })
+                    })
+            }
+            Err(e) => {
+                let (code, message) = (crate::exit::code_for(&e), format!("{e:#}"));
+                KeyRing::new().with_key("", move || {
+                    Err(Box::new(Failure {
+                        code,
+                        message: message.clone(),
+                    }))
+                })
             }
         }
-        if let Some(e) = unusable {
-            return Err(e.context(format!(
-                "the password was wrapped for none of the configured keys that could be loaded ({} in all)",
-                candidates.len()
-            )));
-        }
-        Err(anyhow::Error::new(UnwrapError::Decrypt).context(format!(
-            "the password was wrapped for none of the {} configured keys",
-            candidates.len()
-        )))
+    }
+
+    /// Unwraps `password` with the first key of the ring it was wrapped for (see [`Self::key_ring`]).
+    pub fn unwrap_password(&self, config: &Config, password: &str) -> anyhow::Result<PasswordBlob> {
+        let out = crate::output::Output::new(false);
+        let observer = crate::commands::pull::CliObserver(&out);
+        Ok(self.key_ring(config).unwrap_password(password, &observer)?)
     }
 }
 

@@ -1,24 +1,9 @@
 //! A minimal ZIP writer (stored entries, no compression) for individual-stream archives (`archive.zip`).
 
-/// CRC-32 (IEEE 802.3, as ZIP uses it).
+/// CRC-32 (IEEE 802.3, CRC-32/ISO-HDLC, as ZIP uses it).
 fn crc32(data: &[u8]) -> u32 {
-    let mut table = [0u32; 256];
-    for (i, entry) in table.iter_mut().enumerate() {
-        let mut c = i as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-        *entry = c;
-    }
-    let mut crc = !0u32;
-    for &b in data {
-        crc = table[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    !crc
+    // The algorithm's width is 32 bits: the value fits.
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, data) as u32
 }
 
 /// A ZIP file holding `entries` (name, bytes), stored. Entries and the archive must each stay under 4 GiB.

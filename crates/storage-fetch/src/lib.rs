@@ -12,6 +12,8 @@
 //!   `Stream` of `Bytes`), with per-part retries and backoff, bounded memory, resumption at an offset
 //!   ([`DownloadOptions::start_offset`], [`Download::previous_block`] for the CBC IV), and the object's size
 //!   and ETag checked on every part ([`Error::ObjectChanged`]);
+//! * reads an archive the service keeps in its own cloud from its presigned URL ([`PresignedDownload`]:
+//!   resumed with a checked `Range` request, the URL's signature never shown);
 //! * writes objects ([`Store::put`], [`Store::put_multipart`]), deletes and lists them, and creates a
 //!   bucket or container on test servers ([`Store::create_container`]);
 //! * checks a target the way the service will use it ([`Store::check`] → [`CheckReport`]);
@@ -44,6 +46,7 @@ mod admin;
 mod check;
 mod download;
 mod error;
+mod presigned;
 mod store;
 mod target;
 pub mod test_env;
@@ -51,6 +54,7 @@ pub mod test_env;
 pub use check::{CHECK_PREFIX, CheckOutcome, CheckReport, CheckResult, CheckStep};
 pub use download::{CBC_BLOCK, Download, DownloadOptions, PartBuffers};
 pub use error::Error;
+pub use presigned::{PresignedDownload, PresignedError, without_query};
 pub use store::{
     ArchiveKind, Backoff, Located, MultipartOptions, ObjectInfo, PutInfo, Store, StoreOptions,
     archive_key,

@@ -10,31 +10,10 @@ pub(super) fn is_table_pid(pid: u16) -> bool {
     pid <= 0x001F || pid == 0x1FFB
 }
 
-pub(super) const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = (i as u32) << 24;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-};
-
 /// CRC-32/MPEG-2 (PSI sections). Over a whole section, CRC field included, it is 0.
 pub(super) fn crc32_mpeg2(data: &[u8]) -> u32 {
-    data.iter().fold(0xFFFF_FFFF, |crc, &b| {
-        (crc << 8) ^ CRC_TABLE[usize::from((crc >> 24) as u8 ^ b)]
-    })
+    // The algorithm's width is 32 bits: the value fits.
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Mpeg2, data) as u32
 }
 
 /// Codec name and kind for a PMT stream_type and its ES descriptors.

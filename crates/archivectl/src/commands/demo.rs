@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use archive_core::{cert::Certificate, keys, mpegts, oaep};
+use archive_core::{cert::Certificate, keys, mpegts};
 use opentok_emulator::{Emulator, Hooks};
 use opentok_rest::model::{
     ArchiveEncryption, ArchiveStatus, Fallback, S3Config, StartArchiveRequest, StorageTarget,
@@ -26,7 +26,7 @@ use crate::context::{Context, GlobalArgs};
 use crate::exit::Failure;
 use crate::output::Output;
 
-use super::pull::{self, FetchOptions};
+use archive_pull::{KeyRing, PullOptions, Source};
 
 /// The demo project's API key.
 const API_KEY: &str = "46000000";
@@ -326,7 +326,7 @@ struct FlowResult {
     service_duration: u64,
     service_size: u64,
     object_path: PathBuf,
-    pulled: pull::Pulled,
+    pulled: archive_pull::Pulled,
     report: mpegts::TsReport,
 }
 
@@ -575,7 +575,7 @@ async fn flow(
 
     // 9. `pull`: ranged GETs from the S3 server, decrypted as they arrive, checked, measured, hashed.
     let store = s3_target(s3_secret)?;
-    let opts = FetchOptions {
+    let opts = PullOptions {
         out_dir: dir.to_path_buf(),
         trim: false,
         // Small parts, so this small archive still comes in several parallel ranged GETs.
@@ -583,17 +583,21 @@ async fn flow(
         concurrency: 4,
         checkpoint: 32 << 20,
     };
-    let pulled = pull::fetch(
-        &store,
-        API_KEY,
+    let key_file = key_path.to_path_buf();
+    let keys = KeyRing::new().with_key(key_path.display().to_string(), move || {
+        crate::secrets::load_private_key(&key_file, None).map_err(Into::into)
+    });
+    let pulled = archive_pull::pull_archive(
+        Source::Object {
+            store: &store,
+            api_key: API_KEY,
+        },
         &id,
         Some(&password),
-        |password| {
-            let key = crate::secrets::load_private_key(key_path, None)?;
-            Ok(oaep::unwrap_password(&key, password)?)
-        },
+        &keys,
         &opts,
-        steps.out,
+        &super::pull::CliObserver(steps.out),
+        &archive_pull::CancelToken::new(),
     )
     .await
     .with_context(|| format!("cannot pull archive {id}"))?;

@@ -1,36 +1,30 @@
-//! `archivectl pull`: fetch archives from the storage target and decrypt them while they download.
+//! `archivectl pull`: the command line of the pull pipeline (the `archive-pull` crate).
 //!
-//! The encrypted copy never touches the disk: parts arrive by parallel ranged GETs (storage-fetch), in order,
-//! and are decrypted on other cores into `.{id}.ts.partial` beside the output, which is checkpointed. Killed,
-//! cut off or interrupted, the same command resumes from the last checkpoint (see
-//! `archive_core::resume`, which binds the checkpoint to the archive, the object and the key). The result is
-//! verified (MPEG-TS throughout, the object's length, a valid PKCS#7 tail), measured (duration) and hashed
-//! (SHA-256), and only then renamed to `{out-dir}/{id}.ts`; then the ledger records it, and only then are the
-//! deletions asked for made (`settle`: `--delete-object`, `--delete-remote`).
+//! This module chooses what to pull and with which password (`--password`, else the ledger, else the REST
+//! API, which also re-checks what callbacks alone said: `recheck`), and where from (the storage target, or a
+//! fresh presigned URL for an archive kept in the service's cloud); `archive_pull::pull_archive` downloads,
+//! decrypts, verifies and writes it resumably, and `archive_pull::settle` records it in the ledger and only
+//! then makes the deletions asked for (`--delete-object`, `--delete-remote`). Progress bars, messages and
+//! exit codes (from the pipeline's typed errors, in `exit.rs`) stay here.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
-use archive_core::PasswordBlob;
-use archive_core::resume::{ResumableOutput, ResumableSummary, ResumeBinding};
+use archive_pull::{PullError, PullOptions, Source, lock};
 use futures_util::StreamExt;
-use opentok_rest::model::{Archive, ArchiveStatus};
-use storage_fetch::{ArchiveKind, DownloadOptions, Store};
+use opentok_rest::model::ArchiveStatus;
+use storage_fetch::Store;
 
 use crate::context::Context;
 use crate::exit::Failure;
-use crate::output::Output;
 use crate::secrets;
 use crate::target::TargetArgs;
-pub(crate) use output::{PlainOutput, Progress};
+pub use archive_pull::Pulled;
+pub(crate) use output::CliObserver;
 
-mod from_url;
 mod output;
-mod resumable;
-pub(crate) use resumable::{Stop, conclude, cpu_bound, say_where_it_starts};
 mod recheck;
-use recheck::{already_pulled, ask_service, not_ready};
-mod settle;
+use archive_pull::{already_pulled, ask_service, not_ready, ready};
 mod signals;
 
 /// Arguments of `archivectl pull`.
@@ -87,77 +81,15 @@ pub struct Args {
     ledger: crate::ledger_path::LedgerArgs,
 }
 
-/// What one pull did, for the ledger and `--json`.
-#[derive(Debug, serde::Serialize)]
-pub struct Pulled {
-    /// The archive id.
-    pub id: String,
-    /// The verified output file.
-    pub path: PathBuf,
-    /// The object it came from.
-    pub object_key: String,
-    /// Bytes written.
-    pub bytes: u64,
-    /// SHA-256 of the output, hex.
-    pub sha256: String,
-    /// Whether it was decrypted.
-    pub encrypted: bool,
-    /// Where this run started (0, or a resumed checkpoint).
-    pub resumed_from: u64,
-    /// Padding removed by `--trim`.
-    pub trimmed_bytes: u64,
-    /// The real duration, measured (encrypted archives: the service reports 0).
-    pub measured_duration: Option<f64>,
-    /// The MPEG-TS inspection of the output.
-    pub report: Option<archive_core::mpegts::TsReport>,
-    /// Whether the encrypted object was then deleted from the storage target (`--delete-object`).
-    pub object_deleted: bool,
-    /// Whether the archive's record was then deleted at the service, through the REST API (`--delete-remote`).
-    pub remote_deleted: bool,
-}
-
-/// How `pull` fetches and writes one archive: its flags, resolved.
-#[derive(Debug, Clone)]
-pub struct FetchOptions {
-    /// Where `{archiveId}.ts` (or `.mp4`/`.zip`) goes.
-    pub out_dir: PathBuf,
-    /// Remove the PKCS#7 padding.
-    pub trim: bool,
-    /// Bytes per ranged GET (a multiple of 16).
-    pub part_size: u64,
-    /// Ranged GETs in flight.
-    pub concurrency: usize,
-    /// Make progress durable every this many bytes.
-    pub checkpoint: u64,
-}
-
-impl FetchOptions {
-    fn from_args(args: &Args) -> Self {
-        Self {
-            out_dir: args.out_dir.clone(),
-            trim: args.trim,
-            part_size: args.part_size_mib << 20,
-            concurrency: args.concurrency,
-            checkpoint: args.checkpoint_mib.max(1) << 20,
-        }
+/// `pull`'s flags for the pipeline.
+fn pull_options(args: &Args) -> PullOptions {
+    PullOptions {
+        out_dir: args.out_dir.clone(),
+        trim: args.trim,
+        part_size: args.part_size_mib << 20,
+        concurrency: args.concurrency,
+        checkpoint: args.checkpoint_mib.max(1) << 20,
     }
-}
-
-/// Records in the ledger what this run itself knows of an archive (`fields` of the service's archive object),
-/// as the service would report it.
-fn record_what_we_know(
-    ledger: &mut archive_db::Ledger,
-    fields: serde_json::Value,
-    origin: &str,
-) -> anyhow::Result<()> {
-    let archive: Archive =
-        serde_json::from_value(fields).context("cannot describe the archive for the ledger")?;
-    ledger.record_event(&archive_db::IncomingEvent::from_archive(
-        &archive,
-        archive_db::EventSource::Sync,
-        origin,
-    ))?;
-    Ok(())
 }
 
 /// Runs `archivectl pull`.
@@ -231,7 +163,9 @@ async fn pull_ids(
         // A `failed` or `deleted` that only a callback said is checked with the REST API (a forged one must
         // not keep a real archive from being pulled).
         if let Some(c) = &client {
-            ids.extend(recheck::terminal_from_callbacks(c, ledger).await?);
+            ids.extend(
+                archive_pull::terminal_from_callbacks(c, ledger, &CliObserver(&ctx.out)).await?,
+            );
         }
         if ids.is_empty() {
             ctx.out.note("the ledger knows no uploaded archive that is not pulled yet (`archivectl sync` fills it from the REST API)");
@@ -247,17 +181,13 @@ async fn pull_ids(
     let mut results = Vec::new();
     let mut failures = Vec::new();
     // Once a pull is interrupted (SIGINT, SIGTERM, SIGHUP), the archives still queued are not started.
-    let stop = signals::Signals::current();
-    let stop = &stop;
+    let cancel = signals::current();
+    let cancel = &cancel;
     let mut stream = futures_util::stream::iter(ids.into_iter().map(|id| {
         let client = client.clone();
         async move {
-            if let Some(code) = stop.code() {
-                let stopped = Failure {
-                    code,
-                    message: "not started: interrupted".into(),
-                };
-                return (id, Err(stopped.into()));
+            if let Some(reason) = cancel.reason() {
+                return (id, Err(PullError::NotStarted { reason }.into()));
             }
             let r = pull_one(args, ctx, store, client.as_ref(), ledger, &id).await;
             (id, r)
@@ -328,19 +258,6 @@ async fn pull_ids(
     }
 }
 
-/// Locks the ledger (a poisoned lock still holds a consistent SQLite connection).
-fn lock(
-    ledger: &std::sync::Mutex<archive_db::Ledger>,
-) -> std::sync::MutexGuard<'_, archive_db::Ledger> {
-    ledger
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn ready(status: &ArchiveStatus) -> bool {
-    matches!(status, ArchiveStatus::Uploaded | ArchiveStatus::Available)
-}
-
 /// Pulls one archive: the password from `--password`, else the ledger, else the REST API; the result is
 /// recorded in the ledger.
 async fn pull_one(
@@ -391,7 +308,7 @@ async fn pull_one(
     if let Some(status) = status.clone().filter(|s| !ready(s))
         && given.is_none()
     {
-        return Err(not_ready(id, &status));
+        return Err(not_ready(id, &status).into());
     }
     let from_service = archive
         .as_ref()
@@ -406,7 +323,7 @@ async fn pull_one(
         let minimal = serde_json::json!({
             "id": id, "status": "uploaded", "password": password.clone().unwrap_or_default(),
         });
-        record_what_we_know(&mut lock(ledger), minimal, "archivectl pull --password")
+        archive_pull::record_known(&mut lock(ledger), minimal, "archivectl pull --password")
             .context("cannot record the archive in the ledger")?;
     }
     let project_from_records = archive
@@ -417,8 +334,7 @@ async fn pull_one(
         Ok(k) => k,
         Err(e) => project_from_records.ok_or(e)?,
     };
-    let unwrap = |password: &str| args.key.unwrap_password(&ctx.config, password);
-    let opts = FetchOptions::from_args(args);
+    let opts = pull_options(args);
     let in_service_cloud = given.is_none()
         && status
             .as_ref()
@@ -448,26 +364,31 @@ async fn pull_one(
     } else {
         None
     };
+    let source = match &url {
+        Some(url) => Source::PresignedUrl(url),
+        None => Source::Object {
+            store,
+            api_key: &api_key,
+        },
+    };
+    // Keys are loaded only if the archive is encrypted.
+    let keys = args.key.key_ring(&ctx.config);
+    let observer = CliObserver(&ctx.out);
+    let cancel = signals::current();
     let attempt = |password: Option<String>| {
-        let (url, api_key, opts) = (&url, &api_key, &opts);
+        let (keys, opts, observer, cancel) = (&keys, &opts, &observer, &cancel);
         async move {
-            match url {
-                Some(url) => {
-                    from_url::fetch(url, id, password.as_deref(), unwrap, opts, &ctx.out).await
-                }
-                None => {
-                    fetch(
-                        store,
-                        api_key,
-                        id,
-                        password.as_deref(),
-                        unwrap,
-                        opts,
-                        &ctx.out,
-                    )
-                    .await
-                }
-            }
+            archive_pull::pull_archive(
+                source,
+                id,
+                password.as_deref(),
+                keys,
+                opts,
+                observer,
+                cancel,
+            )
+            .await
+            .map_err(anyhow::Error::new)
         }
     };
     let mut fetched = attempt(password.clone()).await;
@@ -492,228 +413,23 @@ async fn pull_one(
     let pulled = match fetched {
         Ok(p) => p,
         Err(e) => {
-            settle::record_failure(ledger, id, &e);
+            if let Some(pull_error) = e.downcast_ref::<PullError>() {
+                archive_pull::record_failure(ledger, id, pull_error, &format!("{e:#}"), &observer);
+            }
             return Err(e);
         }
     };
     let origin = if in_service_cloud {
-        settle::Origin::ServiceCloud
+        archive_pull::Origin::ServiceCloud
     } else {
-        settle::Origin::Target
+        archive_pull::Origin::Target
     };
-    settle::settle(args, store, client, ledger, pulled, origin)
+    let deletions = archive_pull::Deletions {
+        object: args.delete_object,
+        remote: args.delete_remote,
+    };
+    archive_pull::settle(ledger, store, client, pulled, origin, deletions, &observer)
         .await
         .map(Some)
-}
-
-/// What `pull` does once it knows the store, the password and the key: finds archive `id` of project `api_key`
-/// in `store`, downloads it by ranged GETs into `opts.out_dir`, decrypting on the fly (the password is turned
-/// into the AES key and IV by `unwrap`, called only for an encrypted archive), checks it is MPEG-TS, measures
-/// it, hashes it and renames it into place. Resumes from an earlier run's checkpoint.
-pub async fn fetch(
-    store: &Store,
-    api_key: &str,
-    id: &str,
-    password: Option<&str>,
-    unwrap: impl FnOnce(&str) -> anyhow::Result<PasswordBlob>,
-    opts: &FetchOptions,
-    out: &Output,
-) -> anyhow::Result<Pulled> {
-    let located = store.locate(api_key, id).await?;
-    let object = located.object;
-    let encrypted = located.kind.is_encrypted();
-    let extension = match located.kind {
-        ArchiveKind::EncryptedTs => "ts",
-        ArchiveKind::Mp4 => "mp4",
-        ArchiveKind::IndividualZip => "zip",
-    };
-    let out_path = opts.out_dir.join(format!("{id}.{extension}"));
-    let blob = if encrypted {
-        let password = password.ok_or_else(|| {
-            Failure::invalid(format!(
-                "archive {id} is encrypted but its password is unknown: give the API key and secret so it can be read from the service"
-            ))
-        })?;
-        Some(unwrap(password)?)
-    } else {
-        None
-    };
-    let progress = Progress::new(out, id, object.size);
-    let (summary, encrypted) = match blob {
-        Some(blob) => {
-            let s = pull_encrypted(
-                store,
-                id,
-                &object.key,
-                object.size,
-                object.e_tag.as_deref(),
-                blob,
-                &out_path,
-                opts,
-                &progress,
-            )
-            .await?;
-            (s, true)
-        }
-        None => (
-            pull_plain(
-                store,
-                &object.key,
-                &out_path,
-                opts.part_size,
-                opts.concurrency,
-                &progress,
-            )
-            .await?,
-            false,
-        ),
-    };
-    progress.finish();
-    Ok(Pulled::new(id, object.key, summary, encrypted))
-}
-
-impl Pulled {
-    fn new(id: &str, object_key: String, summary: ResumableSummary, encrypted: bool) -> Self {
-        Self {
-            id: id.to_string(),
-            path: summary.path,
-            object_key,
-            bytes: summary.bytes,
-            sha256: summary.sha256,
-            encrypted,
-            resumed_from: summary.resumed_from,
-            trimmed_bytes: summary.trimmed_bytes,
-            measured_duration: summary.report.duration_seconds.filter(|_| encrypted),
-            report: encrypted.then_some(summary.report),
-            object_deleted: false,
-            remote_deleted: false,
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn pull_encrypted(
-    store: &Store,
-    id: &str,
-    key: &str,
-    size: u64,
-    e_tag: Option<&str>,
-    blob: PasswordBlob,
-    out_path: &Path,
-    opts: &FetchOptions,
-    progress: &Progress,
-) -> anyhow::Result<ResumableSummary> {
-    let binding = ResumeBinding {
-        archive_id: id,
-        object_size: size,
-        e_tag,
-    };
-    let output = ResumableOutput::open(out_path, &binding, &blob, opts.checkpoint)
-        .with_context(|| format!("cannot write {}", out_path.display()))?;
-    drop(blob);
-    say_where_it_starts(&output, out_path);
-    let offset = output.resume_offset();
-    progress.set_position(offset);
-    let mut download_opts = DownloadOptions {
-        part_size: opts.part_size,
-        concurrency: opts.concurrency,
-        ..Default::default()
-    }
-    .starting_at(offset);
-    if let Some(tag) = e_tag {
-        download_opts = download_opts.expecting_etag(tag);
-    }
-    let mut download = store.download(key, download_opts).await?;
-    // Each part is decrypted, checked, hashed and written as it arrives, on this task's worker (the runtime
-    // is told it blocks), while the download keeps its next parts in flight on the other worker. No queue
-    // between the two: memory stays that of the download's parts, as for a plain pull.
-    let buffers = download.buffers();
-    let mut output = output;
-    let mut decrypt_error: Option<archive_core::archive::ArchiveError> = None;
-    let mut failure: Option<anyhow::Error> = None;
-    let mut interrupted = None;
-    // The run's one listener, so a signal that comes while a part is being processed is seen.
-    let mut stop = signals::Signals::current();
-    loop {
-        tokio::select! {
-            part = download.next() => match part {
-                Some(Ok(part)) => {
-                    let n = part.len() as u64;
-                    let written = cpu_bound(|| {
-                        let mut buf = match part.try_into_mut() {
-                            Ok(b) => b,
-                            Err(shared) => bytes::BytesMut::from(&shared[..]),
-                        };
-                        let written = output.write_ciphertext(&mut buf);
-                        buffers.give_back(buf);
-                        written
-                    });
-                    if let Err(e) = written {
-                        decrypt_error = Some(e);
-                        break;
-                    }
-                    progress.inc(n);
-                }
-                Some(Err(e)) => {
-                    failure = Some(anyhow::Error::new(e));
-                    break;
-                }
-                None => break,
-            },
-            code = stop.stopped() => {
-                interrupted = Some(code);
-                break;
-            }
-        }
-    }
-    drop(download);
-    let stop = Stop {
-        decrypt_error,
-        failure,
-        interrupted,
-    };
-    conclude(output, stop, size, out_path, key, opts.trim)
-}
-
-/// An unencrypted archive: downloaded as it is, atomically, with its SHA-256 (not resumable).
-async fn pull_plain(
-    store: &Store,
-    key: &str,
-    out_path: &Path,
-    part_size: u64,
-    concurrency: usize,
-    progress: &Progress,
-) -> anyhow::Result<ResumableSummary> {
-    let mut download = store
-        .download(
-            key,
-            DownloadOptions {
-                part_size,
-                concurrency,
-                ..Default::default()
-            },
-        )
-        .await?;
-    let buffers = download.buffers();
-    let mut output = PlainOutput::create(out_path)?;
-    let mut stop = signals::Signals::current();
-    loop {
-        let part = tokio::select! {
-            part = download.next() => match part {
-                Some(part) => part?,
-                None => break,
-            },
-            // Not resumable: the temporary file goes with `output`.
-            code = stop.stopped() => return Err(Failure {
-                code,
-                message: format!("interrupted; nothing of {} is kept", out_path.display()),
-            }
-            .into()),
-        };
-        output.write(&part, progress)?;
-        if let Ok(buf) = part.try_into_mut() {
-            buffers.give_back(buf);
-        }
-    }
-    output.finish()
+        .map_err(anyhow::Error::new)
 }

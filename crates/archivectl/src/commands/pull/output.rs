@@ -1,69 +1,35 @@
-//! What `pull` writes an unencrypted archive into ([`PlainOutput`]: atomic, hashed) and shows while it
-//! downloads ([`Progress`]: a bar on a terminal, nothing otherwise).
+//! What `pull` shows while it runs: a progress bar per archive on a terminal (nothing otherwise, nor with
+//! `--json`), and the pipeline's notes and warnings on stderr. The pipeline itself (archive-pull) prints
+//! nothing.
 
 use std::io::IsTerminal;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context as _;
-use archive_core::resume::ResumableSummary;
-use sha2::{Digest, Sha256};
-
-use super::cpu_bound;
 use crate::output::Output;
 
-/// An unencrypted archive being written as it arrives: atomically, with its SHA-256.
-pub(crate) struct PlainOutput {
-    file: archive_core::atomic::AtomicFile,
-    path: PathBuf,
-    hasher: Sha256,
-    bytes: u64,
-}
+/// The pipeline's observer for the command line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CliObserver<'a>(pub(crate) &'a Output);
 
-impl PlainOutput {
-    pub(crate) fn create(path: &Path) -> anyhow::Result<Self> {
-        let file = archive_core::atomic::AtomicFile::create(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-            hasher: Sha256::new(),
-            bytes: 0,
-        })
+impl archive_pull::Observer for CliObserver<'_> {
+    fn progress(&self, id: &str, size: u64) -> Box<dyn archive_pull::Progress> {
+        Box::new(Bar::new(self.0, id, size))
     }
 
-    pub(crate) fn write(&mut self, chunk: &[u8], progress: &Progress) -> anyhow::Result<()> {
-        cpu_bound(|| {
-            self.hasher.update(chunk);
-            self.file.write_all(chunk)
-        })
-        .with_context(|| format!("cannot write {}", self.path.display()))?;
-        self.bytes += chunk.len() as u64;
-        progress.inc(chunk.len() as u64);
-        Ok(())
+    fn note(&self, message: &str) {
+        eprintln!("note: {message}");
     }
 
-    pub(crate) fn finish(self) -> anyhow::Result<ResumableSummary> {
-        self.file
-            .commit()
-            .with_context(|| format!("cannot write {}", self.path.display()))?;
-        Ok(ResumableSummary {
-            path: self.path,
-            bytes: self.bytes,
-            trimmed_bytes: 0,
-            sha256: hex::encode(self.hasher.finalize()),
-            resumed_from: 0,
-            report: archive_core::mpegts::TsInspector::new().finish(),
-        })
+    fn warning(&self, message: &str) {
+        eprintln!("warning: {message}");
     }
 }
 
 /// A progress bar on a terminal; nothing otherwise.
-pub(crate) struct Progress(Option<indicatif::ProgressBar>);
+struct Bar(Option<indicatif::ProgressBar>);
 
-impl Progress {
-    pub(crate) fn new(out: &Output, id: &str, size: u64) -> Self {
+impl Bar {
+    fn new(out: &Output, id: &str, size: u64) -> Self {
         if out.is_json() || !std::io::stderr().is_terminal() {
             return Self(None);
         }
@@ -79,20 +45,22 @@ impl Progress {
         bar.enable_steady_tick(Duration::from_millis(200));
         Self(Some(bar))
     }
+}
 
-    pub(crate) fn set_position(&self, at: u64) {
+impl archive_pull::Progress for Bar {
+    fn set_position(&self, at: u64) {
         if let Some(b) = &self.0 {
             b.set_position(at);
         }
     }
 
-    pub(crate) fn inc(&self, n: u64) {
+    fn advance(&self, n: u64) {
         if let Some(b) = &self.0 {
             b.inc(n);
         }
     }
 
-    pub(crate) fn finish(&self) {
+    fn finish(&self) {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
         }
