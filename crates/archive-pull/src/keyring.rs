@@ -33,11 +33,16 @@ pub enum KeyRingError {
     },
     /// Several keys, none of those that could be loaded fits; the first that could not be loaded says why.
     #[error(
-        "the password was wrapped for none of the configured keys that could be loaded ({count} in all)"
+        "the password was wrapped for none of the {loaded} key(s) that could be loaded, and {unloadable} of \
+         the {count} configured could not be loaded (check its path and passphrase), the first because"
     )]
     NoneLoadable {
         /// Keys in the ring.
         count: usize,
+        /// Keys that were loaded and tried.
+        loaded: usize,
+        /// Keys that could not be loaded.
+        unloadable: usize,
         /// Why the first unusable key could not be loaded.
         #[source]
         source: BoxError,
@@ -126,11 +131,13 @@ impl KeyRing {
         let count = self.keys.len();
         let many = count > 1;
         let mut unusable: Option<BoxError> = None;
+        let mut unloadable = 0;
         for (label, load) in &self.keys {
             let key = match load() {
                 Ok(key) => key,
                 Err(e) if many => {
                     observer.warning(&format!("skipping private key {label}: {}", chain(&*e)));
+                    unloadable += 1;
                     unusable.get_or_insert(e);
                     continue;
                 }
@@ -148,7 +155,12 @@ impl KeyRing {
             }
         }
         Err(match unusable {
-            Some(source) => KeyRingError::NoneLoadable { count, source },
+            Some(source) => KeyRingError::NoneLoadable {
+                count,
+                loaded: count - unloadable,
+                unloadable,
+                source,
+            },
             None => KeyRingError::NoneFits {
                 count,
                 source: UnwrapError::Decrypt,
@@ -233,11 +245,13 @@ mod tests {
         let e = ring.unwrap_password(&password, &()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "the password was wrapped for none of the configured keys that could be loaded (2 in all)"
+            "the password was wrapped for none of the 1 key(s) that could be loaded, and 1 of the 2 configured \
+             could not be loaded (check its path and passphrase), the first because"
         );
         assert_eq!(
             chain(&e),
-            "the password was wrapped for none of the configured keys that could be loaded (2 in all): wrong passphrase"
+            "the password was wrapped for none of the 1 key(s) that could be loaded, and 1 of the 2 configured \
+             could not be loaded (check its path and passphrase), the first because: wrong passphrase"
         );
         // One key: its own errors, as they are.
         let ring = KeyRing::new().with_key("locked.pem", unloadable);

@@ -95,7 +95,7 @@ impl PresignedDownload {
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120))
             .build()
-            .map_err(PresignedError::Client)?;
+            .map_err(|e| PresignedError::Client(e.without_url()))?;
         let shown = without_query(url);
         let response = get(&http, url, &shown, None).await?;
         let size = response
@@ -161,7 +161,8 @@ impl PresignedDownload {
                 Err(source) => {
                     return Some(Err(PresignedError::Read {
                         url: self.shown.clone(),
-                        source,
+                        // reqwest's text would append the URL whole, signature included.
+                        source: source.without_url(),
                     }));
                 }
             };
@@ -190,7 +191,8 @@ async fn get(
     }
     let response = request.send().await.map_err(|error| PresignedError::Send {
         url: shown.to_string(),
-        error,
+        // reqwest's text would append the URL whole, signature included.
+        error: error.without_url(),
     })?;
     let status = response.status();
     if status == reqwest::StatusCode::FORBIDDEN || status == reqwest::StatusCode::NOT_FOUND {
@@ -219,5 +221,26 @@ mod tests {
             "https://s3.example/1/a/archive.ts"
         );
         assert_eq!(without_query("http://h/x.mp4"), "http://h/x.mp4");
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_never_shows_the_signature() {
+        // A port nobody listens on: the request fails in reqwest, whose own text appends the URL.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let url = format!("http://127.0.0.1:{port}/1/a/archive.ts?X-Amz-Signature=SECRETSIG");
+        let Err(err) = PresignedDownload::open(&url).await else {
+            panic!("nothing listens on port {port}");
+        };
+        let mut shown = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(e) = source {
+            shown.push_str(&format!(": {e}"));
+            source = e.source();
+        }
+        assert!(shown.contains("/1/a/archive.ts"), "{shown}");
+        assert!(!shown.contains("SECRETSIG"), "{shown}");
     }
 }
