@@ -198,3 +198,11 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()
         .context("cannot start the async runtime")
 }
+
+/// The value parser of every `ARCHIVE_ID` argument: the service's id form (a UUID), checked before the id is
+/// sent anywhere, looked up, or used in a file name or an object key. A mistake is a usage error (exit 2).
+pub fn archive_id_arg(text: &str) -> Result<String, String> {
+    opentok_rest::archive_id::validate_archive_id(text)
+        .map(|()| text.to_owned())
+        .map_err(|e| e.to_string())
+}

@@ -27,7 +27,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct DeleteArgs {
     /// The archive id.
-    #[arg(value_name = "ARCHIVE_ID")]
+    #[arg(value_name = "ARCHIVE_ID", value_parser = crate::context::archive_id_arg)]
     id: String,
     #[command(flatten)]
     ledger: crate::ledger_path::LedgerArgs,
@@ -45,7 +45,7 @@ pub struct ListArgs {
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
     /// The archive id.
-    #[arg(value_name = "ARCHIVE_ID")]
+    #[arg(value_name = "ARCHIVE_ID", value_parser = crate::context::archive_id_arg)]
     id: String,
     /// Print the download URL whole, signature included (to fetch the file yourself, e.g. with curl):
     /// anyone who sees it can download the archive until it expires.
@@ -57,7 +57,7 @@ pub struct GetArgs {
 #[derive(Debug, clap::Args)]
 pub struct IdArg {
     /// The archive id.
-    #[arg(value_name = "ARCHIVE_ID")]
+    #[arg(value_name = "ARCHIVE_ID", value_parser = crate::context::archive_id_arg)]
     id: String,
 }
 

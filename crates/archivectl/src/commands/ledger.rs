@@ -45,7 +45,7 @@ pub struct ListArgs {
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
     /// The archive id.
-    #[arg(value_name = "ARCHIVE_ID")]
+    #[arg(value_name = "ARCHIVE_ID", value_parser = crate::context::archive_id_arg)]
     id: String,
     #[command(flatten)]
     ledger: LedgerArgs,

@@ -31,7 +31,7 @@ mod signals;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The archives to pull.
-    #[arg(value_name = "ARCHIVE_ID", conflicts_with = "all")]
+    #[arg(value_name = "ARCHIVE_ID", conflicts_with = "all", value_parser = crate::context::archive_id_arg)]
     ids: Vec<String>,
     /// Pull every uploaded or available archive not pulled yet.
     #[arg(long)]
