@@ -954,3 +954,33 @@ fn continuity_errors_do_not_fail_a_pull_but_are_recorded_and_shown() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_project_named_only_by_a_callback_never_chooses_the_object_key() {
+    let servers = TestServers::require().expect("the test servers (source /tmp/servers.env)");
+    let fx = Fixture::new();
+    let password = encrypted_archive(&fx, 1, "");
+    let target = Target::S3(servers.s3.clone());
+    let id = "5afe0009-0000-4000-8000-000000000001";
+    // Another project's object, and a callback (unauthenticated, say) that names that project.
+    let theirs = format!("999999/{id}/archive.ts");
+    put(&target, &theirs, &fx.dir.path().join("archive.ts"));
+    forged_callback(
+        &fx.path("ledger.sqlite3"),
+        &archive_body(id, &password).replace(API_KEY, "999999"),
+    );
+    let out = archivectl()
+        .env_remove("OPENTOK_API_KEY")
+        .env("ARCHIVECTL_LEDGER", fx.path("ledger.sqlite3"))
+        .current_dir(fx.dir.path())
+        .args(["pull", "--key", "key.pem", "--out-dir", "out", id])
+        .args(s3_args(&servers.s3, &fx))
+        .output()
+        .unwrap();
+    assert_fails(&out, 2, "no API key");
+    assert!(
+        !fx.dir.path().join("out").join(format!("{id}.ts")).exists(),
+        "nothing pulled from another project's prefix"
+    );
+    assert!(exists(&target, &theirs), "their object stays");
+}

@@ -326,13 +326,14 @@ async fn pull_one(
         archive_pull::record_known(&mut lock(ledger), minimal, "archivectl pull --password")
             .context("cannot record the archive in the ledger")?;
     }
-    let project_from_records = archive
+    // The object key's prefix is the configured project, or what the REST API says; never a project that
+    // only a callback named (issue 11: a forged `partnerId` must not choose which object is read or deleted).
+    let project_from_service = archive
         .as_ref()
-        .and_then(|a| a.project().map(|p| p.to_string()))
-        .or_else(|| record.as_ref().and_then(|r| r.project_id.clone()));
+        .and_then(|a| a.project().map(|p| p.to_string()));
     let api_key = match ctx.api_key() {
         Ok(k) => k,
-        Err(e) => project_from_records.ok_or(e)?,
+        Err(e) => project_from_service.ok_or(e)?,
     };
     let opts = pull_options(args);
     let in_service_cloud = given.is_none()
