@@ -430,6 +430,7 @@ impl Shared {
             event: None,
             streams: Vec::new(),
             transcription: None,
+            extra: Default::default(),
         };
         let file_name = match (&output_mode, blob.is_some()) {
             (OutputMode::Individual, _) => "archive.zip",

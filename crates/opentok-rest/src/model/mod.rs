@@ -3,7 +3,7 @@
 //!
 //! Everything here is plain serde, sync, and usable without the HTTP client (build the crate with
 //! `default-features = false`). Reading is tolerant, because the service and its recorded responses are:
-//! unknown fields are ignored, `null` is accepted wherever a value may be missing, the project id may be a
+//! unknown fields are kept (in `extra`, and written back), `null` is accepted wherever a value may be missing, the project id may be a
 //! number or a string, and status or mode values this crate does not know are kept as
 //! [`ArchiveStatus::Unknown`] (etc.) instead of failing the whole body.
 //!
@@ -204,7 +204,8 @@ pub struct ArchiveStream {
 /// An archive as the service describes it in answers to the archive calls and in status callbacks.
 ///
 /// Fields the service may leave out or send as `null` are `Option`s, except for a few counters and the
-/// session id where a missing value and zero (or empty) mean the same thing. Unknown fields are ignored.
+/// session id where a missing value and zero (or empty) mean the same thing. Unknown fields are kept in
+/// [`Archive::extra`].
 /// Serializing writes the fields that are set, in the service's camelCase, so a parsed body reads back equal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -268,7 +269,8 @@ pub struct Archive {
     /// certificate. `""` or absent for archives that are not encrypted; see [`Archive::encrypted_password`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    /// SHA-256 of the archive file, hex, when the service reports it (often `""`).
+    /// SHA-256 of the archive file when the service reports it (often `""`; base64 in recorded Vonage
+    /// payloads, hex in some older ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256sum: Option<String>,
     /// The tag that lets several archives of one session run at once.
@@ -290,9 +292,48 @@ pub struct Archive {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub streams: Vec<ArchiveStream>,
-    /// Transcription details, kept as the service wrote them.
+    /// The transcription of the archive's audio, when one was asked for (`hasTranscription`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transcription: Option<serde_json::Value>,
+    pub transcription: Option<Transcription>,
+    /// Fields this crate does not know, kept as the service wrote them (and written back).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The `transcription` of an archive: where the transcription of its audio is, and how it went.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transcription {
+    /// Its state, such as `"requested"`, `"started"`, `"uploaded"` or `"failed"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Where the transcription file can be downloaded, once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Why it is in its state (for example why it failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The language transcribed, such as `"en-US"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_language_code: Option<String>,
+    /// Whether a summary is made too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_summary: Option<bool>,
+    /// Fields this crate does not know, kept as the service wrote them.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The `transcriptionProperties` of a start request (with `hasTranscription: true`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptionProperties {
+    /// The language to transcribe, such as `"en-US"` (the service's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_language_code: Option<String>,
+    /// Also make a summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_summary: Option<bool>,
 }
 
 impl Archive {
@@ -467,6 +508,104 @@ pub struct StartArchiveRequest {
     /// Also make a transcription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub has_transcription: Option<bool>,
+    /// How to transcribe (with `has_transcription`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcription_properties: Option<TranscriptionProperties>,
+}
+
+/// Why start options cannot be sent as they are (the service would answer 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartOptionsError {
+    /// `maxBitrate` and `quantizationParameter` both set: the service takes one or the other.
+    #[error("maxBitrate and quantizationParameter cannot both be set: give one or the other")]
+    BitrateAndQuantization,
+    /// `maxBitrate` outside the service's range.
+    #[error("maxBitrate {0} is out of range: it must be from 100000 to 6000000 bits per second")]
+    BitrateOutOfRange(u64),
+    /// `quantizationParameter` outside the service's range.
+    #[error("quantizationParameter {0} is out of range: it must be from 15 to 40")]
+    QuantizationOutOfRange(u32),
+    /// A layout that the service refuses (see [`ArchiveLayout::check`]).
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+}
+
+/// The service's range of `maxBitrate`, bits per second.
+pub const MAX_BITRATE_RANGE: std::ops::RangeInclusive<u64> = 100_000..=6_000_000;
+/// The service's range of `quantizationParameter`.
+pub const QUANTIZATION_RANGE: std::ops::RangeInclusive<u32> = 15..=40;
+
+/// Why a layout cannot be sent as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    /// `type: custom` without a `stylesheet`.
+    #[error("a custom layout needs a stylesheet")]
+    CustomWithoutStylesheet,
+    /// A `stylesheet` with another type than `custom`.
+    #[error("a stylesheet can only be given with the custom layout type, not {0}")]
+    StylesheetWithoutCustom(String),
+    /// `screenshareType` with another type than `bestFit`.
+    #[error("screenshareType can only be given with the bestFit layout type, not {0}")]
+    ScreenshareWithoutBestFit(String),
+}
+
+impl ArchiveLayout {
+    /// Checks the combination the service accepts: a stylesheet exactly for `custom`, a screenshare type
+    /// only with `bestFit`.
+    ///
+    /// ```
+    /// use opentok_rest::model::{ArchiveLayout, LayoutType};
+    /// let layout = ArchiveLayout { layout_type: LayoutType::Custom, stylesheet: None, screenshare_type: None };
+    /// assert!(layout.check().is_err());
+    /// ```
+    pub fn check(&self) -> Result<(), LayoutError> {
+        match (&self.layout_type, &self.stylesheet) {
+            (LayoutType::Custom, None) => return Err(LayoutError::CustomWithoutStylesheet),
+            (LayoutType::Custom, Some(_)) | (_, None) => {}
+            (other, Some(_)) => {
+                return Err(LayoutError::StylesheetWithoutCustom(other.to_string()));
+            }
+        }
+        if self.screenshare_type.is_some() && self.layout_type != LayoutType::BestFit {
+            return Err(LayoutError::ScreenshareWithoutBestFit(
+                self.layout_type.to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The body of `PATCH /v2/project/{id}/archive/{archiveId}/streams`: add a stream to an archive in manual
+/// stream mode (optionally without its audio or video), or remove one.
+///
+/// ```
+/// use opentok_rest::model::StreamChange;
+/// let add = StreamChange::Add { stream_id: "s1".into(), has_audio: Some(true), has_video: Some(false) };
+/// assert_eq!(serde_json::to_string(&add).unwrap(), r#"{"addStream":"s1","hasAudio":true,"hasVideo":false}"#);
+/// let remove: StreamChange = serde_json::from_str(r#"{"removeStream":"s1"}"#).unwrap();
+/// assert_eq!(remove, StreamChange::Remove { stream_id: "s1".into() });
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StreamChange {
+    /// `{"addStream": id, "hasAudio": .., "hasVideo": ..}`.
+    Add {
+        /// The stream to add.
+        #[serde(rename = "addStream")]
+        stream_id: String,
+        /// Record its audio (the service's default: true).
+        #[serde(rename = "hasAudio", default, skip_serializing_if = "Option::is_none")]
+        has_audio: Option<bool>,
+        /// Record its video (the service's default: true).
+        #[serde(rename = "hasVideo", default, skip_serializing_if = "Option::is_none")]
+        has_video: Option<bool>,
+    },
+    /// `{"removeStream": id}`.
+    Remove {
+        /// The stream to remove.
+        #[serde(rename = "removeStream")]
+        stream_id: String,
+    },
 }
 
 impl StartArchiveRequest {
@@ -476,6 +615,37 @@ impl StartArchiveRequest {
             session_id: session_id.into(),
             ..Self::default()
         }
+    }
+
+    /// Checks what the service would refuse with a 400: `maxBitrate` and `quantizationParameter` together
+    /// or out of range, and a layout it does not accept.
+    ///
+    /// ```
+    /// use opentok_rest::model::{StartArchiveRequest, StartOptionsError};
+    /// let both = StartArchiveRequest {
+    ///     max_bitrate: Some(2_000_000),
+    ///     quantization_parameter: Some(25),
+    ///     ..StartArchiveRequest::new("2_MX4xMDB-fg")
+    /// };
+    /// assert_eq!(both.check(), Err(StartOptionsError::BitrateAndQuantization));
+    /// ```
+    pub fn check(&self) -> Result<(), StartOptionsError> {
+        if self.max_bitrate.is_some() && self.quantization_parameter.is_some() {
+            return Err(StartOptionsError::BitrateAndQuantization);
+        }
+        if let Some(rate) = self.max_bitrate.filter(|r| !MAX_BITRATE_RANGE.contains(r)) {
+            return Err(StartOptionsError::BitrateOutOfRange(rate));
+        }
+        if let Some(qp) = self
+            .quantization_parameter
+            .filter(|q| !QUANTIZATION_RANGE.contains(q))
+        {
+            return Err(StartOptionsError::QuantizationOutOfRange(qp));
+        }
+        if let Some(layout) = &self.layout {
+            layout.check()?;
+        }
+        Ok(())
     }
 }
 mod storage;

@@ -254,6 +254,7 @@ fn start_request_omits_what_is_not_set() {
         max_bitrate: Some(1_000_000),
         quantization_parameter: None,
         has_transcription: Some(false),
+        transcription_properties: None,
     };
     assert_eq!(
         serde_json::to_value(&full).unwrap(),
