@@ -41,7 +41,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What it does not do: sessions, streams, layouts, broadcasts, SIP — anything but archives. Any non-empty
+//! Archives' streams (manual stream mode) and layouts can be changed while they record (`composition`).
+//! What it does not do: sessions, broadcasts, SIP — anything but archives. Any non-empty
 //! session id is accepted. Unencrypted archives are the MPEG-TS clip stored under the name `archive.mp4`
 //! (the emulator has no MP4 muxer); individual-stream archives are a ZIP holding one stream's clip.
 
@@ -50,6 +51,7 @@
 mod api;
 pub mod auth;
 pub mod callbacks;
+mod composition;
 mod config;
 mod download;
 mod error;
