@@ -46,11 +46,12 @@ struct Args {
     )]
     api_secret: Option<String>,
     /// A Vonage application id whose RS256 Bearer tokens are accepted (with --application-public-key).
+    /// Repeatable: the n-th id goes with the n-th key.
     #[arg(long, value_name = "ID", requires = "application_public_key")]
-    application_id: Option<String>,
-    /// The application's public key (PEM; its private key or certificate also do).
+    application_id: Vec<String>,
+    /// The application's public key (PEM; its private key or certificate also do). Repeatable.
     #[arg(long, value_name = "FILE", requires = "application_id")]
-    application_public_key: Option<PathBuf>,
+    application_public_key: Vec<PathBuf>,
     /// Where archive status callbacks are POSTed.
     #[arg(long, value_name = "URL")]
     callback_url: Option<String>,
@@ -98,7 +99,18 @@ fn config(args: Args) -> anyhow::Result<EmulatorConfig> {
         (None, Some(_), _) => anyhow::bail!("--api-secret-file needs --api-key"),
         (None, None, _) => {}
     }
-    if let (Some(id), Some(file)) = (args.application_id, args.application_public_key) {
+    if args.application_id.len() != args.application_public_key.len() {
+        anyhow::bail!(
+            "{} --application-id but {} --application-public-key: give one key per application, in the same order",
+            args.application_id.len(),
+            args.application_public_key.len()
+        );
+    }
+    for (id, file) in args
+        .application_id
+        .into_iter()
+        .zip(args.application_public_key)
+    {
         let pem = std::fs::read(&file)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
         config

@@ -240,3 +240,84 @@ async fn start_options_bitrate_or_qp_transcription_and_both_session_filters() {
     }
     emulator.stop().await;
 }
+
+/// The binary serves any number of applications from repeated `--application-id`/`--application-public-key`,
+/// each with its own key, and refuses ids and keys that do not pair up.
+#[tokio::test]
+async fn the_binary_serves_several_applications() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let ids = [
+        "11111111-2222-4333-8444-555555555555",
+        "66666666-7777-4888-9999-aaaaaaaaaaaa",
+    ];
+    let keys: Vec<rsa::RsaPrivateKey> = dirs
+        .iter()
+        .map(|d| common::certificate(Some(d.path()), 2048).0)
+        .collect();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_opentok-emulator"));
+    command.args(["--listen", "127.0.0.1:0", "--data-dir"]);
+    command.arg(dirs[0].path().join("data"));
+    for (id, dir) in ids.iter().zip(&dirs) {
+        command.args(["--application-id", id, "--application-public-key"]);
+        command.arg(dir.path().join("key.pem"));
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("opentok-emulator listening on ")
+        .unwrap()
+        .to_owned();
+    let app = |id: &str, key: &rsa::RsaPrivateKey| {
+        opentok_rest::Client::builder(opentok_rest::auth::Credentials::application(
+            id,
+            key.clone(),
+        ))
+        .base_url(&base)
+        .retry(opentok_rest::RetryPolicy::none())
+        .build()
+        .unwrap()
+    };
+    for (id, key) in ids.iter().zip(&keys) {
+        let started = app(id, key)
+            .start_archive(&opentok_rest::model::StartArchiveRequest::new("apps"))
+            .await
+            .unwrap();
+        assert_eq!(
+            started.application_id.map(|p| p.to_string()).as_deref(),
+            Some(*id)
+        );
+    }
+    // One application's key is not the other's.
+    let err = app(ids[0], &keys[1])
+        .list_archives(0, 10, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opentok-emulator"))
+        .args(["--application-id", ids[0], "--application-id", ids[1]])
+        .arg("--application-public-key")
+        .arg(dirs[0].path().join("key.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("one key per application"), "{stderr}");
+}
