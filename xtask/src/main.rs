@@ -40,7 +40,7 @@ fn main() -> ExitCode {
                  bench pull       pull benchmark from local S3; writes docs/benchmarks.md [--size-mib N] [--runs N]\n  \
                  bench callbacks  callback receiver under wrk; writes docs/benchmarks.md [--seconds N] [--connections N]\n  \
                  install-tools    install ffmpeg, openssl, xxd, time if missing\n  \
-                 install-sdks     install the OpenTok Python and Node SDKs the emulator tests drive\n  \
+                 install-sdks     install the OpenTok and Vonage Python and Node SDKs the emulator tests drive\n  \
                  servers          start the S3 and Azure test servers, print their env, wait for Ctrl-C"
             );
             return ExitCode::from(2);
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
 fn ci() -> anyhow::Result<()> {
     tools::ensure_test_tools()?;
     // The official SDKs the opentok-emulator tests drive (pip, npm), if missing.
-    sdks::ensure().context("cannot install the OpenTok SDKs")?;
+    sdks::ensure().context("cannot install the OpenTok and Vonage SDKs")?;
     let root = tools::workspace_root();
     tools::run_in(&root, "cargo", &["fmt", "--all", "--", "--check"])
         .context("cargo fmt: run `cargo fmt --all`")?;
