@@ -8,7 +8,7 @@
 //!
 //! The secret comes preferably from a file (`--api-secret-file`) or the environment (`OPENTOK_API_SECRET`);
 //! `--api-secret SECRET` works too but shows the secret to anyone who can list processes. The first line on
-//! stdout is `opentok-emulator listening on http://ADDR`; logs go to stderr. Ctrl-C stops it.
+//! stdout is `opentok-emulator listening on http://ADDR` (`https://` with `--tls-cert`/`--tls-key`); logs go to stderr. Ctrl-C stops it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +73,12 @@ struct Args {
     /// The base of download URLs, if clients reach the emulator by another address.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Serve HTTPS with this PEM certificate (chain, leaf first) instead of plain HTTP (with --tls-key).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Log debug events too (of the emulator and the libraries it uses).
     #[arg(long, short)]
     verbose: bool,
@@ -145,8 +151,18 @@ fn config(args: Args) -> anyhow::Result<EmulatorConfig> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(opentok_emulator::tls::TlsConfig::from_pem_files(cert, key)?)
+        }
+        _ => None,
+    };
     let config = config(args)?;
-    let emulator = Emulator::builder().config(config).start().await?;
+    let mut builder = Emulator::builder().config(config);
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    let emulator = builder.start().await?;
     println!("opentok-emulator listening on {}", emulator.base_url());
     let snapshot = emulator.snapshot();
     for project in &snapshot.projects {

@@ -1,0 +1,143 @@
+//! The current Vonage server SDK for Python (`vonage` 4.9.1 with `vonage-video`, unmodified, pinned by
+//! `cargo xtask install-sdks` into `.xtask/python-sdk`) drives the emulator over HTTPS with application
+//! credentials (issue 13): the SDK only speaks `https://{video_host}`, so the emulator serves TLS with a
+//! certificate from a throwaway CA that the SDK trusts through `REQUESTS_CA_BUNDLE`.
+//!
+//! When the SDK is not installed the test fails and says how to install it, unless
+//! `ARCHIVECTL_SKIP_SDK_TESTS=1` (which it says on stderr).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::bash;
+use serde_json::Value;
+
+const APP_ID: &str = "3c5f9f5e-7d8e-4a43-b9b4-6c0a1d2e3f40";
+
+fn python() -> Option<PathBuf> {
+    if std::env::var("ARCHIVECTL_SKIP_SDK_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipped: ARCHIVECTL_SKIP_SDK_TESTS=1");
+        return None;
+    }
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.xtask/python-sdk/bin/python");
+    let ready = Command::new(&python)
+        .args([
+            "-c",
+            "import importlib.metadata as m, vonage_video; assert m.version('vonage') == '4.9.1'",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ready,
+        "the Vonage Python SDK (vonage==4.9.1) is not in .xtask/python-sdk: run `cargo xtask install-sdks` \
+         (or set ARCHIVECTL_SKIP_SDK_TESTS=1 to skip)"
+    );
+    Some(python)
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 and localhost signed by it, made with openssl:
+/// `ca.pem`, `server.pem`, `server.key` in `dir`.
+fn throwaway_ca(dir: &Path) {
+    bash(
+        dir,
+        r#"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=emulator test CA" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext.cnf
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
+  -extfile ext.cnf 2>/dev/null
+"#,
+    );
+}
+
+const JOURNEY: &str = r#"
+import json, sys, time
+from vonage import Auth, HttpClientOptions, Vonage
+from vonage_video import AddStreamRequest, ComposedLayout, CreateArchiveRequest, ListArchivesFilter
+
+app_id, key_file, host = sys.argv[1:4]
+video = Vonage(Auth(application_id=app_id, private_key=open(key_file).read()),
+               HttpClientOptions(video_host=host)).video
+started = video.start_archive(CreateArchiveRequest(
+    session_id="vonage-python", name="python journey", stream_mode="manual", resolution="1280x720",
+    layout=ComposedLayout(type="bestFit", screenshare_type="pip"), max_bitrate=2000000))
+video.add_stream_to_archive(started.id, AddStreamRequest(stream_id="s1", has_audio=True, has_video=False))
+video.add_stream_to_archive(started.id, AddStreamRequest(stream_id="s2"))
+video.remove_stream_from_archive(started.id, "s2")
+recording = video.get_archive(started.id)
+relaid = video.change_archive_layout(started.id, ComposedLayout(type="custom", stylesheet="stream { width: 50%; }"))
+stopped = video.stop_archive(started.id)
+deadline = time.time() + 120
+while True:
+    got = video.get_archive(started.id)
+    if got.status not in ("started", "paused", "stopped") or time.time() > deadline:
+        break
+    time.sleep(0.05)
+items, count, _ = video.list_archives(ListArchivesFilter(session_id="vonage-python"))
+video.delete_archive(started.id)
+deleted = video.get_archive(started.id)
+print(json.dumps({
+    "id": started.id, "started": started.status, "applicationId": started.application_id,
+    "streamMode": started.stream_mode, "resolution": started.resolution, "maxBitrate": started.max_bitrate,
+    "streams": [[s.stream_id, s.has_audio, s.has_video] for s in recording.streams or []],
+    "relaid": relaid.id, "stopped": stopped.status, "final": got.status, "password": got.password,
+    "listed": [a.id for a in items], "count": count, "deleted": deleted.status,
+}))
+"#;
+
+#[tokio::test]
+async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    throwaway_ca(dir.path());
+    let (key, _) = common::certificate(Some(dir.path()), 2048);
+    let tls = opentok_emulator::tls::TlsConfig::from_pem_files(
+        &dir.path().join("server.pem"),
+        &dir.path().join("server.key"),
+    )
+    .unwrap();
+    let emulator = common::builder()
+        .application(APP_ID, key.to_public_key())
+        .tls(tls)
+        .start()
+        .await
+        .unwrap();
+    assert!(emulator.base_url().starts_with("https://"));
+    let mut command = Command::new(python);
+    command
+        .args(["-c", JOURNEY, APP_ID])
+        .arg(dir.path().join("key.pem"))
+        .arg(emulator.addr.to_string())
+        .env("REQUESTS_CA_BUNDLE", dir.path().join("ca.pem"))
+        .env("SSL_CERT_FILE", dir.path().join("ca.pem"));
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the Vonage SDK journey failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let id = got["id"].as_str().unwrap();
+    assert_eq!(got["started"], "started");
+    assert_eq!(got["applicationId"], APP_ID);
+    assert_eq!(got["streamMode"], "manual");
+    assert_eq!(got["resolution"], "1280x720");
+    assert_eq!(got["maxBitrate"], 2000000);
+    assert_eq!(got["streams"], serde_json::json!([["s1", true, false]]));
+    assert_eq!(got["relaid"], id);
+    assert_eq!(got["stopped"], "stopped");
+    assert_eq!(got["final"], "available");
+    assert_eq!(got["listed"], serde_json::json!([id]));
+    assert_eq!(got["count"], 1);
+    assert_eq!(got["deleted"], "deleted");
+    emulator.stop().await;
+}
