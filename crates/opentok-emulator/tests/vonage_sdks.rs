@@ -1,7 +1,8 @@
-//! The current Vonage server SDK for Python (`vonage` 4.9.1 with `vonage-video`, unmodified, pinned by
-//! `cargo xtask install-sdks` into `.xtask/python-sdk`) drives the emulator over HTTPS with application
-//! credentials (issue 13): the SDK only speaks `https://{video_host}`, so the emulator serves TLS with a
-//! certificate from a throwaway CA that the SDK trusts through `REQUESTS_CA_BUNDLE`.
+//! The current Vonage server SDKs, unmodified and pinned by `cargo xtask install-sdks` (Python `vonage` 4.9.1
+//! with `vonage-video` in `.xtask/python-sdk`, Node `@vonage/video` 1.31.1 in `.xtask/node-sdk`), drive the
+//! emulator over HTTPS with application credentials (issue 13): the Python SDK only speaks
+//! `https://{video_host}`, so the emulator serves TLS with a certificate from a throwaway CA that the SDKs
+//! trust through `REQUESTS_CA_BUNDLE` and `NODE_EXTRA_CA_CERTS`.
 //!
 //! When the SDK is not installed the test fails and says how to install it, unless
 //! `ARCHIVECTL_SKIP_SDK_TESTS=1` (which it says on stderr).
@@ -17,9 +18,16 @@ use serde_json::Value;
 
 const APP_ID: &str = "3c5f9f5e-7d8e-4a43-b9b4-6c0a1d2e3f40";
 
-fn python() -> Option<PathBuf> {
-    if std::env::var("ARCHIVECTL_SKIP_SDK_TESTS").as_deref() == Ok("1") {
+fn skip() -> bool {
+    let skip = std::env::var("ARCHIVECTL_SKIP_SDK_TESTS").as_deref() == Ok("1");
+    if skip {
         eprintln!("skipped: ARCHIVECTL_SKIP_SDK_TESTS=1");
+    }
+    skip
+}
+
+fn python() -> Option<PathBuf> {
+    if skip() {
         return None;
     }
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.xtask/python-sdk/bin/python");
@@ -70,6 +78,7 @@ video.add_stream_to_archive(started.id, AddStreamRequest(stream_id="s2"))
 video.remove_stream_from_archive(started.id, "s2")
 recording = video.get_archive(started.id)
 relaid = video.change_archive_layout(started.id, ComposedLayout(type="custom", stylesheet="stream { width: 50%; }"))
+assert relaid.id == started.id, "the layout answer is the archive"
 stopped = video.stop_archive(started.id)
 deadline = time.time() + 120
 while True:
@@ -84,20 +93,18 @@ print(json.dumps({
     "id": started.id, "started": started.status, "applicationId": started.application_id,
     "streamMode": started.stream_mode, "resolution": started.resolution, "maxBitrate": started.max_bitrate,
     "streams": [[s.stream_id, s.has_audio, s.has_video] for s in recording.streams or []],
-    "relaid": relaid.id, "stopped": stopped.status, "final": got.status, "password": got.password,
+    "stopped": stopped.status, "final": got.status, "password": got.password,
     "listed": [a.id for a in items], "count": count, "deleted": deleted.status,
 }))
 "#;
 
-#[tokio::test]
-async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
-    let Some(python) = python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    throwaway_ca(dir.path());
-    let (key, _) = common::certificate(Some(dir.path()), 2048);
+/// The emulator over HTTPS serving the test application, with the files the SDKs need in `dir`.
+async fn https_emulator(dir: &Path) -> opentok_emulator::RunningEmulator {
+    throwaway_ca(dir);
+    let (key, _) = common::certificate(Some(dir), 2048);
     let tls = opentok_emulator::tls::TlsConfig::from_pem_files(
-        &dir.path().join("server.pem"),
-        &dir.path().join("server.key"),
+        &dir.join("server.pem"),
+        &dir.join("server.key"),
     )
     .unwrap();
     let emulator = common::builder()
@@ -107,13 +114,11 @@ async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
         .await
         .unwrap();
     assert!(emulator.base_url().starts_with("https://"));
-    let mut command = Command::new(python);
-    command
-        .args(["-c", JOURNEY, APP_ID])
-        .arg(dir.path().join("key.pem"))
-        .arg(emulator.addr.to_string())
-        .env("REQUESTS_CA_BUNDLE", dir.path().join("ca.pem"))
-        .env("SSL_CERT_FILE", dir.path().join("ca.pem"));
+    emulator
+}
+
+/// Runs an SDK journey and checks what it reports (the last stdout line, JSON).
+async fn journey(mut command: Command) {
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()
@@ -133,11 +138,87 @@ async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
     assert_eq!(got["resolution"], "1280x720");
     assert_eq!(got["maxBitrate"], 2000000);
     assert_eq!(got["streams"], serde_json::json!([["s1", true, false]]));
-    assert_eq!(got["relaid"], id);
     assert_eq!(got["stopped"], "stopped");
     assert_eq!(got["final"], "available");
     assert_eq!(got["listed"], serde_json::json!([id]));
     assert_eq!(got["count"], 1);
     assert_eq!(got["deleted"], "deleted");
+}
+
+#[tokio::test]
+async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = https_emulator(dir.path()).await;
+    let mut command = Command::new(python);
+    command
+        .args(["-c", JOURNEY, APP_ID])
+        .arg(dir.path().join("key.pem"))
+        .arg(emulator.addr.to_string())
+        .env("REQUESTS_CA_BUNDLE", dir.path().join("ca.pem"))
+        .env("SSL_CERT_FILE", dir.path().join("ca.pem"));
+    journey(command).await;
+    emulator.stop().await;
+}
+
+const NODE_JOURNEY: &str = r#"
+const fs = require("fs");
+const { Video } = require("@vonage/video");
+const [appId, keyFile, host] = process.argv.slice(1);
+const video = new Video({ applicationId: appId, privateKey: fs.readFileSync(keyFile) }, { videoHost: host });
+(async () => {
+  const started = await video.startArchive("vonage-node", {
+    name: "node journey", streamMode: "manual", resolution: "1280x720",
+    layout: { type: "bestFit", screenshareType: "pip" }, maxBitrate: 2000000 });
+  await video.addArchiveStream(started.id, "s1", true, false);
+  await video.addArchiveStream(started.id, "s2");
+  await video.removeArchiveStream(started.id, "s2");
+  const recording = await video.getArchive(started.id);
+  await video.updateArchiveLayout(started.id, { type: "custom", stylesheet: "stream { width: 50%; }" });
+  const stopped = await video.stopArchive(started.id);
+  const deadline = Date.now() + 120000;
+  let got;
+  for (;;) {
+    got = await video.getArchive(started.id);
+    if (!["started", "paused", "stopped"].includes(got.status) || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const list = await video.searchArchives({ sessionId: "vonage-node" });
+  await video.deleteArchive(started.id);
+  const deleted = await video.getArchive(started.id);
+  console.log(JSON.stringify({
+    id: started.id, started: started.status, applicationId: started.applicationId,
+    streamMode: started.streamMode, resolution: started.resolution, maxBitrate: started.maxBitrate,
+    streams: (recording.streams || []).map((s) => [s.streamId, s.hasAudio, s.hasVideo]),
+    stopped: stopped.status, final: got.status, password: got.password,
+    listed: list.items.map((a) => a.id), count: list.count, deleted: deleted.status,
+  }));
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+
+#[tokio::test]
+async fn the_vonage_node_sdk_drives_the_emulator_over_https() {
+    if skip() {
+        return;
+    }
+    let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.xtask/node-sdk");
+    let manifest =
+        std::fs::read_to_string(node_dir.join("node_modules/@vonage/video/package.json"))
+            .unwrap_or_default();
+    assert!(
+        manifest.contains("\"version\": \"1.31.1\""),
+        "@vonage/video 1.31.1 is not in .xtask/node-sdk: run `cargo xtask install-sdks` \
+         (or set ARCHIVECTL_SKIP_SDK_TESTS=1 to skip)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = https_emulator(dir.path()).await;
+    let mut command = Command::new("node");
+    command
+        .args(["-e", NODE_JOURNEY, APP_ID])
+        .arg(dir.path().join("key.pem"))
+        .arg(emulator.base_url())
+        .current_dir(&node_dir)
+        .env("NODE_EXTRA_CA_CERTS", dir.path().join("ca.pem"));
+    journey(command).await;
     emulator.stop().await;
 }
