@@ -1,8 +1,8 @@
-//! `archivectl archives list|get|start|stop|delete`: the archive REST calls, tables for people, JSON for scripts.
+//! `archivectl archives list|get|start|stop|delete|streams|layout`: the archive REST calls, tables for people, JSON for scripts.
 
 use anyhow::Context as _;
 use opentok_rest::model::{
-    Archive, ArchiveLayout, LayoutType, OutputMode, StartArchiveRequest, StreamMode,
+    Archive, ArchiveLayout, LayoutType, OutputMode, StartArchiveRequest, StreamChange, StreamMode,
 };
 
 use crate::context::{self, Context};
@@ -20,7 +20,66 @@ pub enum Command {
     Stop(IdArg),
     /// Delete an archive (allowed once it is available, uploaded or deleted).
     Delete(IdArg),
+    /// Add a stream to, or remove one from, an archive recording in manual stream mode.
+    #[command(subcommand)]
+    Streams(StreamsCommand),
+    /// Change the layout of a composed archive while it records.
+    Layout(LayoutArgs),
 }
+
+/// `archives streams add|remove`
+#[derive(Debug, clap::Subcommand)]
+pub enum StreamsCommand {
+    /// Add a stream (its audio and video unless --no-audio or --no-video).
+    Add {
+        /// The archive id.
+        #[arg(value_name = "ARCHIVE_ID")]
+        id: String,
+        /// The stream id.
+        #[arg(value_name = "STREAM_ID")]
+        stream_id: String,
+        /// Do not record the stream's audio.
+        #[arg(long, conflicts_with = "no_video")]
+        no_audio: bool,
+        /// Do not record the stream's video.
+        #[arg(long)]
+        no_video: bool,
+    },
+    /// Remove a stream.
+    Remove {
+        /// The archive id.
+        #[arg(value_name = "ARCHIVE_ID")]
+        id: String,
+        /// The stream id.
+        #[arg(value_name = "STREAM_ID")]
+        stream_id: String,
+    },
+}
+
+/// `archives layout`
+#[derive(Debug, clap::Args)]
+pub struct LayoutArgs {
+    /// The archive id.
+    #[arg(value_name = "ARCHIVE_ID")]
+    id: String,
+    /// bestFit, pip, verticalPresentation, horizontalPresentation or custom.
+    #[arg(long = "type", value_name = "TYPE", value_parser = LAYOUT_TYPES)]
+    layout_type: String,
+    /// A file with the CSS of a custom layout (--type custom).
+    #[arg(long, value_name = "FILE")]
+    stylesheet: Option<std::path::PathBuf>,
+    /// The layout while a screen is shared (with --type bestFit).
+    #[arg(long, value_name = "TYPE", value_parser = ["bestFit", "pip", "verticalPresentation", "horizontalPresentation"])]
+    screenshare_type: Option<String>,
+}
+
+const LAYOUT_TYPES: [&str; 5] = [
+    "bestFit",
+    "pip",
+    "verticalPresentation",
+    "horizontalPresentation",
+    "custom",
+];
 
 /// `archives list`
 #[derive(Debug, clap::Args)]
@@ -127,6 +186,57 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
                 println!("stopped archive {}", archive.id);
                 print_archive(&archive);
             })
+        }
+        Command::Streams(StreamsCommand::Add {
+            id,
+            stream_id,
+            no_audio,
+            no_video,
+        }) => {
+            let change = StreamChange::Add {
+                stream_id: stream_id.clone(),
+                has_audio: Some(!no_audio),
+                has_video: Some(!no_video),
+            };
+            rt.block_on(client.change_archive_streams(&id, &change))
+                .with_context(|| format!("cannot add stream {stream_id} to archive {id}"))?;
+            ctx.out.emit(
+                &serde_json::json!({"id": id, "streamId": stream_id, "added": true,
+                    "hasAudio": !no_audio, "hasVideo": !no_video}),
+                || println!("added stream {stream_id} to archive {id}"),
+            )
+        }
+        Command::Streams(StreamsCommand::Remove { id, stream_id }) => {
+            let change = StreamChange::Remove {
+                stream_id: stream_id.clone(),
+            };
+            rt.block_on(client.change_archive_streams(&id, &change))
+                .with_context(|| format!("cannot remove stream {stream_id} from archive {id}"))?;
+            ctx.out.emit(
+                &serde_json::json!({"id": id, "streamId": stream_id, "removed": true}),
+                || println!("removed stream {stream_id} from archive {id}"),
+            )
+        }
+        Command::Layout(args) => {
+            let stylesheet =
+                match &args.stylesheet {
+                    Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+                        format!("cannot read the stylesheet {}", path.display())
+                    })?),
+                    None => None,
+                };
+            let layout = ArchiveLayout {
+                layout_type: LayoutType::from(args.layout_type.as_str()),
+                stylesheet,
+                screenshare_type: args.screenshare_type.as_deref().map(LayoutType::from),
+            };
+            let id = args.id;
+            rt.block_on(client.set_archive_layout(&id, &layout))
+                .with_context(|| format!("cannot change the layout of archive {id}"))?;
+            ctx.out
+                .emit(&serde_json::json!({"id": id, "layout": layout}), || {
+                    println!("archive {id} now has layout {}", layout.layout_type)
+                })
         }
         Command::Delete(IdArg { id }) => {
             rt.block_on(client.delete_archive(&id))
