@@ -145,3 +145,94 @@ fn layout_sends_the_type_the_stylesheet_file_and_the_screenshare_type() {
     );
     assert!(fake.requests.lock().unwrap().is_empty());
 }
+
+const VONAGE_ARCHIVE: &str = r#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","status":"started","name":"n","reason":"",
+  "sessionId":"S1","applicationId":"test_application_id","createdAt":1727870434974,"updatedAt":1727870634977,
+  "size":0,"duration":0,"outputMode":"composed","streamMode":"manual","hasAudio":true,"hasVideo":true,
+  "hasTranscription":true,"sha256sum":"q1Ykf5X0MM2kG3Qqk6mjmGkZr0m0Nw0Dw1nqk3rIY2U=","password":"",
+  "multiArchiveTag":"tag","resolution":"1280x720","quantizationParameter":30,"url":null,
+  "streams":[{"streamId":"s1","hasAudio":true,"hasVideo":false}],
+  "transcription":{"status":"requested","primaryLanguageCode":"fr-FR","hasSummary":true},"someNewField":[1,2]}"#;
+
+#[test]
+fn start_takes_every_option_and_get_shows_the_new_fields() {
+    let (addr, fake) = serve(vec![
+        (200, VONAGE_ARCHIVE),
+        (200, VONAGE_ARCHIVE),
+        (200, VONAGE_ARCHIVE),
+    ]);
+    let out = cli(
+        addr,
+        &[
+            "archives",
+            "start",
+            "--session-id",
+            "S1",
+            "--stream-mode",
+            "manual",
+            "--layout",
+            "bestFit",
+            "--screenshare-type",
+            "pip",
+            "--quantization-parameter",
+            "30",
+            "--transcription",
+            "--transcription-language",
+            "fr-FR",
+            "--transcription-summary",
+            "--multi-archive-tag",
+            "tag",
+            "--resolution",
+            "1280x720",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reqs = fake.requests.lock().unwrap().clone();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&reqs[0].body).unwrap(),
+        serde_json::json!({"sessionId": "S1", "resolution": "1280x720", "streamMode": "manual",
+            "layout": {"type": "bestFit", "screenshareType": "pip"}, "multiArchiveTag": "tag",
+            "quantizationParameter": 30, "hasTranscription": true,
+            "transcriptionProperties": {"primaryLanguageCode": "fr-FR", "hasSummary": true}})
+    );
+    let out = cli(addr, &["archives", "get", ID]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for shown in [
+        "application: test_application_id",
+        "streams:     manual",
+        "stream:      s1 (audio only)",
+        "qp:          30",
+        "transcription: requested, fr-FR, with summary",
+        "sha256sum:   q1Ykf5X0MM2kG3Qqk6mjmGkZr0m0Nw0Dw1nqk3rIY2U=",
+    ] {
+        assert!(text.contains(shown), "{shown:?} not in:\n{text}");
+    }
+    // --json carries every field, unknown ones too.
+    let out = cli(addr, &["archives", "get", ID, "--json"]);
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut sent: serde_json::Value = serde_json::from_str(VONAGE_ARCHIVE).unwrap();
+    sent.as_object_mut().unwrap().remove("url");
+    assert_eq!(printed, sent);
+
+    // maxBitrate with a quantization parameter: a usage error, nothing sent.
+    let (addr, fake) = serve(vec![]);
+    let out = cli(
+        addr,
+        &[
+            "archives",
+            "start",
+            "--session-id",
+            "S1",
+            "--max-bitrate",
+            "2000000",
+            "--quantization-parameter",
+            "30",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(fake.requests.lock().unwrap().is_empty());
+}

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use opentok_rest::model::{
     Archive, ArchiveLayout, LayoutType, OutputMode, StartArchiveRequest, StreamChange, StreamMode,
+    TranscriptionProperties,
 };
 
 use crate::context::{self, Context};
@@ -142,9 +143,24 @@ pub struct StartArgs {
     /// Tag allowing several archives of one session.
     #[arg(long, value_name = "TAG")]
     multi_archive_tag: Option<String>,
-    /// Maximum video bitrate, bits per second.
-    #[arg(long, value_name = "BPS")]
+    /// Maximum video bitrate, bits per second (100000 to 6000000; not with --quantization-parameter).
+    #[arg(long, value_name = "BPS", conflicts_with = "quantization_parameter")]
     max_bitrate: Option<u64>,
+    /// Video quantization parameter, 15 (best) to 40 (smallest); not with --max-bitrate.
+    #[arg(long, value_name = "QP")]
+    quantization_parameter: Option<u32>,
+    /// The layout while a screen is shared (with --layout bestFit).
+    #[arg(long, value_name = "TYPE")]
+    screenshare_type: Option<String>,
+    /// Also transcribe the audio.
+    #[arg(long)]
+    transcription: bool,
+    /// The language to transcribe, e.g. en-US (with --transcription).
+    #[arg(long, value_name = "CODE", requires = "transcription")]
+    transcription_language: Option<String>,
+    /// Also summarize the transcription (with --transcription).
+    #[arg(long, requires = "transcription")]
+    transcription_summary: bool,
 }
 
 /// Runs `archivectl archives ...`.
@@ -259,11 +275,19 @@ fn start_request(args: StartArgs) -> StartArchiveRequest {
     r.layout = args.layout.as_deref().map(|t| ArchiveLayout {
         layout_type: LayoutType::from(t),
         stylesheet: args.layout_stylesheet.clone(),
-        screenshare_type: None,
+        screenshare_type: args.screenshare_type.as_deref().map(LayoutType::from),
     });
     r.stream_mode = args.stream_mode.as_deref().map(StreamMode::from);
     r.multi_archive_tag = args.multi_archive_tag;
     r.max_bitrate = args.max_bitrate;
+    r.quantization_parameter = args.quantization_parameter;
+    r.has_transcription = args.transcription.then_some(true);
+    r.transcription_properties = (args.transcription_language.is_some()
+        || args.transcription_summary)
+        .then(|| TranscriptionProperties {
+            primary_language_code: args.transcription_language,
+            has_summary: args.transcription_summary.then_some(true),
+        });
     r
 }
 
@@ -340,5 +364,48 @@ fn print_archive(a: &Archive) {
     }
     if let Some(pw) = a.encrypted_password() {
         println!("password:    {pw}");
+    }
+    print_vonage_fields(a);
+}
+
+/// The fields of today's Vonage Video API (issue 13), when the service sent them.
+fn print_vonage_fields(a: &Archive) {
+    let line = |label: &str, value: Option<String>| {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            println!("{:<12} {value}", format!("{label}:"));
+        }
+    };
+    line(
+        "application",
+        a.application_id.as_ref().map(|p| p.to_string()),
+    );
+    line("output", a.output_mode.as_ref().map(|m| m.to_string()));
+    line("streams", a.stream_mode.as_ref().map(|m| m.to_string()));
+    line("resolution", a.resolution.clone());
+    line("max bitrate", a.max_bitrate.map(|b| format!("{b} bps")));
+    line("qp", a.quantization_parameter.map(|q| q.to_string()));
+    line("multi tag", a.multi_archive_tag.clone());
+    line("updated", a.updated_at.map(format_ms));
+    line("sha256sum", a.sha256sum.clone());
+    for s in &a.streams {
+        let what = match (s.has_audio, s.has_video) {
+            (Some(false), _) => "video only",
+            (_, Some(false)) => "audio only",
+            _ => "audio and video",
+        };
+        line("stream", Some(format!("{} ({what})", s.stream_id)));
+    }
+    if let Some(t) = &a.transcription {
+        let mut text = t.status.clone().unwrap_or_else(|| "unknown".into());
+        if let Some(lang) = &t.primary_language_code {
+            text.push_str(&format!(", {lang}"));
+        }
+        if t.has_summary == Some(true) {
+            text.push_str(", with summary");
+        }
+        if let Some(url) = &t.url {
+            text.push_str(&format!(", {}", opentok_rest::model::redact_url(url)));
+        }
+        line("transcription", Some(text));
     }
 }
