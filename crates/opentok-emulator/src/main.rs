@@ -79,6 +79,10 @@ struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a throwaway CA and server certificate for 127.0.0.1/localhost made now and written to
+    /// DIR (ca.pem: the CA clients must trust; server.pem, server.key).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_self_signed: Option<PathBuf>,
     /// Log debug events too (of the emulator and the libraries it uses).
     #[arg(long, short)]
     verbose: bool,
@@ -151,9 +155,20 @@ fn config(args: Args) -> anyhow::Result<EmulatorConfig> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
+    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_self_signed) {
+        (Some(cert), Some(key), _) => {
             Some(opentok_emulator::tls::TlsConfig::from_pem_files(cert, key)?)
+        }
+        (_, _, Some(dir)) => {
+            let made = opentok_emulator::tls::self_signed(dir)?;
+            eprintln!(
+                "opentok-emulator: clients must trust the throwaway CA {}",
+                made.ca_cert.display()
+            );
+            Some(opentok_emulator::tls::TlsConfig::from_pem_files(
+                &made.server_cert,
+                &made.server_key,
+            )?)
         }
         _ => None,
     };

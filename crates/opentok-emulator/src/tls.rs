@@ -117,3 +117,117 @@ impl axum::serve::Listener for TlsListener {
         self.tcp.local_addr()
     }
 }
+
+/// The files [`self_signed`] writes: the CA certificate clients must trust, and the server's pair.
+#[derive(Debug, Clone)]
+pub struct SelfSigned {
+    /// `DIR/ca.pem`: the throwaway CA's certificate, for `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`,
+    /// `NODE_EXTRA_CA_CERTS`.
+    pub ca_cert: PathBuf,
+    /// `DIR/server.pem`: the server certificate for `127.0.0.1` and `localhost`, signed by the CA.
+    pub server_cert: PathBuf,
+    /// `DIR/server.key`: its private key (PKCS#8, mode 0600).
+    pub server_key: PathBuf,
+}
+
+fn build_error(e: impl std::fmt::Display) -> TlsError {
+    TlsError::Config(format!("cannot make the throwaway certificates: {e}"))
+}
+
+/// Makes a throwaway CA and a server certificate for `127.0.0.1`, `::1` and `localhost` signed by it (RSA
+/// 2048, valid for 7 days), writes them into `dir` (created if needed) and returns the paths. The CA's key is
+/// never written: nothing else can be signed with it.
+pub fn self_signed(dir: &Path) -> Result<SelfSigned, TlsError> {
+    use der::asn1::{Ia5String, OctetString};
+    use der::{Decode, EncodePem, pem::LineEnding};
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    use std::str::FromStr;
+    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    use x509_cert::ext::pkix::SubjectAltName;
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::name::Name;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_cert::spki::SubjectPublicKeyInfoOwned;
+    use x509_cert::time::Validity;
+
+    let write = |name: &str, text: &str| -> Result<PathBuf, TlsError> {
+        let path = dir.join(name);
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| TlsError::Config(format!("cannot write {}: {e}", path.display())))?;
+        Ok(path)
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| TlsError::Config(format!("cannot create {}: {e}", dir.display())))?;
+    let mut rng = rand::thread_rng();
+    let spki = |key: &rsa::RsaPrivateKey| -> Result<SubjectPublicKeyInfoOwned, TlsError> {
+        let der = key
+            .to_public_key()
+            .to_public_key_der()
+            .map_err(build_error)?;
+        SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).map_err(build_error)
+    };
+    let serial = |n: u8| SerialNumber::new(&[n, rand::random::<u8>() | 1, rand::random()]);
+    let validity = Validity::from_now(Duration::from_secs(7 * 86_400)).map_err(build_error)?;
+
+    let ca_key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(build_error)?;
+    let ca_name = Name::from_str("CN=opentok-emulator throwaway CA").map_err(build_error)?;
+    let ca_signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(ca_key.clone());
+    let ca = CertificateBuilder::new(
+        Profile::Root,
+        serial(1).map_err(build_error)?,
+        validity,
+        ca_name.clone(),
+        spki(&ca_key)?,
+        &ca_signer,
+    )
+    .map_err(build_error)?
+    .build::<rsa::pkcs1v15::Signature>()
+    .map_err(build_error)?;
+
+    let server_key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(build_error)?;
+    let mut server = CertificateBuilder::new(
+        Profile::Leaf {
+            issuer: ca_name,
+            enable_key_agreement: false,
+            enable_key_encipherment: true,
+        },
+        serial(2).map_err(build_error)?,
+        validity,
+        Name::from_str("CN=127.0.0.1").map_err(build_error)?,
+        spki(&server_key)?,
+        &ca_signer,
+    )
+    .map_err(build_error)?;
+    server
+        .add_extension(&SubjectAltName(vec![
+            GeneralName::IpAddress(OctetString::new([127, 0, 0, 1]).map_err(build_error)?),
+            GeneralName::IpAddress(
+                OctetString::new(std::net::Ipv6Addr::LOCALHOST.octets()).map_err(build_error)?,
+            ),
+            GeneralName::DnsName(Ia5String::new("localhost").map_err(build_error)?),
+        ]))
+        .map_err(build_error)?;
+    let server = server
+        .build::<rsa::pkcs1v15::Signature>()
+        .map_err(build_error)?;
+
+    let key_pem = server_key
+        .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+        .map_err(build_error)?;
+    Ok(SelfSigned {
+        ca_cert: write("ca.pem", &ca.to_pem(LineEnding::LF).map_err(build_error)?)?,
+        server_cert: write(
+            "server.pem",
+            &server.to_pem(LineEnding::LF).map_err(build_error)?,
+        )?,
+        server_key: write("server.key", &key_pem)?,
+    })
+}

@@ -321,3 +321,65 @@ async fn the_binary_serves_several_applications() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("one key per application"), "{stderr}");
 }
+
+/// `--tls-self-signed DIR` serves HTTPS with a throwaway CA written to `DIR/ca.pem`: a client trusting that CA
+/// (curl, here) reaches it; one that does not is refused.
+#[tokio::test]
+async fn the_binary_serves_https_with_a_throwaway_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opentok-emulator"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            API_KEY,
+            "--tls-self-signed",
+        ])
+        .arg(dir.path().join("tls"))
+        .env("OPENTOK_API_SECRET", common::API_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("opentok-emulator listening on ")
+        .unwrap()
+        .to_owned();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let ca = dir.path().join("tls/ca.pem");
+    let curl = |trust: bool| {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sS", "--fail"]);
+        if trust {
+            cmd.arg("--cacert").arg(&ca);
+        }
+        cmd.arg(format!("{base}/_emulator/health"))
+            .output()
+            .unwrap()
+    };
+    let trusted = curl(true);
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&trusted.stdout), "ok");
+    assert!(
+        !curl(false).status.success(),
+        "the throwaway CA is not trusted by default"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
