@@ -86,6 +86,10 @@ while True:
     if got.status not in ("started", "paused", "stopped") or time.time() > deadline:
         break
     time.sleep(0.05)
+if len(sys.argv) > 4 and got.url:
+    import requests
+    with open(sys.argv[4], "wb") as out:
+        out.write(requests.get(got.url, timeout=60).content)
 items, count, _ = video.list_archives(ListArchivesFilter(session_id="vonage-python"))
 video.delete_archive(started.id)
 deleted = video.get_archive(started.id)
@@ -117,8 +121,8 @@ async fn https_emulator(dir: &Path) -> opentok_emulator::RunningEmulator {
     emulator
 }
 
-/// Runs an SDK journey and checks what it reports (the last stdout line, JSON).
-async fn journey(mut command: Command) {
+/// Runs an SDK journey, checks what it reports (the last stdout line, JSON) and returns it.
+async fn journey(mut command: Command) -> Value {
     let out = tokio::task::spawn_blocking(move || command.output())
         .await
         .unwrap()
@@ -143,21 +147,94 @@ async fn journey(mut command: Command) {
     assert_eq!(got["listed"], serde_json::json!([id]));
     assert_eq!(got["count"], 1);
     assert_eq!(got["deleted"], "deleted");
+    got
 }
 
-#[tokio::test]
+/// The three commands of the service's "Decrypting an archive", verbatim; only `password-from-tokbox` is
+/// replaced by the password.
+const DOCUMENTED_COMMANDS: &str = r#"openssl enc -base64 -d -A <<< "password-from-tokbox" \
+  -out password.enc
+
+openssl rsautl -decrypt -oaep -inkey key.pem \
+  -in password.enc -out password.bin
+
+openssl enc -d -aes-256-cbc -nopad -in your_archive_file.ts \
+  -out your_decrypted_file.ts \
+  -K $(xxd -s 3 -l 32 -c 32 -p password.bin) \
+  -iv $(xxd -s 35 -l 16 -c 16 -p password.bin)
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let emulator = https_emulator(dir.path()).await;
+    // Encrypt for our certificate: the storage PUT with the application's Bearer JWT (over HTTPS, with curl);
+    // the bucket is unreachable, so the archive is kept in the emulator's cloud (fallback) and downloaded.
+    let key_pem = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+    let credentials = opentok_rest::auth::ApplicationCredentials::from_private_key_file_contents(
+        APP_ID,
+        key_pem.as_bytes(),
+        None,
+    )
+    .unwrap();
+    let token = credentials
+        .token(std::time::Duration::from_secs(300))
+        .unwrap();
+    let certificate = archive_core::cert::Certificate::parse(
+        &std::fs::read(dir.path().join("cert.pem")).unwrap(),
+    )
+    .unwrap();
+    let target = opentok_rest::model::StorageTarget::s3(
+        opentok_rest::model::S3Config {
+            bucket: "archives".into(),
+            access_key: "AKIDEXAMPLE".into(),
+            secret_key: "very-secret-s3-key".into(),
+            endpoint: Some("http://127.0.0.1:1".into()),
+            sse: None,
+        },
+        opentok_rest::model::Fallback::Vonage,
+        opentok_rest::model::ArchiveEncryption::for_certificate(&certificate),
+    );
+    std::fs::write(
+        dir.path().join("target.json"),
+        serde_json::to_vec(&target).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bearer"),
+        format!("Authorization: Bearer {token}"),
+    )
+    .unwrap();
+    bash(
+        dir.path(),
+        &format!(
+            "curl -sS --fail --max-time 60 --cacert ca.pem -X PUT -H @bearer -H 'Content-Type: application/json' \
+               --data-binary @target.json {}/v2/project/{APP_ID}/archive/storage",
+            emulator.base_url()
+        ),
+    );
     let mut command = Command::new(python);
     command
         .args(["-c", JOURNEY, APP_ID])
         .arg(dir.path().join("key.pem"))
         .arg(emulator.addr.to_string())
+        .arg(dir.path().join("your_archive_file.ts"))
         .env("REQUESTS_CA_BUNDLE", dir.path().join("ca.pem"))
         .env("SSL_CERT_FILE", dir.path().join("ca.pem"));
-    journey(command).await;
+    let got = journey(command).await;
+    // The password the SDK got unwraps with our key and the downloaded object decrypts with the documented
+    // openssl commands to MPEG-TS.
+    let password = got["password"].as_str().unwrap();
+    assert!(!password.is_empty(), "{got}");
+    bash(
+        dir.path(),
+        &DOCUMENTED_COMMANDS.replace("password-from-tokbox", password),
+    );
+    let plain = std::fs::read(dir.path().join("your_decrypted_file.ts")).unwrap();
+    assert!(!plain.is_empty() && plain.len() % 188 != 1);
+    assert_eq!(plain[0], 0x47, "MPEG-TS sync byte");
+    assert_eq!(plain[188], 0x47, "MPEG-TS sync byte");
     emulator.stop().await;
 }
 
