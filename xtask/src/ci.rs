@@ -48,7 +48,7 @@ pub fn run() -> anyhow::Result<()> {
     refuse_skips(|name| std::env::var_os(name))?;
     tools::ensure_test_tools()?;
     // The official SDKs the opentok-emulator tests drive (pip, npm), if missing.
-    sdks::ensure().context("cannot install the OpenTok SDKs")?;
+    sdks::ensure().context("cannot install the OpenTok and Vonage SDKs")?;
     let root = tools::workspace_root();
     tools::run_in(&root, "cargo", &["fmt", "--all", "--", "--check"])
         .context("cargo fmt: run `cargo fmt --all`")?;

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
                  bench callbacks  callback receiver under wrk; writes docs/benchmarks.md [--seconds N] [--connections N]\n  \
                  deny             cargo deny check against the offline RustSec snapshot (deny.toml)\n  \
                  install-tools    install ffmpeg, openssl, xxd, time if missing\n  \
-                 install-sdks     install the OpenTok Python and Node SDKs the emulator tests drive\n  \
+                 install-sdks     install the OpenTok and Vonage Python and Node SDKs the emulator tests drive\n  \
                  servers          start the S3 and Azure test servers, print their env, wait for Ctrl-C"
             );
             return ExitCode::from(2);

@@ -1,7 +1,8 @@
-//! The official OpenTok server SDKs the emulator's tests drive (`crates/opentok-emulator/tests/sdks.rs`),
-//! installed where those tests look for them, pinned: the Python `opentok` package in a venv at
-//! `.xtask/python-sdk`, the Node `opentok` package in `.xtask/node-sdk/node_modules`. Both from their
-//! registries with their own clients (pip, npm); nothing is installed when they are there already.
+//! The official server SDKs the emulator's tests drive (`crates/opentok-emulator/tests/sdks.rs`), installed
+//! where those tests look for them, pinned: the Python `opentok` package and the current Vonage SDK (`vonage`,
+//! with `vonage-video`) in one venv at `.xtask/python-sdk`, the Node `opentok` package and `@vonage/video` in
+//! `.xtask/node-sdk/node_modules`. All from their registries with their own clients (pip, npm); nothing is
+//! installed when it is there already.
 
 use std::path::Path;
 use std::process::Command;
@@ -13,6 +14,10 @@ use crate::tools;
 /// The versions the tests run; keep them equal to those in `crates/opentok-emulator/tests/sdks.rs`.
 pub const PYTHON_SDK: &str = "opentok==3.15.0";
 pub const NODE_SDK: &str = "opentok@2.23.2";
+/// The current Vonage server SDK for Python (its `vonage-video` comes with it), for Vonage applications.
+pub const VONAGE_PYTHON_SDK: &str = "vonage==4.9.1";
+/// The current Vonage Video SDK for Node, for Vonage applications.
+pub const VONAGE_NODE_SDK: &str = "@vonage/video@1.31.1";
 
 fn run(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     eprintln!("xtask: {what}");
@@ -23,12 +28,31 @@ fn run(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn python_ready(python: &Path) -> bool {
+/// Whether `python` can import `module`.
+fn python_has(python: &Path, module: &str) -> bool {
     python.is_file()
         && Command::new(python)
-            .args(["-c", "import opentok"])
+            .args(["-c", &format!("import {module}")])
             .output()
             .is_ok_and(|o| o.status.success())
+}
+
+/// Whether the venv's `vonage` is the pinned version.
+fn vonage_pinned(python: &Path) -> bool {
+    let want = VONAGE_PYTHON_SDK.trim_start_matches("vonage==");
+    Command::new(python)
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('vonage'))",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == want)
+}
+
+/// Whether `node_modules/{name}` holds `version` (npm writes `"version": "x.y.z"` in its package.json).
+fn node_has(node: &Path, name: &str, version: &str) -> bool {
+    std::fs::read_to_string(node.join("node_modules").join(name).join("package.json"))
+        .is_ok_and(|manifest| manifest.contains(&format!("\"version\": \"{version}\"")))
 }
 
 /// Installs whichever SDK is missing.
@@ -36,7 +60,7 @@ pub fn ensure() -> anyhow::Result<()> {
     let root = tools::workspace_root().join(".xtask");
     let venv = root.join("python-sdk");
     let python = venv.join("bin").join("python");
-    if !python_ready(&python) {
+    if !python_has(&python, "opentok") {
         run(
             Command::new("python3").arg("-m").arg("venv").arg(&venv),
             "python3 -m venv .xtask/python-sdk",
@@ -44,6 +68,12 @@ pub fn ensure() -> anyhow::Result<()> {
         run(
             Command::new(&python).args(["-m", "pip", "install", "--quiet", PYTHON_SDK]),
             &format!("pip install {PYTHON_SDK}"),
+        )?;
+    }
+    if !(python_has(&python, "vonage_video") && vonage_pinned(&python)) {
+        run(
+            Command::new(&python).args(["-m", "pip", "install", "--quiet", VONAGE_PYTHON_SDK]),
+            &format!("pip install {VONAGE_PYTHON_SDK}"),
         )?;
     }
     let node = root.join("node-sdk");
@@ -63,6 +93,23 @@ pub fn ensure() -> anyhow::Result<()> {
                 .args(["install", "--no-audit", "--no-fund", "--silent", NODE_SDK])
                 .current_dir(&node),
             &format!("npm install {NODE_SDK} in .xtask/node-sdk"),
+        )?;
+    }
+    let (name, version) = VONAGE_NODE_SDK
+        .rsplit_once('@')
+        .context("VONAGE_NODE_SDK is name@version")?;
+    if !node_has(&node, name, version) {
+        run(
+            Command::new("npm")
+                .args([
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--silent",
+                    VONAGE_NODE_SDK,
+                ])
+                .current_dir(&node),
+            &format!("npm install {VONAGE_NODE_SDK} in .xtask/node-sdk"),
         )?;
     }
     Ok(())

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -26,6 +26,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(get_one).delete(delete_one),
         )
         .route("/v2/{kind}/{id}/archive/{archive_id}/stop", post(stop))
+        .route(
+            "/v2/{kind}/{id}/archive/{archive_id}/streams",
+            patch(change_streams),
+        )
+        .route(
+            "/v2/{kind}/{id}/archive/{archive_id}/layout",
+            put(set_layout),
+        )
         .route(
             "/download/{project}/{archive_id}/{file}",
             get(crate::download::download),
@@ -112,6 +120,27 @@ async fn stop(
 ) -> Result<Response, ApiError> {
     authorize(&shared, &kind, &id, &headers)?;
     Ok(Json(shared.stop_archive(&id, &archive_id)?).into_response())
+}
+
+async fn change_streams(
+    State(shared): State<Arc<Shared>>,
+    Path((kind, id, archive_id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&shared, &kind, &id, &headers)?;
+    shared.change_streams(&id, &archive_id, &body)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn set_layout(
+    State(shared): State<Arc<Shared>>,
+    Path((kind, id, archive_id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&shared, &kind, &id, &headers)?;
+    Ok(Json(shared.set_layout(&id, &archive_id, &body)?).into_response())
 }
 
 async fn state(State(shared): State<Arc<Shared>>) -> Response {

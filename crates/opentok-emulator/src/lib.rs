@@ -41,7 +41,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What it does not do: sessions, streams, layouts, broadcasts, SIP — anything but archives. Any non-empty
+//! Archives' streams (manual stream mode) and layouts can be changed while they record (`composition`).
+//! What it does not do: sessions, broadcasts, SIP — anything but archives. Any non-empty
 //! session id is accepted. Unencrypted archives are the MPEG-TS clip stored under the name `archive.mp4`
 //! (the emulator has no MP4 muxer); individual-stream archives are a ZIP holding one stream's clip.
 
@@ -50,6 +51,7 @@
 mod api;
 pub mod auth;
 pub mod callbacks;
+mod composition;
 mod config;
 mod download;
 mod error;
@@ -57,6 +59,7 @@ pub mod media;
 pub mod pipeline;
 mod state;
 pub mod storage;
+pub mod tls;
 mod zip;
 
 use std::collections::HashMap;
@@ -129,6 +132,7 @@ impl Emulator {
     pub fn builder() -> EmulatorBuilder {
         EmulatorBuilder {
             config: EmulatorConfig::default(),
+            tls: None,
         }
     }
 }
@@ -155,9 +159,17 @@ impl Emulator {
 #[derive(Debug)]
 pub struct EmulatorBuilder {
     config: EmulatorConfig,
+    tls: Option<tls::TlsConfig>,
 }
 
 impl EmulatorBuilder {
+    /// Serves HTTPS with this certificate and key instead of plain HTTP ([`RunningEmulator::base_url`] is
+    /// then `https://...`, and so are download links unless a public URL is set).
+    pub fn tls(mut self, tls: tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Starts from a whole configuration (e.g. read from a TOML file).
     pub fn config(mut self, config: EmulatorConfig) -> Self {
         self.config = config;
@@ -265,6 +277,8 @@ impl EmulatorBuilder {
     /// Binds, starts serving in the background (on the current tokio runtime) and returns at once.
     pub async fn start(self) -> Result<RunningEmulator, StartError> {
         let config = self.config;
+        let tls = self.tls;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         config.validate()?;
         let media = match &config.media {
             Some(ts) => media::Media::from_ts(ts.clone())?,
@@ -318,7 +332,7 @@ impl EmulatorBuilder {
         let public_url = config
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+            .unwrap_or_else(|| format!("{scheme}://{addr}"));
         let projects: HashMap<String, ProjectConfig> = config
             .projects
             .iter()
@@ -341,17 +355,28 @@ impl EmulatorBuilder {
         callbacks::start_dispatcher(shared.clone(), callback_rx);
         let app = api::router(shared.clone());
         let mut stop_signal = stop_rx;
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stop_signal.wait_for(|stop| *stop).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "the emulator's server stopped");
-            }
-        });
+        let stopped = async move {
+            let _ = stop_signal.wait_for(|stop| *stop).await;
+        };
+        let server = match tls {
+            None => tokio::spawn(async move {
+                let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "the emulator's server stopped");
+                }
+            }),
+            Some(tls) => tokio::spawn(async move {
+                let listener = tls::TlsListener { tcp: listener, tls };
+                let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "the emulator's server stopped");
+                }
+            }),
+        };
         tracing::info!(%addr, projects = ?shared.projects.keys().collect::<Vec<_>>(), "opentok-emulator listening");
         Ok(RunningEmulator {
             addr,
+            scheme,
             shutdown: Shutdown {
                 tx: stop_tx,
                 server: Some(server),
@@ -399,6 +424,7 @@ impl Drop for Shutdown {
 pub struct RunningEmulator {
     /// Where it listens.
     pub addr: SocketAddr,
+    scheme: &'static str,
     /// Stops it.
     pub shutdown: Shutdown,
     shared: Arc<state::Shared>,
@@ -429,9 +455,9 @@ pub enum WaitError {
 }
 
 impl RunningEmulator {
-    /// The base URL of the API, for clients and SDKs: `http://127.0.0.1:PORT`.
+    /// The base URL of the API, for clients and SDKs: `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Everything the emulator holds, as `GET /_emulator/state` answers.

@@ -8,7 +8,7 @@
 //!
 //! The secret comes preferably from a file (`--api-secret-file`) or the environment (`OPENTOK_API_SECRET`);
 //! `--api-secret SECRET` works too but shows the secret to anyone who can list processes. The first line on
-//! stdout is `opentok-emulator listening on http://ADDR`; logs go to stderr. Ctrl-C stops it.
+//! stdout is `opentok-emulator listening on http://ADDR` (`https://` with `--tls-cert`/`--tls-key`); logs go to stderr. Ctrl-C stops it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,11 +46,12 @@ struct Args {
     )]
     api_secret: Option<String>,
     /// A Vonage application id whose RS256 Bearer tokens are accepted (with --application-public-key).
+    /// Repeatable: the n-th id goes with the n-th key.
     #[arg(long, value_name = "ID", requires = "application_public_key")]
-    application_id: Option<String>,
-    /// The application's public key (PEM; its private key or certificate also do).
+    application_id: Vec<String>,
+    /// The application's public key (PEM; its private key or certificate also do). Repeatable.
     #[arg(long, value_name = "FILE", requires = "application_id")]
-    application_public_key: Option<PathBuf>,
+    application_public_key: Vec<PathBuf>,
     /// Where archive status callbacks are POSTed.
     #[arg(long, value_name = "URL")]
     callback_url: Option<String>,
@@ -72,6 +73,16 @@ struct Args {
     /// The base of download URLs, if clients reach the emulator by another address.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Serve HTTPS with this PEM certificate (chain, leaf first) instead of plain HTTP (with --tls-key).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a throwaway CA and server certificate for 127.0.0.1/localhost made now and written to
+    /// DIR (ca.pem: the CA clients must trust; server.pem, server.key).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_self_signed: Option<PathBuf>,
     /// Log debug events too (of the emulator and the libraries it uses).
     #[arg(long, short)]
     verbose: bool,
@@ -98,7 +109,18 @@ fn config(args: Args) -> anyhow::Result<EmulatorConfig> {
         (None, Some(_), _) => anyhow::bail!("--api-secret-file needs --api-key"),
         (None, None, _) => {}
     }
-    if let (Some(id), Some(file)) = (args.application_id, args.application_public_key) {
+    if args.application_id.len() != args.application_public_key.len() {
+        anyhow::bail!(
+            "{} --application-id but {} --application-public-key: give one key per application, in the same order",
+            args.application_id.len(),
+            args.application_public_key.len()
+        );
+    }
+    for (id, file) in args
+        .application_id
+        .into_iter()
+        .zip(args.application_public_key)
+    {
         let pem = std::fs::read(&file)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
         config
@@ -133,8 +155,29 @@ fn config(args: Args) -> anyhow::Result<EmulatorConfig> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_self_signed) {
+        (Some(cert), Some(key), _) => {
+            Some(opentok_emulator::tls::TlsConfig::from_pem_files(cert, key)?)
+        }
+        (_, _, Some(dir)) => {
+            let made = opentok_emulator::tls::self_signed(dir)?;
+            eprintln!(
+                "opentok-emulator: clients must trust the throwaway CA {}",
+                made.ca_cert.display()
+            );
+            Some(opentok_emulator::tls::TlsConfig::from_pem_files(
+                &made.server_cert,
+                &made.server_key,
+            )?)
+        }
+        _ => None,
+    };
     let config = config(args)?;
-    let emulator = Emulator::builder().config(config).start().await?;
+    let mut builder = Emulator::builder().config(config);
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
+    let emulator = builder.start().await?;
     println!("opentok-emulator listening on {}", emulator.base_url());
     let snapshot = emulator.snapshot();
     for project in &snapshot.projects {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use archive_core::PasswordBlob;
 use opentok_rest::model::{
-    Archive, ArchiveStatus, OutputMode, ProjectId, StartArchiveRequest, StreamMode,
+    Archive, ArchiveLayout, ArchiveStatus, OutputMode, ProjectId, StartArchiveRequest, StreamMode,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -172,6 +172,9 @@ pub struct ArchiveSnapshot {
     pub upload_error: Option<String>,
     /// Whether the emulator's cloud holds a copy (no target, or fallback after a failed upload).
     pub kept_in_cloud: bool,
+    /// The layout of a composed archive, as started or last set; absent for the service's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<ArchiveLayout>,
 }
 
 /// Everything the emulator holds, as `GET /_emulator/state` answers.
@@ -202,6 +205,8 @@ pub(crate) struct ArchiveRecord {
     pub(crate) upload_error: Option<String>,
     pub(crate) cloud_file: Option<PathBuf>,
     pub(crate) available_until_ms: Option<i64>,
+    /// The layout of a composed archive, as started or last set (`PUT .../layout`).
+    pub(crate) layout: Option<ArchiveLayout>,
 }
 
 #[derive(Default)]
@@ -363,6 +368,12 @@ impl Shared {
                 "Invalid streamMode {other:?}: must be \"auto\" or \"manual\""
             )));
         }
+        request
+            .check()
+            .map_err(|e| ApiError::bad_request(format!("Invalid request: {e}")))?;
+        if let Some(layout) = &request.layout {
+            crate::composition::check_layout(layout)?;
+        }
         let has_audio = request.has_audio.unwrap_or(true);
         let has_video = request.has_video.unwrap_or(true);
         if !has_audio && !has_video {
@@ -444,7 +455,11 @@ impl Shared {
             quantization_parameter: request.quantization_parameter,
             event: None,
             streams: Vec::new(),
-            transcription: None,
+            transcription: request
+                .has_transcription
+                .unwrap_or(false)
+                .then(|| requested_transcription(&request)),
+            extra: Default::default(),
         };
         let file_name = match (&output_mode, blob.is_some()) {
             (OutputMode::Individual, _) => "archive.zip",
@@ -467,6 +482,7 @@ impl Shared {
                 upload_error: None,
                 cloud_file: None,
                 available_until_ms: None,
+                layout: request.layout.clone(),
             },
         );
         tracing::info!(project, archive = %id, session = %request.session_id, "archive started");
@@ -640,6 +656,7 @@ impl Shared {
                 upload_target: r.upload_target.clone(),
                 upload_error: r.upload_error.clone(),
                 kept_in_cloud: r.cloud_file.is_some(),
+                layout: r.layout.clone(),
             })
             .collect();
         StateSnapshot {
@@ -648,5 +665,21 @@ impl Shared {
             callbacks: inner.callbacks.clone(),
             hooks: inner.hooks.clone(),
         }
+    }
+}
+
+/// The `transcription` of an archive started with `hasTranscription: true`: requested, in the language and
+/// with the summary asked for (the service's default language is `en-US`).
+fn requested_transcription(request: &StartArchiveRequest) -> opentok_rest::model::Transcription {
+    let properties = request.transcription_properties.clone().unwrap_or_default();
+    opentok_rest::model::Transcription {
+        status: Some("requested".into()),
+        primary_language_code: Some(
+            properties
+                .primary_language_code
+                .unwrap_or_else(|| "en-US".into()),
+        ),
+        has_summary: Some(properties.has_summary.unwrap_or(false)),
+        ..Default::default()
     }
 }

@@ -43,7 +43,8 @@ pub use error::{Error, ServiceError};
 use error::{service_error, unreachable_reason};
 
 use crate::model::{
-    Archive, ArchiveEncryption, ArchiveList, StartArchiveRequest, StorageDestination, StorageTarget,
+    Archive, ArchiveEncryption, ArchiveLayout, ArchiveList, StartArchiveRequest, StorageDestination,
+    StorageTarget, StreamChange,
 };
 
 /// The most archives one list call may ask for (the service's limit).
@@ -352,6 +353,9 @@ impl Client {
                 "a session id is needed to start an archive".into(),
             ));
         }
+        request
+            .check()
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let body =
             serde_json::to_vec(request).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let answer = self
@@ -387,6 +391,53 @@ impl Client {
             )
             .await?;
         self.parse_answer(answer)
+    }
+
+    /// Adds a stream to (or removes one from) an archive in manual stream mode:
+    /// `PATCH /v2/project/{id}/archive/{archiveId}/streams`, answered 204. Never retried.
+    pub async fn change_archive_streams(
+        &self,
+        archive_id: &str,
+        change: &StreamChange,
+    ) -> Result<(), Error> {
+        check_archive_id(archive_id)?;
+        let body = serde_json::to_vec(change).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let url = self.url(&["archive", archive_id, "streams"]);
+        let answer = self
+            .send(Method::PATCH, url, Some(body), Repeat::Never)
+            .await?;
+        self.expect_success(answer)
+    }
+
+    /// Changes the layout of a composed archive while it records:
+    /// `PUT /v2/project/{id}/archive/{archiveId}/layout`. Checked first ([`ArchiveLayout::check`]).
+    pub async fn set_archive_layout(
+        &self,
+        archive_id: &str,
+        layout: &ArchiveLayout,
+    ) -> Result<(), Error> {
+        check_archive_id(archive_id)?;
+        layout
+            .check()
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let body = serde_json::to_vec(layout).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let url = self.url(&["archive", archive_id, "layout"]);
+        let answer = self
+            .send(Method::PUT, url, Some(body), Repeat::Safe)
+            .await?;
+        self.expect_success(answer)
+    }
+
+    /// `Ok` for a 2xx answer (whatever its body), the service's error otherwise.
+    fn expect_success(&self, answer: Answer) -> Result<(), Error> {
+        if answer.status.is_success() {
+            return Ok(());
+        }
+        Err(Error::from_status(service_error(
+            answer.status,
+            &answer.body,
+            &self.known_secrets(),
+        )))
     }
 
     /// Deletes an archive (its record and, in the service's cloud, its file):

@@ -1,8 +1,9 @@
-//! `archivectl archives list|get|start|stop|delete`: the archive REST calls, tables for people, JSON for scripts.
+//! `archivectl archives list|get|start|stop|delete|streams|layout`: the archive REST calls, tables for people, JSON for scripts.
 
 use anyhow::Context as _;
 use opentok_rest::model::{
-    Archive, ArchiveLayout, LayoutType, OutputMode, StartArchiveRequest, StreamMode,
+    Archive, ArchiveLayout, LayoutType, OutputMode, StartArchiveRequest, StreamChange, StreamMode,
+    TranscriptionProperties,
 };
 
 use crate::context::{self, Context};
@@ -21,6 +22,11 @@ pub enum Command {
     /// Delete an archive's record in the service (allowed once it is available, uploaded or deleted) and
     /// record the deletion in the ledger; the object in your storage target stays.
     Delete(DeleteArgs),
+    /// Add a stream to, or remove one from, an archive recording in manual stream mode.
+    #[command(subcommand)]
+    Streams(StreamsCommand),
+    /// Change the layout of a composed archive while it records.
+    Layout(LayoutArgs),
 }
 
 /// `archives delete`
@@ -32,6 +38,60 @@ pub struct DeleteArgs {
     #[command(flatten)]
     ledger: crate::ledger_path::LedgerArgs,
 }
+
+/// `archives streams add|remove`
+#[derive(Debug, clap::Subcommand)]
+pub enum StreamsCommand {
+    /// Add a stream (its audio and video unless --no-audio or --no-video).
+    Add {
+        /// The archive id.
+        #[arg(value_name = "ARCHIVE_ID", value_parser = crate::context::archive_id_arg)]
+        id: String,
+        /// The stream id.
+        #[arg(value_name = "STREAM_ID")]
+        stream_id: String,
+        /// Do not record the stream's audio.
+        #[arg(long, conflicts_with = "no_video")]
+        no_audio: bool,
+        /// Do not record the stream's video.
+        #[arg(long)]
+        no_video: bool,
+    },
+    /// Remove a stream.
+    Remove {
+        /// The archive id.
+        #[arg(value_name = "ARCHIVE_ID", value_parser = crate::context::archive_id_arg)]
+        id: String,
+        /// The stream id.
+        #[arg(value_name = "STREAM_ID")]
+        stream_id: String,
+    },
+}
+
+/// `archives layout`
+#[derive(Debug, clap::Args)]
+pub struct LayoutArgs {
+    /// The archive id.
+    #[arg(value_name = "ARCHIVE_ID", value_parser = crate::context::archive_id_arg)]
+    id: String,
+    /// bestFit, pip, verticalPresentation, horizontalPresentation or custom.
+    #[arg(long = "type", value_name = "TYPE", value_parser = LAYOUT_TYPES)]
+    layout_type: String,
+    /// A file with the CSS of a custom layout (--type custom).
+    #[arg(long, value_name = "FILE")]
+    stylesheet: Option<std::path::PathBuf>,
+    /// The layout while a screen is shared (with --type bestFit).
+    #[arg(long, value_name = "TYPE", value_parser = ["bestFit", "pip", "verticalPresentation", "horizontalPresentation"])]
+    screenshare_type: Option<String>,
+}
+
+const LAYOUT_TYPES: [&str; 5] = [
+    "bestFit",
+    "pip",
+    "verticalPresentation",
+    "horizontalPresentation",
+    "custom",
+];
 
 /// `archives list`
 #[derive(Debug, clap::Args)]
@@ -94,9 +154,24 @@ pub struct StartArgs {
     /// Tag allowing several archives of one session.
     #[arg(long, value_name = "TAG")]
     multi_archive_tag: Option<String>,
-    /// Maximum video bitrate, bits per second.
-    #[arg(long, value_name = "BPS")]
+    /// Maximum video bitrate, bits per second (100000 to 6000000; not with --quantization-parameter).
+    #[arg(long, value_name = "BPS", conflicts_with = "quantization_parameter")]
     max_bitrate: Option<u64>,
+    /// Video quantization parameter, 15 (best) to 40 (smallest); not with --max-bitrate.
+    #[arg(long, value_name = "QP")]
+    quantization_parameter: Option<u32>,
+    /// The layout while a screen is shared (with --layout bestFit).
+    #[arg(long, value_name = "TYPE")]
+    screenshare_type: Option<String>,
+    /// Also transcribe the audio.
+    #[arg(long)]
+    transcription: bool,
+    /// The language to transcribe, e.g. en-US (with --transcription).
+    #[arg(long, value_name = "CODE", requires = "transcription")]
+    transcription_language: Option<String>,
+    /// Also summarize the transcription (with --transcription).
+    #[arg(long, requires = "transcription")]
+    transcription_summary: bool,
 }
 
 /// Runs `archivectl archives ...`.
@@ -138,6 +213,57 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
                 println!("stopped archive {}", archive.id);
                 print_archive(&archive);
             })
+        }
+        Command::Streams(StreamsCommand::Add {
+            id,
+            stream_id,
+            no_audio,
+            no_video,
+        }) => {
+            let change = StreamChange::Add {
+                stream_id: stream_id.clone(),
+                has_audio: Some(!no_audio),
+                has_video: Some(!no_video),
+            };
+            rt.block_on(client.change_archive_streams(&id, &change))
+                .with_context(|| format!("cannot add stream {stream_id} to archive {id}"))?;
+            ctx.out.emit(
+                &serde_json::json!({"id": id, "streamId": stream_id, "added": true,
+                    "hasAudio": !no_audio, "hasVideo": !no_video}),
+                || println!("added stream {stream_id} to archive {id}"),
+            )
+        }
+        Command::Streams(StreamsCommand::Remove { id, stream_id }) => {
+            let change = StreamChange::Remove {
+                stream_id: stream_id.clone(),
+            };
+            rt.block_on(client.change_archive_streams(&id, &change))
+                .with_context(|| format!("cannot remove stream {stream_id} from archive {id}"))?;
+            ctx.out.emit(
+                &serde_json::json!({"id": id, "streamId": stream_id, "removed": true}),
+                || println!("removed stream {stream_id} from archive {id}"),
+            )
+        }
+        Command::Layout(args) => {
+            let stylesheet =
+                match &args.stylesheet {
+                    Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+                        format!("cannot read the stylesheet {}", path.display())
+                    })?),
+                    None => None,
+                };
+            let layout = ArchiveLayout {
+                layout_type: LayoutType::from(args.layout_type.as_str()),
+                stylesheet,
+                screenshare_type: args.screenshare_type.as_deref().map(LayoutType::from),
+            };
+            let id = args.id;
+            rt.block_on(client.set_archive_layout(&id, &layout))
+                .with_context(|| format!("cannot change the layout of archive {id}"))?;
+            ctx.out
+                .emit(&serde_json::json!({"id": id, "layout": layout}), || {
+                    println!("archive {id} now has layout {}", layout.layout_type)
+                })
         }
         Command::Delete(DeleteArgs { id, ledger }) => {
             // The ledger must be usable before the service is changed.
@@ -189,11 +315,19 @@ fn start_request(args: StartArgs) -> StartArchiveRequest {
     r.layout = args.layout.as_deref().map(|t| ArchiveLayout {
         layout_type: LayoutType::from(t),
         stylesheet: args.layout_stylesheet.clone(),
-        screenshare_type: None,
+        screenshare_type: args.screenshare_type.as_deref().map(LayoutType::from),
     });
     r.stream_mode = args.stream_mode.as_deref().map(StreamMode::from);
     r.multi_archive_tag = args.multi_archive_tag;
     r.max_bitrate = args.max_bitrate;
+    r.quantization_parameter = args.quantization_parameter;
+    r.has_transcription = args.transcription.then_some(true);
+    r.transcription_properties = (args.transcription_language.is_some()
+        || args.transcription_summary)
+        .then(|| TranscriptionProperties {
+            primary_language_code: args.transcription_language,
+            has_summary: args.transcription_summary.then_some(true),
+        });
     r
 }
 
@@ -270,5 +404,48 @@ fn print_archive(a: &Archive) {
     }
     if let Some(pw) = a.encrypted_password() {
         println!("password:    {pw}");
+    }
+    print_vonage_fields(a);
+}
+
+/// The fields of today's Vonage Video API (issue 13), when the service sent them.
+fn print_vonage_fields(a: &Archive) {
+    let line = |label: &str, value: Option<String>| {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            println!("{:<12} {value}", format!("{label}:"));
+        }
+    };
+    line(
+        "application",
+        a.application_id.as_ref().map(|p| p.to_string()),
+    );
+    line("output", a.output_mode.as_ref().map(|m| m.to_string()));
+    line("streams", a.stream_mode.as_ref().map(|m| m.to_string()));
+    line("resolution", a.resolution.clone());
+    line("max bitrate", a.max_bitrate.map(|b| format!("{b} bps")));
+    line("qp", a.quantization_parameter.map(|q| q.to_string()));
+    line("multi tag", a.multi_archive_tag.clone());
+    line("updated", a.updated_at.map(format_ms));
+    line("sha256sum", a.sha256sum.clone());
+    for s in &a.streams {
+        let what = match (s.has_audio, s.has_video) {
+            (Some(false), _) => "video only",
+            (_, Some(false)) => "audio only",
+            _ => "audio and video",
+        };
+        line("stream", Some(format!("{} ({what})", s.stream_id)));
+    }
+    if let Some(t) = &a.transcription {
+        let mut text = t.status.clone().unwrap_or_else(|| "unknown".into());
+        if let Some(lang) = &t.primary_language_code {
+            text.push_str(&format!(", {lang}"));
+        }
+        if t.has_summary == Some(true) {
+            text.push_str(", with summary");
+        }
+        if let Some(url) = &t.url {
+            text.push_str(&format!(", {}", opentok_rest::model::redact_url(url)));
+        }
+        line("transcription", Some(text));
     }
 }
