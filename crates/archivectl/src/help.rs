@@ -150,6 +150,35 @@ const PAGES: &[(&str, &[&str], &str)] = &[
         "`archivectl archives`",
     ),
     (
+        "archives streams",
+        &[
+            "archivectl archives streams add ARCHIVE_ID STREAM_ID --no-video",
+            "archivectl archives streams remove ARCHIVE_ID STREAM_ID",
+        ],
+        "`archivectl archives`",
+    ),
+    (
+        "archives streams add",
+        &[
+            "archivectl archives streams add ARCHIVE_ID STREAM_ID",
+            "archivectl archives streams add ARCHIVE_ID STREAM_ID --no-video",
+        ],
+        "`archivectl archives`",
+    ),
+    (
+        "archives streams remove",
+        &["archivectl archives streams remove ARCHIVE_ID STREAM_ID"],
+        "`archivectl archives`",
+    ),
+    (
+        "archives layout",
+        &[
+            "archivectl archives layout ARCHIVE_ID --type bestFit --screenshare-type pip",
+            "archivectl archives layout ARCHIVE_ID --type custom --stylesheet layout.css",
+        ],
+        "`archivectl archives`",
+    ),
+    (
         "pull",
         &[
             "archivectl pull ARCHIVE_ID --key key.pem --out-dir archives/",

@@ -43,8 +43,8 @@ pub use error::{Error, ServiceError};
 use error::{service_error, unreachable_reason};
 
 use crate::model::{
-    Archive, ArchiveEncryption, ArchiveLayout, ArchiveList, StartArchiveRequest, StorageDestination,
-    StorageTarget, StreamChange,
+    Archive, ArchiveEncryption, ArchiveLayout, ArchiveList, StartArchiveRequest,
+    StorageDestination, StorageTarget, StreamChange,
 };
 
 /// The most archives one list call may ask for (the service's limit).
