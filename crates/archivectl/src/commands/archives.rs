@@ -201,7 +201,7 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
                 .block_on(client.start_archive(&request))
                 .context("cannot start the archive")?;
             ctx.out.emit(&archive, || {
-                println!("started archive {}", archive.id);
+                println!("started archive {}", esc(&archive.id));
                 print_archive(&archive);
             })
         }
@@ -210,7 +210,7 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
                 .block_on(client.stop_archive(&id))
                 .with_context(|| format!("cannot stop archive {id}"))?;
             ctx.out.emit(&archive, || {
-                println!("stopped archive {}", archive.id);
+                println!("stopped archive {}", esc(&archive.id));
                 print_archive(&archive);
             })
         }
@@ -362,13 +362,13 @@ fn print_table(archives: &[Archive]) {
     for a in archives {
         println!(
             "{:<36}  {:<9}  {:<24}  {:>7}s  {:>12}  {:<9}  {}",
-            a.id,
-            a.status.as_str(),
+            esc(&a.id),
+            esc(a.status.as_str()),
             format_ms(a.created_at),
             a.duration,
             a.size,
             encryption_label(a),
-            a.name.as_deref().unwrap_or("")
+            esc(a.name.as_deref().unwrap_or(""))
         );
     }
     println!("{} archive(s)", archives.len());
@@ -381,12 +381,12 @@ fn redact_url(a: &mut Archive) {
 }
 
 fn print_archive(a: &Archive) {
-    println!("id:          {}", a.id);
-    println!("status:      {}", a.status.as_str());
+    println!("id:          {}", esc(&a.id));
+    println!("status:      {}", esc(a.status.as_str()));
     if let Some(name) = &a.name {
-        println!("name:        {name}");
+        println!("name:        {}", esc(name));
     }
-    println!("session:     {}", a.session_id);
+    println!("session:     {}", esc(&a.session_id));
     println!("created:     {}", format_ms(a.created_at));
     let note = if a.encrypted_password().is_some() && a.duration == 0 {
         " (encrypted archives report 0: run `archivectl inspect` on the decrypted file)"
@@ -397,22 +397,27 @@ fn print_archive(a: &Archive) {
     println!("size:        {} bytes", a.size);
     println!("encrypted:   {}", encryption_label(a));
     if let Some(reason) = a.reason.as_deref().filter(|r| !r.is_empty()) {
-        println!("reason:      {reason}");
+        println!("reason:      {}", esc(reason));
     }
     if let Some(url) = &a.url {
-        println!("url:         {url}");
+        println!("url:         {}", esc(url));
     }
     if let Some(pw) = a.encrypted_password() {
-        println!("password:    {pw}");
+        println!("password:    {}", esc(pw));
     }
     print_vonage_fields(a);
+}
+
+/// Text from the service, for a terminal: control characters escaped (`\u{1b}`), never sent raw (issue 11).
+fn esc(text: &str) -> std::borrow::Cow<'_, str> {
+    archive_db::escape_controls(text)
 }
 
 /// The fields of today's Vonage Video API (issue 13), when the service sent them.
 fn print_vonage_fields(a: &Archive) {
     let line = |label: &str, value: Option<String>| {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
-            println!("{:<12} {value}", format!("{label}:"));
+            println!("{:<12} {}", format!("{label}:"), esc(&value));
         }
     };
     line(
