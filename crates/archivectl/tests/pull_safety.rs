@@ -984,3 +984,120 @@ fn a_project_named_only_by_a_callback_never_chooses_the_object_key() {
     );
     assert!(exists(&target, &theirs), "their object stays");
 }
+
+/// Holds the ledger's write lock from another process (Python's sqlite3, `BEGIN EXCLUSIVE`) until dropped.
+struct LedgerLock(std::process::Child);
+
+impl LedgerLock {
+    fn hold(path: &str) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys\n\
+                 c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)\n\
+                 c.execute('BEGIN EXCLUSIVE')\n\
+                 print('locked', flush=True)\n\
+                 sys.stdin.read()\n\
+                 c.execute('ROLLBACK')",
+                path,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 (with its sqlite3 module) holds the ledger's lock");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "locked", "the other process holds the lock");
+        Self(child)
+    }
+
+    fn release(mut self) {
+        drop(self.0.stdin.take());
+        assert!(self.0.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn a_ledger_locked_by_another_process_is_waited_for_and_nothing_is_deleted_before_it_records() {
+    let servers = TestServers::require().expect("the test servers (source /tmp/servers.env)");
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.path("out")).unwrap();
+    let password = encrypted_archive(&fx, 2, "");
+    fx.documented_decrypt("archive.ts", "documented.ts");
+    let target = Target::S3(servers.s3.clone());
+    let id = "5afe000a-0000-4000-8000-000000000001";
+    let key = format!("{API_KEY}/{id}/archive.ts");
+    put(&target, &key, &fx.dir.path().join("archive.ts"));
+    // The ledger knows the archive and its password (from a callback), so the pull needs no REST read.
+    let ledger = fx.path("ledger.sqlite3");
+    forged_callback(&ledger, &archive_body(id, &password));
+    let lock = LedgerLock::hold(&ledger);
+    let (api, fake) = serve(vec![
+        (200, &archive_body(id, &password)),
+        (204, ""),
+        (204, ""),
+    ]);
+    let extra = strings(&[id, "--delete-remote", "--delete-object"]);
+    let mut child = pull_cmd(
+        api,
+        &fx,
+        "ledger.sqlite3",
+        &[&s3_args(&servers.s3, &fx)[..], &extra].concat(),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // The output is verified and in place; the pull now waits for the ledger to record it.
+    let output = fx.dir.path().join(format!("out/{id}.ts"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !output.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended while the ledger was locked"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no output while the ledger was locked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // For a while (a wrong order would delete within milliseconds of the rename; a right one never does while
+    // the lock is held, so this window can only miss a bug, never fail a correct pull).
+    let watch = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < watch {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "still waiting for the ledger"
+        );
+        assert_eq!(
+            deletes(&fake),
+            0,
+            "nothing deleted before the ledger records"
+        );
+        assert!(
+            exists(&target, &key),
+            "the object stays until the ledger records"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lock.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(deletes(&fake), 1);
+    assert!(!exists(&target, &key));
+    assert_eq!(
+        std::fs::read(&output).unwrap(),
+        std::fs::read(fx.path("documented.ts")).unwrap()
+    );
+    let ledger = archive_db::Ledger::open(&ledger).unwrap();
+    assert!(ledger.archive(id).unwrap().unwrap().verified_at.is_some());
+    assert_eq!(ledger.deletions(id).unwrap().len(), 2);
+}

@@ -383,12 +383,13 @@ fn generated_archives_often_parse() {
     assert!(parsed >= 100, "only {parsed} of 400 generated bodies parse");
 }
 
-/// Found by `model_bodies_parse_or_error_and_round_trip`: a float in an opaque field (here `transcription`) read
+/// Found by `model_bodies_parse_or_error_and_round_trip`: a float in an opaque field (then `transcription`, typed
+/// since; here a field the model does not know, which it keeps) read
 /// back one unit in the last place off, because serde_json parsed floats imprecisely; the model promises that a
 /// parsed body reads back equal (serde_json's `float_roundtrip`).
 #[test]
 fn regression_float_in_opaque_field_round_trips() {
-    let body = r#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","status":"started","transcription":[-7.643258683909432e+121]}"#;
+    let body = r#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","status":"started","someFutureField":[-7.643258683909432e+121]}"#;
     let archive: Archive = serde_json::from_str(body).expect("parses");
     let again: Archive = serde_json::from_str(&serde_json::to_string(&archive).expect("writes"))
         .expect("reads back");
