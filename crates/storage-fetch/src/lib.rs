@@ -54,7 +54,7 @@ pub mod test_env;
 pub use check::{CHECK_PREFIX, CheckOutcome, CheckReport, CheckResult, CheckStep};
 pub use download::{CBC_BLOCK, Download, DownloadOptions, PartBuffers};
 pub use error::Error;
-pub use presigned::{PresignedDownload, PresignedError, without_query};
+pub use presigned::{PresignedDownload, PresignedError, content_range_start, without_query};
 pub use store::{
     ArchiveKind, Backoff, Located, MultipartOptions, ObjectInfo, PutInfo, Store, StoreOptions,
     archive_key,

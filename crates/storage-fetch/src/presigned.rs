@@ -75,6 +75,24 @@ pub fn without_query(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or(url).to_string()
 }
 
+/// Where a `Content-Range: bytes START-END/TOTAL` answer starts (`None` for anything else, never a panic: the
+/// value comes from the server).
+///
+/// ```
+/// use storage_fetch::content_range_start;
+///
+/// assert_eq!(content_range_start("bytes 4194304-8388607/9000000"), Some(4194304));
+/// assert_eq!(content_range_start("bytes */9000000"), None);
+/// ```
+pub fn content_range_start(value: &str) -> Option<u64> {
+    value
+        .strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .parse::<u64>()
+        .ok()
+}
+
 /// An archive being read from a presigned URL, from [`PresignedDownload::open`]'s offset on.
 #[derive(Debug)]
 pub struct PresignedDownload {
@@ -134,9 +152,7 @@ impl PresignedDownload {
                 .headers()
                 .get(http::header::CONTENT_RANGE)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("bytes "))
-                .and_then(|v| v.split('-').next())
-                .and_then(|v| v.parse::<u64>().ok());
+                .and_then(content_range_start);
             if start != Some(offset) {
                 return Err(PresignedError::WrongRange {
                     url: self.shown.clone(),
