@@ -491,3 +491,57 @@ pub fn serve() -> anyhow::Result<()> {
         servers.check_alive()?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `start` brings both servers up on 127.0.0.1 with their buckets ready (a real SigV4-checked request to
+    /// S3 lists the bucket), and dropping `Servers` stops each server's whole process group and removes its data,
+    /// as CI relies on after every run, failed or not.
+    #[test]
+    fn servers_start_answer_and_stop_with_their_data() {
+        let servers =
+            start().expect("the test servers start (s3s-fs and Azurite are installed if missing)");
+        let var = |name: &str| {
+            servers
+                .env()
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+                .expect(name)
+        };
+        let s3 = var(storage_fetch::test_env::S3_ENDPOINT);
+        let azure = var(storage_fetch::test_env::AZURE_ENDPOINT);
+        let addr = |url: &str| {
+            url.trim_start_matches("http://")
+                .split('/')
+                .next()
+                .expect("host:port")
+                .to_string()
+        };
+        let (s3_addr, azure_addr) = (addr(&s3), addr(&azure));
+        for a in [&s3_addr, &azure_addr] {
+            assert!(a.starts_with("127.0.0.1:"), "{a} is loopback");
+            TcpStream::connect(a).unwrap_or_else(|e| panic!("{a} answers: {e}"));
+        }
+        let groups: Vec<u32> = servers.procs.iter().map(|p| p.pid).collect();
+        assert_eq!(groups.len(), 2, "two servers");
+        let dir = servers.dir.clone();
+        assert!(dir.join("s3").join(S3_BUCKET).is_dir(), "the bucket exists");
+        drop(servers);
+        for a in [&s3_addr, &azure_addr] {
+            assert!(TcpStream::connect(a).is_err(), "{a} no longer answers");
+        }
+        for pid in groups {
+            let alive = Command::new("kill")
+                .args(["-0", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(!alive, "process group {pid} is gone");
+        }
+        assert!(!dir.exists(), "{} is removed", dir.display());
+    }
+}
