@@ -395,7 +395,11 @@ fn key_rotation_tries_every_configured_key_even_past_one_that_cannot_be_loaded()
     );
     // None fits, one could not be loaded: that is what the error says (exit 4, the wrong passphrase).
     let out = config(r#""old.pem", "locked.pem""#, r#""unused.txt", "wrong.txt""#);
-    assert_fails(&out, 4, "none of the configured keys that could be loaded");
+    assert_fails(
+        &out,
+        4,
+        "none of the 1 key(s) that could be loaded, and 1 of the 2 configured could not be loaded",
+    );
     // None fits and all loaded.
     let out = config(r#""old.pem""#, r#""unused.txt""#);
     assert_fails(&out, 4, "wrapped for another key");

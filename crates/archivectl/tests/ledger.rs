@@ -178,9 +178,9 @@ fn show_prints_the_history_and_refuses_unknown_ids() {
     assert!(text.contains("61.250 s"), "{text}");
 
     assert_fails(
-        &ledger_cmd(&path, &["show", "nope"]),
+        &ledger_cmd(&path, &["show", "0000dead-0000-4000-8000-000000000001"]),
         3,
-        "nope is not in the ledger",
+        "0000dead-0000-4000-8000-000000000001 is not in the ledger",
     );
 }
 
@@ -282,10 +282,14 @@ fn the_ledger_is_found_by_flag_env_or_xdg_default_and_only_created_by_writers() 
         .env_remove("ARCHIVECTL_LEDGER")
         .env_remove("XDG_DATA_HOME")
         .env("HOME", &home)
-        .args(["ledger", "show", "some-id"])
+        .args(["ledger", "show", "0000dead-0000-4000-8000-000000000002"])
         .output()
         .unwrap();
-    assert_fails(&out, 3, "some-id is not in the ledger");
+    assert_fails(
+        &out,
+        3,
+        "0000dead-0000-4000-8000-000000000002 is not in the ledger",
+    );
     let expected = home.join(".local/share/archivectl/ledger.sqlite3");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&expected.display().to_string()),
