@@ -108,8 +108,8 @@ mod tests {
     fn config(token: Option<&str>, secret: Option<&str>) -> ReceiverConfig {
         ReceiverConfig {
             path: "/cb".into(),
-            token: token.map(|t| t.as_bytes().to_vec()),
-            signature_secret: secret.map(|s| s.as_bytes().to_vec()),
+            token: token.map(|t| zeroize::Zeroizing::new(t.as_bytes().to_vec())),
+            signature_secret: secret.map(|s| zeroize::Zeroizing::new(s.as_bytes().to_vec())),
             signature_max_age: 300,
             project: None,
             limits: crate::Limits::default(),

@@ -40,6 +40,7 @@ mod serve;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 use archive_db::{BodyError, EventAuth, IncomingEvent, Submitter, escape_controls};
 use axum::Extension;
@@ -95,10 +96,10 @@ impl Default for Limits {
 pub struct ReceiverConfig {
     /// The callback path.
     pub path: String,
-    /// The shared token, if one is required.
-    pub token: Option<Vec<u8>>,
-    /// The signature secret of signed callbacks, if they must be signed.
-    pub signature_secret: Option<Vec<u8>>,
+    /// The shared token, if one is required (wiped from memory on drop).
+    pub token: Option<Zeroizing<Vec<u8>>>,
+    /// The signature secret of signed callbacks, if they must be signed (wiped from memory on drop).
+    pub signature_secret: Option<Zeroizing<Vec<u8>>>,
     /// How old a signature's `iat` may be, in seconds.
     pub signature_max_age: u64,
     /// The project (API key or application id) whose callbacks are expected. When set, an archive callback

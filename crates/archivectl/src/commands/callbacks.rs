@@ -103,8 +103,9 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     let writer = GroupWriter::start(ledger);
     let config = ReceiverConfig {
         path: args.path,
-        token: token.map(|t| t.expose_secret().as_bytes().to_vec()),
-        signature_secret: signature_secret.map(|s| s.expose_secret().as_bytes().to_vec()),
+        token: token.map(|t| zeroize::Zeroizing::new(t.expose_secret().as_bytes().to_vec())),
+        signature_secret: signature_secret
+            .map(|s| zeroize::Zeroizing::new(s.expose_secret().as_bytes().to_vec())),
         signature_max_age: args.signature_max_age,
         // The configured project, if any: callbacks naming another one are refused.
         project: ctx.project_id().ok(),
