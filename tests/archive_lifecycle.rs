@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use e2e::sh;
+use e2e::{sh, workspace_bin};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use storage_fetch::Store;
@@ -27,20 +27,6 @@ use storage_fetch::test_env::TestServers;
 
 const API_KEY: &str = "46001234";
 const SESSION: &str = "2_MX40NjAwMTIzNH5-e2e-session";
-
-/// A workspace binary built by cargo next to this test executable.
-fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join(name);
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first (`cargo build -p archivectl -p opentok-emulator`; \
-         `cargo test --workspace` and `cargo xtask ci` do)",
-        bin.display()
-    );
-    bin
-}
 
 /// A long-running process of the test, killed when dropped; its stderr is kept for failure messages.
 struct Daemon {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use e2e::workspace_bin;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -23,18 +24,6 @@ use storage_fetch::test_env::TestServers;
 
 const API_KEY: &str = "46005678";
 const SESSION: &str = "2_MX40NjAwNTY3OH5-secrets-session";
-
-/// A workspace binary built by cargo next to this test executable.
-fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(Path::parent).unwrap().join(name);
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first (`cargo build -p archivectl -p opentok-emulator`)",
-        bin.display()
-    );
-    bin
-}
 
 /// A long-running process of the test (killed when dropped) whose stdout and stderr are kept.
 struct Daemon {

@@ -23,3 +23,18 @@ pub fn sh(dir: &Path, script: &str) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// A workspace binary (`archivectl`, `opentok-emulator`) built by cargo next to the running test executable;
+/// panics with how to build it when it is missing.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (`cargo build -p archivectl -p opentok-emulator`; \
+         `cargo test --workspace` and `cargo xtask ci` do)",
+        bin.display()
+    );
+    bin
+}
