@@ -22,6 +22,8 @@ mod bench_callbacks;
 mod bench_pull;
 mod ci;
 mod deny;
+#[cfg(test)]
+mod promises;
 mod sdks;
 mod servers;
 #[cfg(test)]
