@@ -52,6 +52,11 @@ pub fn ensure_test_tools() -> anyhow::Result<()> {
     }
     packages.sort_unstable();
     packages.dedup();
+    apt_install(&packages)
+}
+
+/// Installs Debian `packages` with apt-get (through sudo when not root); nothing when the list is empty.
+pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     if packages.is_empty() {
         return Ok(());
     }
