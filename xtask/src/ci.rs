@@ -115,7 +115,7 @@ pub fn run() -> anyhow::Result<()> {
     let targets = test_executables(&root, &test_args)?;
     let mut cmd = servers.command("cargo");
     cmd.args(test_args).current_dir(&root);
-    let (ok, output) = run_teed(cmd)?;
+    let (ok, output) = run_teed(cmd, true)?;
     servers.check_alive()?;
     drop(servers);
     let counts = TestCounts::parse(&output, &targets);
@@ -220,7 +220,9 @@ fn parse_artifacts(json_lines: &str) -> BTreeMap<String, String> {
 
 /// Runs `cmd` with stdout and stderr merged (in order) into one pipe, echoing every line as it comes and
 /// returning whether it succeeded and everything it printed.
-fn run_teed(cmd: Command) -> anyhow::Result<(bool, String)> {
+/// Runs `cmd` with stderr joined to stdout and returns whether it succeeded and all it printed; `echo` also
+/// prints each line as it comes.
+pub(crate) fn run_teed(cmd: Command, echo: bool) -> anyhow::Result<(bool, String)> {
     // One pipe for both streams keeps cargo's "Running …" lines (stderr) in order with the harness's
     // results (stdout); a shell does the 2>&1.
     let program = cmd.get_program().to_owned();
@@ -251,14 +253,16 @@ fn run_teed(cmd: Command) -> anyhow::Result<(bool, String)> {
     let mut child = shell.spawn().context("cannot run sh")?;
     let stdout = child.stdout.take().context("no pipe from the tests")?;
     let mut all = String::new();
-    let mut echo = std::io::stdout().lock();
+    let mut out = std::io::stdout().lock();
     for line in BufReader::new(stdout).lines() {
         let line = line.context("reading the tests' output")?;
-        let _ = writeln!(echo, "{line}");
+        if echo {
+            let _ = writeln!(out, "{line}");
+        }
         all.push_str(&line);
         all.push('\n');
     }
-    drop(echo);
+    drop(out);
     let status = child.wait().context("waiting for the tests")?;
     Ok((status.success(), all))
 }

@@ -26,6 +26,7 @@ mod deny;
 mod promises;
 mod sdks;
 mod servers;
+mod stress;
 #[cfg(test)]
 mod tidy;
 mod tools;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         Some("install-tools") => tools::ensure_test_tools(),
         Some("install-sdks") => sdks::ensure(),
         Some("servers") => servers::serve(),
+        Some("stress") => stress::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  ci               fmt, clippy, all tests (what CI runs)\n  \
@@ -52,7 +54,8 @@ fn main() -> ExitCode {
                  deny             cargo deny check against the offline RustSec snapshot (deny.toml)\n  \
                  install-tools    install ffmpeg, openssl, xxd, time if missing\n  \
                  install-sdks     install the OpenTok and Vonage Python and Node SDKs the emulator tests drive\n  \
-                 servers          start the S3 and Azure test servers, print their env, wait for Ctrl-C"
+                 servers          start the S3 and Azure test servers, print their env, wait for Ctrl-C\n  \
+                 stress           the whole suite N times with every core loaded [--runs N] [--hogs N]"
             );
             return ExitCode::from(2);
         }
