@@ -121,6 +121,21 @@ fn worker(fx: &Fixture, ledger: &str, s3: &[String], extra: &[&str]) -> Child {
         .unwrap()
 }
 
+/// Kills the workers a failing test leaves behind (only while panicking: a passing test has reaped them).
+struct KillOnPanic(Vec<u32>);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for pid in &self.0 {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
 /// Waits until `ready()` holds, failing after [`BOUND`] with `what`.
 fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -132,17 +147,25 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 
 /// The ids a worker reports pulled (its `--json` output), and its exit code and stderr.
 fn finish(child: Child) -> (Vec<String>, Option<i32>, String) {
+    let (pulled, code, stderr) = finish_json(child);
+    let ids = pulled
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    (ids, code, stderr)
+}
+
+/// What a worker reports pulled (its `--json` output), and its exit code and stderr.
+fn finish_json(child: Child) -> (Vec<serde_json::Value>, Option<i32>, String) {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let pulled: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
-    let ids = pulled
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect();
-    (ids, out.status.code(), stderr)
+    (
+        pulled.as_array().unwrap().clone(),
+        out.status.code(),
+        stderr,
+    )
 }
 
 /// Per archive: (verified pull attempts, object deletions), read from the ledger file.
@@ -224,6 +247,7 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
             )
         })
         .collect();
+    let mut reaper = KillOnPanic(workers.iter().map(Child::id).collect());
     let claimed = || {
         files(&fx.dir.path().join("gate"))
             .into_iter()
@@ -289,6 +313,7 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
         "3000",
     ];
     let mut victim = worker(&fx, &ledger, &s3, &slow);
+    reaper.0.push(victim.id());
     let state = fx
         .dir
         .path()
@@ -306,6 +331,7 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
 
     // ...and a watching worker takes the archive over once the lease expires, resuming the checkpoint.
     let taker = worker(&fx, &ledger, &s3, &["--watch", "--lease-ms", "3000"]);
+    reaper.0.push(taker.id());
     let output = fx.dir.path().join(format!("out/{victim_id}.ts"));
     wait_for("the taken-over archive's output", || output.exists());
     // The output is renamed into place before the ledger records it: wait for the record too.
@@ -316,9 +342,15 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
         .args(["-TERM", &taker.id().to_string()])
         .status()
         .unwrap();
-    let (pulled, code, stderr) = finish(taker);
+    let (pulled, code, stderr) = finish_json(taker);
     assert_eq!(code, Some(143), "{stderr}");
-    assert_eq!(pulled, [victim_id.clone()], "{stderr}");
+    assert_eq!(pulled.len(), 1, "{stderr}");
+    assert_eq!(pulled[0]["id"], victim_id.as_str());
+    assert!(
+        pulled[0]["resumed_from"].as_u64().unwrap() > 0,
+        "resumed from the dead worker's checkpoint: {}",
+        pulled[0]
+    );
     assert_eq!(
         std::fs::read(&output).unwrap(),
         std::fs::read(fx.path("big.ts.expected")).unwrap()
@@ -344,6 +376,7 @@ fn watch_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() 
     );
 
     let mut watcher = worker(&fx, &ledger, &s3, &["--watch"]);
+    let _reaper = KillOnPanic(vec![watcher.id()]);
     // It says it is watching (stderr) before anything is recorded.
     let stderr = watcher.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
