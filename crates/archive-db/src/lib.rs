@@ -13,6 +13,8 @@
 //! * [`GroupWriter`] — many submitters, one writer thread, one transaction and one fsync per batch; each
 //!   submitter learns through its [`Completion`] (a `Future`, or [`Completion::wait`]) when its event is
 //!   durable.
+//! * [`leases`]: several `pull` workers share the work — a lease per archive being pulled, claimed in one
+//!   atomic statement, renewed by its owner only, taken over once expired.
 //!
 //! The ledger never holds an AES key or IV, a private key or a passphrase: only the RSA-wrapped password the
 //! service sends, which is useless without the private key. It is sync code with no async runtime.
@@ -38,6 +40,7 @@
 
 mod error;
 mod event;
+pub mod leases;
 mod ledger;
 mod lenient;
 mod pulls;
@@ -56,6 +59,7 @@ use time::macros::format_description;
 
 pub use error::{BodyError, DbError};
 pub use event::{EventAuth, EventKind, EventSource, IncomingEvent, UNPARSED_ARCHIVE};
+pub use leases::{Claim, Lease};
 pub use ledger::{CertificateRecord, Ledger, PullRecord};
 pub use pulls::{Deleted, Deletion, PullAttempt, PullCounts};
 pub use query::{ArchiveDetails, ArchiveFilter, ArchiveRecord, RawEvent, StatusChange};

@@ -163,8 +163,21 @@ const V4: &str = r#"
 ALTER TABLE events ADD COLUMN auth TEXT;
 "#;
 
+/// Version 5: leases, so that several `pull` workers share the work (see [`crate::leases`]): one row per
+/// archive being pulled, whose owner (a worker id) and expiry (milliseconds since the Unix epoch, given by the
+/// caller) say who may pull and settle it. Portable SQL (no STRICT, BIGINT): the same text runs on PostgreSQL.
+const V5: &str = r#"
+CREATE TABLE leases (
+    archive_id  TEXT PRIMARY KEY REFERENCES archives(id) ON DELETE CASCADE,
+    owner       TEXT NOT NULL,
+    acquired_at BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);
+CREATE INDEX leases_expires ON leases(expires_at);
+"#;
+
 /// Every migration, in order: entry `i` takes the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

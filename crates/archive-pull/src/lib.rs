@@ -10,6 +10,8 @@
 //! * [`settle()`]: verify → ledger → object delete → remote delete, in that order; [`record_failure`].
 //! * [`ask_service`], [`terminal_from_callbacks`], [`ready`], [`already_pulled`]: the REST API, not a
 //!   callback, decides a password that does not fit and a terminal status only a callback reported.
+//! * [`claim`] / [`Leased`]: pull workers that share the work — a lease on each archive in the ledger,
+//!   renewed while pulling, checked ([`Leased::fence`]) before anything is recorded or deleted.
 //! * [`Observer`] / [`Progress`]: what a caller is told (this crate draws no progress bar and prints nothing).
 //! * [`PullError`], [`KeyRingError`], [`SettleError`]: typed, so a caller chooses its exit code from them.
 //!
@@ -37,6 +39,7 @@
 mod cancel;
 mod error;
 mod keyring;
+mod lease;
 mod observer;
 mod output;
 mod pipeline;
@@ -46,6 +49,7 @@ mod settle;
 pub use cancel::{CancelToken, StopReason};
 pub use error::PullError;
 pub use keyring::{KeyRing, KeyRingError};
+pub use lease::{Claimed, LeaseError, LeaseOptions, Leased, WorkerId, claim};
 pub use observer::{Observer, Progress};
 pub use pipeline::{PullOptions, Pulled, Source, pull_archive};
 pub use recheck::{

@@ -169,6 +169,13 @@ fn pull_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         PresignedError::NoLength { .. } => Some(INVALID_INPUT),
         _ => Some(SERVICE),
     };
+    if let Some(e) = cause.downcast_ref::<archive_pull::LeaseError>() {
+        // A lost lease: the ledger says another worker holds the archive now.
+        return Some(match e {
+            archive_pull::LeaseError::Ledger { source, .. } => db_code(source),
+            _ => LEDGER,
+        });
+    }
     if let Some(e) = cause.downcast_ref::<PullError>() {
         if let Some(reason) = e.stop_reason() {
             return Some(stop_code(reason));

@@ -26,6 +26,8 @@ mod output;
 mod recheck;
 use archive_pull::{already_pulled, ask_service, not_ready, ready};
 mod signals;
+mod watch;
+mod work;
 
 /// Arguments of `archivectl pull`.
 #[derive(Debug, clap::Args)]
@@ -36,6 +38,16 @@ pub struct Args {
     /// Pull every uploaded or available archive not pulled yet.
     #[arg(long)]
     all: bool,
+    /// With --all: keep running, pulling new archives as callbacks (or `archivectl sync`) record them,
+    /// until SIGTERM or Ctrl-C.
+    #[arg(long, requires = "all")]
+    watch: bool,
+    /// Tuning: how long a worker's lease on an archive lasts, in milliseconds (renewed every third of it).
+    #[arg(long, value_name = "MS", default_value_t = 60_000, hide = true)]
+    lease_ms: u64,
+    /// Test hook: after its first claim, a worker writes `claimed-{pid}` here and waits for `go`.
+    #[arg(long, value_name = "DIR", hide = true)]
+    test_gate: Option<PathBuf>,
     /// Pull again an archive the ledger says is already pulled and verified in --out-dir.
     #[arg(long)]
     force: bool,
@@ -109,6 +121,9 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
             "--part-size-mib and --concurrency must be at least 1",
         ));
     }
+    if args.lease_ms < 30 {
+        return Err(Failure::invalid("--lease-ms must be at least 30"));
+    }
     if args.out_dir.exists() && !args.out_dir.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
@@ -157,6 +172,10 @@ async fn pull_ids(
     client: Option<opentok_rest::Client>,
     ledger: &std::sync::Mutex<archive_db::Ledger>,
 ) -> anyhow::Result<()> {
+    let workers = work::Workers::new(args);
+    if args.watch {
+        return watch::run(args, ctx, store, client, ledger, &workers).await;
+    }
     let ids: Vec<String> = if args.all {
         let pending = lock(ledger).pending().context("cannot read the ledger")?;
         let mut ids: Vec<String> = pending.into_iter().map(|r| r.id).collect();
@@ -182,14 +201,18 @@ async fn pull_ids(
     let mut failures = Vec::new();
     // Once a pull is interrupted (SIGINT, SIGTERM, SIGHUP), the archives still queued are not started.
     let cancel = signals::current();
-    let cancel = &cancel;
+    let (cancel, workers) = (&cancel, &workers);
     let mut stream = futures_util::stream::iter(ids.into_iter().map(|id| {
         let client = client.clone();
         async move {
             if let Some(reason) = cancel.reason() {
                 return (id, Err(PullError::NotStarted { reason }.into()));
             }
-            let r = pull_one(args, ctx, store, client.as_ref(), ledger, &id).await;
+            let r = if args.all {
+                work::pull_leased(args, ctx, store, client.as_ref(), ledger, &id, workers).await
+            } else {
+                pull_one(args, ctx, store, client.as_ref(), ledger, &id, None).await
+            };
             (id, r)
         }
     }))
@@ -198,32 +221,7 @@ async fn pull_ids(
         match result {
             Ok(None) => {}
             Ok(Some(p)) => {
-                if !ctx.out.is_json() {
-                    let continuity = p.report.as_ref().map_or(0, |r| r.continuity_errors);
-                    println!(
-                        "pulled {} -> {} ({} bytes, sha256 {}, duration {}{}){}{}",
-                        p.id,
-                        p.path.display(),
-                        p.bytes,
-                        p.sha256,
-                        p.measured_duration
-                            .map_or("unknown".into(), |d| format!("{d:.3} s")),
-                        match continuity {
-                            0 => String::new(),
-                            n => format!(", {n} MPEG-TS continuity errors"),
-                        },
-                        if p.object_deleted {
-                            ", object deleted from the target"
-                        } else {
-                            ""
-                        },
-                        if p.remote_deleted {
-                            ", service record deleted"
-                        } else {
-                            ""
-                        }
-                    );
-                }
+                print_pulled(ctx, &p);
                 results.push(p);
             }
             Err(e) => failures.push((id, e)),
@@ -258,8 +256,39 @@ async fn pull_ids(
     }
 }
 
+/// The line for a pulled archive (text mode).
+fn print_pulled(ctx: &Context, p: &Pulled) {
+    if !ctx.out.is_json() {
+        let continuity = p.report.as_ref().map_or(0, |r| r.continuity_errors);
+        println!(
+            "pulled {} -> {} ({} bytes, sha256 {}, duration {}{}){}{}",
+            p.id,
+            p.path.display(),
+            p.bytes,
+            p.sha256,
+            p.measured_duration
+                .map_or("unknown".into(), |d| format!("{d:.3} s")),
+            match continuity {
+                0 => String::new(),
+                n => format!(", {n} MPEG-TS continuity errors"),
+            },
+            if p.object_deleted {
+                ", object deleted from the target"
+            } else {
+                ""
+            },
+            if p.remote_deleted {
+                ", service record deleted"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
 /// Pulls one archive: the password from `--password`, else the ledger, else the REST API; the result is
-/// recorded in the ledger.
+/// recorded in the ledger. Under a `lease` (`--all`), the pull stops if the lease is lost, and the ledger
+/// records it (and the deletions are made) only once the lease is confirmed held.
 async fn pull_one(
     args: &Args,
     ctx: &Context,
@@ -267,6 +296,7 @@ async fn pull_one(
     client: Option<&opentok_rest::Client>,
     ledger: &std::sync::Mutex<archive_db::Ledger>,
     id: &str,
+    lease: Option<&archive_pull::Leased<'_>>,
 ) -> anyhow::Result<Option<Pulled>> {
     let given = if args.password.is_some() || args.password_file.is_some() {
         Some(secrets::read_password(
@@ -375,7 +405,7 @@ async fn pull_one(
     // Keys are loaded only if the archive is encrypted.
     let keys = args.key.key_ring(&ctx.config);
     let observer = CliObserver(&ctx.out);
-    let cancel = signals::current();
+    let cancel = lease.map_or_else(signals::current, |l| l.cancel_token().clone());
     let attempt = |password: Option<String>| {
         let (keys, opts, observer, cancel) = (&keys, &opts, &observer, &cancel);
         async move {
@@ -429,6 +459,9 @@ async fn pull_one(
         object: args.delete_object,
         remote: args.delete_remote,
     };
+    if let Some(lease) = lease {
+        lease.fence()?;
+    }
     archive_pull::settle(ledger, store, client, pulled, origin, deletions, &observer)
         .await
         .map(Some)
