@@ -36,6 +36,7 @@
 //! assert_eq!(ledger.pending().unwrap().len(), 1);
 //! ```
 
+mod digest;
 mod error;
 mod event;
 mod ledger;

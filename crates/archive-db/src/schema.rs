@@ -163,8 +163,16 @@ const V4: &str = r#"
 ALTER TABLE events ADD COLUMN auth TEXT;
 "#;
 
+/// The service's `sha256sum` check (issue 13; renumber when merged after other migrations): the SHA-256 of the
+/// object's bytes as `pull` downloaded them (hex), and whether it matched the `sha256sum` the service reported
+/// (1 or 0; NULL when the service reported none, or the pull could not hash the whole object).
+const V_SERVICE_SHA256_CHECK: &str = r#"
+ALTER TABLE archives ADD COLUMN object_sha256 TEXT;
+ALTER TABLE archives ADD COLUMN service_sha256_matched INTEGER;
+"#;
+
 /// Every migration, in order: entry `i` takes the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V_SERVICE_SHA256_CHECK];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
