@@ -164,14 +164,11 @@ openssl enc -d -aes-256-cbc -nopad -in your_archive_file.ts \
   -iv $(xxd -s 35 -l 16 -c 16 -p password.bin)
 "#;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
-    let Some(python) = python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let emulator = https_emulator(dir.path()).await;
-    // Encrypt for our certificate: the storage PUT with the application's Bearer JWT (over HTTPS, with curl);
-    // the bucket is unreachable, so the archive is kept in the emulator's cloud (fallback) and downloaded.
-    let key_pem = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+/// Encrypts the application's archives for our certificate (`cert.pem` in `dir`): the storage PUT with the
+/// application's Bearer JWT (over HTTPS, with curl); the bucket is unreachable, so archives are kept in the
+/// emulator's cloud (fallback), behind a download URL.
+fn encrypt_for_our_certificate(dir: &Path, emulator: &opentok_emulator::RunningEmulator) {
+    let key_pem = std::fs::read_to_string(dir.join("key.pem")).unwrap();
     let credentials = opentok_rest::auth::ApplicationCredentials::from_private_key_file_contents(
         APP_ID,
         key_pem.as_bytes(),
@@ -181,10 +178,9 @@ async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
     let token = credentials
         .token(std::time::Duration::from_secs(300))
         .unwrap();
-    let certificate = archive_core::cert::Certificate::parse(
-        &std::fs::read(dir.path().join("cert.pem")).unwrap(),
-    )
-    .unwrap();
+    let certificate =
+        archive_core::cert::Certificate::parse(&std::fs::read(dir.join("cert.pem")).unwrap())
+            .unwrap();
     let target = opentok_rest::model::StorageTarget::s3(
         opentok_rest::model::S3Config {
             bucket: "archives".into(),
@@ -197,23 +193,42 @@ async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
         opentok_rest::model::ArchiveEncryption::for_certificate(&certificate),
     );
     std::fs::write(
-        dir.path().join("target.json"),
+        dir.join("target.json"),
         serde_json::to_vec(&target).unwrap(),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("bearer"),
-        format!("Authorization: Bearer {token}"),
-    )
-    .unwrap();
+    std::fs::write(dir.join("bearer"), format!("Authorization: Bearer {token}")).unwrap();
     bash(
-        dir.path(),
+        dir,
         &format!(
             "curl -sS --fail --max-time 60 --cacert ca.pem -X PUT -H @bearer -H 'Content-Type: application/json' \
                --data-binary @target.json {}/v2/project/{APP_ID}/archive/storage",
             emulator.base_url()
         ),
     );
+}
+
+/// The password the SDK got (in the journey's report `got`) unwraps with our key and the object it downloaded
+/// (`your_archive_file.ts` in `dir`) decrypts with the documented openssl commands to MPEG-TS.
+fn decrypts_with_the_documented_commands(dir: &Path, got: &Value) {
+    let password = got["password"].as_str().unwrap();
+    assert!(!password.is_empty(), "{got}");
+    bash(
+        dir,
+        &DOCUMENTED_COMMANDS.replace("password-from-tokbox", password),
+    );
+    let plain = std::fs::read(dir.join("your_decrypted_file.ts")).unwrap();
+    assert!(!plain.is_empty() && plain.len() % 188 != 1);
+    assert_eq!(plain[0], 0x47, "MPEG-TS sync byte");
+    assert_eq!(plain[188], 0x47, "MPEG-TS sync byte");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = https_emulator(dir.path()).await;
+    encrypt_for_our_certificate(dir.path(), &emulator);
     let mut command = Command::new(python);
     command
         .args(["-c", JOURNEY, APP_ID])
@@ -223,18 +238,7 @@ async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
         .env("REQUESTS_CA_BUNDLE", dir.path().join("ca.pem"))
         .env("SSL_CERT_FILE", dir.path().join("ca.pem"));
     let got = journey(command).await;
-    // The password the SDK got unwraps with our key and the downloaded object decrypts with the documented
-    // openssl commands to MPEG-TS.
-    let password = got["password"].as_str().unwrap();
-    assert!(!password.is_empty(), "{got}");
-    bash(
-        dir.path(),
-        &DOCUMENTED_COMMANDS.replace("password-from-tokbox", password),
-    );
-    let plain = std::fs::read(dir.path().join("your_decrypted_file.ts")).unwrap();
-    assert!(!plain.is_empty() && plain.len() % 188 != 1);
-    assert_eq!(plain[0], 0x47, "MPEG-TS sync byte");
-    assert_eq!(plain[188], 0x47, "MPEG-TS sync byte");
+    decrypts_with_the_documented_commands(dir.path(), &got);
     emulator.stop().await;
 }
 
