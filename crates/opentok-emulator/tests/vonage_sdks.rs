@@ -2,7 +2,9 @@
 //! with `vonage-video` in `.xtask/python-sdk`, Node `@vonage/video` 1.31.1 in `.xtask/node-sdk`), drive the
 //! emulator over HTTPS with application credentials (issue 13): the Python SDK only speaks
 //! `https://{video_host}`, so the emulator serves TLS with a certificate from a throwaway CA that the SDKs
-//! trust through `REQUESTS_CA_BUNDLE` and `NODE_EXTRA_CA_CERTS`.
+//! trust through `REQUESTS_CA_BUNDLE` and `NODE_EXTRA_CA_CERTS`. Each journey: start with options, add and
+//! remove a stream, set the layout, stop, get (the `password` unwraps with our key), list by session, delete;
+//! and the object it downloads decrypts with the service's documented openssl commands.
 //!
 //! When the SDK is not installed the test fails and says how to install it, unless
 //! `ARCHIVECTL_SKIP_SDK_TESTS=1` (which it says on stderr).
@@ -245,7 +247,7 @@ async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
 const NODE_JOURNEY: &str = r#"
 const fs = require("fs");
 const { Video } = require("@vonage/video");
-const [appId, keyFile, host] = process.argv.slice(1);
+const [appId, keyFile, host, downloadTo] = process.argv.slice(1);
 const video = new Video({ applicationId: appId, privateKey: fs.readFileSync(keyFile) }, { videoHost: host });
 (async () => {
   const started = await video.startArchive("vonage-node", {
@@ -264,6 +266,11 @@ const video = new Video({ applicationId: appId, privateKey: fs.readFileSync(keyF
     if (!["started", "paused", "stopped"].includes(got.status) || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  if (downloadTo && got.url) {
+    const response = await fetch(got.url);
+    if (!response.ok) throw new Error(`download: HTTP ${response.status}`);
+    fs.writeFileSync(downloadTo, Buffer.from(await response.arrayBuffer()));
+  }
   const list = await video.searchArchives({ sessionId: "vonage-node" });
   await video.deleteArchive(started.id);
   const deleted = await video.getArchive(started.id);
@@ -277,7 +284,7 @@ const video = new Video({ applicationId: appId, privateKey: fs.readFileSync(keyF
 })().catch((e) => { console.error(e); process.exit(1); });
 "#;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_vonage_node_sdk_drives_the_emulator_over_https() {
     if skip() {
         return;
@@ -293,13 +300,16 @@ async fn the_vonage_node_sdk_drives_the_emulator_over_https() {
     );
     let dir = tempfile::tempdir().unwrap();
     let emulator = https_emulator(dir.path()).await;
+    encrypt_for_our_certificate(dir.path(), &emulator);
     let mut command = Command::new("node");
     command
         .args(["-e", NODE_JOURNEY, APP_ID])
         .arg(dir.path().join("key.pem"))
         .arg(emulator.base_url())
+        .arg(dir.path().join("your_archive_file.ts"))
         .current_dir(&node_dir)
         .env("NODE_EXTRA_CA_CERTS", dir.path().join("ca.pem"));
-    journey(command).await;
+    let got = journey(command).await;
+    decrypts_with_the_documented_commands(dir.path(), &got);
     emulator.stop().await;
 }
