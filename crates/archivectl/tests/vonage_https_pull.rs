@@ -45,17 +45,26 @@ struct Vonage {
 impl Vonage {
     /// Runs archivectl (from a test on the multi-threaded runtime: the emulator keeps serving meanwhile).
     fn run(&self, args: &[&str]) -> std::process::Output {
+        self.run_trusting(true, args)
+    }
+
+    /// Runs archivectl, with the CA in `SSL_CERT_FILE` or not.
+    fn run_trusting(&self, trust: bool, args: &[&str]) -> std::process::Output {
         let mut cmd = archivectl();
         cmd.env_remove("ARCHIVECTL_CONFIG")
             .env_remove("OPENTOK_API_SECRET")
             .env_remove("OPENTOK_API_KEY")
             .env_remove("SSL_CERT_DIR")
-            .env("SSL_CERT_FILE", &self.ca)
             .env("ARCHIVECTL_LEDGER", self.dir.join("ledger.sqlite3"))
+            .env("SSL_CERT_FILE", &self.ca)
             .current_dir(&self.dir)
             .args(["--application-id", &self.app_id, "--private-key", "app.key"])
             .args(["--api-url", &self.base])
             .args(args);
+        if !trust {
+            // The system's own store, which does not hold the throwaway CA.
+            cmd.env_remove("SSL_CERT_FILE");
+        }
         tokio::task::block_in_place(|| cmd.output().unwrap())
     }
 
@@ -203,6 +212,10 @@ async fn application_credentials_over_https_storage_sync_and_pull_with_the_sha25
     });
     assert!(items.iter().any(|a| a["id"] == id.as_str()), "{listed}");
     let (got, _) = v.ok(&["archives", "get", &id, "--json"]);
+    // Without the CA in SSL_CERT_FILE the emulator's certificate is refused: a network error, one clear line.
+    let refused = v.run_trusting(false, &["archives", "get", &id, "--json"]);
+    assert_fails(&refused, 9, "certificate");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("SSL_CERT_FILE"));
     assert_eq!(got["status"], "uploaded");
     assert_eq!(got["applicationId"], app_id.as_str());
     assert_eq!(got["sha256sum"], sha256sum.as_str());
