@@ -355,6 +355,12 @@ impl ResumableOutput {
         self.written
     }
 
+    /// The partial file being written (`.{name}.partial` beside the destination): its first
+    /// [`resume_offset`](Self::resume_offset) bytes are the plaintext of a resumed run.
+    pub fn partial_path(&self) -> &Path {
+        &self.partial_path
+    }
+
     /// Decrypts and writes the next ciphertext (in place in `ciphertext`); its length must be a multiple of 16
     /// except for the object's last piece.
     pub fn write_ciphertext(&mut self, ciphertext: &mut [u8]) -> Result<(), ArchiveError> {

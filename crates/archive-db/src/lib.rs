@@ -38,6 +38,7 @@
 //! assert_eq!(ledger.pending().unwrap().len(), 1);
 //! ```
 
+mod digest;
 mod error;
 mod event;
 pub mod leases;

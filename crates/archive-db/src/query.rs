@@ -60,6 +60,10 @@ pub struct ArchiveRecord {
     pub first_seen_at: String,
     /// When its row last changed.
     pub changed_at: String,
+    /// SHA-256 (hex) of the object's bytes as `archivectl pull` downloaded them (the ciphertext as stored).
+    pub object_sha256: Option<String>,
+    /// Whether [`object_sha256`](Self::object_sha256) matched the service's `sha256sum` (`None`: not checked).
+    pub service_sha256_matched: Option<bool>,
 }
 
 /// One status an archive was reported in.
@@ -131,7 +135,7 @@ const RECORD_COLUMNS: &str = "a.id, a.status, a.session_id, a.project_id, a.name
     (SELECT json_group_array(password) FROM
         (SELECT password FROM password_conflicts pc WHERE pc.archive_id = a.id ORDER BY first_seen_at, password)),
     a.service_sha256, a.local_path, a.local_sha256, a.measured_duration, a.verified_at, a.remote_deleted_at,
-    a.first_seen_at, a.changed_at";
+    a.first_seen_at, a.changed_at, a.object_sha256, a.service_sha256_matched";
 
 /// The archive is uploaded or available, not pulled, not deleted remotely.
 const READY: &str = "a.status IN ('uploaded', 'available') AND a.local_path IS NULL AND a.remote_deleted_at IS NULL";
@@ -176,6 +180,8 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<ArchiveRecord> {
         remote_deleted_at: r.get(21)?,
         first_seen_at: r.get(22)?,
         changed_at: r.get(23)?,
+        object_sha256: r.get(24)?,
+        service_sha256_matched: r.get(25)?,
     })
 }
 

@@ -176,8 +176,16 @@ CREATE TABLE leases (
 CREATE INDEX leases_expires ON leases(expires_at);
 "#;
 
+/// Version 6: the service's `sha256sum` check (issue 13): the SHA-256 of the
+/// object's bytes as `pull` downloaded them (hex), and whether it matched the `sha256sum` the service reported
+/// (1 or 0; NULL when the service reported none, or the pull could not hash the whole object).
+const V6: &str = r#"
+ALTER TABLE archives ADD COLUMN object_sha256 TEXT;
+ALTER TABLE archives ADD COLUMN service_sha256_matched INTEGER;
+"#;
+
 /// Every migration, in order: entry `i` takes the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

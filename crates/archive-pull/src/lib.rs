@@ -40,11 +40,13 @@ mod cancel;
 mod error;
 mod keyring;
 mod lease;
+mod object_hash;
 mod observer;
 mod output;
 mod pipeline;
 mod recheck;
 mod settle;
+mod sha256sum;
 
 pub use cancel::{CancelToken, StopReason};
 pub use error::PullError;
@@ -58,6 +60,7 @@ pub use recheck::{
 pub use settle::{
     Deletions, Origin, RecordError, SettleError, lock, record_failure, record_known, settle,
 };
+pub use sha256sum::{Sha256sumCheck, check_sha256sum, decode_sha256sum};
 
 /// The private key type the [`KeyRing`] holds (RustCrypto's `rsa`, as archive-core uses).
 pub use rsa::RsaPrivateKey;

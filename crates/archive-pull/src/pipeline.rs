@@ -8,6 +8,7 @@ use archive_core::PasswordBlob;
 use archive_core::resume::{ResumableOutput, ResumableSummary, ResumeBinding};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
+use sha2::{Digest as _, Sha256};
 use storage_fetch::{ArchiveKind, Download, DownloadOptions, PresignedDownload, Store};
 
 use crate::output::{PlainOutput, Stop, conclude, cpu_bound, say_where_it_starts};
@@ -82,10 +83,20 @@ pub struct Pulled {
     pub object_deleted: bool,
     /// Whether the archive's record was then deleted at the service, through the REST API.
     pub remote_deleted: bool,
+    /// SHA-256 (hex) of the object's bytes as downloaded: the ciphertext as stored (`None`: a resumed pull
+    /// whose earlier part could not be read back).
+    pub object_sha256: Option<String>,
+    /// Whether [`object_sha256`](Self::object_sha256) matched the service's `sha256sum` (`None`: not checked);
+    /// set by [`crate::settle()`].
+    pub service_sha256_matched: Option<bool>,
 }
 
 impl Pulled {
-    fn new(id: &str, object_key: String, summary: ResumableSummary, encrypted: bool) -> Self {
+    fn new(
+        id: &str,
+        object_key: String,
+        (summary, encrypted, object_sha256): (ResumableSummary, bool, Option<String>),
+    ) -> Self {
         Self {
             id: id.to_string(),
             path: summary.path,
@@ -99,6 +110,8 @@ impl Pulled {
             report: encrypted.then_some(summary.report),
             object_deleted: false,
             remote_deleted: false,
+            object_sha256,
+            service_sha256_matched: None,
         }
     }
 }
@@ -148,7 +161,8 @@ pub async fn pull_archive(
                         object_size: object.size,
                         e_tag: object.e_tag.as_deref(),
                     };
-                    let output = open_resumable(&out_path, &binding, blob, opts, observer)?;
+                    let (output, hasher) =
+                        open_resumable(&out_path, &binding, blob, opts, observer)?;
                     let offset = output.resume_offset();
                     progress.set_position(offset);
                     let mut download_opts = DownloadOptions {
@@ -166,9 +180,7 @@ pub async fn pull_archive(
                         what: &object.key,
                         size: object.size,
                     };
-                    decrypt_loop(chunks, output, at, opts, &*progress, cancel)
-                        .await
-                        .map(|s| (s, true))
+                    decrypt_loop(chunks, output, at, opts, &*progress, cancel, hasher).await
                 }
                 None => {
                     let download_opts = DownloadOptions {
@@ -177,14 +189,11 @@ pub async fn pull_archive(
                         ..Default::default()
                     };
                     let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
-                    plain_loop(chunks, &out_path, &*progress, cancel)
-                        .await
-                        .map(|s| (s, false))
+                    plain_loop(chunks, &out_path, &*progress, cancel).await
                 }
             };
             progress.finish();
-            let (summary, encrypted) = result?;
-            Ok(Pulled::new(id, object.key, summary, encrypted))
+            Ok(Pulled::new(id, object.key, result?))
         }
         Source::PresignedUrl(url) => {
             let mut download = PresignedDownload::open(url).await?;
@@ -204,7 +213,8 @@ pub async fn pull_archive(
                         object_size: size,
                         e_tag: None,
                     };
-                    let output = open_resumable(&out_path, &binding, blob, opts, observer)?;
+                    let (output, hasher) =
+                        open_resumable(&out_path, &binding, blob, opts, observer)?;
                     let offset = output.resume_offset();
                     progress.set_position(offset);
                     match download.resume_at(offset).await {
@@ -221,40 +231,40 @@ pub async fn pull_archive(
                                 opts,
                                 &*progress,
                                 cancel,
+                                hasher,
                             )
                             .await
-                            .map(|s| (s, true))
                         }
                         Err(e) => Err(e.into()),
                     }
                 }
-                None => plain_loop(Chunks::Url(download), &out_path, &*progress, cancel)
-                    .await
-                    .map(|s| (s, false)),
+                None => plain_loop(Chunks::Url(download), &out_path, &*progress, cancel).await,
             };
             progress.finish();
-            let (summary, encrypted) = result?;
-            Ok(Pulled::new(id, shown, summary, encrypted))
+            Ok(Pulled::new(id, shown, result?))
         }
     }
 }
 
+/// The output, and a hasher of the object's bytes that has taken those before its resume offset.
 fn open_resumable(
     out_path: &Path,
     binding: &ResumeBinding<'_>,
     blob: PasswordBlob,
     opts: &PullOptions,
     observer: &dyn Observer,
-) -> Result<ResumableOutput, PullError> {
+) -> Result<(ResumableOutput, Option<Sha256>), PullError> {
     let output = ResumableOutput::open(out_path, binding, &blob, opts.checkpoint).map_err(|e| {
         PullError::Write {
             path: out_path.to_path_buf(),
             source: Box::new(e),
         }
     })?;
+    let hasher =
+        crate::object_hash::resumed_at(output.partial_path(), output.resume_offset(), &blob);
     drop(blob);
     say_where_it_starts(&output, out_path, observer);
-    Ok(output)
+    Ok((output, hasher))
 }
 
 /// The output being written, and what it is read from (for messages).
@@ -312,7 +322,8 @@ fn into_cause(e: PullError) -> BoxError {
     }
 }
 
-/// The one decrypt-verify-write loop: each piece is decrypted, checked, hashed and written as it arrives, on
+/// The one decrypt-verify-write loop: each piece is hashed (the object's bytes, in `hasher`), decrypted,
+/// checked, hashed (the plaintext) and written as it arrives, on
 /// this task's worker (the runtime is told it blocks), while the download keeps its next parts in flight on
 /// another. No queue between the two: memory stays that of the download's parts. The one cancellation point
 /// is here.
@@ -323,7 +334,8 @@ async fn decrypt_loop(
     opts: &PullOptions,
     progress: &dyn Progress,
     cancel: &CancelToken,
-) -> Result<ResumableSummary, PullError> {
+    mut hasher: Option<Sha256>,
+) -> Result<(ResumableSummary, bool, Option<String>), PullError> {
     let part = usize::try_from(opts.part_size).unwrap_or(4 << 20).max(16);
     let mut pending = BytesMut::new();
     let mut stop = Stop::default();
@@ -358,7 +370,7 @@ async fn decrypt_loop(
             let aligned = pending.len() / 16 * 16;
             pending.split_to(aligned)
         };
-        if let Err(e) = write(&mut output, ready, &chunks, progress) {
+        if let Err(e) = write(&mut output, ready, &chunks, progress, hasher.as_mut()) {
             stop.decrypt_error = Some(e);
             break;
         }
@@ -366,12 +378,14 @@ async fn decrypt_loop(
     if stop.decrypt_error.is_none() && stop.interrupted.is_none() && !pending.is_empty() {
         // The object is a whole number of blocks: what is left is its end, or a cut that `conclude` reports.
         let aligned = pending.len() / 16 * 16;
-        if let Err(e) = write(&mut output, pending.split_to(aligned), &chunks, progress) {
+        let tail = pending.split_to(aligned);
+        if let Err(e) = write(&mut output, tail, &chunks, progress, hasher.as_mut()) {
             stop.decrypt_error = Some(e);
         }
     }
     drop(chunks);
-    conclude(output, stop, at.size, at.path, at.what, opts.trim)
+    let summary = conclude(output, stop, at.size, at.path, at.what, opts.trim)?;
+    Ok((summary, true, hasher.map(|h| hex::encode(h.finalize()))))
 }
 
 fn write(
@@ -379,23 +393,29 @@ fn write(
     mut buf: BytesMut,
     chunks: &Chunks,
     progress: &dyn Progress,
+    hasher: Option<&mut Sha256>,
 ) -> Result<(), archive_core::archive::ArchiveError> {
     let n = buf.len() as u64;
-    let written = cpu_bound(|| output.write_ciphertext(&mut buf));
+    let written = cpu_bound(|| {
+        if let Some(h) = hasher {
+            h.update(&buf);
+        }
+        output.write_ciphertext(&mut buf)
+    });
     chunks.give_back(buf);
     written?;
     progress.advance(n);
     Ok(())
 }
 
-/// An unencrypted archive: downloaded as it is, atomically, with its SHA-256 (not resumable: cancelled, the
-/// temporary file goes).
+/// An unencrypted archive: downloaded as it is, atomically, with its SHA-256 (which is the object's too; not
+/// resumable: cancelled, the temporary file goes).
 async fn plain_loop(
     mut chunks: Chunks,
     out_path: &Path,
     progress: &dyn Progress,
     cancel: &CancelToken,
-) -> Result<ResumableSummary, PullError> {
+) -> Result<(ResumableSummary, bool, Option<String>), PullError> {
     let mut output = PlainOutput::create(out_path)?;
     loop {
         let chunk = tokio::select! {
@@ -414,5 +434,7 @@ async fn plain_loop(
             chunks.give_back(buf);
         }
     }
-    output.finish()
+    let summary = output.finish()?;
+    let object_sha256 = Some(summary.sha256.clone());
+    Ok((summary, false, object_sha256))
 }

@@ -149,6 +149,7 @@ pub async fn settle(
             deletions_asked: deletions.object || deletions.remote,
             source,
         })?;
+    crate::sha256sum::check_and_record(ledger, &mut pulled, observer);
     if deletions.object {
         match origin {
             Origin::Target => {

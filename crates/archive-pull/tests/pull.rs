@@ -49,6 +49,7 @@ async fn a_cancelled_pull_resumes_to_the_same_bytes() {
     let blob = PasswordBlob::generate(&mut rng);
     let password = oaep::wrap_password(&key.to_public_key(), &blob, &mut rng).unwrap();
     let ciphertext = cbc::encrypt_padded(blob.key(), blob.iv(), &plain);
+    let object_sha256 = hex::encode(Sha256::digest(&ciphertext));
     let api_key = format!("{}", 10_000_000 + rng.next_u32() % 80_000_000);
     let mut id_bytes = [0u8; 16];
     rng.fill_bytes(&mut id_bytes);
@@ -115,6 +116,12 @@ async fn a_cancelled_pull_resumes_to_the_same_bytes() {
     let out = std::fs::read(dir.path().join(format!("{id}.ts"))).unwrap();
     assert!(out.starts_with(&plain) && out.len() == plain.len() + 16 - plain.len() % 16);
     assert_eq!(pulled.sha256, hex::encode(Sha256::digest(&out)));
+    // The object's own SHA-256 (for the service's `sha256sum`), the part before the checkpoint included:
+    // rebuilt from the plaintext on disk, since this run did not download it.
+    assert_eq!(
+        pulled.object_sha256.as_deref(),
+        Some(object_sha256.as_str())
+    );
     store
         .delete(&format!("{api_key}/{id}/archive.ts"))
         .await

@@ -22,7 +22,7 @@
 //!   and the password, retried with backoff, optionally signed.
 //! * **Test hooks** (not part of the service), under `/_emulator/`: `GET state` (everything, secrets left
 //!   out), `GET|POST|DELETE hooks` ([`Hooks`]: fail uploads, delay them, drop, duplicate or reorder
-//!   callbacks, pretend a recording length), `PUT projects/{id}/callback` (`{"url": ...}`), `GET health`.
+//!   callbacks, pretend a recording length, report a wrong `sha256sum`), `PUT projects/{id}/callback` (`{"url": ...}`), `GET health`.
 //!   They take no credentials: listen on loopback.
 //!
 //! ```no_run

@@ -99,13 +99,17 @@ async fn process(shared: Arc<Shared>, id: String, recorded: Duration) {
         if fail {
             inner.hooks.fail_uploads -= 1;
         }
+        let wrong_sha256sum = inner.hooks.wrong_sha256sum > 0;
+        if wrong_sha256sum {
+            inner.hooks.wrong_sha256sum -= 1;
+        }
         let target = inner
             .archives
             .get(&id)
             .and_then(|r| inner.storage.get(&r.project).cloned());
         inner.archives.get_mut(&id).map(|record| {
             (
-                delay,
+                (delay, wrong_sha256sum),
                 fail,
                 record.project.clone(),
                 record.file_name,
@@ -114,7 +118,7 @@ async fn process(shared: Arc<Shared>, id: String, recorded: Duration) {
             )
         })
     };
-    let Some((delay, fail, project, file_name, blob, target)) = taken else {
+    let Some(((delay, wrong_sha256sum), fail, project, file_name, blob, target)) = taken else {
         return;
     };
     if delay > 0 {
@@ -138,7 +142,12 @@ async fn process(shared: Arc<Shared>, id: String, recorded: Duration) {
         return;
     };
     let size = bytes.len() as u64;
-    let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes));
+    let mut digest = Sha256::digest(&bytes);
+    if wrong_sha256sum {
+        // The `wrongSha256sum` hook: a digest that is not this file's.
+        digest[0] ^= 0xff;
+    }
+    let sha256 = base64::engine::general_purpose::STANDARD.encode(digest);
     let key = format!("{project}/{id}/{file_name}");
     let (outcome, described, error) = match target {
         None => (Outcome::Cloud, None, None),

@@ -60,6 +60,9 @@ pub struct Hooks {
     /// Archives stopped from now on count as recorded for this many seconds (instead of the wall clock):
     /// their media is the clip repeated to that length, and their `duration` (when not encrypted) says it.
     pub recorded_seconds: Option<u64>,
+    /// The next N archives processed report a `sha256sum` that is not their file's (a client's check of it
+    /// must notice).
+    pub wrong_sha256sum: u32,
 }
 
 /// Part of a [`Hooks`] to change; what is absent stays as it is (`recordedSeconds: null` clears the override).
@@ -74,6 +77,7 @@ pub(crate) struct HooksPatch {
     callback_delay_ms: Option<u64>,
     #[serde(default, deserialize_with = "present")]
     recorded_seconds: Option<Option<u64>>,
+    wrong_sha256sum: Option<u32>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
@@ -117,6 +121,9 @@ impl HooksPatch {
         }
         if let Some(v) = self.recorded_seconds {
             hooks.recorded_seconds = v;
+        }
+        if let Some(v) = self.wrong_sha256sum {
+            hooks.wrong_sha256sum = v;
         }
     }
 }

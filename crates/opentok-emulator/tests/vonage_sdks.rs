@@ -2,7 +2,9 @@
 //! with `vonage-video` in `.xtask/python-sdk`, Node `@vonage/video` 1.31.1 in `.xtask/node-sdk`), drive the
 //! emulator over HTTPS with application credentials (issue 13): the Python SDK only speaks
 //! `https://{video_host}`, so the emulator serves TLS with a certificate from a throwaway CA that the SDKs
-//! trust through `REQUESTS_CA_BUNDLE` and `NODE_EXTRA_CA_CERTS`.
+//! trust through `REQUESTS_CA_BUNDLE` and `NODE_EXTRA_CA_CERTS`. Each journey: start with options, add and
+//! remove a stream, set the layout, stop, get (the `password` unwraps with our key), list by session, delete;
+//! and the object it downloads decrypts with the service's documented openssl commands.
 //!
 //! When the SDK is not installed the test fails and says how to install it, unless
 //! `ARCHIVECTL_SKIP_SDK_TESTS=1` (which it says on stderr).
@@ -164,14 +166,11 @@ openssl enc -d -aes-256-cbc -nopad -in your_archive_file.ts \
   -iv $(xxd -s 35 -l 16 -c 16 -p password.bin)
 "#;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
-    let Some(python) = python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let emulator = https_emulator(dir.path()).await;
-    // Encrypt for our certificate: the storage PUT with the application's Bearer JWT (over HTTPS, with curl);
-    // the bucket is unreachable, so the archive is kept in the emulator's cloud (fallback) and downloaded.
-    let key_pem = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+/// Encrypts the application's archives for our certificate (`cert.pem` in `dir`): the storage PUT with the
+/// application's Bearer JWT (over HTTPS, with curl); the bucket is unreachable, so archives are kept in the
+/// emulator's cloud (fallback), behind a download URL.
+fn encrypt_for_our_certificate(dir: &Path, emulator: &opentok_emulator::RunningEmulator) {
+    let key_pem = std::fs::read_to_string(dir.join("key.pem")).unwrap();
     let credentials = opentok_rest::auth::ApplicationCredentials::from_private_key_file_contents(
         APP_ID,
         key_pem.as_bytes(),
@@ -181,10 +180,9 @@ async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
     let token = credentials
         .token(std::time::Duration::from_secs(300))
         .unwrap();
-    let certificate = archive_core::cert::Certificate::parse(
-        &std::fs::read(dir.path().join("cert.pem")).unwrap(),
-    )
-    .unwrap();
+    let certificate =
+        archive_core::cert::Certificate::parse(&std::fs::read(dir.join("cert.pem")).unwrap())
+            .unwrap();
     let target = opentok_rest::model::StorageTarget::s3(
         opentok_rest::model::S3Config {
             bucket: "archives".into(),
@@ -197,23 +195,42 @@ async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
         opentok_rest::model::ArchiveEncryption::for_certificate(&certificate),
     );
     std::fs::write(
-        dir.path().join("target.json"),
+        dir.join("target.json"),
         serde_json::to_vec(&target).unwrap(),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("bearer"),
-        format!("Authorization: Bearer {token}"),
-    )
-    .unwrap();
+    std::fs::write(dir.join("bearer"), format!("Authorization: Bearer {token}")).unwrap();
     bash(
-        dir.path(),
+        dir,
         &format!(
             "curl -sS --fail --max-time 60 --cacert ca.pem -X PUT -H @bearer -H 'Content-Type: application/json' \
                --data-binary @target.json {}/v2/project/{APP_ID}/archive/storage",
             emulator.base_url()
         ),
     );
+}
+
+/// The password the SDK got (in the journey's report `got`) unwraps with our key and the object it downloaded
+/// (`your_archive_file.ts` in `dir`) decrypts with the documented openssl commands to MPEG-TS.
+fn decrypts_with_the_documented_commands(dir: &Path, got: &Value) {
+    let password = got["password"].as_str().unwrap();
+    assert!(!password.is_empty(), "{got}");
+    bash(
+        dir,
+        &DOCUMENTED_COMMANDS.replace("password-from-tokbox", password),
+    );
+    let plain = std::fs::read(dir.join("your_decrypted_file.ts")).unwrap();
+    assert!(!plain.is_empty() && plain.len() % 188 != 1);
+    assert_eq!(plain[0], 0x47, "MPEG-TS sync byte");
+    assert_eq!(plain[188], 0x47, "MPEG-TS sync byte");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = https_emulator(dir.path()).await;
+    encrypt_for_our_certificate(dir.path(), &emulator);
     let mut command = Command::new(python);
     command
         .args(["-c", JOURNEY, APP_ID])
@@ -223,25 +240,14 @@ async fn the_vonage_python_sdk_drives_the_emulator_over_https() {
         .env("REQUESTS_CA_BUNDLE", dir.path().join("ca.pem"))
         .env("SSL_CERT_FILE", dir.path().join("ca.pem"));
     let got = journey(command).await;
-    // The password the SDK got unwraps with our key and the downloaded object decrypts with the documented
-    // openssl commands to MPEG-TS.
-    let password = got["password"].as_str().unwrap();
-    assert!(!password.is_empty(), "{got}");
-    bash(
-        dir.path(),
-        &DOCUMENTED_COMMANDS.replace("password-from-tokbox", password),
-    );
-    let plain = std::fs::read(dir.path().join("your_decrypted_file.ts")).unwrap();
-    assert!(!plain.is_empty() && plain.len() % 188 != 1);
-    assert_eq!(plain[0], 0x47, "MPEG-TS sync byte");
-    assert_eq!(plain[188], 0x47, "MPEG-TS sync byte");
+    decrypts_with_the_documented_commands(dir.path(), &got);
     emulator.stop().await;
 }
 
 const NODE_JOURNEY: &str = r#"
 const fs = require("fs");
 const { Video } = require("@vonage/video");
-const [appId, keyFile, host] = process.argv.slice(1);
+const [appId, keyFile, host, downloadTo] = process.argv.slice(1);
 const video = new Video({ applicationId: appId, privateKey: fs.readFileSync(keyFile) }, { videoHost: host });
 (async () => {
   const started = await video.startArchive("vonage-node", {
@@ -260,6 +266,11 @@ const video = new Video({ applicationId: appId, privateKey: fs.readFileSync(keyF
     if (!["started", "paused", "stopped"].includes(got.status) || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  if (downloadTo && got.url) {
+    const response = await fetch(got.url);
+    if (!response.ok) throw new Error(`download: HTTP ${response.status}`);
+    fs.writeFileSync(downloadTo, Buffer.from(await response.arrayBuffer()));
+  }
   const list = await video.searchArchives({ sessionId: "vonage-node" });
   await video.deleteArchive(started.id);
   const deleted = await video.getArchive(started.id);
@@ -273,7 +284,7 @@ const video = new Video({ applicationId: appId, privateKey: fs.readFileSync(keyF
 })().catch((e) => { console.error(e); process.exit(1); });
 "#;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_vonage_node_sdk_drives_the_emulator_over_https() {
     if skip() {
         return;
@@ -289,13 +300,16 @@ async fn the_vonage_node_sdk_drives_the_emulator_over_https() {
     );
     let dir = tempfile::tempdir().unwrap();
     let emulator = https_emulator(dir.path()).await;
+    encrypt_for_our_certificate(dir.path(), &emulator);
     let mut command = Command::new("node");
     command
         .args(["-e", NODE_JOURNEY, APP_ID])
         .arg(dir.path().join("key.pem"))
         .arg(emulator.base_url())
+        .arg(dir.path().join("your_archive_file.ts"))
         .current_dir(&node_dir)
         .env("NODE_EXTRA_CA_CERTS", dir.path().join("ca.pem"));
-    journey(command).await;
+    let got = journey(command).await;
+    decrypts_with_the_documented_commands(dir.path(), &got);
     emulator.stop().await;
 }

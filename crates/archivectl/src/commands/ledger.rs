@@ -254,6 +254,16 @@ fn print_record(r: &ArchiveRecord) {
     println!("pulled to:         {}", opt(&r.local_path));
     println!("sha256:            {}", opt(&r.sha256));
     println!(
+        "service sha256sum: {}{}",
+        opt(&r.service_sha256),
+        match r.service_sha256_matched {
+            Some(true) => " (matches the object as downloaded)",
+            Some(false) =>
+                " (does NOT match the object as downloaded: a warning, see the user guide)",
+            None => "",
+        }
+    );
+    println!(
         "measured duration: {}",
         r.measured_duration
             .map_or("-".into(), |d| format!("{d:.3} s"))

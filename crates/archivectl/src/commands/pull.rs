@@ -361,7 +361,8 @@ async fn pull_one(
     let project_from_service = archive
         .as_ref()
         .and_then(|a| a.project().map(|p| p.to_string()));
-    let api_key = match ctx.api_key() {
+    // With Vonage application credentials the objects are filed under the application id.
+    let api_key = match ctx.project_id() {
         Ok(k) => k,
         Err(e) => project_from_service.ok_or(e)?,
     };

@@ -164,7 +164,8 @@ pub(super) fn unreachable_reason(
     } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
     {
         format!(
-            "TLS failed ({}): check that the URL is the service's, and the system's CA certificates",
+            "TLS failed ({}): check that the URL is the service's, and the system's CA certificates (a private CA: \
+             SSL_CERT_FILE=ca.pem)",
             chain
                 .split_once("(Connect): ")
                 .map_or(chain, |(_, cause)| cause)
