@@ -150,8 +150,8 @@ impl Store {
         Fut: std::future::Future<Output = object_store::Result<T>>,
     {
         use backon::Retryable as _;
-        let backoff = self.inner.options.backoff;
-        let delays = (0..self.inner.options.retries).map(move |retry| backoff.delay(retry));
+        let options = &self.inner.options;
+        let delays = options.backoff.delays(options.retries);
         (|| async {
             match op().await {
                 Ok(v) => Ok(v),

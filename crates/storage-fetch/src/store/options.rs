@@ -68,6 +68,20 @@ impl Backoff {
         let jitter: f64 = rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..=1.0);
         full.mul_f64(jitter)
     }
+
+    /// The waits of `retries` retries, in order: what a `backon` retry loop is given, so that every retry of
+    /// this crate (requests, download parts) follows the same schedule.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = storage_fetch::Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) };
+    /// let waits: Vec<Duration> = b.delays(3).collect();
+    /// assert_eq!(waits.len(), 3);
+    /// assert!(waits[2] <= Duration::from_millis(400) && waits[2] >= Duration::from_millis(200));
+    /// ```
+    pub fn delays(self, retries: u32) -> impl Iterator<Item = Duration> + Send + Sync + 'static {
+        (0..retries).map(move |retry| self.delay(retry))
+    }
 }
 
 /// How [`Store::put_multipart`] splits and sends an upload.

@@ -101,8 +101,8 @@ impl Store {
     ) -> Result<Bytes, Error> {
         use backon::Retryable as _;
         let path = Self::path(key)?;
-        let backoff = self.inner.options.backoff;
-        let delays = (0..self.inner.options.retries).map(move |retry| backoff.delay(retry));
+        let options = &self.inner.options;
+        let delays = options.backoff.delays(options.retries);
         (|| self.fetch_range(&path, key, range.clone(), if_match, None, None))
             .retry(delays)
             .when(Error::is_transient)
