@@ -8,6 +8,8 @@
 //!   object and the key); killed or cut off, the same call resumes from the last checkpoint.
 //! * [`KeyRing`]: the private keys a password may be wrapped for (certificate rotation), tried in turn.
 //! * [`settle()`]: verify → ledger → object delete → remote delete, in that order; [`record_failure`].
+//! * [`choose_password`] / [`PasswordInputs`]: which password a pull uses (`--password`, else the ledger,
+//!   else the REST API, which settles conflicts) and whether the archive is ready to pull.
 //! * [`ask_service`], [`terminal_from_callbacks`], [`ready`], [`already_pulled`]: the REST API, not a
 //!   callback, decides a password that does not fit and a terminal status only a callback reported.
 //! * [`Observer`] / [`Progress`]: what a caller is told (this crate draws no progress bar and prints nothing).
@@ -39,6 +41,7 @@ mod error;
 mod keyring;
 mod observer;
 mod output;
+mod password;
 mod pipeline;
 mod recheck;
 mod settle;
@@ -47,6 +50,7 @@ pub use cancel::{CancelToken, StopReason};
 pub use error::PullError;
 pub use keyring::{KeyRing, KeyRingError};
 pub use observer::{Observer, Progress};
+pub use password::{LedgerFacts, PasswordChoice, PasswordInputs, PasswordSource, choose_password};
 pub use pipeline::{PullOptions, Pulled, Source, pull_archive};
 pub use recheck::{
     RecheckError, already_pulled, ask_service, not_ready, ready, terminal_from_callbacks,
