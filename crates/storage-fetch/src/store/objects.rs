@@ -1,6 +1,9 @@
 //! What a store's operations name and return: an archive's three possible objects ([`ArchiveKind`],
 //! [`archive_key`]), an object's size and ETag ([`ObjectInfo`], [`Located`]) and a write's result ([`PutInfo`]).
 
+#[cfg(doc)]
+use super::Store;
+
 /// Which object of an archive: the service writes exactly one of these under `{apiKey}/{archiveId}/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArchiveKind {

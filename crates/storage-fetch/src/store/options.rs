@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+#[cfg(doc)]
+use super::Store;
+
 /// How a [`Store`] talks to its target.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
