@@ -23,6 +23,7 @@
 //! cbc::decrypt_in_place(blob.key(), blob.iv(), &mut plain).unwrap();
 //! assert_eq!(&plain[..13], b"hello archive");
 //! ```
+#![warn(missing_docs)]
 
 pub mod archive;
 pub mod atomic;

@@ -37,6 +37,7 @@
 //! assert_eq!(ledger.status_history("b40ef09b-3811-4726-b508-e41a0f96c68f").unwrap().len(), 2);
 //! assert_eq!(ledger.pending().unwrap().len(), 1);
 //! ```
+#![warn(missing_docs)]
 
 mod digest;
 mod error;

@@ -8,6 +8,8 @@
 //!   object and the key); killed or cut off, the same call resumes from the last checkpoint.
 //! * [`KeyRing`]: the private keys a password may be wrapped for (certificate rotation), tried in turn.
 //! * [`settle()`]: verify → ledger → object delete → remote delete, in that order; [`record_failure`].
+//! * [`choose_password`] / [`PasswordInputs`]: which password a pull uses (`--password`, else the ledger,
+//!   else the REST API, which settles conflicts) and whether the archive is ready to pull.
 //! * [`ask_service`], [`terminal_from_callbacks`], [`ready`], [`already_pulled`]: the REST API, not a
 //!   callback, decides a password that does not fit and a terminal status only a callback reported.
 //! * [`claim`] / [`Leased`]: pull workers that share the work — a lease on each archive in the ledger,
@@ -43,6 +45,7 @@ mod lease;
 mod object_hash;
 mod observer;
 mod output;
+mod password;
 mod pipeline;
 mod recheck;
 mod settle;
@@ -53,6 +56,7 @@ pub use error::PullError;
 pub use keyring::{KeyRing, KeyRingError};
 pub use lease::{Claimed, LeaseError, LeaseOptions, Leased, WorkerId, claim};
 pub use observer::{Observer, Progress};
+pub use password::{LedgerFacts, PasswordChoice, PasswordInputs, PasswordSource, choose_password};
 pub use pipeline::{PullOptions, Pulled, Source, pull_archive};
 pub use recheck::{
     RecheckError, already_pulled, ask_service, not_ready, ready, terminal_from_callbacks,

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use serde::Deserialize;
@@ -49,23 +49,48 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Checks the path's prefix and the request's token.
-fn authorize(shared: &Shared, kind: &str, id: &str, headers: &HeaderMap) -> Result<(), ApiError> {
-    if kind != "project" && kind != "partner" {
-        return Err(ApiError::no_such_resource());
+/// A request to the archiving API whose path prefix (`/v2/project/{id}` or `/v2/partner/{id}`) was checked and
+/// whose token was verified for project `id`: an axum extractor, so that no route can forget the check. It
+/// runs before the body is read.
+struct Authorized {
+    /// The project (API key or application id) of the path.
+    project: String,
+    /// The path's `{archive_id}`, on the routes that have one (`""` on the others).
+    archive_id: String,
+}
+
+impl axum::extract::FromRequestParts<Arc<Shared>> for Authorized {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(parts, shared)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let kind = params.remove("kind").unwrap_or_default();
+        let project = params.remove("id").unwrap_or_default();
+        if kind != "project" && kind != "partner" {
+            return Err(ApiError::no_such_resource().into_response());
+        }
+        let now = opentok_rest::auth::unix_now().map_err(|_| {
+            ApiError::internal("the emulator's clock is before 1970").into_response()
+        })?;
+        crate::auth::authenticate(&parts.headers, &project, |p| shared.project(p), now)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            project,
+            archive_id: params.remove("archive_id").unwrap_or_default(),
+        })
     }
-    let now = opentok_rest::auth::unix_now()
-        .map_err(|_| ApiError::internal("the emulator's clock is before 1970"))?;
-    crate::auth::authenticate(headers, id, |p| shared.project(p), now)
 }
 
 async fn set_storage(
     State(shared): State<Arc<Shared>>,
-    Path((kind, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Authorized { project: id, .. }: Authorized,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &kind, &id, &headers)?;
     let stored = crate::storage::parse_storage_body(&body)?;
     let described = crate::storage::describe(&stored);
     tracing::info!(project = %id, target = %described, "upload target set");
@@ -76,70 +101,71 @@ async fn set_storage(
 
 async fn start(
     State(shared): State<Arc<Shared>>,
-    Path((kind, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Authorized { project: id, .. }: Authorized,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &kind, &id, &headers)?;
     Ok(Json(shared.start_archive(&id, &body)?).into_response())
 }
 
 async fn list(
     State(shared): State<Arc<Shared>>,
-    Path((kind, id)): Path<(String, String)>,
+    Authorized { project: id, .. }: Authorized,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &kind, &id, &headers)?;
     Ok(Json(shared.list_archives(&id, &query)?).into_response())
 }
 
 async fn get_one(
     State(shared): State<Arc<Shared>>,
-    Path((kind, id, archive_id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Authorized {
+        project: id,
+        archive_id,
+    }: Authorized,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &kind, &id, &headers)?;
     Ok(Json(shared.get_archive(&id, &archive_id)?).into_response())
 }
 
 async fn delete_one(
     State(shared): State<Arc<Shared>>,
-    Path((kind, id, archive_id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Authorized {
+        project: id,
+        archive_id,
+    }: Authorized,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &kind, &id, &headers)?;
     shared.delete_archive(&id, &archive_id)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn stop(
     State(shared): State<Arc<Shared>>,
-    Path((kind, id, archive_id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Authorized {
+        project: id,
+        archive_id,
+    }: Authorized,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &kind, &id, &headers)?;
     Ok(Json(shared.stop_archive(&id, &archive_id)?).into_response())
 }
 
 async fn change_streams(
     State(shared): State<Arc<Shared>>,
-    Path((kind, id, archive_id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Authorized {
+        project: id,
+        archive_id,
+    }: Authorized,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &kind, &id, &headers)?;
     shared.change_streams(&id, &archive_id, &body)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn set_layout(
     State(shared): State<Arc<Shared>>,
-    Path((kind, id, archive_id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Authorized {
+        project: id,
+        archive_id,
+    }: Authorized,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&shared, &kind, &id, &headers)?;
     Ok(Json(shared.set_layout(&id, &archive_id, &body)?).into_response())
 }
 

@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -186,14 +187,24 @@ fn signature(shared: &Shared, job: &CallbackJob) -> Option<String> {
         .map(|token| format!("Bearer {token}"))
 }
 
+/// Why one try of a callback failed: the receiver's status, or the transport error.
+struct Failed {
+    status: Option<u16>,
+    error: Option<String>,
+}
+
+/// Delivers one callback: tries it, then retries it with `backon` on the waits of
+/// [`CallbackRetry::delays`](crate::CallbackRetry::delays), recording every try in the state listing.
 async fn deliver(shared: &Arc<Shared>, job: &CallbackJob) {
+    use backon::Retryable as _;
     let retry = shared.config.callback_retry;
     let delay = shared.lock().hooks.callback_delay_ms;
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let attempts = retry.attempts.max(1);
-    for attempt in 1..=attempts {
+    let tries = AtomicU32::new(0);
+    let send = || async {
+        tries.fetch_add(1, Ordering::Relaxed);
         let mut request = shared
             .http
             .post(&job.url)
@@ -203,28 +214,36 @@ async fn deliver(shared: &Arc<Shared>, job: &CallbackJob) {
         if let Some(authorization) = signature(shared, job) {
             request = request.header(reqwest::header::AUTHORIZATION, authorization);
         }
-        let (status, error) = match request.send().await {
-            Ok(response) => (Some(response.status().as_u16()), None),
-            Err(e) => (None, Some(e.without_url().to_string())),
-        };
-        if status.is_some_and(|s| (200..300).contains(&s)) {
-            tracing::info!(archive = %job.archive_id, status = %job.status, attempt, "callback delivered");
-            record(shared, job, attempt, "delivered", status, None);
-            return;
+        match request.send().await {
+            Ok(response) if response.status().is_success() => Ok(response.status().as_u16()),
+            Ok(response) => Err(Failed {
+                status: Some(response.status().as_u16()),
+                error: None,
+            }),
+            Err(e) => Err(Failed {
+                status: None,
+                error: Some(e.without_url().to_string()),
+            }),
         }
-        let last = attempt == attempts;
-        tracing::warn!(archive = %job.archive_id, status = %job.status, attempt, http_status = ?status,
-            error = ?error, "callback failed{}", if last { ", giving up" } else { "" });
-        record(
-            shared,
-            job,
-            attempt,
-            if last { "gave up" } else { "failed" },
-            status,
-            error,
-        );
-        if !last {
-            tokio::time::sleep(retry.delay(attempt - 1)).await;
+    };
+    // Called before each wait, so never after the last try (recorded below as "gave up").
+    let failed = |f: &Failed, _wait: Duration| {
+        let attempt = tries.load(Ordering::Relaxed);
+        tracing::warn!(archive = %job.archive_id, status = %job.status, attempt, http_status = ?f.status,
+            error = ?f.error, "callback failed");
+        record(shared, job, attempt, "failed", f.status, f.error.clone());
+    };
+    let outcome = send.retry(retry.delays()).notify(failed).await;
+    let attempt = tries.load(Ordering::Relaxed);
+    match outcome {
+        Ok(status) => {
+            tracing::info!(archive = %job.archive_id, status = %job.status, attempt, "callback delivered");
+            record(shared, job, attempt, "delivered", Some(status), None);
+        }
+        Err(f) => {
+            tracing::warn!(archive = %job.archive_id, status = %job.status, attempt, http_status = ?f.status,
+                error = ?f.error, "callback failed, giving up");
+            record(shared, job, attempt, "gave up", f.status, f.error);
         }
     }
 }

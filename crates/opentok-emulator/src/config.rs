@@ -183,6 +183,12 @@ impl CallbackRetry {
             .saturating_mul(2u32.saturating_pow(failures_before.min(20)))
             .min(self.max)
     }
+
+    /// The waits between tries, in order: `attempts - 1` of them (the schedule `backon` retries on).
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + Sync + 'static {
+        let retry = *self;
+        (0..retry.attempts.max(1) - 1).map(move |n| retry.delay(n))
+    }
 }
 
 /// Everything an emulator is started with.
@@ -611,5 +617,13 @@ mod tests {
         };
         let delays: Vec<u128> = (0..4).map(|n| retry.delay(n).as_millis()).collect();
         assert_eq!(delays, [100, 200, 350, 350]);
+        // The waits the deliveries retry on: one fewer than the tries, the same schedule.
+        let waits: Vec<u128> = retry.delays().map(|d| d.as_millis()).collect();
+        assert_eq!(waits, [100, 200, 350, 350]);
+        let once = CallbackRetry {
+            attempts: 1,
+            ..retry
+        };
+        assert_eq!(once.delays().count(), 0, "one try: no retry");
     }
 }

@@ -25,8 +25,9 @@
 //!   callbacks, pretend a recording length, report a wrong `sha256sum`), `PUT projects/{id}/callback` (`{"url": ...}`), `GET health`.
 //!   They take no credentials: listen on loopback.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use opentok_emulator::Emulator;
 //!
 //! let emulator = Emulator::builder()
@@ -35,7 +36,8 @@
 //!     .azure_endpoint("http://127.0.0.1:10000/devstoreaccount1")
 //!     .start()
 //!     .await?;
-//! println!("the service is at {}", emulator.base_url());
+//! // Listening on loopback, on a free port (nothing is sent to Azure until an archive is uploaded).
+//! assert!(emulator.base_url().starts_with("http://127.0.0.1:"));
 //! // ... point opentok_rest::Client (or an official SDK) at emulator.base_url() ...
 //! emulator.stop().await;
 //! # Ok(()) }

@@ -35,6 +35,7 @@
 //! assert_eq!(body["config"]["secretKey"], "wJalrXUtnFEMI/K7MDENG");
 //! assert!(!format!("{target:?}").contains("wJalrXUtnFEMI"));
 //! ```
+#![warn(missing_docs)]
 
 pub mod archive_id;
 pub mod auth;

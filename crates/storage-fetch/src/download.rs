@@ -318,28 +318,21 @@ impl PartSource {
     /// Fetches one part (into a buffer from `buffers`, if given), retrying transient failures with the
     /// store's backoff.
     async fn fetch(self, range: Range<u64>, buffers: Option<PartBuffers>) -> Result<Bytes, Error> {
-        let mut attempt = 0;
-        loop {
-            match self
-                .store
-                .fetch_range(
-                    &self.path,
-                    &self.key,
-                    range.clone(),
-                    self.e_tag.as_deref(),
-                    Some(self.size),
-                    buffers.as_ref().map(PartBuffers::take),
-                )
-                .await
-            {
-                Ok(bytes) => return Ok(bytes),
-                Err(e) if e.is_transient() && attempt < self.retries => {
-                    tokio::time::sleep(self.store.options().backoff.delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        use backon::Retryable as _;
+        let delays = self.store.options().backoff.delays(self.retries);
+        (|| {
+            self.store.fetch_range(
+                &self.path,
+                &self.key,
+                range.clone(),
+                self.e_tag.as_deref(),
+                Some(self.size),
+                buffers.as_ref().map(PartBuffers::take),
+            )
+        })
+        .retry(delays)
+        .when(Error::is_transient)
+        .await
     }
 }
 

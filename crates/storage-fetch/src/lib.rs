@@ -21,6 +21,21 @@
 //! * tells failures apart ([`Error`]): wrong credentials, missing permission, missing bucket/container,
 //!   unreachable endpoint, missing object, object changed, anything else.
 //!
+//! Where the service writes an archive, and a target described as the service's storage settings do:
+//!
+//! ```
+//! use secrecy::SecretString;
+//! use storage_fetch::{ArchiveKind, S3Target, Target, archive_key};
+//!
+//! let id = "b40ef09b-3811-4726-b508-e41a0f96c68f";
+//! assert_eq!(archive_key("123456", id, ArchiveKind::EncryptedTs), format!("123456/{id}/archive.ts"));
+//! let target: Target = S3Target::new("archives", "AKIAEXAMPLE", SecretString::from("s3cr3t")).into();
+//! assert_eq!(target.container_name(), "archives");
+//! assert!(!format!("{target:?}").contains("s3cr3t"), "secrets never show in Debug");
+//! ```
+//!
+//! Reading an archive (with a reachable Azurite; `Store` is the same for S3):
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), storage_fetch::Error> {
 //! use futures_util::StreamExt;
@@ -41,6 +56,7 @@
 //!
 //! TLS is rustls with ring as the crypto provider (no OpenSSL), installed as rustls' process default by
 //! [`Store::new`] unless the application installed one; request signing (SigV4, SharedKey) uses ring too.
+#![warn(missing_docs)]
 
 mod admin;
 mod check;

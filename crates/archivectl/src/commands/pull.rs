@@ -24,7 +24,7 @@ pub(crate) use output::CliObserver;
 
 mod output;
 mod recheck;
-use archive_pull::{already_pulled, ask_service, not_ready, ready};
+use archive_pull::{already_pulled, ask_service};
 mod signals;
 mod watch;
 mod work;
@@ -318,36 +318,12 @@ async fn pull_one(
         );
         return Ok(None);
     }
-    let known_password = given
-        .clone()
-        .or_else(|| record.as_ref().and_then(|r| r.password.clone()));
-    let known_ready = record.as_ref().is_some_and(|r| ready(&r.status));
-    // Two passwords were recorded for it (a forged callback, say): the REST API says which is the archive's.
-    let conflict = given.is_none() && record.as_ref().is_some_and(|r| r.password_conflict);
-    // Ask the service when the ledger cannot say: no password, or not known to be uploaded yet.
-    let archive = match client {
-        Some(c) if given.is_none() && (known_password.is_none() || !known_ready || conflict) => {
-            Some(ask_service(c, ledger, id).await?)
-        }
-        _ => None,
-    };
-    let status = archive
-        .as_ref()
-        .map(|a| a.status.clone())
-        .or_else(|| record.as_ref().map(|r| r.status.clone()));
-    if let Some(status) = status.clone().filter(|s| !ready(s))
-        && given.is_none()
-    {
-        return Err(not_ready(id, &status).into());
-    }
-    let from_service = archive
-        .as_ref()
-        .and_then(|a| a.encrypted_password().map(str::to_owned));
-    let password = if conflict {
-        from_service.clone().or(known_password)
-    } else {
-        known_password.or_else(|| from_service.clone())
-    };
+    // `--password`, else the ledger, else the REST API (asked only when the ledger cannot say), and the
+    // readiness rules: archive-pull's, so that every caller gets the same order.
+    let inputs = archive_pull::PasswordInputs::new(given.as_deref(), record.as_ref());
+    let choice = archive_pull::choose_password(client, ledger, id, inputs).await?;
+    let (archive, status) = (choice.service_archive(), choice.status().cloned());
+    let password = choice.password().map(str::to_owned);
     if record.is_none() && archive.is_none() {
         // Pulled with a given password and no REST API: make the ledger know the archive.
         let minimal = serde_json::json!({
@@ -374,7 +350,7 @@ async fn pull_one(
     let url = if in_service_cloud {
         // Kept by the service after a failed upload (fallback): not in the bucket, but behind a presigned
         // URL that expires, so a fresh one is asked for.
-        Some(match archive.as_ref().and_then(|a| a.url.clone()) {
+        Some(match archive.and_then(|a| a.url.clone()) {
             Some(url) => url,
             None => {
                 let client = client.ok_or_else(|| {
@@ -428,18 +404,18 @@ async fn pull_one(
     if let (Err(e), Some(c), None) = (&fetched, client, &given)
         && recheck::password_failed(e)
     {
-        let from_service = match &archive {
-            Some(_) => from_service,
+        let from_service = match archive {
+            Some(a) => a.encrypted_password().map(str::to_owned),
             None => ask_service(c, ledger, id)
                 .await?
                 .encrypted_password()
                 .map(str::to_owned),
         };
-        if from_service.is_some() && from_service != password {
+        if let Some(other) = choice.retry_password(from_service.as_deref()) {
             eprintln!(
                 "note: the ledger's password for archive {id} does not fit ({e:#}); trying the one the REST API gives"
             );
-            fetched = attempt(from_service).await;
+            fetched = attempt(Some(other)).await;
         }
     }
     let pulled = match fetched {

@@ -1,5 +1,10 @@
 //! Unit tests of `store`, beside it so that the module stays within the size budget.
 
+use std::time::Duration;
+
+use bytes::BytesMut;
+use object_store::{ObjectStoreExt, PutPayload};
+
 use super::*;
 
 #[test]
