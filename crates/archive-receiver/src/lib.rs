@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod request_id;
 mod serve;
 
 use std::net::SocketAddr;
@@ -54,6 +55,7 @@ use tokio::sync::Semaphore;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use auth::{TokenQuery, check_signature, check_token};
+pub use request_id::REQUEST_ID_HEADER;
 pub use serve::serve;
 
 /// The largest body accepted (1 MiB); a callback is a few hundred bytes.
@@ -236,16 +238,58 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let request_id = request_id::request_id(&headers);
     let peer = peer.map_or_else(
         || "unknown".to_owned(),
         |Extension(ConnectInfo(p))| p.to_string(),
     );
-    if let Err(why) = check_token(&state.config, &query, &headers) {
-        tracing::warn!(%peer, "refused a callback: {why}");
+    let mut answer = handle(&state, &request_id, &peer, &query, &headers, &body).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        answer
+            .headers_mut()
+            .insert(request_id::REQUEST_ID_HEADER, value);
+    }
+    answer
+}
+
+/// One callback: every log line carries the request id, the archive id (`-` until the body is read and
+/// authenticated) and the outcome; never the token, the signature or the password.
+async fn handle(
+    state: &AppState,
+    request_id: &str,
+    peer: &str,
+    query: &TokenQuery,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    tracing::debug!(
+        request_id,
+        peer,
+        archive = "-",
+        outcome = "received",
+        bytes = body.len(),
+        "callback received"
+    );
+    if let Err(why) = check_token(&state.config, query, headers) {
+        tracing::warn!(
+            request_id,
+            peer,
+            archive = "-",
+            outcome = "rejected: unauthorized",
+            http = 401,
+            "refused a callback: {why}"
+        );
         return reply(StatusCode::UNAUTHORIZED, "missing or wrong token");
     }
-    if let Err(why) = check_signature(&state.config, &headers, &body) {
-        tracing::warn!(%peer, "refused a callback: {why}");
+    if let Err(why) = check_signature(&state.config, headers, body) {
+        tracing::warn!(
+            request_id,
+            peer,
+            archive = "-",
+            outcome = "rejected: bad signature",
+            http = 401,
+            "refused a callback: {why}"
+        );
         return reply(StatusCode::UNAUTHORIZED, "missing or invalid signature");
     }
     let auth = if state.config.signature_secret.is_some() {
@@ -255,10 +299,18 @@ async fn receive(
     } else {
         EventAuth::None
     };
-    let event = match IncomingEvent::from_callback(&body, peer.clone()) {
+    let event = match IncomingEvent::from_callback(body, peer.to_owned()) {
         Ok(event) => event.authenticated(auth),
         Err(e) => {
-            tracing::warn!(%peer, bytes = body.len(), "bad callback: {e}");
+            tracing::warn!(
+                request_id,
+                peer,
+                archive = "-",
+                outcome = "rejected: bad request",
+                http = 400,
+                bytes = body.len(),
+                "bad callback: {e}"
+            );
             let answer = match e {
                 BodyError::MissingId | BodyError::InvalidArchiveId(_) => e.to_string(),
                 _ => "not a JSON callback".to_owned(),
@@ -266,18 +318,34 @@ async fn receive(
             return (StatusCode::BAD_REQUEST, format!("{answer}\n")).into_response();
         }
     };
+    let archive = event.archive_id().unwrap_or("-").to_owned();
     if let (Some(ours), Some(theirs)) = (
         &state.config.project,
         event.archive().and_then(|a| a.project()),
     ) && theirs.to_string() != *ours
     {
-        tracing::warn!(%peer, archive = ?event.archive_id(), "refused a callback for project {}, not ours ({ours})", escape_controls(&theirs.to_string()));
+        tracing::warn!(
+            request_id,
+            peer,
+            archive,
+            outcome = "rejected: another project",
+            http = 403,
+            "refused a callback for project {}, not ours ({ours})",
+            escape_controls(&theirs.to_string())
+        );
         return reply(StatusCode::FORBIDDEN, "a callback for another project");
     }
-    let archive = event.archive_id().map(str::to_owned);
     let status = event.archive().map(|a| a.status.to_string());
     let Ok(_queued) = state.queue.permits.clone().try_acquire_owned() else {
-        tracing::warn!(%peer, archive = ?archive, "the queue to the ledger is full ({}): answered 503", state.queue.capacity);
+        tracing::warn!(
+            request_id,
+            peer,
+            archive,
+            outcome = "rejected: queue full",
+            http = 503,
+            "the queue to the ledger is full ({}): answered 503",
+            state.queue.capacity
+        );
         return busy("too many callbacks waiting for the ledger; try again");
     };
     match state.submitter.submit(event).await {
@@ -290,17 +358,26 @@ async fn receive(
                 Some(_) => "unchanged",
             };
             tracing::info!(
-                %peer,
-                archive = archive.as_deref().unwrap_or("-"),
+                request_id,
+                peer,
+                archive,
                 status = %escape_controls(status.as_deref().unwrap_or("-")),
                 outcome = what,
                 auth = auth.as_str(),
+                http = 200,
                 "recorded a callback"
             );
             reply(StatusCode::OK, "recorded")
         }
         Err(e) => {
-            tracing::error!(%peer, archive = ?archive, "cannot record a callback: {e}");
+            tracing::error!(
+                request_id,
+                peer,
+                archive,
+                outcome = "failed: ledger unavailable",
+                http = 503,
+                "cannot record a callback: {e}"
+            );
             busy("the ledger cannot record it now; try again")
         }
     }

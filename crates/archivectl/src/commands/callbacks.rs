@@ -67,7 +67,6 @@ pub struct ServeArgs {
 /// Runs `archivectl callbacks ...`.
 pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     let Command::Serve(args) = cmd;
-    init_logging();
     if !args.path.starts_with('/') || args.path == "/healthz" {
         return Err(Failure::invalid(format!(
             "--path {:?} must start with / and not be /healthz",
@@ -159,17 +158,6 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
         &serde_json::json!({"events": stats.events, "commits": stats.commits}),
         || {},
     )
-}
-
-/// Log lines on stderr: start and stop, rejected and failed callbacks (and each callback at debug level).
-fn init_logging() {
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(tracing::Level::INFO)
-        .with_target(false)
-        .try_init();
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
