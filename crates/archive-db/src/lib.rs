@@ -40,6 +40,7 @@ mod error;
 mod event;
 mod ledger;
 mod lenient;
+mod probe;
 mod pulls;
 pub mod query;
 pub mod schema;

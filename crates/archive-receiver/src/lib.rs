@@ -11,7 +11,9 @@
 //!   answers 200 only once it is committed. If the ledger cannot commit, or [`Limits::max_queued`] callbacks
 //!   are already waiting for it, it answers 503 with `Retry-After`, so the service tries again later. A body
 //!   not received within [`Limits::body_timeout`] is dropped.
-//! * `GET /healthz` answers 200.
+//! * `GET /healthz` answers 200 while the process serves (liveness); `GET /readyz` answers 200 only when the
+//!   ledger can commit now (a probe through the writer, [`archive_db::Submitter::probe`]), 503 otherwise
+//!   (readiness, for load balancers); `GET /metrics` gives the [`metrics`] in the Prometheus text format.
 //!
 //! Nothing here decrypts anything: the password is stored as received.
 //!
@@ -35,6 +37,8 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod health;
+pub mod metrics;
 mod request_id;
 mod serve;
 
@@ -55,8 +59,10 @@ use tokio::sync::Semaphore;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use auth::{TokenQuery, check_signature, check_token};
+pub use metrics::Metrics;
+use metrics::Reason;
 pub use request_id::REQUEST_ID_HEADER;
-pub use serve::serve;
+pub use serve::{serve, serve_router};
 
 /// The largest body accepted (1 MiB); a callback is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -156,6 +162,8 @@ struct AppState {
     config: Arc<ReceiverConfig>,
     submitter: Submitter,
     queue: QueueGauge,
+    metrics: Metrics,
+    readiness: Arc<health::Readiness>,
 }
 
 /// How many callbacks are waiting for the ledger (received, not yet committed or failed): the bounded queue
@@ -186,7 +194,8 @@ impl QueueGauge {
     }
 }
 
-/// The receiver's routes (`POST {config.path}`, `GET /healthz`), committing through `submitter`.
+/// The receiver's routes (`POST {config.path}`, `GET /healthz`, `GET /readyz`, `GET /metrics`), committing
+/// through `submitter`. `config.path` must not be one of the other three (axum refuses overlapping routes).
 ///
 /// The callback handler reads the peer's address when the service is made with
 /// `into_make_service_with_connect_info::<SocketAddr>()` (as [`serve`] does) and records `unknown` otherwise.
@@ -197,18 +206,32 @@ pub fn router(config: ReceiverConfig, submitter: Submitter) -> Router {
 /// [`router`], and the gauge of its queue to the ledger (for metrics, and for tests that wait for a callback
 /// to be in flight).
 pub fn router_with_gauge(config: ReceiverConfig, submitter: Submitter) -> (Router, QueueGauge) {
+    router_with(config, submitter, Metrics::new())
+}
+
+/// [`router_with_gauge`] counting into `metrics` (served by `GET /metrics`; keep a clone to set what only
+/// the caller knows, such as [`Metrics::set_certificate_expiry`]).
+pub fn router_with(
+    config: ReceiverConfig,
+    submitter: Submitter,
+    metrics: Metrics,
+) -> (Router, QueueGauge) {
     let path = config.path.clone();
     let queue = QueueGauge::new(config.limits.max_queued);
     let body_timeout = config.limits.body_timeout;
     let router = Router::new()
         .route(&path, post(receive))
         .route("/healthz", get(healthz))
+        .route(health::READYZ, get(health::readyz))
+        .route(health::METRICS, get(health::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .with_state(AppState {
             config: Arc::new(config),
             submitter,
             queue: queue.clone(),
+            metrics,
+            readiness: Arc::default(),
         });
     (router, queue)
 }
@@ -270,6 +293,7 @@ async fn handle(
         bytes = body.len(),
         "callback received"
     );
+    state.metrics.received();
     if let Err(why) = check_token(&state.config, query, headers) {
         tracing::warn!(
             request_id,
@@ -279,6 +303,7 @@ async fn handle(
             http = 401,
             "refused a callback: {why}"
         );
+        state.metrics.rejected(Reason::Unauthorized);
         return reply(StatusCode::UNAUTHORIZED, "missing or wrong token");
     }
     if let Err(why) = check_signature(&state.config, headers, body) {
@@ -290,6 +315,7 @@ async fn handle(
             http = 401,
             "refused a callback: {why}"
         );
+        state.metrics.rejected(Reason::BadSignature);
         return reply(StatusCode::UNAUTHORIZED, "missing or invalid signature");
     }
     let auth = if state.config.signature_secret.is_some() {
@@ -315,6 +341,7 @@ async fn handle(
                 BodyError::MissingId | BodyError::InvalidArchiveId(_) => e.to_string(),
                 _ => "not a JSON callback".to_owned(),
             };
+            state.metrics.rejected(Reason::BadRequest);
             return (StatusCode::BAD_REQUEST, format!("{answer}\n")).into_response();
         }
     };
@@ -333,6 +360,7 @@ async fn handle(
             "refused a callback for project {}, not ours ({ours})",
             escape_controls(&theirs.to_string())
         );
+        state.metrics.rejected(Reason::OtherProject);
         return reply(StatusCode::FORBIDDEN, "a callback for another project");
     }
     let status = event.archive().map(|a| a.status.to_string());
@@ -346,10 +374,15 @@ async fn handle(
             "the queue to the ledger is full ({}): answered 503",
             state.queue.capacity
         );
+        state.metrics.rejected(Reason::QueueFull);
         return busy("too many callbacks waiting for the ledger; try again");
     };
-    match state.submitter.submit(event).await {
+    let submitted = std::time::Instant::now();
+    let committed = state.submitter.submit(event).await;
+    let latency = submitted.elapsed();
+    match committed {
         Ok(outcome) => {
+            state.metrics.acknowledged(latency);
             let what = match &outcome.archive {
                 None => "kept raw",
                 Some(a) if a.inserted => "new archive",
@@ -370,6 +403,7 @@ async fn handle(
             reply(StatusCode::OK, "recorded")
         }
         Err(e) => {
+            state.metrics.commit_failed(latency);
             tracing::error!(
                 request_id,
                 peer,

@@ -444,3 +444,73 @@ fn pull_all_logs_a_run_id_and_each_archive_and_quiet_silences_the_notes() {
         "results stay on stdout"
     );
 }
+
+/// GET `path`; the status code and the whole answer (head lowercased).
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    (answer.split(' ').nth(1).unwrap().parse().unwrap(), answer)
+}
+
+#[test]
+fn callbacks_serve_answers_readyz_and_metrics_with_the_certificates_days_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.sqlite3");
+    {
+        // The certificate `storage set` recorded for the project: 90 days and an hour left.
+        let mut l = archive_db::Ledger::open(&ledger).unwrap();
+        let not_after =
+            time::OffsetDateTime::now_utc() + time::Duration::days(90) + time::Duration::hours(1);
+        l.record_certificate(&archive_db::CertificateRecord {
+            fingerprint: "ab".repeat(32),
+            project_id: Some(API_KEY.into()),
+            subject: "CN=test".into(),
+            not_after: not_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+            pem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into(),
+        })
+        .unwrap();
+        l.activate_certificate(
+            API_KEY,
+            Some(&"ab".repeat(32)),
+            time::OffsetDateTime::now_utc() - time::Duration::minutes(1),
+        )
+        .unwrap();
+    }
+    let r = Receiver::start(dir, &["--api-key", API_KEY]);
+    assert_eq!(get(r.addr, "/healthz").0, 200);
+    assert_eq!(get(r.addr, "/readyz").0, 200);
+    assert_eq!(
+        post(r.addr, "/callbacks/archive", &[], &callback(&uuid(20))).0,
+        200
+    );
+    let (code, metrics) = get(r.addr, "/metrics");
+    assert_eq!(code, 200);
+    for line in [
+        "archivectl_certificate_expiry_days 90",
+        "archivectl_callbacks_received_total 1",
+        "archivectl_callbacks_acknowledged_total 1",
+        "archivectl_commit_latency_seconds_count 1",
+        "archivectl_queue_depth 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    // The callback path cannot hide them.
+    let out = run(&[
+        "callbacks",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--path",
+        "/metrics",
+    ]);
+    assert_fails(&out, 2, "/metrics");
+}
