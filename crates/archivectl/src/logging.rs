@@ -3,9 +3,10 @@
 //!
 //! * Log lines (the `tracing` events of archivectl's own crates) go to stderr. The long-running commands
 //!   (`callbacks serve`, `pull --all`) log at `info` by default (each callback, each archive: a request or run
-//!   id, the archive id and the outcome on every line); the others only warnings (a retried request, say).
-//!   `-v` adds `debug`, `-vv` `trace`; `-q` keeps errors only. Other crates (HTTP, storage) log warnings and
-//!   errors at most, whatever `-v` says: their details could carry URLs with presigned queries.
+//!   id, the archive id and the outcome on every line), errors only with `-q`; the others log nothing unless
+//!   `-v` (their stderr is their own messages: one line on failure). `-v` shows `debug`, `-vv` `trace`.
+//!   Other crates (HTTP, storage) log warnings and errors at most, whatever `-v` says: their details could
+//!   carry URLs with presigned queries.
 //! * `--log-format human` is text for people (colours on a terminal); `json` one JSON object per line, with
 //!   `timestamp`, `level`, `message` and the event's fields at the top level. Default: human when stderr is a
 //!   terminal, JSON lines otherwise (a service manager, a container, a pipe to a log collector).
@@ -59,15 +60,15 @@ const OUR_CRATES: &[&str] = &[
 
 impl LogArgs {
     /// The most detailed level shown for archivectl's own events; `long_running` commands log `info` by
-    /// default, the others warnings only.
+    /// default (`error` with `-q`), the others nothing unless `-v`.
     pub fn level(&self, long_running: bool) -> LevelFilter {
-        if self.quiet {
-            return LevelFilter::ERROR;
-        }
-        match self.verbose {
-            0 if long_running => LevelFilter::INFO,
-            0 => LevelFilter::WARN,
-            1 => LevelFilter::DEBUG,
+        match (self.quiet, self.verbose) {
+            (true, _) if long_running => LevelFilter::ERROR,
+            (true, _) => LevelFilter::OFF,
+            (false, 0) if long_running => LevelFilter::INFO,
+            // A one-shot command's stderr is its own messages (one line on failure): log lines only with -v.
+            (false, 0) => LevelFilter::OFF,
+            (false, 1) => LevelFilter::DEBUG,
             _ => LevelFilter::TRACE,
         }
     }
@@ -128,7 +129,8 @@ mod tests {
             log_format: None,
         };
         assert_eq!(args(false, 0).level(true), LevelFilter::INFO);
-        assert_eq!(args(false, 0).level(false), LevelFilter::WARN);
+        assert_eq!(args(false, 0).level(false), LevelFilter::OFF);
+        assert_eq!(args(true, 0).level(false), LevelFilter::OFF);
         assert_eq!(args(false, 1).level(false), LevelFilter::DEBUG);
         assert_eq!(args(false, 3).level(true), LevelFilter::TRACE);
         assert_eq!(args(true, 0).level(true), LevelFilter::ERROR);
