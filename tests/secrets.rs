@@ -1,9 +1,10 @@
 //! The secrets test (issues 11 and 16), across processes: a project is run end to end with known secret values
 //! (the API secret, the S3 secret access key, the private key's passphrase, the receiver's callback token, and
 //! the AES key and IV of an archive the emulator makes) and none of them may appear, in any usual encoding, in
-//! what archivectl prints (stdout, stderr: its only logs), in the receiver's log, in `/proc/PID/cmdline` of the
-//! running receiver, in the ledger (the database, its `-wal` and `-shm`, read while the receiver runs and after),
-//! or in `ledger export` (JSON and CSV).
+//! what archivectl prints (stdout, stderr: its only logs, as JSON lines and as text, at `-vv`), in the
+//! receiver's log (JSON lines at `-vv`), in `/proc/PID/cmdline` of the running receiver, in the ledger (the
+//! database, its `-wal` and `-shm`, read while the receiver runs and after), or in `ledger export` (JSON and
+//! CSV).
 //!
 //! Like `archive_lifecycle.rs`, it drives the `opentok-emulator` and `archivectl` binaries built next to it and
 //! the S3 test server (`source /tmp/servers.env` or `cargo xtask ci`; without them it fails, by design).
@@ -333,6 +334,10 @@ fn no_secret_in_output_logs_ledger_exports_or_the_receivers_command_line() {
                 "127.0.0.1:0",
                 "--token-file",
                 "token",
+                // Its log lines at their most detailed, as JSON lines (issue 15).
+                "-vv",
+                "--log-format",
+                "json",
             ]);
             cmd
         },
@@ -454,7 +459,16 @@ fn no_secret_in_output_logs_ledger_exports_or_the_receivers_command_line() {
     project.json(&["archives", "get", &id], &mut exposed, &daemons);
     project.json(&["ledger", "list"], &mut exposed, &daemons);
     project.run(&["ledger", "show", &id], &mut exposed, &daemons);
-    project.json(&["sync"], &mut exposed, &daemons);
+    project.json(
+        &["sync", "-vv", "--log-format", "json"],
+        &mut exposed,
+        &daemons,
+    );
+    project.json(
+        &["archives", "list", "-vv", "--log-format", "human"],
+        &mut exposed,
+        &daemons,
+    );
     // The object as the bucket holds it, for `decrypt` below (pull deletes it remotely).
     let object_key = format!("{API_KEY}/{id}/archive.ts");
     let encrypted = tokio::runtime::Builder::new_current_thread()
@@ -468,10 +482,25 @@ fn no_secret_in_output_logs_ledger_exports_or_the_receivers_command_line() {
         })
         .unwrap_or_else(|e| panic!("the emulator uploaded nothing at {object_key}: {e}"));
     std::fs::write(project.path("archive.enc"), &encrypted).unwrap();
-    project.run(
-        &["pull", "--all", "--out-dir", "pulled", "--delete-remote"],
+    // pull --all's log lines at their most detailed, as text for people (issue 15).
+    let pulled_log = project.run(
+        &[
+            "pull",
+            "--all",
+            "--out-dir",
+            "pulled",
+            "--delete-remote",
+            "-vv",
+            "--log-format",
+            "human",
+        ],
         &mut exposed,
         &daemons,
+    );
+    let pulled_log = String::from_utf8_lossy(&pulled_log.stderr).into_owned();
+    assert!(
+        pulled_log.contains("run_id=") && pulled_log.contains(&id),
+        "pull --all logged its run: {pulled_log}"
     );
     let pulled = std::fs::read(project.path(&format!("pulled/{id}.ts"))).unwrap();
     archive_core::mpegts::looks_like_ts(&pulled).expect("the archive was decrypted");
@@ -556,7 +585,13 @@ fn no_secret_in_output_logs_ledger_exports_or_the_receivers_command_line() {
 
     // The receiver stops; its whole log, and the ledger as it leaves it.
     drop(emulator);
-    exposed.add("the receiver's log (stdout and stderr)", receiver.stop());
+    let receiver_log = receiver.stop();
+    let log_text = String::from_utf8_lossy(&receiver_log);
+    assert!(
+        log_text.contains(r#""request_id":"#) && log_text.contains(r#""outcome":"received""#),
+        "the receiver logged each callback in JSON, debug lines too: {log_text}"
+    );
+    exposed.add("the receiver's log (stdout and stderr)", receiver_log);
     exposed.add_ledger(&ledger, "after the receiver stopped");
     assert!(
         exposed

@@ -45,6 +45,7 @@ mod event;
 pub mod leases;
 mod ledger;
 mod lenient;
+mod probe;
 mod pulls;
 pub mod query;
 pub mod schema;

@@ -110,6 +110,14 @@ impl Submitter {
         let _ = self.tx.send(Msg::Job(Job { event, done }));
         Completion { rx }
     }
+
+    /// Whether the ledger can commit now ([`Ledger::probe_write`]), asked of the writer thread in turn with
+    /// the events (so it waits behind a batch being committed); nothing is written. Needs no runtime.
+    pub async fn probe(&self) -> Result<(), DbError> {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Probe(done));
+        rx.await.unwrap_or(Err(DbError::WriterStopped))
+    }
 }
 
 impl GroupWriter {
@@ -224,6 +232,7 @@ fn start_checkpointer(ledger: &Ledger) -> Option<(mpsc::Sender<()>, JoinHandle<(
 
 enum Msg {
     Job(Job),
+    Probe(oneshot::Sender<Result<(), DbError>>),
     Stop,
 }
 
@@ -231,26 +240,32 @@ fn run(mut ledger: Ledger, rx: mpsc::Receiver<Msg>, options: WriterOptions, coun
     let max = options.max_batch.max(1);
     let mut stopping = false;
     while !stopping {
-        // Wait for work, then take whatever else is queued (up to `max`).
-        let mut batch = match rx.recv() {
-            Ok(Msg::Job(job)) => vec![job],
-            Ok(Msg::Stop) | Err(_) => Vec::new(),
-        };
-        stopping = batch.is_empty();
+        // Wait for work, then take whatever else is queued (up to `max`). Readiness probes are answered
+        // after the batch they came with.
+        let (mut batch, mut probes) = (Vec::new(), Vec::new());
+        match rx.recv() {
+            Ok(Msg::Job(job)) => batch.push(job),
+            Ok(Msg::Probe(done)) => probes.push(done),
+            Ok(Msg::Stop) | Err(_) => stopping = true,
+        }
         loop {
             while batch.len() < max {
                 match rx.try_recv() {
                     Ok(Msg::Job(job)) => batch.push(job),
+                    Ok(Msg::Probe(done)) => probes.push(done),
                     Ok(Msg::Stop) => stopping = true,
                     Err(_) => break,
                 }
             }
-            if batch.is_empty() {
-                break;
+            let committed = !batch.is_empty();
+            if committed {
+                commit(&mut ledger, std::mem::take(&mut batch), counters);
             }
-            commit(&mut ledger, std::mem::take(&mut batch), counters);
+            for done in probes.drain(..) {
+                let _ = done.send(ledger.probe_write());
+            }
             // While stopping, drain everything queued before the stop; otherwise go back to waiting.
-            if !stopping {
+            if !committed || !stopping {
                 break;
             }
         }

@@ -11,7 +11,9 @@
 //!   answers 200 only once it is committed. If the ledger cannot commit, or [`Limits::max_queued`] callbacks
 //!   are already waiting for it, it answers 503 with `Retry-After`, so the service tries again later. A body
 //!   not received within [`Limits::body_timeout`] is dropped.
-//! * `GET /healthz` answers 200.
+//! * `GET /healthz` answers 200 while the process serves (liveness); `GET /readyz` answers 200 only when the
+//!   ledger can commit now (a probe through the writer, [`archive_db::Submitter::probe`]), 503 otherwise
+//!   (readiness, for load balancers); `GET /metrics` gives the [`metrics`] in the Prometheus text format.
 //!
 //! Nothing here decrypts anything: the password is stored as received.
 //!
@@ -35,6 +37,9 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod health;
+pub mod metrics;
+mod request_id;
 mod serve;
 
 use std::net::SocketAddr;
@@ -54,7 +59,10 @@ use tokio::sync::Semaphore;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use auth::{TokenQuery, check_signature, check_token};
-pub use serve::serve;
+pub use metrics::Metrics;
+use metrics::Reason;
+pub use request_id::REQUEST_ID_HEADER;
+pub use serve::{serve, serve_router};
 
 /// The largest body accepted (1 MiB); a callback is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -154,6 +162,8 @@ struct AppState {
     config: Arc<ReceiverConfig>,
     submitter: Submitter,
     queue: QueueGauge,
+    metrics: Metrics,
+    readiness: Arc<health::Readiness>,
 }
 
 /// How many callbacks are waiting for the ledger (received, not yet committed or failed): the bounded queue
@@ -184,7 +194,8 @@ impl QueueGauge {
     }
 }
 
-/// The receiver's routes (`POST {config.path}`, `GET /healthz`), committing through `submitter`.
+/// The receiver's routes (`POST {config.path}`, `GET /healthz`, `GET /readyz`, `GET /metrics`), committing
+/// through `submitter`. `config.path` must not be one of the other three (axum refuses overlapping routes).
 ///
 /// The callback handler reads the peer's address when the service is made with
 /// `into_make_service_with_connect_info::<SocketAddr>()` (as [`serve`] does) and records `unknown` otherwise.
@@ -195,18 +206,32 @@ pub fn router(config: ReceiverConfig, submitter: Submitter) -> Router {
 /// [`router`], and the gauge of its queue to the ledger (for metrics, and for tests that wait for a callback
 /// to be in flight).
 pub fn router_with_gauge(config: ReceiverConfig, submitter: Submitter) -> (Router, QueueGauge) {
+    router_with(config, submitter, Metrics::new())
+}
+
+/// [`router_with_gauge`] counting into `metrics` (served by `GET /metrics`; keep a clone to set what only
+/// the caller knows, such as [`Metrics::set_certificate_expiry`]).
+pub fn router_with(
+    config: ReceiverConfig,
+    submitter: Submitter,
+    metrics: Metrics,
+) -> (Router, QueueGauge) {
     let path = config.path.clone();
     let queue = QueueGauge::new(config.limits.max_queued);
     let body_timeout = config.limits.body_timeout;
     let router = Router::new()
         .route(&path, post(receive))
         .route("/healthz", get(healthz))
+        .route(health::READYZ, get(health::readyz))
+        .route(health::METRICS, get(health::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .with_state(AppState {
             config: Arc::new(config),
             submitter,
             queue: queue.clone(),
+            metrics,
+            readiness: Arc::default(),
         });
     (router, queue)
 }
@@ -236,16 +261,61 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let request_id = request_id::request_id(&headers);
     let peer = peer.map_or_else(
         || "unknown".to_owned(),
         |Extension(ConnectInfo(p))| p.to_string(),
     );
-    if let Err(why) = check_token(&state.config, &query, &headers) {
-        tracing::warn!(%peer, "refused a callback: {why}");
+    let mut answer = handle(&state, &request_id, &peer, &query, &headers, &body).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        answer
+            .headers_mut()
+            .insert(request_id::REQUEST_ID_HEADER, value);
+    }
+    answer
+}
+
+/// One callback: every log line carries the request id, the archive id (`-` until the body is read and
+/// authenticated) and the outcome; never the token, the signature or the password.
+async fn handle(
+    state: &AppState,
+    request_id: &str,
+    peer: &str,
+    query: &TokenQuery,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    tracing::debug!(
+        request_id,
+        peer,
+        archive = "-",
+        outcome = "received",
+        bytes = body.len(),
+        "callback received"
+    );
+    state.metrics.received();
+    if let Err(why) = check_token(&state.config, query, headers) {
+        tracing::warn!(
+            request_id,
+            peer,
+            archive = "-",
+            outcome = "rejected: unauthorized",
+            http = 401,
+            "refused a callback: {why}"
+        );
+        state.metrics.rejected(Reason::Unauthorized);
         return reply(StatusCode::UNAUTHORIZED, "missing or wrong token");
     }
-    if let Err(why) = check_signature(&state.config, &headers, &body) {
-        tracing::warn!(%peer, "refused a callback: {why}");
+    if let Err(why) = check_signature(&state.config, headers, body) {
+        tracing::warn!(
+            request_id,
+            peer,
+            archive = "-",
+            outcome = "rejected: bad signature",
+            http = 401,
+            "refused a callback: {why}"
+        );
+        state.metrics.rejected(Reason::BadSignature);
         return reply(StatusCode::UNAUTHORIZED, "missing or invalid signature");
     }
     let auth = if state.config.signature_secret.is_some() {
@@ -255,33 +325,64 @@ async fn receive(
     } else {
         EventAuth::None
     };
-    let event = match IncomingEvent::from_callback(&body, peer.clone()) {
+    let event = match IncomingEvent::from_callback(body, peer.to_owned()) {
         Ok(event) => event.authenticated(auth),
         Err(e) => {
-            tracing::warn!(%peer, bytes = body.len(), "bad callback: {e}");
+            tracing::warn!(
+                request_id,
+                peer,
+                archive = "-",
+                outcome = "rejected: bad request",
+                http = 400,
+                bytes = body.len(),
+                "bad callback: {e}"
+            );
             let answer = match e {
                 BodyError::MissingId | BodyError::InvalidArchiveId(_) => e.to_string(),
                 _ => "not a JSON callback".to_owned(),
             };
+            state.metrics.rejected(Reason::BadRequest);
             return (StatusCode::BAD_REQUEST, format!("{answer}\n")).into_response();
         }
     };
+    let archive = event.archive_id().unwrap_or("-").to_owned();
     if let (Some(ours), Some(theirs)) = (
         &state.config.project,
         event.archive().and_then(|a| a.project()),
     ) && theirs.to_string() != *ours
     {
-        tracing::warn!(%peer, archive = ?event.archive_id(), "refused a callback for project {}, not ours ({ours})", escape_controls(&theirs.to_string()));
+        tracing::warn!(
+            request_id,
+            peer,
+            archive,
+            outcome = "rejected: another project",
+            http = 403,
+            "refused a callback for project {}, not ours ({ours})",
+            escape_controls(&theirs.to_string())
+        );
+        state.metrics.rejected(Reason::OtherProject);
         return reply(StatusCode::FORBIDDEN, "a callback for another project");
     }
-    let archive = event.archive_id().map(str::to_owned);
     let status = event.archive().map(|a| a.status.to_string());
     let Ok(_queued) = state.queue.permits.clone().try_acquire_owned() else {
-        tracing::warn!(%peer, archive = ?archive, "the queue to the ledger is full ({}): answered 503", state.queue.capacity);
+        tracing::warn!(
+            request_id,
+            peer,
+            archive,
+            outcome = "rejected: queue full",
+            http = 503,
+            "the queue to the ledger is full ({}): answered 503",
+            state.queue.capacity
+        );
+        state.metrics.rejected(Reason::QueueFull);
         return busy("too many callbacks waiting for the ledger; try again");
     };
-    match state.submitter.submit(event).await {
+    let submitted = std::time::Instant::now();
+    let committed = state.submitter.submit(event).await;
+    let latency = submitted.elapsed();
+    match committed {
         Ok(outcome) => {
+            state.metrics.acknowledged(latency);
             let what = match &outcome.archive {
                 None => "kept raw",
                 Some(a) if a.inserted => "new archive",
@@ -290,17 +391,27 @@ async fn receive(
                 Some(_) => "unchanged",
             };
             tracing::info!(
-                %peer,
-                archive = archive.as_deref().unwrap_or("-"),
+                request_id,
+                peer,
+                archive,
                 status = %escape_controls(status.as_deref().unwrap_or("-")),
                 outcome = what,
                 auth = auth.as_str(),
+                http = 200,
                 "recorded a callback"
             );
             reply(StatusCode::OK, "recorded")
         }
         Err(e) => {
-            tracing::error!(%peer, archive = ?archive, "cannot record a callback: {e}");
+            state.metrics.commit_failed(latency);
+            tracing::error!(
+                request_id,
+                peer,
+                archive,
+                outcome = "failed: ledger unavailable",
+                http = 503,
+                "cannot record a callback: {e}"
+            );
             busy("the ledger cannot record it now; try again")
         }
     }

@@ -26,7 +26,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let limits: Limits = config.limits;
-    let app = router(config, submitter);
+    serve_router(listener, limits, router(config, submitter), shutdown).await
+}
+
+/// [`serve`] for a router made by the caller ([`crate::router_with`], to keep its [`crate::Metrics`]): the
+/// same accept loop, with `limits`' connection cap, header timeout and shutdown grace.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    limits: Limits,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();

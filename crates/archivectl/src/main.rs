@@ -11,6 +11,7 @@ mod context;
 mod exit;
 mod help;
 mod ledger_path;
+mod logging;
 mod output;
 mod secrets;
 mod target;
@@ -32,6 +33,9 @@ struct Cli {
 
     #[command(flatten)]
     global: context::GlobalArgs,
+
+    #[command(flatten)]
+    log: logging::LogArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -84,7 +88,11 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    let out = output::Output::new(cli.json);
+    let out = output::Output::new(cli.json).quiet(cli.log.quiet);
+    // The long-running commands log each callback and each archive; the others only what goes wrong.
+    let long_running = matches!(&cli.command, Command::Callbacks(_))
+        || matches!(&cli.command, Command::Pull(args) if args.all);
+    cli.log.init(long_running);
     let result =
         match cli.command {
             Command::Decrypt(args) => context::Context::new(out, cli.global)

@@ -6,12 +6,23 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     json: bool,
+    quiet: bool,
 }
 
 impl Output {
     /// Output mode from the global `--json` flag.
     pub fn new(json: bool) -> Self {
-        Self { json }
+        Self { json, quiet: false }
+    }
+
+    /// The same, silent on stderr but for errors when `quiet` (the global `-q`).
+    pub fn quiet(self, quiet: bool) -> Self {
+        Self { quiet, ..self }
+    }
+
+    /// Whether `-q` was given: notes, warnings and progress bars stay off stderr.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
     }
 
     /// Whether JSON was asked for.
@@ -29,9 +40,9 @@ impl Output {
         Ok(())
     }
 
-    /// A progress note for people, on stderr; silent in JSON mode.
+    /// A progress note for people, on stderr; silent in JSON mode and with `-q`.
     pub fn note(&self, message: impl std::fmt::Display) {
-        if !self.json {
+        if !self.json && !self.quiet {
             eprintln!("{message}");
         }
     }

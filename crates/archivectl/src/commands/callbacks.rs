@@ -67,10 +67,11 @@ pub struct ServeArgs {
 /// Runs `archivectl callbacks ...`.
 pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     let Command::Serve(args) = cmd;
-    init_logging();
-    if !args.path.starts_with('/') || args.path == "/healthz" {
+    if !args.path.starts_with('/')
+        || ["/healthz", "/readyz", "/metrics"].contains(&args.path.as_str())
+    {
         return Err(Failure::invalid(format!(
-            "--path {:?} must start with / and not be /healthz",
+            "--path {:?} must start with / and not be /healthz, /readyz or /metrics",
             args.path
         )));
     }
@@ -100,6 +101,8 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     }
     let ledger = args.ledger.open(ctx)?;
     let ledger_file = ledger.path().display().to_string();
+    let metrics = archive_receiver::Metrics::new();
+    metrics.set_certificate_expiry(certificate_expiry(&ledger, ctx));
     let writer = GroupWriter::start(ledger);
     let config = ReceiverConfig {
         path: args.path,
@@ -130,7 +133,7 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
             .context("cannot read the bound address")?;
         tracing::info!(
             ledger = %ledger_file,
-            "listening on http://{addr}{} (health: http://{addr}/healthz)",
+            "listening on http://{addr}{} (health: http://{addr}/healthz, /readyz, /metrics)",
             config.path
         );
         // On stdout too, for scripts (port 0 picks a free port): one line, or one JSON object with --json.
@@ -142,7 +145,9 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
         }
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
-        archive_receiver::serve(listener, config, writer.submitter(), shutdown_signal()).await?;
+        let limits = config.limits;
+        let (app, _) = archive_receiver::router_with(config, writer.submitter(), metrics);
+        archive_receiver::serve_router(listener, limits, app, shutdown_signal()).await?;
         anyhow::Ok(())
     });
     // Every acknowledged callback was committed before its answer; this writes anything still queued.
@@ -161,15 +166,19 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     )
 }
 
-/// Log lines on stderr: start and stop, rejected and failed callbacks (and each callback at debug level).
-fn init_logging() {
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(tracing::Level::INFO)
-        .with_target(false)
-        .try_init();
+/// The end of validity of the certificate the service encrypts this project's archives with now, as the
+/// ledger recorded it (`storage set`), for the receiver's `archivectl_certificate_expiry_days` gauge.
+fn certificate_expiry(ledger: &archive_db::Ledger, ctx: &Context) -> Option<std::time::SystemTime> {
+    let project = ctx.project_id().ok()?;
+    let active = ledger
+        .active_certificate(&project, time::OffsetDateTime::now_utc())
+        .ok()??;
+    let not_after = time::OffsetDateTime::parse(
+        &active.not_after,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    Some(not_after.into())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -22,6 +22,7 @@ use crate::target::TargetArgs;
 pub use archive_pull::Pulled;
 pub(crate) use output::CliObserver;
 
+mod log;
 mod output;
 mod recheck;
 use archive_pull::{already_pulled, ask_service};
@@ -37,7 +38,7 @@ pub struct Args {
     ids: Vec<String>,
     /// Pull every uploaded or available archive not pulled yet.
     #[arg(long)]
-    all: bool,
+    pub(crate) all: bool,
     /// With --all: keep running, pulling new archives as callbacks (or `archivectl sync`) record them,
     /// until SIGTERM or Ctrl-C.
     #[arg(long, requires = "all")]
@@ -193,8 +194,11 @@ async fn pull_ids(
     } else {
         args.ids.clone()
     };
+    let run_id = log::run_id();
+    log::started(&run_id, ids.len());
     if ids.is_empty() {
         ctx.out.note("nothing to pull");
+        log::finished(&run_id, 0, 0);
         return ctx.out.emit(&Vec::<Pulled>::new(), || {});
     }
     let mut results = Vec::new();
@@ -218,6 +222,7 @@ async fn pull_ids(
     }))
     .buffer_unordered(args.parallel.max(1));
     while let Some((id, result)) = stream.next().await {
+        log::archive_done(&run_id, &id, &result, args.all);
         match result {
             Ok(None) => {}
             Ok(Some(p)) => {
@@ -227,6 +232,7 @@ async fn pull_ids(
             Err(e) => failures.push((id, e)),
         }
     }
+    log::finished(&run_id, results.len(), failures.len());
     ctx.out.emit(&results, || {})?;
     match failures.len() {
         0 => Ok(()),
@@ -312,10 +318,12 @@ async fn pull_one(
             .as_ref()
             .and_then(|r| already_pulled(r, &args.out_dir))
     {
-        eprintln!(
-            "archive {id} is already pulled and verified at {}: nothing to do (--force pulls it again)",
-            path.display()
-        );
+        if !ctx.out.is_quiet() {
+            eprintln!(
+                "archive {id} is already pulled and verified at {}: nothing to do (--force pulls it again)",
+                path.display()
+            );
+        }
         return Ok(None);
     }
     // `--password`, else the ledger, else the REST API (asked only when the ledger cannot say), and the

@@ -17,11 +17,15 @@ impl archive_pull::Observer for CliObserver<'_> {
     }
 
     fn note(&self, message: &str) {
-        eprintln!("note: {message}");
+        if !self.0.is_quiet() {
+            eprintln!("note: {message}");
+        }
     }
 
     fn warning(&self, message: &str) {
-        eprintln!("warning: {message}");
+        if !self.0.is_quiet() {
+            eprintln!("warning: {message}");
+        }
     }
 }
 
@@ -30,7 +34,7 @@ struct Bar(Option<indicatif::ProgressBar>);
 
 impl Bar {
     fn new(out: &Output, id: &str, size: u64) -> Self {
-        if out.is_json() || !std::io::stderr().is_terminal() {
+        if out.is_json() || out.is_quiet() || !std::io::stderr().is_terminal() {
             return Self(None);
         }
         let bar = indicatif::ProgressBar::new(size);
