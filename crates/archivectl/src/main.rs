@@ -98,7 +98,7 @@ fn main() -> std::process::ExitCode {
             Command::Password(cmd) => context::Context::new(out, cli.global)
                 .and_then(|ctx| commands::password::run(cmd, &ctx)),
             Command::Keygen(args) => commands::keygen::run(args, &out),
-            Command::Cert(cmd) => commands::cert::run(cmd, &out),
+            Command::Cert(cmd) => commands::cert::run(cmd, out, cli.global),
             Command::Inspect(args) => commands::inspect::run(args, &out),
             #[cfg(feature = "demo")]
             Command::Demo(args) => commands::demo::run(args, &out),
@@ -142,6 +142,7 @@ fn calls_service(path: &[String]) -> bool {
     match path.first().map(String::as_str) {
         Some("archives" | "pull" | "sync" | "doctor") => true,
         Some("storage") => path.get(1).is_none_or(|s| s == "set"),
+        Some("cert") => path.get(1).is_some_and(|s| s == "rotate"),
         _ => false,
     }
 }
