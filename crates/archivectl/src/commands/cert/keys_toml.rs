@@ -37,7 +37,18 @@ fn paths(item: Option<&Item>, what: &str) -> anyhow::Result<Option<Vec<String>>>
 /// `first` then `rest`, in place of `item` (its decoration kept), as a list.
 fn prepend(item: &mut Item, first: &str, rest: &[String]) {
     match item.as_value_mut() {
-        Some(Value::Array(a)) => a.insert(0, first),
+        Some(Value::Array(a)) => {
+            // The new first element takes the old first one's spacing; that one takes the second's.
+            let first_decor = a.get(0).map(|v| v.decor().clone());
+            let second_decor = a.get(1).map(|v| v.decor().clone());
+            a.insert(0, first);
+            if let (Some(d), Some(v)) = (first_decor, a.get_mut(0)) {
+                *v.decor_mut() = d;
+            }
+            if let Some(v) = a.get_mut(1) {
+                *v.decor_mut() = second_decor.unwrap_or_else(|| toml_edit::Decor::new(" ", ""));
+            }
+        }
         Some(value) => {
             let decor = value.decor().clone();
             let mut list: Array = std::iter::once(first.to_owned())
