@@ -23,6 +23,12 @@
 //!
 //! [ledger]
 //! path = "/var/lib/archivectl/ledger.sqlite3"
+//!
+//! [receiver]
+//! url = "https://callbacks.example.com"  # `doctor` checks its /healthz
+//!
+//! [profile.staging.project]       # --profile staging: these keys replace the top level's (crate::profile)
+//! api_key = "47000000"
 //! ```
 //!
 //! Where it is found: `--config PATH` (or `ARCHIVECTL_CONFIG`), which must exist; else `./archivectl.toml`;
@@ -53,9 +59,23 @@ pub struct Config {
     /// `[ledger]`
     #[serde(default)]
     pub ledger: LedgerConfig,
+    /// `[receiver]`
+    #[serde(default)]
+    pub receiver: ReceiverConfig,
+    /// `[profile.NAME.*]`: the same tables under a profile's name (see [`crate::profile`]); read to check
+    /// them, applied by [`Config::load_profile`].
+    #[allow(dead_code)]
+    #[serde(default)]
+    pub profile: std::collections::BTreeMap<String, crate::profile::ProfileConfig>,
     /// Where it was read from, if anywhere.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// The profile whose tables are applied, if one was picked.
+    #[serde(skip)]
+    pub profile_name: Option<String>,
+    /// The `section.key` settings the picked profile gave (the others are the top level's).
+    #[serde(skip)]
+    pub from_profile: std::collections::BTreeSet<String>,
 }
 
 /// `[project]`: which project, and how to authenticate.
@@ -139,9 +159,23 @@ pub struct LedgerConfig {
     pub path: Option<PathBuf>,
 }
 
+/// `[receiver]`: where the callback receiver (`archivectl callbacks serve`) is reached, for `doctor`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    /// Its base URL; `doctor` asks `{url}/healthz`.
+    pub url: Option<String>,
+}
+
 impl Config {
     /// Finds and reads the configuration (see the module docs for where it looks).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn load(explicit: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_profile(explicit, None)
+    }
+
+    /// [`Config::load`] with the tables of `profile` applied (see [`crate::profile`]).
+    pub fn load_profile(explicit: Option<&Path>, profile: Option<&str>) -> anyhow::Result<Self> {
         let path = match explicit {
             Some(p) => {
                 if !p.is_file() {
@@ -160,9 +194,13 @@ impl Config {
             }
             None => Self::default_locations().into_iter().find(|p| p.is_file()),
         };
-        match path {
-            Some(p) => Self::read(&p),
-            None => Ok(Self::default()),
+        match (path, profile) {
+            (Some(p), profile) => Self::read_profile(&p, profile),
+            (None, Some(name)) => Err(Failure::usage(format!(
+                "profile {name:?}: no configuration file found (./archivectl.toml, \
+                 ~/.config/archivectl/archivectl.toml; or give --config)"
+            ))),
+            (None, None) => Ok(Self::default()),
         }
     }
 
@@ -178,7 +216,13 @@ impl Config {
     }
 
     /// Reads one file.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn read(path: &Path) -> anyhow::Result<Self> {
+        Self::read_profile(path, None)
+    }
+
+    /// Reads one file, with the tables of `profile` applied.
+    pub fn read_profile(path: &Path, profile: Option<&str>) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         let mut config: Self = toml::from_str(&text).map_err(|e| {
@@ -195,6 +239,20 @@ impl Config {
             let what = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
             Failure::invalid(format!("config file {}{at} {what}", path.display()))
         })?;
+        if let Some(name) = profile {
+            let (table, given) = crate::profile::overlay(&text, path, name)?;
+            config = toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    Failure::invalid(format!(
+                        "config file {}, profile {name}: {}",
+                        path.display(),
+                        e.message()
+                    ))
+                })?;
+            config.profile_name = Some(name.to_owned());
+            config.from_profile = given;
+        }
         if let Some(kind) = config
             .target
             .kind

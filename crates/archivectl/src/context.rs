@@ -21,6 +21,9 @@ pub struct GlobalArgs {
     /// Configuration file (default: ./archivectl.toml, then ~/.config/archivectl/archivectl.toml).
     #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "PATH", env = "ARCHIVECTL_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Use the settings of `[profile.NAME.*]` in the configuration file (what it leaves out: the top level's).
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "NAME", env = "ARCHIVECTL_PROFILE")]
+    pub profile: Option<String>,
     /// OpenTok project API key.
     #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "KEY", env = "OPENTOK_API_KEY")]
     pub api_key: Option<String>,
@@ -43,6 +46,28 @@ pub struct GlobalArgs {
     pub allow_http: bool,
 }
 
+/// The ids of the options given on the command line itself (not from the environment), for `config show`.
+static COMMAND_LINE: std::sync::OnceLock<std::collections::BTreeSet<String>> =
+    std::sync::OnceLock::new();
+
+/// Remembers which options of `matches` (the innermost command's, where global ones land too) came from the
+/// command line rather than the environment or a default.
+pub fn remember_command_line(matches: &clap::ArgMatches) {
+    let ids = matches
+        .ids()
+        .filter(|id| {
+            matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|id| id.as_str().to_owned())
+        .collect();
+    let _ = COMMAND_LINE.set(ids);
+}
+
+/// Whether the option `id` (`"api_key"`) was given on the command line (see [`remember_command_line`]).
+pub fn on_command_line(id: &str) -> bool {
+    COMMAND_LINE.get().is_some_and(|ids| ids.contains(id))
+}
+
 /// The resolved context of one invocation.
 #[derive(Debug)]
 pub struct Context {
@@ -57,7 +82,7 @@ pub struct Context {
 impl Context {
     /// Reads the configuration file named by the options (or found in the default places).
     pub fn new(out: Output, global: GlobalArgs) -> anyhow::Result<Self> {
-        let config = Config::load(global.config.as_deref())?;
+        let config = Config::load_profile(global.config.as_deref(), global.profile.as_deref())?;
         Ok(Self {
             out,
             global,

@@ -51,6 +51,35 @@ const PAGES: &[(&str, &[&str], &str)] = &[
         "`archivectl cert inspect`",
     ),
     (
+        "cert rotate",
+        &[
+            "archivectl cert rotate --cert cert-2027.pem --key key-2027.pem --dry-run",
+            "archivectl cert rotate --cert cert-2027.pem --key key-2027.pem --passphrase-file passphrase.txt",
+        ],
+        "`archivectl cert rotate`",
+    ),
+    (
+        "doctor",
+        &[
+            "archivectl doctor",
+            "archivectl doctor --profile staging --json",
+        ],
+        "`archivectl doctor`",
+    ),
+    (
+        "config",
+        &["archivectl config show --profile staging"],
+        "`archivectl config show` and profiles",
+    ),
+    (
+        "config show",
+        &[
+            "archivectl config show",
+            "ARCHIVECTL_PROFILE=staging archivectl config show --json",
+        ],
+        "`archivectl config show` and profiles",
+    ),
+    (
         "cert inspect",
         &[
             "archivectl cert inspect cert.pem --key key.pem",

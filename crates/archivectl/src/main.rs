@@ -13,6 +13,7 @@ mod help;
 mod ledger_path;
 mod logging;
 mod output;
+mod profile;
 mod secrets;
 mod target;
 
@@ -76,6 +77,11 @@ enum Command {
     Ledger(commands::ledger::Command),
     /// Record the archives the REST API lists in the ledger, recovering what the receiver missed.
     Sync(commands::sync::Args),
+    /// Check the setup: config, files, keys, certificate expiry, storage, service, ledger, receiver.
+    Doctor(commands::doctor::Args),
+    /// Show the effective settings and where each came from.
+    #[command(subcommand)]
+    Config(commands::config::Command),
     /// Print the shell completion script for bash, zsh, fish, powershell or elvish.
     Completions(commands::shell::CompletionsArgs),
     /// Write the man pages: archivectl.1 and one archivectl-COMMAND[-SUB].1 per command.
@@ -100,7 +106,7 @@ fn main() -> std::process::ExitCode {
             Command::Password(cmd) => context::Context::new(out, cli.global)
                 .and_then(|ctx| commands::password::run(cmd, &ctx)),
             Command::Keygen(args) => commands::keygen::run(args, &out),
-            Command::Cert(cmd) => commands::cert::run(cmd, &out),
+            Command::Cert(cmd) => commands::cert::run(cmd, out, cli.global),
             Command::Inspect(args) => commands::inspect::run(args, &out),
             #[cfg(feature = "demo")]
             Command::Demo(args) => commands::demo::run(args, &out),
@@ -116,6 +122,9 @@ fn main() -> std::process::ExitCode {
                 .and_then(|ctx| commands::ledger::run(cmd, &ctx)),
             Command::Sync(args) => context::Context::new(out, cli.global)
                 .and_then(|ctx| commands::sync::run(args, &ctx)),
+            Command::Doctor(args) => commands::doctor::run(args, out, cli.global),
+            Command::Config(cmd) => context::Context::new(out, cli.global)
+                .and_then(|ctx| commands::config::run(cmd, &ctx)),
             Command::Completions(args) => commands::shell::completions(args, command()),
             Command::Man(args) => commands::shell::man(args, command(), &out),
         };
@@ -139,8 +148,9 @@ const SERVICE_ARGS: &[(&str, &str)] = &[
 /// Whether the command at `path` (`["storage", "set", "s3"]`) calls the service's REST API.
 fn calls_service(path: &[String]) -> bool {
     match path.first().map(String::as_str) {
-        Some("archives" | "pull" | "sync") => true,
+        Some("archives" | "pull" | "sync" | "doctor") => true,
         Some("storage") => path.get(1).is_none_or(|s| s == "set"),
+        Some("cert") => path.get(1).is_some_and(|s| s == "rotate"),
         _ => false,
     }
 }
@@ -185,6 +195,7 @@ fn parse() -> Result<Cli, std::process::ExitCode> {
         path.push(name.to_string());
         at = sub;
     }
+    context::remember_command_line(at);
     // The application's --private-key (a global option, hidden where it does not apply) is easily taken for
     // the archive key's --key: refused on the commands that have --key.
     let has_key = command_at(&command(), &path)

@@ -1,4 +1,7 @@
-//! `archivectl cert inspect`.
+//! `archivectl cert inspect` and `archivectl cert rotate` (in [`rotate`]).
+
+mod keys_toml;
+pub mod rotate;
 
 use std::path::PathBuf;
 
@@ -14,6 +17,9 @@ use crate::secrets;
 pub enum Command {
     /// Show a certificate's key size, validity, fingerprint, JSON encodings, and whether the service takes it.
     Inspect(InspectArgs),
+    /// Make a new key pair and certificate, set it on the service, and list the new key first in
+    /// archivectl.toml (the old keys stay, for older archives).
+    Rotate(rotate::RotateArgs),
 }
 
 /// Arguments of `archivectl cert inspect`.
@@ -31,8 +37,16 @@ pub struct InspectArgs {
 }
 
 /// Runs `archivectl cert ...`.
-pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
-    let Command::Inspect(args) = cmd;
+pub fn run(cmd: Command, out: Output, global: crate::context::GlobalArgs) -> anyhow::Result<()> {
+    match cmd {
+        Command::Inspect(args) => inspect(args, &out),
+        Command::Rotate(args) => {
+            crate::context::Context::new(out, global).and_then(|ctx| rotate::run(args, &ctx))
+        }
+    }
+}
+
+fn inspect(args: InspectArgs, out: &Output) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.path)
         .with_context(|| format!("cannot read certificate {}", args.path.display()))?;
     let cert = Certificate::parse(&bytes)
@@ -44,8 +58,12 @@ pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
         .transpose()?;
     let info = cert.info(key.as_ref());
     let weak = info.key_bits.and_then(super::keygen::weak_key_warning);
+    let days = super::doctor::days_left(cert.not_after());
+    let expiry = expiry_warning(days);
     let mut json = serde_json::to_value(&info)?;
-    json["warnings"] = serde_json::json!(weak.iter().collect::<Vec<_>>());
+    json["expiry_days"] = serde_json::json!(days);
+    json["warnings"] = serde_json::json!(weak.iter().chain(expiry.iter()).collect::<Vec<_>>());
+
     out.emit(&json, || {
         println!("subject:      {}", info.subject);
         println!("issuer:       {}", info.issuer);
@@ -55,6 +73,13 @@ pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
             "not after:    {}{}",
             info.not_after,
             if info.expired { " (EXPIRED)" } else { "" }
+        );
+        println!(
+            "expires in:   {days} days{}",
+            expiry
+                .as_ref()
+                .map(|w| format!(" (WARNING: {w})"))
+                .unwrap_or_default()
         );
         match info.key_bits {
             Some(bits) => println!(
@@ -101,4 +126,20 @@ pub fn run(cmd: Command, out: &Output) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// A warning when a certificate expires in under [`super::doctor::EXPIRY_WARNING_DAYS`] days (or has).
+pub fn expiry_warning(days: i64) -> Option<String> {
+    if days < 0 {
+        Some(format!(
+            "the certificate expired {} days ago: make a new one with `archivectl cert rotate`",
+            -days
+        ))
+    } else if days < super::doctor::EXPIRY_WARNING_DAYS {
+        Some(format!(
+            "the certificate expires in {days} days: rotate it with `archivectl cert rotate`"
+        ))
+    } else {
+        None
+    }
 }

@@ -5,9 +5,11 @@ pub mod archives;
 #[cfg_attr(not(feature = "demo"), allow(unused_imports))]
 pub mod callbacks;
 pub mod cert;
+pub mod config;
 pub mod decrypt;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod doctor;
 pub mod inspect;
 pub mod keygen;
 pub mod ledger;

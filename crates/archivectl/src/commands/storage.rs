@@ -201,9 +201,61 @@ fn check(args: CheckArgs, ctx: &Context) -> anyhow::Result<()> {
     }
 }
 
-fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
+/// The storage target `[target]` in the configuration describes (what `storage set` sends without flags),
+/// without a certificate yet, and its summary for people and JSON.
+pub(crate) fn target_from_config(
+    ctx: &Context,
+    fallback: FallbackArg,
+) -> anyhow::Result<(StorageTarget, serde_json::Value)> {
     let t = &ctx.config.target;
-    let (storage, common, summary) = match target {
+    let common = CommonArgs {
+        fallback,
+        encryption: EncryptionArgs {
+            certificate: None,
+            no_encryption: false,
+        },
+        ledger: crate::ledger_path::LedgerArgs::default(),
+    };
+    let kind = t.kind.as_deref().or(if t.bucket.is_some() {
+        Some("s3")
+    } else if t.container.is_some() {
+        Some("azure")
+    } else {
+        None
+    });
+    let target = match kind {
+        Some("s3") => SetTarget::S3(S3Args {
+            bucket: None,
+            access_key_id: None,
+            secret_access_key_file: None,
+            endpoint: None,
+            sse: None,
+            common,
+        }),
+        Some(_) => SetTarget::Azure(AzureArgs {
+            account_name: None,
+            account_key_file: None,
+            container: None,
+            domain: None,
+            common,
+        }),
+        None => {
+            return Err(Failure::usage(
+                "no storage target: a [target] section in archivectl.toml is needed",
+            ));
+        }
+    };
+    let (storage, _, summary) = resolve(target, ctx)?;
+    Ok((storage, summary))
+}
+
+/// The target the flags (else `[target]`) describe, before its encryption is set.
+fn resolve(
+    target: SetTarget,
+    ctx: &Context,
+) -> anyhow::Result<(StorageTarget, CommonArgs, serde_json::Value)> {
+    let t = &ctx.config.target;
+    Ok(match target {
         SetTarget::S3(a) => {
             let bucket =
                 crate::target::need(a.bucket.or_else(|| t.bucket.clone()), "--bucket", "bucket")?;
@@ -282,7 +334,11 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
                 summary,
             )
         }
-    };
+    })
+}
+
+fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
+    let (storage, common, summary) = resolve(target, ctx)?;
     let (encryption, cert) = encryption(&common.encryption)?;
     let storage = StorageTarget {
         certificate: Some(encryption),
@@ -369,7 +425,8 @@ pub(crate) fn record_activation(
     Ok(())
 }
 
-fn describe(target: &serde_json::Value) -> String {
+/// A target's summary (from [`target_from_config`]) in words.
+pub(crate) fn describe(target: &serde_json::Value) -> String {
     match target["type"].as_str() {
         Some("s3") => format!(
             "S3 bucket {}{}",
