@@ -6,6 +6,8 @@
 //! * [`pull_archive`]: a [`Source`] feeds **one** decrypt-verify-write loop with **one** cancellation point
 //!   ([`CancelToken`]) into a resumable output (archive-core's `ResumableOutput`, bound to the archive, the
 //!   object and the key); killed or cut off, the same call resumes from the last checkpoint.
+//! * [`pull_archive_to_bucket`]: the same, into a bucket or container ([`BucketOutput`]) as a multipart
+//!   upload completed only once the whole output is verified (not resumable: aborted on any failure).
 //! * [`KeyRing`]: the private keys a password may be wrapped for (certificate rotation), tried in turn.
 //! * [`settle()`]: verify → ledger → object delete → remote delete, in that order; [`record_failure`].
 //! * [`ask_service`], [`terminal_from_callbacks`], [`ready`], [`already_pulled`]: the REST API, not a
@@ -34,6 +36,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod bucket;
 mod cancel;
 mod error;
 mod keyring;
@@ -43,6 +46,7 @@ mod pipeline;
 mod recheck;
 mod settle;
 
+pub use bucket::{BucketOutput, pull_archive_to_bucket};
 pub use cancel::{CancelToken, StopReason};
 pub use error::PullError;
 pub use keyring::{KeyRing, KeyRingError};
