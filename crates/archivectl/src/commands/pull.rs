@@ -22,6 +22,7 @@ use crate::target::TargetArgs;
 pub use archive_pull::Pulled;
 pub(crate) use output::CliObserver;
 
+mod out_url;
 mod output;
 mod recheck;
 use archive_pull::{already_pulled, ask_service, not_ready, ready};
@@ -42,6 +43,11 @@ pub struct Args {
     /// Where to write `{archiveId}.ts` (or `.mp4`/`.zip` for unencrypted archives).
     #[arg(long, value_name = "DIR", default_value = ".")]
     out_dir: PathBuf,
+    /// Write `{archiveId}.ts` to object storage instead, `s3://BUCKET/PREFIX/` or `az://CONTAINER/PREFIX/`,
+    /// as a multipart upload completed only once the whole output is verified (credentials: `[output]` in
+    /// archivectl.toml, or AWS_*/AZURE_STORAGE_* variables). Not resumable: an interrupted pull starts over.
+    #[arg(long, value_name = "URL", conflicts_with = "out_dir")]
+    out_url: Option<String>,
     /// Remove the PKCS#7 padding (by default the output is what `openssl enc -d -nopad` gives).
     #[arg(long)]
     trim: bool,
@@ -109,7 +115,16 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
             "--part-size-mib and --concurrency must be at least 1",
         ));
     }
-    if args.out_dir.exists() && !args.out_dir.is_dir() {
+    let out_url = match &args.out_url {
+        Some(url) => Some(out_url::resolve(
+            url,
+            ctx,
+            usize::try_from(args.part_size_mib << 20).unwrap_or(usize::MAX),
+            args.concurrency,
+        )?),
+        None => None,
+    };
+    if out_url.is_none() && args.out_dir.exists() && !args.out_dir.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
             format!(
@@ -132,18 +147,26 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(pull_all(&args, ctx, &store))
+    rt.block_on(pull_all(&args, ctx, &store, out_url.as_ref()))
 }
 
-async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<()> {
+async fn pull_all(
+    args: &Args,
+    ctx: &Context,
+    store: &Store,
+    out: Option<&out_url::OutUrl>,
+) -> anyhow::Result<()> {
     let client = ctx.client().ok();
     let ledger = std::sync::Mutex::new(args.ledger.open(ctx)?);
+    if out.is_some() {
+        return pull_ids(args, ctx, store, client, &ledger, out).await;
+    }
     // Created only now that the ledger is open (`run` refused anything else than a directory there), and
     // removed again if it stays empty because nothing could be pulled.
     let created_out_dir = !args.out_dir.exists();
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create --out-dir {}", args.out_dir.display()))?;
-    let result = pull_ids(args, ctx, store, client, &ledger).await;
+    let result = pull_ids(args, ctx, store, client, &ledger, None).await;
     if created_out_dir && result.is_err() {
         let _ = std::fs::remove_dir(&args.out_dir);
     }
@@ -156,6 +179,7 @@ async fn pull_ids(
     store: &Store,
     client: Option<opentok_rest::Client>,
     ledger: &std::sync::Mutex<archive_db::Ledger>,
+    out: Option<&out_url::OutUrl>,
 ) -> anyhow::Result<()> {
     let ids: Vec<String> = if args.all {
         let pending = lock(ledger).pending().context("cannot read the ledger")?;
@@ -189,7 +213,7 @@ async fn pull_ids(
             if let Some(reason) = cancel.reason() {
                 return (id, Err(PullError::NotStarted { reason }.into()));
             }
-            let r = pull_one(args, ctx, store, client.as_ref(), ledger, &id).await;
+            let r = pull_one(args, ctx, store, client.as_ref(), ledger, &id, out).await;
             (id, r)
         }
     }))
@@ -267,6 +291,7 @@ async fn pull_one(
     client: Option<&opentok_rest::Client>,
     ledger: &std::sync::Mutex<archive_db::Ledger>,
     id: &str,
+    out: Option<&out_url::OutUrl>,
 ) -> anyhow::Result<Option<Pulled>> {
     let given = if args.password.is_some() || args.password_file.is_some() {
         Some(secrets::read_password(
@@ -278,9 +303,12 @@ async fn pull_one(
     };
     let record = lock(ledger).archive(id).context("cannot read the ledger")?;
     if !args.force
-        && let Some(path) = record
-            .as_ref()
-            .and_then(|r| already_pulled(r, &args.out_dir))
+        && let Some(path) = match out {
+            Some(out) => out_url::already_uploaded(record.as_ref(), out, id).await,
+            None => record
+                .as_ref()
+                .and_then(|r| already_pulled(r, &args.out_dir)),
+        }
     {
         eprintln!(
             "archive {id} is already pulled and verified at {}: nothing to do (--force pulls it again)",
@@ -379,16 +407,33 @@ async fn pull_one(
     let attempt = |password: Option<String>| {
         let (keys, opts, observer, cancel) = (&keys, &opts, &observer, &cancel);
         async move {
-            archive_pull::pull_archive(
-                source,
-                id,
-                password.as_deref(),
-                keys,
-                opts,
-                observer,
-                cancel,
-            )
-            .await
+            match out {
+                Some(out) => {
+                    archive_pull::pull_archive_to_bucket(
+                        source,
+                        id,
+                        password.as_deref(),
+                        keys,
+                        opts,
+                        &out.output(),
+                        observer,
+                        cancel,
+                    )
+                    .await
+                }
+                None => {
+                    archive_pull::pull_archive(
+                        source,
+                        id,
+                        password.as_deref(),
+                        keys,
+                        opts,
+                        observer,
+                        cancel,
+                    )
+                    .await
+                }
+            }
             .map_err(anyhow::Error::new)
         }
     };
