@@ -12,6 +12,7 @@ mod exit;
 mod help;
 mod ledger_path;
 mod output;
+mod progress;
 mod secrets;
 mod target;
 

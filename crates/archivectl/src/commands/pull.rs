@@ -224,29 +224,31 @@ async fn pull_ids(
             Ok(Some(p)) => {
                 if !ctx.out.is_json() {
                     let continuity = p.report.as_ref().map_or(0, |r| r.continuity_errors);
-                    println!(
-                        "pulled {} -> {} ({} bytes, sha256 {}, duration {}{}){}{}",
-                        p.id,
-                        p.path.display(),
-                        p.bytes,
-                        p.sha256,
-                        p.measured_duration
-                            .map_or("unknown".into(), |d| format!("{d:.3} s")),
-                        match continuity {
-                            0 => String::new(),
-                            n => format!(", {n} MPEG-TS continuity errors"),
-                        },
-                        if p.object_deleted {
-                            ", object deleted from the target"
-                        } else {
-                            ""
-                        },
-                        if p.remote_deleted {
-                            ", service record deleted"
-                        } else {
-                            ""
-                        }
-                    );
+                    crate::progress::suspend(|| {
+                        println!(
+                            "pulled {} -> {} ({} bytes, sha256 {}, duration {}{}){}{}",
+                            p.id,
+                            p.path.display(),
+                            p.bytes,
+                            p.sha256,
+                            p.measured_duration
+                                .map_or("unknown".into(), |d| format!("{d:.3} s")),
+                            match continuity {
+                                0 => String::new(),
+                                n => format!(", {n} MPEG-TS continuity errors"),
+                            },
+                            if p.object_deleted {
+                                ", object deleted from the target"
+                            } else {
+                                ""
+                            },
+                            if p.remote_deleted {
+                                ", service record deleted"
+                            } else {
+                                ""
+                            }
+                        );
+                    });
                 }
                 results.push(p);
             }
