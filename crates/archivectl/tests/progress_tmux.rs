@@ -7,15 +7,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use common::fake_service::serve;
+use common::gate::{Gate, gated_proxy};
 use common::*;
 use secrecy::ExposeSecret;
 use storage_fetch::test_env::TestServers;
@@ -87,67 +86,6 @@ impl Drop for Tmux {
             .args(["-L", &self.socket, "kill-server"])
             .status();
     }
-}
-
-/// Holds back what a server sends once `threshold` bytes have gone through, until opened.
-struct Gate {
-    open: Mutex<bool>,
-    opened: Condvar,
-    passed: AtomicU64,
-    threshold: u64,
-}
-
-impl Gate {
-    fn pass(&self, n: usize) {
-        if self.passed.fetch_add(n as u64, Ordering::Relaxed) + n as u64 > self.threshold {
-            let mut open = self.open.lock().unwrap();
-            while !*open {
-                open = self.opened.wait(open).unwrap();
-            }
-        }
-    }
-
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.opened.notify_all();
-    }
-}
-
-/// A TCP proxy on loopback to `upstream` whose answers go through `gate`.
-fn gated_proxy(upstream: SocketAddr, gate: Arc<Gate>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut client) = conn else { continue };
-            let Ok(mut server) = TcpStream::connect(upstream) else {
-                continue;
-            };
-            let (mut client_w, mut server_w) =
-                (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut client, &mut server_w);
-                let _ = server_w.shutdown(Shutdown::Write);
-            });
-            let gate = gate.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 16 << 10];
-                loop {
-                    match server.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            gate.pass(n);
-                            if client_w.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = client_w.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    addr
 }
 
 fn archive_body(id: &str, password: &str) -> String {
@@ -222,12 +160,7 @@ fn pull_parallel_and_decrypt_show_bars_on_a_terminal_and_nothing_when_piped() {
         .trim_end_matches('/')
         .parse()
         .unwrap();
-    let gate = Arc::new(Gate {
-        open: Mutex::new(false),
-        opened: Condvar::new(),
-        passed: AtomicU64::new(0),
-        threshold: 1 << 20,
-    });
+    let gate = Gate::new(1 << 20);
     let proxy = gated_proxy(upstream, gate.clone());
     std::fs::write(
         fx.path("s3secret"),

@@ -465,3 +465,95 @@ fn out_url_refuses_bad_urls_missing_credentials_and_out_dir() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }
+
+#[test]
+fn out_url_sigterm_mid_upload_aborts_it() {
+    let Some(servers) = TestServers::require() else {
+        return;
+    };
+    let fx = Fixture::new();
+    encrypted_archive(&fx, 100, 0);
+    let password = std::fs::read_to_string(fx.path("password.b64")).unwrap();
+    let id = fresh_uuid();
+    put(
+        Target::S3(servers.s3.clone()),
+        &format!("{API_KEY}/{id}/archive.ts"),
+        &fx.dir.path().join("archive.ts"),
+    );
+    let s3 = PrivateS3::start("outputs");
+    // The source is held back after 8 MiB: the first 5 MiB part of the upload is sent, the rest waits.
+    let gate = common::gate::Gate::new(8 << 20);
+    let endpoint = servers.s3.endpoint.clone().unwrap();
+    let upstream: std::net::SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let proxy = common::gate::gated_proxy(upstream, gate.clone());
+    let mut target = s3_args(&servers.s3, &fx);
+    target[3] = format!("http://{proxy}");
+    let (api, _fake) = serve(vec![(200, &archive_body(&id, password.trim()))]);
+    let child = archivectl()
+        .env("OPENTOK_API_SECRET", SECRET)
+        .env("ARCHIVECTL_LEDGER", fx.path("ledger.sqlite3"))
+        .env("AWS_ACCESS_KEY_ID", "outurl-ak")
+        .env("AWS_SECRET_ACCESS_KEY", "outurl-secret-key-0123456789")
+        .env("AWS_ENDPOINT_URL", &s3.endpoint)
+        .current_dir(fx.dir.path())
+        .args(["--api-key", API_KEY, "--api-url", &format!("http://{api}")])
+        .args([
+            "pull",
+            &id,
+            "--key",
+            "key.pem",
+            "--out-url",
+            "s3://outputs/cut/",
+        ])
+        .args(["--part-size-mib", "1"])
+        .args(&target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first part to be whole at the server (an event), then SIGTERM.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let whole = std::fs::read_dir(s3.dir.path()).unwrap().any(|e| {
+            let e = e.unwrap();
+            e.file_name().to_string_lossy().contains(".part-1")
+                && e.metadata().unwrap().len() == 5 << 20
+        });
+        if whole {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first part never reached s3s-fs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    gate.open();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let output_store = Store::new(Target::S3(
+        S3Target::new(
+            "outputs",
+            "outurl-ak",
+            "outurl-secret-key-0123456789".to_string().into(),
+        )
+        .with_endpoint(s3.endpoint.clone()),
+    ))
+    .unwrap();
+    assert_eq!(block_on(output_store.list("")).unwrap(), vec![]);
+    assert_eq!(s3.pending_uploads(), Vec::<String>::new());
+}
