@@ -52,12 +52,21 @@ pub struct DecryptOptions {
     /// handler that must end the process at once (a decryption blocked reading a pipe cannot see `cancel`)
     /// can remove it first.
     pub temp_file: Option<TempFileSlot>,
+    /// Counts the bytes of ciphertext read and decrypted so far, for a caller that shows progress (a bar on
+    /// a terminal polls it).
+    pub progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// See [`DecryptOptions::temp_file`].
 pub type TempFileSlot = std::sync::Arc<std::sync::Mutex<Option<std::path::PathBuf>>>;
 
 impl DecryptOptions {
+    fn count(&self, n: usize) {
+        if let Some(p) = &self.progress {
+            p.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     fn check_cancel(&self) -> Result<(), ArchiveError> {
         match &self.cancel {
             Some(flag) if flag.load(std::sync::atomic::Ordering::Relaxed) => {
@@ -78,6 +87,7 @@ impl Default for DecryptOptions {
             buffers: 4,
             cancel: None,
             temp_file: None,
+            progress: None,
         }
     }
 }
@@ -205,6 +215,7 @@ where
                 };
                 let n = fill(&mut reader, &mut buf).map_err(ArchiveError::Read)?;
                 total += n as u64;
+                opts.count(n);
                 if n == 0 {
                     if let Some((p, len)) = pending.take() {
                         let _ = full_tx.send((p, len, true));
@@ -486,6 +497,7 @@ fn decrypt_positional(
             mpegts::looks_like_ts(plain).map_err(ArchiveError::NotMpegTs)?;
         }
         write_all_at(output, plain, off)?;
+        opts.count(n);
         let mut g = order
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);

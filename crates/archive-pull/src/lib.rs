@@ -6,6 +6,8 @@
 //! * [`pull_archive`]: a [`Source`] feeds **one** decrypt-verify-write loop with **one** cancellation point
 //!   ([`CancelToken`]) into a resumable output (archive-core's `ResumableOutput`, bound to the archive, the
 //!   object and the key); killed or cut off, the same call resumes from the last checkpoint.
+//! * [`pull_archive_to_bucket`]: the same, into a bucket or container ([`BucketOutput`]) as a multipart
+//!   upload completed only once the whole output is verified (not resumable: aborted on any failure).
 //! * [`KeyRing`]: the private keys a password may be wrapped for (certificate rotation), tried in turn.
 //! * [`settle()`]: verify → ledger → object delete → remote delete, in that order; [`record_failure`].
 //! * [`choose_password`] / [`PasswordInputs`]: which password a pull uses (`--password`, else the ledger,
@@ -38,6 +40,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod bucket;
 mod cancel;
 mod error;
 mod keyring;
@@ -51,6 +54,7 @@ mod recheck;
 mod settle;
 mod sha256sum;
 
+pub use bucket::{BucketOutput, pull_archive_to_bucket};
 pub use cancel::{CancelToken, StopReason};
 pub use error::PullError;
 pub use keyring::{KeyRing, KeyRingError};

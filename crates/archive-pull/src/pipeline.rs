@@ -275,7 +275,7 @@ struct Target<'a> {
 }
 
 /// The pieces of an archive, in order, from either source.
-enum Chunks {
+pub(crate) enum Chunks {
     /// Parts of the ranged GETs: each is decrypted as it is (whole blocks but for the object's end), and its
     /// buffer handed back to the download.
     Object(Download, storage_fetch::PartBuffers),
@@ -284,12 +284,12 @@ enum Chunks {
 }
 
 impl Chunks {
-    fn object(download: Download) -> Self {
+    pub(crate) fn object(download: Download) -> Self {
         let buffers = download.buffers();
         Self::Object(download, buffers)
     }
 
-    async fn next(&mut self) -> Option<Result<Bytes, PullError>> {
+    pub(crate) async fn next(&mut self) -> Option<Result<Bytes, PullError>> {
         match self {
             Chunks::Object(download, _) => {
                 download.next().await.map(|r| r.map_err(PullError::from))
@@ -301,13 +301,13 @@ impl Chunks {
         }
     }
 
-    fn give_back(&self, buf: BytesMut) {
+    pub(crate) fn give_back(&self, buf: BytesMut) {
         if let Chunks::Object(_, buffers) = self {
             buffers.give_back(buf);
         }
     }
 
-    fn whole_parts(&self) -> bool {
+    pub(crate) fn whole_parts(&self) -> bool {
         matches!(self, Chunks::Object(..))
     }
 }

@@ -132,7 +132,12 @@ pub async fn settle(
     let id = pulled.id.clone();
     let record = archive_db::PullRecord {
         // Absolute, so the ledger says where the file is from any directory.
-        local_path: std::fs::canonicalize(&pulled.path).unwrap_or_else(|_| pulled.path.clone()),
+        // A bucket output's path is its URL (`s3://…`), recorded as it is.
+        local_path: if pulled.path.to_string_lossy().contains("://") {
+            pulled.path.clone()
+        } else {
+            std::fs::canonicalize(&pulled.path).unwrap_or_else(|_| pulled.path.clone())
+        },
         sha256: pulled.sha256.clone(),
         measured_duration: pulled.measured_duration,
         verified_at: time::OffsetDateTime::now_utc(),

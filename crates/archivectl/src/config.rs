@@ -17,6 +17,10 @@
 //! secret_access_key_file = "/run/secrets/s3-secret"
 //! # account_name, account_key_file, container for Azure
 //!
+//! [output]                       # credentials of `pull --out-url s3://bucket/prefix/`, like [target]
+//! access_key_id = "AKIA..."
+//! secret_access_key_file = "/run/secrets/s3-output-secret"
+//!
 //! [keys]
 //! private_key = ["/etc/archivectl/key-2026.pem", "/etc/archivectl/key-2025.pem"]  # or one path
 //! passphrase_file = "/run/secrets/key-passphrase"
@@ -56,6 +60,9 @@ pub struct Config {
     /// `[keys]`
     #[serde(default)]
     pub keys: KeysConfig,
+    /// `[output]`: the credentials of `pull --out-url` (shaped like `[target]`; the URL names the bucket).
+    #[serde(default)]
+    pub output: TargetConfig,
     /// `[ledger]`
     #[serde(default)]
     pub ledger: LedgerConfig,
@@ -280,6 +287,8 @@ impl Config {
         fix(&mut self.project.private_key);
         fix(&mut self.target.secret_access_key_file);
         fix(&mut self.target.account_key_file);
+        fix(&mut self.output.secret_access_key_file);
+        fix(&mut self.output.account_key_file);
         fix(&mut self.ledger.path);
         for list in [&mut self.keys.private_key, &mut self.keys.passphrase_file]
             .into_iter()

@@ -213,6 +213,7 @@ const PAGES: &[(&str, &[&str], &str)] = &[
             "archivectl pull ARCHIVE_ID --key key.pem --out-dir archives/",
             "archivectl pull --all --parallel 2 --out-dir archives/",
             "archivectl pull --all --watch --out-dir archives/",
+            "archivectl pull --all --out-url s3://decrypted-archives/2026/",
         ],
         "`archivectl pull`",
     ),

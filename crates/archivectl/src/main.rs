@@ -14,6 +14,7 @@ mod ledger_path;
 mod logging;
 mod output;
 mod profile;
+mod progress;
 mod secrets;
 mod target;
 

@@ -14,7 +14,9 @@
 //!   and ETag checked on every part ([`Error::ObjectChanged`]);
 //! * reads an archive the service keeps in its own cloud from its presigned URL ([`PresignedDownload`]:
 //!   resumed with a checked `Range` request, the URL's signature never shown);
-//! * writes objects ([`Store::put`], [`Store::put_multipart`]), deletes and lists them, and creates a
+//! * writes objects ([`Store::put`], [`Store::put_multipart`]; [`Store::start_upload`] → [`Upload`], a
+//!   multipart upload completed or aborted by the caller, for outputs verified as they are written),
+//!   deletes and lists them, and creates a
 //!   bucket or container on test servers ([`Store::create_container`]);
 //! * checks a target the way the service will use it ([`Store::check`] → [`CheckReport`]);
 //! * finds the local test servers `cargo xtask` starts ([`test_env`]);
@@ -66,6 +68,7 @@ mod presigned;
 mod store;
 mod target;
 pub mod test_env;
+mod upload;
 
 pub use check::{CHECK_PREFIX, CheckOutcome, CheckReport, CheckResult, CheckStep};
 pub use download::{CBC_BLOCK, Download, DownloadOptions, PartBuffers};
@@ -76,3 +79,4 @@ pub use store::{
     archive_key,
 };
 pub use target::{AzureTarget, DEFAULT_AZURE_DOMAIN, DEFAULT_S3_REGION, S3Target, Sse, Target};
+pub use upload::Upload;

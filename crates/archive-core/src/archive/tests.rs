@@ -158,6 +158,7 @@ fn positional_and_streaming_decryption_agree() {
                 buffers: 3,
                 cancel: None,
                 temp_file: None,
+                progress: None,
             };
             let output = dir.path().join("out.ts");
             let s = decrypt_file(&input, &output, &blob, &opts).unwrap();
@@ -213,4 +214,25 @@ fn decrypt_file_is_atomic() {
     let s = decrypt_file(&input, &output, &blob, &small_opts(true)).unwrap();
     assert_eq!(std::fs::read(&output).unwrap(), ts(3000));
     assert_eq!(s.report.packets, 3000);
+}
+
+#[test]
+fn progress_counts_every_byte_of_ciphertext_file_or_stream() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let blob = PasswordBlob::new([7; 32], [8; 16]);
+    let ct = cbc::encrypt_padded(blob.key(), blob.iv(), &ts(1000));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ts");
+    std::fs::write(&input, &ct).unwrap();
+    let counter = Arc::new(AtomicU64::new(0));
+    let opts = DecryptOptions {
+        progress: Some(counter.clone()),
+        ..small_opts(false)
+    };
+    decrypt_file(&input, &dir.path().join("out.ts"), &blob, &opts).unwrap();
+    assert_eq!(counter.load(Ordering::Relaxed), ct.len() as u64);
+    counter.store(0, Ordering::Relaxed);
+    decrypt_stream(&ct[..], Vec::new(), &blob, &opts).unwrap();
+    assert_eq!(counter.load(Ordering::Relaxed), ct.len() as u64);
 }

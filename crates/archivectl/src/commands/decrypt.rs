@@ -10,6 +10,9 @@ use archive_core::archive::{self, DecryptOptions};
 use crate::context::Context;
 use crate::secrets;
 
+/// Inputs at least this large show a progress bar on a terminal (smaller ones are done in a blink).
+const PROGRESS_FROM: u64 = 8 << 20;
+
 /// Arguments of `archivectl decrypt`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -80,8 +83,21 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
         opts.threads = threads;
     }
-    let summary = archive::decrypt_file(&args.input, &args.output, &blob, &opts)
-        .with_context(|| format!("cannot decrypt {}", args.input.display()))?;
+    // A bar on a terminal, for inputs large enough to wait for (see `crate::progress`).
+    let size = std::fs::metadata(&args.input)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len());
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let bar = match size {
+        Some(n) if n < PROGRESS_FROM => None,
+        _ => crate::progress::bar(&ctx.out, "decrypting", size),
+    };
+    opts.progress = bar.is_some().then(|| counter.clone());
+    let shown = crate::progress::Polled::follow(bar, counter);
+    let decrypted = archive::decrypt_file(&args.input, &args.output, &blob, &opts);
+    shown.finish();
+    let summary = decrypted.with_context(|| format!("cannot decrypt {}", args.input.display()))?;
     let json = serde_json::json!({
         "input": args.input,
         "output": args.output,

@@ -23,6 +23,7 @@ pub use archive_pull::Pulled;
 pub(crate) use output::CliObserver;
 
 mod log;
+mod out_url;
 mod output;
 mod recheck;
 use archive_pull::{already_pulled, ask_service};
@@ -55,6 +56,14 @@ pub struct Args {
     /// Where to write `{archiveId}.ts` (or `.mp4`/`.zip` for unencrypted archives).
     #[arg(long, value_name = "DIR", default_value = ".")]
     out_dir: PathBuf,
+    /// Write `{archiveId}.ts` to object storage instead, `s3://BUCKET/PREFIX/` or `az://CONTAINER/PREFIX/`,
+    /// as a multipart upload completed only once the whole output is verified (credentials: `[output]` in
+    /// archivectl.toml, or AWS_*/AZURE_STORAGE_* variables). Not resumable: an interrupted pull starts over.
+    #[arg(long, value_name = "URL", conflicts_with = "out_dir")]
+    out_url: Option<String>,
+    /// `--out-url`, resolved (credentials and all) by `run`.
+    #[arg(skip)]
+    out: Option<out_url::OutUrl>,
     /// Remove the PKCS#7 padding (by default the output is what `openssl enc -d -nopad` gives).
     #[arg(long)]
     trim: bool,
@@ -106,7 +115,7 @@ fn pull_options(args: &Args) -> PullOptions {
 }
 
 /// Runs `archivectl pull`.
-pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
+pub fn run(mut args: Args, ctx: &Context) -> anyhow::Result<()> {
     if args.ids.is_empty() && !args.all {
         return Err(Failure::usage(
             "give the ARCHIVE_IDs to pull, or --all for every archive the ledger has pending",
@@ -125,7 +134,16 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
     if args.lease_ms < 30 {
         return Err(Failure::invalid("--lease-ms must be at least 30"));
     }
-    if args.out_dir.exists() && !args.out_dir.is_dir() {
+    let out_url = match &args.out_url {
+        Some(url) => Some(out_url::resolve(
+            url,
+            ctx,
+            usize::try_from(args.part_size_mib << 20).unwrap_or(usize::MAX),
+            args.concurrency,
+        )?),
+        None => None,
+    };
+    if out_url.is_none() && args.out_dir.exists() && !args.out_dir.is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
             format!(
@@ -148,12 +166,20 @@ pub fn run(args: Args, ctx: &Context) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    args.out = out_url;
     rt.block_on(pull_all(&args, ctx, &store))
 }
 
-async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<()> {
+async fn pull_all(
+    args: &Args,
+    ctx: &Context,
+    store: &Store,
+) -> anyhow::Result<()> {
     let client = ctx.client().ok();
     let ledger = std::sync::Mutex::new(args.ledger.open(ctx)?);
+    if args.out.is_some() {
+        return pull_ids(args, ctx, store, client, &ledger).await;
+    }
     // Created only now that the ledger is open (`run` refused anything else than a directory there), and
     // removed again if it stays empty because nothing could be pulled.
     let created_out_dir = !args.out_dir.exists();
@@ -266,7 +292,7 @@ async fn pull_ids(
 fn print_pulled(ctx: &Context, p: &Pulled) {
     if !ctx.out.is_json() {
         let continuity = p.report.as_ref().map_or(0, |r| r.continuity_errors);
-        println!(
+        crate::progress::suspend(|| println!(
             "pulled {} -> {} ({} bytes, sha256 {}, duration {}{}){}{}",
             p.id,
             p.path.display(),
@@ -288,7 +314,7 @@ fn print_pulled(ctx: &Context, p: &Pulled) {
             } else {
                 ""
             }
-        );
+        ));
     }
 }
 
@@ -304,6 +330,7 @@ async fn pull_one(
     id: &str,
     lease: Option<&archive_pull::Leased<'_>>,
 ) -> anyhow::Result<Option<Pulled>> {
+    let out = args.out.as_ref();
     let given = if args.password.is_some() || args.password_file.is_some() {
         Some(secrets::read_password(
             args.password.as_deref(),
@@ -314,9 +341,12 @@ async fn pull_one(
     };
     let record = lock(ledger).archive(id).context("cannot read the ledger")?;
     if !args.force
-        && let Some(path) = record
-            .as_ref()
-            .and_then(|r| already_pulled(r, &args.out_dir))
+        && let Some(path) = match out {
+            Some(out) => out_url::already_uploaded(record.as_ref(), out, id).await,
+            None => record
+                .as_ref()
+                .and_then(|r| already_pulled(r, &args.out_dir)),
+        }
     {
         if !ctx.out.is_quiet() {
             eprintln!(
@@ -394,16 +424,33 @@ async fn pull_one(
     let attempt = |password: Option<String>| {
         let (keys, opts, observer, cancel) = (&keys, &opts, &observer, &cancel);
         async move {
-            archive_pull::pull_archive(
-                source,
-                id,
-                password.as_deref(),
-                keys,
-                opts,
-                observer,
-                cancel,
-            )
-            .await
+            match out {
+                Some(out) => {
+                    archive_pull::pull_archive_to_bucket(
+                        source,
+                        id,
+                        password.as_deref(),
+                        keys,
+                        opts,
+                        &out.output(),
+                        observer,
+                        cancel,
+                    )
+                    .await
+                }
+                None => {
+                    archive_pull::pull_archive(
+                        source,
+                        id,
+                        password.as_deref(),
+                        keys,
+                        opts,
+                        observer,
+                        cancel,
+                    )
+                    .await
+                }
+            }
             .map_err(anyhow::Error::new)
         }
     };

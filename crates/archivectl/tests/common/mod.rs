@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod fake_service;
+pub mod gate;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -21,6 +21,7 @@ mod write;
 
 pub use objects::{ArchiveKind, Located, ObjectInfo, PutInfo, archive_key};
 pub use options::{Backoff, MultipartOptions, StoreOptions};
+pub(crate) use write::part_retry_policy;
 
 /// A connection to one bucket or container. Cheap to clone; clones share the HTTP connection pool.
 ///

@@ -138,9 +138,17 @@ impl Store {
     }
 }
 
+/// The retry policy of a multipart upload's parts, with `store`'s retries and backoff.
+pub(crate) fn part_retry_policy(store: &Store) -> Arc<PartRetry> {
+    Arc::new(PartRetry {
+        retries: store.inner.options.retries,
+        backoff: store.inner.options.backoff,
+    })
+}
+
 /// Retries of multipart upload parts: object_store calls this after a part failed.
 #[derive(Debug)]
-struct PartRetry {
+pub(crate) struct PartRetry {
     retries: u32,
     backoff: Backoff,
 }

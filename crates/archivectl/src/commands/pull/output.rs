@@ -1,9 +1,6 @@
-//! What `pull` shows while it runs: a progress bar per archive on a terminal (nothing otherwise, nor with
-//! `--json`), and the pipeline's notes and warnings on stderr. The pipeline itself (archive-pull) prints
-//! nothing.
-
-use std::io::IsTerminal;
-use std::time::Duration;
+//! What `pull` shows while it runs: a progress bar per archive in flight on a terminal (nothing otherwise,
+//! nor with `--json`: see `crate::progress`), and the pipeline's notes and warnings on stderr, above the
+//! bars. The pipeline itself (archive-pull) prints nothing.
 
 use crate::output::Output;
 
@@ -18,36 +15,30 @@ impl archive_pull::Observer for CliObserver<'_> {
 
     fn note(&self, message: &str) {
         if !self.0.is_quiet() {
-            eprintln!("note: {message}");
+            crate::progress::suspend(|| eprintln!("note: {message}"));
         }
     }
 
     fn warning(&self, message: &str) {
         if !self.0.is_quiet() {
-            eprintln!("warning: {message}");
+            crate::progress::suspend(|| eprintln!("warning: {message}"));
         }
     }
 }
 
-/// A progress bar on a terminal; nothing otherwise.
+/// A progress bar on a terminal (one line among the archives in flight); nothing otherwise.
 struct Bar(Option<indicatif::ProgressBar>);
 
 impl Bar {
     fn new(out: &Output, id: &str, size: u64) -> Self {
-        if out.is_json() || out.is_quiet() || !std::io::stderr().is_terminal() {
+        if out.is_quiet() {
             return Self(None);
         }
-        let bar = indicatif::ProgressBar::new(size);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_message(id.chars().take(8).collect::<String>());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        Self(Some(bar))
+        Self(crate::progress::bar(
+            out,
+            &id.chars().take(8).collect::<String>(),
+            Some(size),
+        ))
     }
 }
 

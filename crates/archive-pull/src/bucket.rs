@@ -1,0 +1,405 @@
+//! Pulling into object storage (`pull --out-url s3://bucket/prefix/`): the decrypted archive goes to
+//! `{prefix}{archiveId}.ts` in a bucket or container as a streaming multipart upload (storage-fetch's
+//! [`Upload`]), so a worker needs no local disk.
+//!
+//! The same source ([`Source`]) feeds the same in-order pieces ([`Chunks`]) as a local pull; each piece is
+//! decrypted in place, its start checked to be MPEG-TS, hashed and inspected as it goes, and sent as part of
+//! the upload; memory stays that of the download's parts plus the upload's parts in flight. The last
+//! [`TRIM_HOLD`] bytes are held back, so the end can be verified (a valid PKCS#7 tail after whole 188-byte
+//! packets) and, with `trim`, cut, before they are sent. Only once the whole output is verified — MPEG-TS
+//! throughout, the object's length, the padding — is the upload completed, and only then does the object
+//! appear. Any failure or cancellation aborts the upload: nothing appears and no part is left behind.
+//!
+//! Not resumable across runs (a multipart upload cannot be read back to rebuild the hash and the
+//! inspection): an interrupted pull aborts its upload, and the next run starts from zero.
+
+use std::path::PathBuf;
+
+use archive_core::PasswordBlob;
+use archive_core::archive::{ArchiveError, TRIM_HOLD};
+use archive_core::cbc::{self, StreamDecryptor};
+use archive_core::mpegts::{self, PACKET, TsInspector, TsReport};
+use bytes::BytesMut;
+use sha2::{Digest, Sha256};
+use storage_fetch::{
+    ArchiveKind, DownloadOptions, MultipartOptions, PresignedDownload, Store, Upload,
+};
+
+use crate::output::cpu_bound;
+use crate::pipeline::Chunks;
+use crate::{CancelToken, KeyRing, Observer, Progress, PullError, PullOptions, Pulled, Source};
+
+/// Where [`pull_archive_to_bucket`] writes: a bucket or container, and a key prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct BucketOutput<'a> {
+    /// The bucket or container the outputs go to.
+    pub store: &'a Store,
+    /// Prepended to `{archiveId}.ts` (empty, or ending with `/`).
+    pub prefix: &'a str,
+    /// How the prefix is shown and recorded in the ledger, e.g. `s3://bucket/prefix/`.
+    pub url: &'a str,
+    /// The upload's parts: size and how many at once.
+    pub upload: &'a MultipartOptions,
+}
+
+/// Pulls archive `id` from `source` into `out`: downloads it, decrypting on the fly (the password is
+/// unwrapped by `keys`, only for an encrypted archive), and uploads the plaintext as it is verified; the
+/// upload is completed (the object appears) only when the whole output is verified, and aborted otherwise.
+/// `opts.out_dir` and `opts.checkpoint` do not apply. The [`Pulled`] it returns has the object's URL as its
+/// `path`. Neither the ledger nor any deletion is touched: see [`crate::settle`].
+#[allow(clippy::too_many_arguments)]
+pub async fn pull_archive_to_bucket(
+    source: Source<'_>,
+    id: &str,
+    password: Option<&str>,
+    keys: &KeyRing,
+    opts: &PullOptions,
+    out: &BucketOutput<'_>,
+    observer: &dyn Observer,
+    cancel: &CancelToken,
+) -> Result<Pulled, PullError> {
+    if let Some(reason) = cancel.reason() {
+        return Err(PullError::NotStarted { reason });
+    }
+    let unwrap = |password: &str| {
+        keys.unwrap_password(password, observer)
+            .map_err(PullError::from)
+    };
+    let download_opts = DownloadOptions {
+        part_size: opts.part_size,
+        concurrency: opts.concurrency,
+        ..Default::default()
+    };
+    let (chunks, what, size, extension, blob) = match source {
+        Source::Object { store, api_key } => {
+            let located = store.locate(api_key, id).await?;
+            let object = located.object;
+            let extension = match located.kind {
+                ArchiveKind::EncryptedTs => "ts",
+                ArchiveKind::Mp4 => "mp4",
+                ArchiveKind::IndividualZip => "zip",
+            };
+            let blob = if located.kind.is_encrypted() {
+                let password =
+                    password.ok_or_else(|| PullError::PasswordUnknown { id: id.into() })?;
+                Some(unwrap(password)?)
+            } else {
+                None
+            };
+            let mut download_opts = download_opts;
+            if let Some(tag) = &object.e_tag {
+                download_opts = download_opts.expecting_etag(tag.as_str());
+            }
+            let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
+            (chunks, object.key, object.size, extension, blob)
+        }
+        Source::PresignedUrl(url) => {
+            let download = PresignedDownload::open(url).await?;
+            let (size, shown) = (download.size(), download.shown().to_string());
+            let extension = match (password.is_some(), shown.ends_with(".zip")) {
+                (_, true) => "zip",
+                (true, false) => "ts",
+                (false, false) => "mp4",
+            };
+            let blob = password.map(unwrap).transpose()?;
+            (Chunks::Url(download), shown, size, extension, blob)
+        }
+    };
+    let key = format!("{}{id}.{extension}", out.prefix);
+    let url = format!("{}{id}.{extension}", out.url);
+    let encrypted = blob.is_some();
+    let mut verifier = StreamVerifier::new(blob, size).map_err(|source| PullError::Decrypt {
+        what: what.clone(),
+        source,
+    })?;
+    let mut upload = out.store.start_upload(&key, out.upload.clone()).await?;
+    let progress = observer.progress(id, size);
+    let sent = upload_loop(
+        chunks,
+        &mut verifier,
+        &mut upload,
+        opts,
+        &*progress,
+        cancel,
+        &url,
+        &what,
+    )
+    .await;
+    progress.finish();
+    let finished = match sent {
+        Ok(()) => cpu_bound(|| verifier.finish(opts.trim)).map_err(|source| PullError::Decrypt {
+            what: what.clone(),
+            source,
+        }),
+        Err(e) => Err(e),
+    };
+    let verified = match finished {
+        Ok(v) => v,
+        Err(e) => {
+            // Nothing may appear: the upload goes, with its parts.
+            let _ = upload.abort().await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = upload.write(&verified.tail).await {
+        let _ = upload.abort().await;
+        return Err(e.into());
+    }
+    // Verified: only now may the object appear.
+    upload.complete().await?;
+    Ok(Pulled {
+        id: id.to_string(),
+        path: PathBuf::from(&url),
+        object_key: what,
+        bytes: verified.bytes,
+        sha256: verified.sha256,
+        encrypted,
+        resumed_from: 0,
+        trimmed_bytes: verified.trimmed_bytes,
+        measured_duration: verified.report.as_ref().and_then(|r| r.duration_seconds),
+        report: verified.report,
+        object_deleted: false,
+        remote_deleted: false,
+    })
+}
+
+/// Downloads every piece, decrypts and verifies it as it comes and sends what may be sent. The one
+/// cancellation point: cancelled, nothing of the output is kept.
+#[allow(clippy::too_many_arguments)]
+async fn upload_loop(
+    mut chunks: Chunks,
+    verifier: &mut StreamVerifier,
+    upload: &mut Upload,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+    url: &str,
+    what: &str,
+) -> Result<(), PullError> {
+    let part = usize::try_from(opts.part_size).unwrap_or(4 << 20).max(16);
+    let decrypt_error = |source| PullError::Decrypt {
+        what: what.to_string(),
+        source,
+    };
+    let mut pending = BytesMut::new();
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            reason = cancel.cancelled() => {
+                return Err(PullError::InterruptedDiscarded { reason, path: PathBuf::from(url) });
+            }
+            chunk = chunks.next() => chunk,
+        };
+        let chunk = match chunk {
+            Some(chunk) => chunk?,
+            None => break,
+        };
+        let mut ready = if chunks.whole_parts() {
+            match chunk.try_into_mut() {
+                Ok(b) => b,
+                Err(shared) => BytesMut::from(&shared[..]),
+            }
+        } else {
+            pending.extend_from_slice(&chunk);
+            if pending.len() < part {
+                continue;
+            }
+            let aligned = pending.len() / 16 * 16;
+            pending.split_to(aligned)
+        };
+        let n = ready.len() as u64;
+        let released = cpu_bound(|| verifier.push(&mut ready)).map_err(decrypt_error)?;
+        upload.write(&released.front).await?;
+        upload.write(&ready[..released.now]).await?;
+        chunks.give_back(ready);
+        progress.advance(n);
+    }
+    if !pending.is_empty() {
+        // What is left is the object's end (a cut that is not a whole block is reported by `finish`).
+        let aligned = if verifier.decrypting() {
+            pending.len() / 16 * 16
+        } else {
+            pending.len()
+        };
+        let mut ready = pending.split_to(aligned);
+        let n = ready.len() as u64;
+        let released = cpu_bound(|| verifier.push(&mut ready)).map_err(decrypt_error)?;
+        upload.write(&released.front).await?;
+        upload.write(&ready[..released.now]).await?;
+        progress.advance(n);
+    }
+    Ok(())
+}
+
+/// What may be sent after a piece: `front` (bytes held back before), then the piece's first `now` bytes.
+struct Released {
+    front: Vec<u8>,
+    now: usize,
+}
+
+/// The end of a verified output: its last bytes (to send), and what it is.
+struct Verified {
+    tail: Vec<u8>,
+    bytes: u64,
+    trimmed_bytes: u64,
+    sha256: String,
+    report: Option<TsReport>,
+}
+
+/// Decrypts (when there is a key) and verifies an output that arrives in order, holding back its last
+/// [`TRIM_HOLD`] bytes: the checks of archive-core's `ResumableOutput`, without a file.
+struct StreamVerifier {
+    decryptor: Option<StreamDecryptor>,
+    object_size: u64,
+    received: u64,
+    hasher: Sha256,
+    inspector: TsInspector,
+    held: Vec<u8>,
+}
+
+impl StreamVerifier {
+    fn new(blob: Option<PasswordBlob>, object_size: u64) -> Result<Self, ArchiveError> {
+        if blob.is_some() {
+            if object_size == 0 {
+                return Err(ArchiveError::Empty);
+            }
+            if object_size % cbc::BLOCK as u64 != 0 {
+                return Err(cbc::CbcError::NotBlockAligned(object_size).into());
+            }
+        }
+        Ok(Self {
+            decryptor: blob.map(|b| StreamDecryptor::new(b.key(), b.iv())),
+            object_size,
+            received: 0,
+            hasher: Sha256::new(),
+            inspector: TsInspector::new(),
+            held: Vec::new(),
+        })
+    }
+
+    fn decrypting(&self) -> bool {
+        self.decryptor.is_some()
+    }
+
+    /// Decrypts `piece` in place and says what of the plaintext may be sent now.
+    fn push(&mut self, piece: &mut [u8]) -> Result<Released, ArchiveError> {
+        if self.received + piece.len() as u64 > self.object_size {
+            return Err(ArchiveError::Read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "more data than the object's size",
+            )));
+        }
+        let Some(decryptor) = self.decryptor.as_mut() else {
+            // Unencrypted: sent as it is, hashed.
+            self.hasher.update(&*piece);
+            self.received += piece.len() as u64;
+            return Ok(Released {
+                front: Vec::new(),
+                now: piece.len(),
+            });
+        };
+        if piece.is_empty() {
+            return Ok(Released {
+                front: Vec::new(),
+                now: 0,
+            });
+        }
+        decryptor.decrypt(piece)?;
+        if self.received == 0 {
+            mpegts::looks_like_ts(piece).map_err(ArchiveError::NotMpegTs)?;
+        }
+        self.received += piece.len() as u64;
+        if piece.len() >= TRIM_HOLD {
+            let front = std::mem::take(&mut self.held);
+            let now = piece.len() - TRIM_HOLD;
+            self.absorb_sent(&front);
+            self.absorb_sent(&piece[..now]);
+            self.held.extend_from_slice(&piece[now..]);
+            Ok(Released { front, now })
+        } else {
+            self.held.extend_from_slice(piece);
+            let mut front = Vec::new();
+            if self.held.len() > 2 * TRIM_HOLD {
+                let release = self.held.len() - TRIM_HOLD;
+                front = self.held.drain(..release).collect();
+                self.absorb_sent(&front);
+            }
+            Ok(Released { front, now: 0 })
+        }
+    }
+
+    fn absorb_sent(&mut self, plain: &[u8]) {
+        self.hasher.update(plain);
+        self.inspector.feed(plain);
+    }
+
+    /// Verifies the whole output: all of the object is in, the plaintext ends with a valid PKCS#7 tail after
+    /// whole 188-byte packets, and MPEG-TS never lost sync. Gives the bytes still to send (`trim` applied).
+    fn finish(mut self, trim: bool) -> Result<Verified, ArchiveError> {
+        if self.received != self.object_size {
+            return Err(ArchiveError::Read(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the download ended at {} of {} bytes",
+                    self.received, self.object_size
+                ),
+            )));
+        }
+        if self.decryptor.is_none() {
+            return Ok(Verified {
+                tail: Vec::new(),
+                bytes: self.received,
+                trimmed_bytes: 0,
+                sha256: hex::encode(self.hasher.finalize()),
+                report: None,
+            });
+        }
+        let before = self.received - self.held.len() as u64;
+        let unpadded = padded_packets_len(before, &self.held)?;
+        let keep = if trim { unpadded } else { self.held.len() };
+        let mut tail = std::mem::take(&mut self.held);
+        tail.truncate(keep);
+        self.absorb_sent(&tail);
+        let report = self.inspector.finish();
+        if report.sync_losses > 0 {
+            return Err(ArchiveError::Unverified(format!(
+                "the MPEG-TS lost sync {} times ({} bytes are not packets): the archive is damaged, or part of \
+                 it was decrypted with another key",
+                report.sync_losses, report.skipped_bytes
+            )));
+        }
+        let bytes = before + keep as u64;
+        Ok(Verified {
+            tail,
+            bytes,
+            trimmed_bytes: self.received - bytes,
+            sha256: hex::encode(self.hasher.finalize()),
+            report: Some(report),
+        })
+    }
+}
+
+/// The length of the plaintext's last bytes `tail` (starting `before` bytes in) without their PKCS#7 padding,
+/// which must be valid and end whole 188-byte packets (what the service writes).
+fn padded_packets_len(before: u64, tail: &[u8]) -> Result<usize, ArchiveError> {
+    let unpadded = cbc::pkcs7_unpadded_len(tail).ok_or_else(|| {
+        ArchiveError::Unverified(
+            "the plaintext does not end with valid PKCS#7 padding: the archive is truncated or damaged, or its \
+             end was decrypted with another key"
+                .into(),
+        )
+    })?;
+    let end = before + unpadded as u64;
+    if end % PACKET as u64 != 0 {
+        return Err(ArchiveError::Unverified(format!(
+            "without its {} bytes of PKCS#7 padding the plaintext ends {} bytes into a 188-byte packet: the \
+             archive is truncated or damaged",
+            tail.len() - unpadded,
+            end % PACKET as u64
+        )));
+    }
+    Ok(unpadded)
+}
+
+#[cfg(test)]
+mod tests;
