@@ -17,7 +17,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::tools::{self, workspace_root};
+use crate::bench_env::{self, Scratch};
+use crate::tools;
 
 /// `cargo xtask bench ...`
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -126,27 +127,11 @@ fn decrypt(args: &[String]) -> anyhow::Result<()> {
     let size_mib = flag(args, "--size-mib", 512)?;
     let runs = flag(args, "--runs", 9)?.max(1) as usize;
     tools::ensure_test_tools()?;
-    let root = workspace_root();
-    tools::run_in(
-        &root,
-        "cargo",
-        &["build", "--release", "--locked", "-p", "archivectl"],
-    )?;
-    let archivectl = root.join("target/release/archivectl");
-
-    let base = if Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    let dir = base.join(format!("archivectl-bench-{}", std::process::id()));
-    fs::create_dir_all(&dir)?;
-    let result = decrypt_in(&dir, &archivectl, size_mib, runs);
-    let _ = fs::remove_dir_all(&dir);
-    let report = result?;
-    println!("{report}");
-    write_doc_section(&root, "decrypt", &report)?;
-    Ok(())
+    let bin = bench_env::release_binaries(&["archivectl"])?;
+    let dir = Scratch::in_memory("decrypt")?;
+    let report = decrypt_in(dir.path(), &bin.join("archivectl"), size_mib, runs);
+    drop(dir);
+    bench_env::publish("decrypt", report)
 }
 
 /// Replaces (or appends) the section `<!-- bench:NAME:start -->` … `<!-- bench:NAME:end -->` of docs/benchmarks.md.

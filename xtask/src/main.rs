@@ -19,6 +19,7 @@
 
 mod bench;
 mod bench_callbacks;
+mod bench_env;
 mod bench_pull;
 mod ci;
 mod deny;
