@@ -42,6 +42,10 @@ pub struct DownloadOptions {
     pub expected_etag: Option<String>,
     /// How often one part is tried again after a transient failure (network, 5xx) before the download fails.
     pub retries: u32,
+    /// A pool shared with other downloads (one for a whole run of many objects): parts are read into its
+    /// buffers, so buffers are allocated once for the run instead of once per object, and memory does not
+    /// creep up with the number of objects. `None` (or a pool for another `part_size`): a pool of its own.
+    pub buffers: Option<PartBuffers>,
 }
 
 impl Default for DownloadOptions {
@@ -52,6 +56,7 @@ impl Default for DownloadOptions {
             start_offset: 0,
             expected_etag: None,
             retries: 5,
+            buffers: None,
         }
     }
 }
@@ -95,7 +100,9 @@ pub struct PartBuffers {
 }
 
 impl PartBuffers {
-    fn new(keep: usize, part_size: u64) -> Self {
+    /// A pool of buffers for parts of `part_size` bytes that keeps at most `keep` handed-back buffers (give it
+    /// to [`DownloadOptions::buffers`] to share it between downloads).
+    pub fn new(keep: usize, part_size: u64) -> Self {
         Self {
             free: Arc::new(Mutex::new(Vec::with_capacity(keep))),
             keep,
@@ -387,7 +394,10 @@ impl Store {
             )));
         }
         let ranges = part_ranges(opts.start_offset, info.size, opts.part_size);
-        let buffers = PartBuffers::new(opts.concurrency.max(1) + 1, opts.part_size);
+        let buffers = match opts.buffers {
+            Some(shared) if shared.part_size as u64 == opts.part_size => shared,
+            _ => PartBuffers::new(opts.concurrency.max(1) + 1, opts.part_size),
+        };
         let pool = buffers.clone();
         let source = PartSource {
             store: self.clone(),

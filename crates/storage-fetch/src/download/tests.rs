@@ -229,6 +229,61 @@ async fn handed_back_buffers_are_reused_for_the_next_parts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_sharing_a_pool_reuse_its_buffers_object_after_object() {
+    let data = data(20_000);
+    let (store, _backend) = instrumented(0, &data).await;
+    let concurrency = 2;
+    let pool = PartBuffers::new(concurrency + 1, 1000);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..5 {
+        let opts = DownloadOptions {
+            part_size: 1000,
+            concurrency,
+            buffers: Some(pool.clone()),
+            ..DownloadOptions::default()
+        };
+        let mut download = store.download("k/archive.ts", opts).await.unwrap();
+        let buffers = download.buffers();
+        assert!(
+            Arc::ptr_eq(&buffers.free, &pool.free),
+            "the download reads into the shared pool"
+        );
+        let mut got = Vec::new();
+        while let Some(part) = download.next().await {
+            let part = part.unwrap();
+            got.extend_from_slice(&part);
+            seen.insert(part.as_ptr() as usize);
+            buffers.give_back(part.try_into_mut().expect("a part is not shared"));
+        }
+        assert!(got == data);
+    }
+    assert!(
+        !pool.free.lock().unwrap().is_empty(),
+        "the buffers came back to the shared pool"
+    );
+    // 5 objects of 20 parts: the buffers of the first serve all the others.
+    assert!(
+        seen.len() <= concurrency + 1,
+        "{} distinct buffers for 5 objects",
+        seen.len()
+    );
+    // A pool for another part size is not used (its buffers could not hold a part).
+    let other = PartBuffers::new(3, 500);
+    let opts = DownloadOptions {
+        part_size: 1000,
+        buffers: Some(other.clone()),
+        ..DownloadOptions::default()
+    };
+    let mut download = store.download("k/archive.ts", opts).await.unwrap();
+    while let Some(part) = download.next().await {
+        download
+            .buffers()
+            .give_back(part.unwrap().try_into_mut().unwrap());
+    }
+    assert!(other.free.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_arrive_in_order_with_at_most_concurrency_in_flight() {
     let data = data(100_003);
     for concurrency in [1, 3, 8] {
