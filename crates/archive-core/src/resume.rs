@@ -31,6 +31,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::archive::{ArchiveError, TRIM_HOLD};
+
+/// Plaintext is decrypted, hashed and inspected this many bytes at a time (a multiple of the block size, small
+/// enough to stay in a core's cache between the three).
+const ONE_PASS_SLICE: usize = 256 << 10;
 use crate::atomic::AtomicFile;
 use crate::cbc::{self, BLOCK, CbcError, StreamDecryptor};
 use crate::mpegts::{self, PACKET, TsInspector, TsReport};
@@ -339,8 +343,21 @@ impl ResumableOutput {
         Ok(true)
     }
 
-    /// Hashes and inspects plaintext, holding back the last [`TRIM_HOLD`] bytes.
+    /// Hashes and inspects plaintext, holding back the last [`TRIM_HOLD`] bytes. A piece longer than that is
+    /// hashed and inspected where it lies (not copied): only its tail is held.
     fn absorb(&mut self, plain: &[u8]) {
+        if plain.len() >= TRIM_HOLD {
+            let cut = plain.len() - TRIM_HOLD;
+            if !self.held.is_empty() {
+                self.hasher.update(&self.held);
+                self.inspector.feed(&self.held);
+                self.held.clear();
+            }
+            self.hasher.update(&plain[..cut]);
+            self.inspector.feed(&plain[..cut]);
+            self.held.extend_from_slice(&plain[cut..]);
+            return;
+        }
         self.held.extend_from_slice(plain);
         if self.held.len() > 2 * TRIM_HOLD {
             let release = self.held.len() - TRIM_HOLD;
@@ -371,14 +388,19 @@ impl ResumableOutput {
         if ciphertext.len() >= BLOCK {
             last.copy_from_slice(&ciphertext[ciphertext.len() - BLOCK..]);
         }
-        self.decryptor.decrypt(ciphertext)?;
-        if self.written == 0 {
-            mpegts::looks_like_ts(ciphertext).map_err(ArchiveError::NotMpegTs)?;
+        // One pass over data in cache: each slice is decrypted, then hashed and inspected while it is still
+        // there; the whole piece is then written with one call.
+        let first = self.written == 0;
+        for (i, slice) in ciphertext.chunks_mut(ONE_PASS_SLICE).enumerate() {
+            self.decryptor.decrypt(slice)?;
+            if first && i == 0 {
+                mpegts::looks_like_ts(slice).map_err(ArchiveError::NotMpegTs)?;
+            }
+            self.absorb(slice);
         }
         self.file
             .write_all(ciphertext)
             .map_err(ArchiveError::Write)?;
-        self.absorb(ciphertext);
         self.written += ciphertext.len() as u64;
         self.since_checkpoint += ciphertext.len() as u64;
         self.state.previous_block = Some(hex::encode(last));
