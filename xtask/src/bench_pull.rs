@@ -24,8 +24,8 @@ use crate::servers;
 use crate::tools;
 
 const API_KEY: &str = "46009999";
-const ENCRYPTED_ID: &str = "bench000-0000-4000-8000-000000000001";
-const PLAIN_ID: &str = "bench000-0000-4000-8000-000000000002";
+const ENCRYPTED_ID: &str = "be4c0000-0000-4000-8000-000000000001";
+const PLAIN_ID: &str = "be4c0000-0000-4000-8000-000000000002";
 
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
