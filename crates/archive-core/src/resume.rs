@@ -31,10 +31,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::archive::{ArchiveError, TRIM_HOLD};
-
-/// Plaintext is decrypted, hashed and inspected this many bytes at a time (a multiple of the block size, small
-/// enough to stay in a core's cache between the three).
-const ONE_PASS_SLICE: usize = 256 << 10;
 use crate::atomic::AtomicFile;
 use crate::cbc::{self, BLOCK, CbcError, StreamDecryptor};
 use crate::mpegts::{self, PACKET, TsInspector, TsReport};
@@ -388,16 +384,13 @@ impl ResumableOutput {
         if ciphertext.len() >= BLOCK {
             last.copy_from_slice(&ciphertext[ciphertext.len() - BLOCK..]);
         }
-        // One pass over data in cache: each slice is decrypted, then hashed and inspected while it is still
-        // there; the whole piece is then written with one call.
-        let first = self.written == 0;
-        for (i, slice) in ciphertext.chunks_mut(ONE_PASS_SLICE).enumerate() {
-            self.decryptor.decrypt(slice)?;
-            if first && i == 0 {
-                mpegts::looks_like_ts(slice).map_err(ArchiveError::NotMpegTs)?;
-            }
-            self.absorb(slice);
+        // The whole piece is decrypted at once (split across cores when it is large), then hashed and
+        // inspected where it lies, and written with one call.
+        self.decryptor.decrypt(ciphertext)?;
+        if self.written == 0 {
+            mpegts::looks_like_ts(ciphertext).map_err(ArchiveError::NotMpegTs)?;
         }
+        self.absorb(ciphertext);
         self.file
             .write_all(ciphertext)
             .map_err(ArchiveError::Write)?;
