@@ -17,16 +17,18 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::tools::{self, workspace_root};
+use crate::bench_env::{self, Scratch};
+use crate::tools;
 
 /// `cargo xtask bench ...`
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("decrypt") => decrypt(&args[1..]),
         Some("pull") => crate::bench_pull::run(&args[1..]),
+        Some("pull-many") => crate::bench_pull_many::run(&args[1..]),
         Some("callbacks") => crate::bench_callbacks::run(&args[1..]),
         _ => bail!(
-            "usage: cargo xtask bench decrypt|pull [--size-mib N] [--runs N]\n       cargo xtask bench callbacks [--seconds N] [--connections N]"
+            "usage: cargo xtask bench decrypt|pull [--size-mib N] [--runs N]\n       cargo xtask bench pull-many [--archives N] [--size-mib N] [--runs N]\n       cargo xtask bench callbacks [--seconds N] [--connections N]"
         ),
     }
 }
@@ -44,34 +46,66 @@ pub(crate) fn flag(args: &[String], name: &str, default: u64) -> anyhow::Result<
 pub(crate) struct Sample {
     pub(crate) seconds: f64,
     pub(crate) max_rss_kib: u64,
+    /// CPU seconds in user mode (the command and the children it waited for).
+    pub(crate) user_seconds: f64,
+    /// CPU seconds in the kernel.
+    pub(crate) sys_seconds: f64,
 }
 
 /// Runs a command under GNU time, returning wall seconds (measured here) and peak RSS.
 pub(crate) fn measure(program: &str, args: &[&str]) -> anyhow::Result<Sample> {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    measure_command(cmd)
+}
+
+/// Runs `cmd` (its environment and directory as set) under GNU time: wall seconds (measured here), peak RSS
+/// (of the largest process, `%M`) and CPU time (`%U`, `%S`, children included).
+pub(crate) fn measure_command(cmd: Command) -> anyhow::Result<Sample> {
     let rss_file = tempfile_path("rss");
-    let start = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .args(["-f", "%M %U %S", "-o"])
         .arg(&rss_file)
-        .arg(program)
-        .args(args)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        timed.current_dir(dir);
+    }
+    let start = Instant::now();
+    let out = timed
         .output()
         .with_context(|| format!("cannot run {program} under /usr/bin/time"))?;
     let seconds = start.elapsed().as_secs_f64();
     if !out.status.success() {
         bail!("{program} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let rss = fs::read_to_string(&rss_file).context("reading GNU time output")?;
+    let text = fs::read_to_string(&rss_file).context("reading GNU time output")?;
     let _ = fs::remove_file(&rss_file);
-    let max_rss_kib = rss
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .context("parsing GNU time output")?;
+    let (max_rss_kib, user_seconds, sys_seconds) =
+        parse_time_line(&text).context("parsing GNU time output")?;
     Ok(Sample {
         seconds,
         max_rss_kib,
+        user_seconds,
+        sys_seconds,
     })
+}
+
+/// GNU time's last line in the format `%M %U %S`.
+fn parse_time_line(text: &str) -> Option<(u64, f64, f64)> {
+    let mut fields = text.lines().last()?.split_whitespace();
+    let rss = fields.next()?.parse().ok()?;
+    let user = fields.next()?.parse().ok()?;
+    let sys = fields.next()?.parse().ok()?;
+    Some((rss, user, sys))
 }
 
 fn tempfile_path(tag: &str) -> PathBuf {
@@ -126,27 +160,11 @@ fn decrypt(args: &[String]) -> anyhow::Result<()> {
     let size_mib = flag(args, "--size-mib", 512)?;
     let runs = flag(args, "--runs", 9)?.max(1) as usize;
     tools::ensure_test_tools()?;
-    let root = workspace_root();
-    tools::run_in(
-        &root,
-        "cargo",
-        &["build", "--release", "--locked", "-p", "archivectl"],
-    )?;
-    let archivectl = root.join("target/release/archivectl");
-
-    let base = if Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    let dir = base.join(format!("archivectl-bench-{}", std::process::id()));
-    fs::create_dir_all(&dir)?;
-    let result = decrypt_in(&dir, &archivectl, size_mib, runs);
-    let _ = fs::remove_dir_all(&dir);
-    let report = result?;
-    println!("{report}");
-    write_doc_section(&root, "decrypt", &report)?;
-    Ok(())
+    let bin = bench_env::release_binaries(&["archivectl"])?;
+    let dir = Scratch::in_memory("decrypt")?;
+    let report = decrypt_in(dir.path(), &bin.join("archivectl"), size_mib, runs);
+    drop(dir);
+    bench_env::publish("decrypt", report)
 }
 
 /// Replaces (or appends) the section `<!-- bench:NAME:start -->` … `<!-- bench:NAME:end -->` of docs/benchmarks.md.
@@ -394,6 +412,21 @@ mod tests {
         // An outlier moves the mean, not the median.
         assert_eq!(median(vec![1.0, 1.1, 100.0]), 1.1);
         assert_eq!(median(vec![4.0]), 4.0);
+    }
+
+    #[test]
+    fn gnu_time_lines_give_rss_then_cpu_times() {
+        assert_eq!(
+            parse_time_line("10240 1.50 0.25\n"),
+            Some((10240, 1.5, 0.25))
+        );
+        // A failed command's notice comes first; the figures are on the last line.
+        assert_eq!(
+            parse_time_line("Command exited with non-zero status 1\n2048 0.00 0.01\n"),
+            Some((2048, 0.0, 0.01))
+        );
+        assert_eq!(parse_time_line("2048\n"), None);
+        assert_eq!(parse_time_line(""), None);
     }
 
     #[test]

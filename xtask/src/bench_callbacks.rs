@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::bench;
+use crate::bench_env::{self, Scratch};
 use crate::tools::{self, workspace_root};
 
 /// Runs the benchmark.
@@ -26,20 +27,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let seconds = bench::flag(args, "--seconds", 10)?.max(1);
     let connections = bench::flag(args, "--connections", 64)?.max(1);
     ensure_wrk()?;
-    let root = workspace_root();
-    tools::run_in(
-        &root,
-        "cargo",
-        &["build", "--release", "--locked", "-p", "archivectl"],
-    )?;
-    let archivectl = root.join("target/release/archivectl");
-    let dir = root.join(format!("target/bench-callbacks-{}", std::process::id()));
-    fs::create_dir_all(&dir)?;
-    let result = measure(&dir, &archivectl, seconds, connections);
-    let _ = fs::remove_dir_all(&dir);
-    let report = result?;
-    println!("{report}");
-    bench::write_doc_section(&root, "callbacks", &report)
+    let bin = bench_env::release_binaries(&["archivectl"])?;
+    // On the workspace's disk (not tmpfs): the fsync is what is measured.
+    let dir = Scratch::new(&workspace_root().join("target"), "callbacks")?;
+    let report = measure(dir.path(), &bin.join("archivectl"), seconds, connections);
+    drop(dir);
+    bench_env::publish("callbacks", report)
 }
 
 fn ensure_wrk() -> anyhow::Result<()> {

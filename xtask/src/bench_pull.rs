@@ -13,18 +13,19 @@
 //! Outputs go to /dev/shm so the local disk is not what is measured.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
 use crate::bench::{self, Sample};
+use crate::bench_env::{self, S3, Scratch};
 use crate::servers;
-use crate::tools::{self, workspace_root};
+use crate::tools;
 
 const API_KEY: &str = "46009999";
-const ENCRYPTED_ID: &str = "bench000-0000-4000-8000-000000000001";
-const PLAIN_ID: &str = "bench000-0000-4000-8000-000000000002";
+const ENCRYPTED_ID: &str = "be4c0000-0000-4000-8000-000000000001";
+const PLAIN_ID: &str = "be4c0000-0000-4000-8000-000000000002";
 
 /// Runs the benchmark.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -34,70 +35,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if !tools::have("curl") {
         bail!("curl is needed for the reference download");
     }
-    let root = workspace_root();
-    tools::run_in(
-        &root,
-        "cargo",
-        &["build", "--release", "--locked", "-p", "archivectl"],
-    )?;
-    let archivectl = root.join("target/release/archivectl");
+    let bin = bench_env::release_binaries(&["archivectl"])?;
     let servers = servers::start()?;
-    let env: Vec<(String, String)> = servers
-        .env()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    let get = |name: &str| {
-        env.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .context(name.to_string())
-    };
-    let s3 = S3 {
-        endpoint: get("ARCHIVECTL_TEST_S3_ENDPOINT")?,
-        access: get("ARCHIVECTL_TEST_S3_ACCESS_KEY")?,
-        secret: get("ARCHIVECTL_TEST_S3_SECRET_KEY")?,
-        bucket: get("ARCHIVECTL_TEST_S3_BUCKET")?,
-    };
-    let dir =
-        PathBuf::from("/dev/shm").join(format!("archivectl-bench-pull-{}", std::process::id()));
-    fs::create_dir_all(&dir)?;
-    let result = run_in(&dir, &archivectl, &s3, size_mib, runs);
-    let _ = fs::remove_dir_all(&dir);
+    let s3 = S3::of(&servers)?;
+    let dir = Scratch::new(Path::new("/dev/shm"), "pull")?;
+    let report = run_in(dir.path(), &bin.join("archivectl"), &s3, size_mib, runs);
+    drop(dir);
     drop(servers);
-    let report = result?;
-    println!("{report}");
-    bench::write_doc_section(&root, "pull", &report)
-}
-
-struct S3 {
-    endpoint: String,
-    access: String,
-    secret: String,
-    bucket: String,
-}
-
-impl S3 {
-    fn url(&self, key: &str) -> String {
-        format!(
-            "{}/{}/{key}",
-            self.endpoint.trim_end_matches('/'),
-            self.bucket
-        )
-    }
-
-    fn curl_args<'a>(&'a self, user: &'a str) -> Vec<&'a str> {
-        vec![
-            "-sS",
-            "--fail",
-            "-H",
-            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-            "--aws-sigv4",
-            "aws:amz:us-east-1:s3",
-            "--user",
-            user,
-        ]
-    }
+    bench_env::publish("pull", report)
 }
 
 fn run_in(
@@ -136,16 +81,7 @@ fn run_in(
     }
     let bin = archivectl.to_string_lossy().into_owned();
     let (secret_file, key_file, pw_file) = (p("s3secret"), p("key.pem"), p("password.b64"));
-    let target = [
-        "--bucket",
-        s3.bucket.as_str(),
-        "--endpoint",
-        s3.endpoint.as_str(),
-        "--access-key-id",
-        s3.access.as_str(),
-        "--secret-access-key-file",
-        secret_file.as_str(),
-    ];
+    let target = s3.target_args(&secret_file);
     let pull = |id: &str, out: &str, extra: &[&str]| -> anyhow::Result<Sample> {
         let mut args = vec![
             "--api-key",

@@ -14,12 +14,16 @@
 //!   archive in /dev/shm, side by side, median of 9 runs and peak RSS; writes docs/benchmarks.md.
 //! * `cargo xtask bench pull` — archivectl pull vs a plain download of the same object vs download then
 //!   openssl, from the local S3 server (1 GiB by default), median of runs and peak RSS; writes docs/benchmarks.md.
+//! * `cargo xtask bench pull-many` — `archivectl pull --all` over 32 archives of ~37 MiB made by the emulator,
+//!   vs aws-cli `s3 cp --recursive` + the documented openssl commands, vs aws-cli alone; writes docs/benchmarks.md.
 //! * `cargo xtask bench callbacks` — the callback receiver under wrk (64 connections, loopback) next to one
 //!   SQLite commit per request; writes docs/benchmarks.md.
 
 mod bench;
 mod bench_callbacks;
+mod bench_env;
 mod bench_pull;
+mod bench_pull_many;
 mod ci;
 mod deny;
 #[cfg(test)]
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <command>\n\n  ci               fmt, clippy, all tests (what CI runs)\n  \
                  bench decrypt    decrypt benchmark; writes docs/benchmarks.md [--size-mib N] [--runs N]\n  \
                  bench pull       pull benchmark from local S3; writes docs/benchmarks.md [--size-mib N] [--runs N]\n  \
+                 bench pull-many  pull --all of 32 archives vs aws-cli (+ openssl) [--archives N] [--size-mib N] [--runs N]\n  \
                  bench callbacks  callback receiver under wrk; writes docs/benchmarks.md [--seconds N] [--connections N]\n  \
                  deny             cargo deny check against the offline RustSec snapshot (deny.toml)\n  \
                  install-tools    install ffmpeg, openssl, xxd, time if missing\n  \

@@ -114,3 +114,41 @@ pub fn ensure() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// aws-cli, the reference downloader of `cargo xtask bench pull-many`, pinned.
+pub const AWSCLI: &str = "awscli==1.46.3";
+
+/// Installs aws-cli (PyPI `awscli`, [`AWSCLI`]) into its own venv `.xtask/awscli` unless it is there, and
+/// returns its `aws`.
+pub fn ensure_awscli() -> anyhow::Result<std::path::PathBuf> {
+    let venv = tools::workspace_root().join(".xtask").join("awscli");
+    let python = venv.join("bin").join("python");
+    let aws = venv.join("bin").join("aws");
+    let want = AWSCLI.trim_start_matches("awscli==");
+    let pinned = |python: &Path| {
+        Command::new(python)
+            .args([
+                "-c",
+                "import importlib.metadata as m; print(m.version('awscli'))",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == want)
+    };
+    if aws.is_file() && pinned(&python) {
+        return Ok(aws);
+    }
+    if !python.is_file() {
+        run(
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            "python3 -m venv .xtask/awscli",
+        )?;
+    }
+    run(
+        Command::new(&python).args(["-m", "pip", "install", "--quiet", AWSCLI]),
+        &format!("pip install {AWSCLI}"),
+    )?;
+    if !aws.is_file() {
+        bail!("pip installed {AWSCLI} but {} is missing", aws.display());
+    }
+    Ok(aws)
+}

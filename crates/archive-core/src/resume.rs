@@ -339,8 +339,21 @@ impl ResumableOutput {
         Ok(true)
     }
 
-    /// Hashes and inspects plaintext, holding back the last [`TRIM_HOLD`] bytes.
+    /// Hashes and inspects plaintext, holding back the last [`TRIM_HOLD`] bytes. A piece longer than that is
+    /// hashed and inspected where it lies (not copied): only its tail is held.
     fn absorb(&mut self, plain: &[u8]) {
+        if plain.len() >= TRIM_HOLD {
+            let cut = plain.len() - TRIM_HOLD;
+            if !self.held.is_empty() {
+                self.hasher.update(&self.held);
+                self.inspector.feed(&self.held);
+                self.held.clear();
+            }
+            self.hasher.update(&plain[..cut]);
+            self.inspector.feed(&plain[..cut]);
+            self.held.extend_from_slice(&plain[cut..]);
+            return;
+        }
         self.held.extend_from_slice(plain);
         if self.held.len() > 2 * TRIM_HOLD {
             let release = self.held.len() - TRIM_HOLD;
@@ -377,14 +390,16 @@ impl ResumableOutput {
         if ciphertext.len() >= BLOCK {
             last.copy_from_slice(&ciphertext[ciphertext.len() - BLOCK..]);
         }
+        // The whole piece is decrypted at once (split across cores when it is large), then hashed and
+        // inspected where it lies, and written with one call.
         self.decryptor.decrypt(ciphertext)?;
         if self.written == 0 {
             mpegts::looks_like_ts(ciphertext).map_err(ArchiveError::NotMpegTs)?;
         }
+        self.absorb(ciphertext);
         self.file
             .write_all(ciphertext)
             .map_err(ArchiveError::Write)?;
-        self.absorb(ciphertext);
         self.written += ciphertext.len() as u64;
         self.since_checkpoint += ciphertext.len() as u64;
         self.state.previous_block = Some(hex::encode(last));

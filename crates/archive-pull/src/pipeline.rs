@@ -27,6 +27,10 @@ pub struct PullOptions {
     pub concurrency: usize,
     /// Make progress durable every this many bytes.
     pub checkpoint: u64,
+    /// One pool of part buffers for every archive of a run (see [`storage_fetch::DownloadOptions::buffers`]):
+    /// buffers are allocated once, not once per archive, so memory does not creep up with the number of
+    /// archives. `None`: each download has its own.
+    pub buffers: Option<storage_fetch::PartBuffers>,
 }
 
 impl Default for PullOptions {
@@ -37,6 +41,7 @@ impl Default for PullOptions {
             part_size: 4 << 20,
             concurrency: 4,
             checkpoint: 32 << 20,
+            buffers: None,
         }
     }
 }
@@ -168,6 +173,7 @@ pub async fn pull_archive(
                     let mut download_opts = DownloadOptions {
                         part_size: opts.part_size,
                         concurrency: opts.concurrency,
+                        buffers: opts.buffers.clone(),
                         ..Default::default()
                     }
                     .starting_at(offset);
@@ -186,6 +192,7 @@ pub async fn pull_archive(
                     let download_opts = DownloadOptions {
                         part_size: opts.part_size,
                         concurrency: opts.concurrency,
+                        buffers: opts.buffers.clone(),
                         ..Default::default()
                     };
                     let chunks = Chunks::object(store.download(&object.key, download_opts).await?);

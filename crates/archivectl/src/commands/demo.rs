@@ -582,6 +582,7 @@ async fn flow(
         part_size: 256 << 10,
         concurrency: 4,
         checkpoint: 32 << 20,
+        buffers: None,
     };
     let key_file = key_path.to_path_buf();
     let keys = KeyRing::new().with_key(key_path.display().to_string(), move || {

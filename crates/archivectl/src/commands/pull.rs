@@ -101,6 +101,10 @@ pub struct Args {
     target: TargetArgs,
     #[command(flatten)]
     ledger: crate::ledger_path::LedgerArgs,
+    /// One pool of part buffers for the whole run (set by `run`): allocated once, whatever the number of
+    /// archives.
+    #[arg(skip)]
+    buffers: Option<storage_fetch::PartBuffers>,
 }
 
 /// `pull`'s flags for the pipeline.
@@ -111,6 +115,7 @@ fn pull_options(args: &Args) -> PullOptions {
         part_size: args.part_size_mib << 20,
         concurrency: args.concurrency,
         checkpoint: args.checkpoint_mib.max(1) << 20,
+        buffers: args.buffers.clone(),
     }
 }
 
@@ -159,6 +164,12 @@ pub fn run(mut args: Args, ctx: &Context) -> anyhow::Result<()> {
         // Said before anything is pulled, not after.
         return Err(e.context("--delete-remote deletes through the REST API"));
     }
+    // As many buffers as can be in use at once: `--concurrency` parts in flight and one being written, per
+    // archive pulled at once.
+    args.buffers = Some(storage_fetch::PartBuffers::new(
+        args.parallel.max(1) * (args.concurrency + 1),
+        args.part_size_mib << 20,
+    ));
     let store = Store::with_options(args.target.resolve(ctx)?, ctx.store_options())
         .context("storage target")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
