@@ -158,6 +158,9 @@ pub async fn pull_archive_to_bucket(
         trimmed_bytes: verified.trimmed_bytes,
         measured_duration: verified.report.as_ref().and_then(|r| r.duration_seconds),
         report: verified.report,
+        // The object's own bytes are not hashed on this path yet: the service's sha256sum is not checked.
+        object_sha256: None,
+        service_sha256_matched: None,
         object_deleted: false,
         remote_deleted: false,
     })

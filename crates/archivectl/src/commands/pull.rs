@@ -181,11 +181,7 @@ pub fn run(mut args: Args, ctx: &Context) -> anyhow::Result<()> {
     rt.block_on(pull_all(&args, ctx, &store))
 }
 
-async fn pull_all(
-    args: &Args,
-    ctx: &Context,
-    store: &Store,
-) -> anyhow::Result<()> {
+async fn pull_all(args: &Args, ctx: &Context, store: &Store) -> anyhow::Result<()> {
     let client = ctx.client().ok();
     let ledger = std::sync::Mutex::new(args.ledger.open(ctx)?);
     if args.out.is_some() {
@@ -303,29 +299,31 @@ async fn pull_ids(
 fn print_pulled(ctx: &Context, p: &Pulled) {
     if !ctx.out.is_json() {
         let continuity = p.report.as_ref().map_or(0, |r| r.continuity_errors);
-        crate::progress::suspend(|| println!(
-            "pulled {} -> {} ({} bytes, sha256 {}, duration {}{}){}{}",
-            p.id,
-            p.path.display(),
-            p.bytes,
-            p.sha256,
-            p.measured_duration
-                .map_or("unknown".into(), |d| format!("{d:.3} s")),
-            match continuity {
-                0 => String::new(),
-                n => format!(", {n} MPEG-TS continuity errors"),
-            },
-            if p.object_deleted {
-                ", object deleted from the target"
-            } else {
-                ""
-            },
-            if p.remote_deleted {
-                ", service record deleted"
-            } else {
-                ""
-            }
-        ));
+        crate::progress::suspend(|| {
+            println!(
+                "pulled {} -> {} ({} bytes, sha256 {}, duration {}{}){}{}",
+                p.id,
+                p.path.display(),
+                p.bytes,
+                p.sha256,
+                p.measured_duration
+                    .map_or("unknown".into(), |d| format!("{d:.3} s")),
+                match continuity {
+                    0 => String::new(),
+                    n => format!(", {n} MPEG-TS continuity errors"),
+                },
+                if p.object_deleted {
+                    ", object deleted from the target"
+                } else {
+                    ""
+                },
+                if p.remote_deleted {
+                    ", service record deleted"
+                } else {
+                    ""
+                }
+            )
+        });
     }
 }
 
