@@ -39,6 +39,7 @@
 mod auth;
 mod health;
 pub mod metrics;
+mod probe;
 mod request_id;
 mod serve;
 
@@ -61,6 +62,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use auth::{TokenQuery, check_signature, check_token};
 pub use metrics::Metrics;
 use metrics::Reason;
+pub use probe::{ProbeError, probe_health};
 pub use request_id::REQUEST_ID_HEADER;
 pub use serve::{serve, serve_router};
 

@@ -612,33 +612,24 @@ async fn receiver_check(url: Option<String>) -> Check {
             "no receiver URL configured ([receiver] url or --receiver-url): not checked",
         );
     };
-    let health = format!("{}/healthz", url.trim_end_matches('/'));
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => return Check::error(NAME, exit::INTERNAL, e.to_string()),
-    };
-    match client.get(&health).send().await {
-        Ok(answer) if answer.status().is_success() => {
-            Check::ok(NAME, format!("{health} answers {}", answer.status()))
+    match archive_receiver::probe_health(&url, Duration::from_secs(15)).await {
+        Ok((health, status)) if (200..300).contains(&status) => {
+            Check::ok(NAME, format!("{health} answers {status}"))
         }
-        Ok(answer) => Check::error(
+        Ok((health, status)) => Check::error(
             NAME,
             exit::SERVICE,
             format!(
-                "{health} answers {}: is this the receiver (`archivectl callbacks serve`)?",
-                answer.status()
+                "{health} answers {status}: is this the receiver (`archivectl callbacks serve`)?"
             ),
         ),
-        Err(e) => Check::error(
+        Err(archive_receiver::ProbeError::Client(e)) => Check::error(NAME, exit::INTERNAL, e),
+        Err(archive_receiver::ProbeError::Unreachable(e)) => Check::error(
             NAME,
             exit::UNREACHABLE,
             format!(
-                "cannot reach {health}: {}; is `archivectl callbacks serve` running there?",
-                one_line(&anyhow::Error::new(e))
+                "cannot reach {}/healthz: {e}; is `archivectl callbacks serve` running there?",
+                url.trim_end_matches('/')
             ),
         ),
     }
