@@ -97,7 +97,7 @@ impl LogArgs {
             LogFormat::Human => registry
                 .with(
                     tracing_subscriber::fmt::layer()
-                        .with_writer(std::io::stderr)
+                        .with_writer(|| AboveTheBars)
                         .with_ansi(std::io::stderr().is_terminal())
                         .with_target(false),
                 )
@@ -110,10 +110,24 @@ impl LogArgs {
                         .with_current_span(false)
                         .with_span_list(false)
                         .with_target(false)
-                        .with_writer(std::io::stderr),
+                        .with_writer(|| AboveTheBars),
                 )
                 .try_init(),
         };
+    }
+}
+
+/// stderr for log lines, written while the progress bars are out of the way: a line written over a bar
+/// would leave the bar behind on the screen.
+struct AboveTheBars;
+
+impl std::io::Write for AboveTheBars {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::progress::suspend(|| std::io::stderr().write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 
