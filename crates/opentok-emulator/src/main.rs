@@ -178,16 +178,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         builder = builder.tls(tls);
     }
     let emulator = builder.start().await?;
-    println!("opentok-emulator listening on {}", emulator.base_url());
+    // Where it listens, then the projects and applications it serves. A reader that closed stdout after the
+    // first line (a test, `| head -1`) must not stop the server: a failed write is ignored.
+    let mut banner = format!("opentok-emulator listening on {}\n", emulator.base_url());
     let snapshot = emulator.snapshot();
     for project in &snapshot.projects {
-        println!(
-            "  {} {}: {}/v2/project/{}",
+        banner.push_str(&format!(
+            "  {} {}: {}/v2/project/{}\n",
             project.kind,
             project.id,
             emulator.base_url(),
             project.id
-        );
+        ));
+    }
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
     tokio::signal::ctrl_c().await?;
     eprintln!("opentok-emulator: stopping");
