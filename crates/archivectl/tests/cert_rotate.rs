@@ -1,7 +1,9 @@
 //! `archivectl cert rotate` against opentok-emulator and the S3 test server (s3s-fs, started by
 //! `cargo xtask ci`): after a rotation an archive made before it and one made after it both pull with the keys
 //! archivectl.toml lists; `--dry-run` and a failure at each step change nothing (the service keeps the old
-//! certificate, archivectl.toml is byte for byte the same, no new file is left).
+//! certificate, archivectl.toml is byte for byte the same, no new file is left); a failure at step 6 or 7,
+//! once the service has the new certificate, is undone (the service gets the old certificate back,
+//! archivectl.toml is byte for byte the same) and only the new key pair stays, for archives made meanwhile.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -373,6 +375,150 @@ fn dry_run_and_each_failure_change_nothing() {
     // archivectl.toml's directory takes no new file: stops at step 3, the service keeps the old certificate.
     let _lock = ReadOnlyDir::new(&s.path("conf"));
     s.fails_changing_nothing(&ROTATE, 5, "stopped at step 3");
+}
+
+/// The fingerprints (lowercase hex, `None` for encryption off) the ledger records as activated for the
+/// project, oldest first.
+fn activations(s: &Setup) -> Vec<Option<String>> {
+    let conn = rusqlite::Connection::open(s.path("conf/ledger.sqlite3")).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT fingerprint FROM certificate_activations WHERE project_id = ?1
+             ORDER BY active_from_ms, id",
+        )
+        .unwrap();
+    stmt.query_map([API_KEY], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Removes the rotation's kept key and certificate, asserting both are there.
+fn remove_kept_pair(s: &Setup) {
+    for name in ["new/key.pem", "new/cert.pem"] {
+        std::fs::remove_file(s.path(name)).unwrap_or_else(|e| panic!("{name} kept: {e}"));
+    }
+}
+
+#[test]
+fn failures_at_steps_6_and_7_are_undone_and_say_where_they_stopped() {
+    let s = Setup::new();
+    let (files, config) = s.state();
+    let old_service = s.service_storage();
+    let old_fingerprint = old_service["certificateSha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let with_kept_pair = {
+        let mut f = files.clone();
+        f.extend(["new/cert.pem".to_string(), "new/key.pem".to_string()]);
+        f.sort();
+        f
+    };
+    assert_eq!(activations(&s).len(), 1, "storage set recorded one");
+
+    // Step 6: archivectl.toml cannot be replaced (an immutable file; its directory still takes the
+    // temporary file of step 3). The service had the new certificate for a moment and gets the old one back.
+    if sh(s.dir.path(), "id -u") == b"0\n" {
+        let lock = ImmutableFile::new(&s.path("conf/archivectl.toml"));
+        let out = s.run(&ROTATE);
+        drop(lock);
+        assert_fails(&out, 5, "stopped at step 6");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for said in [
+            "is as it was",
+            "the service is back on the old certificate",
+            "new/key.pem",
+        ] {
+            assert!(stderr.contains(said), "{said}: {stderr}");
+        }
+        assert_eq!(
+            s.service_storage(),
+            old_service,
+            "the old certificate is back"
+        );
+        assert_eq!(
+            s.state(),
+            (with_kept_pair.clone(), config.clone()),
+            "archivectl.toml byte for byte, no temporary file; only the new pair is kept"
+        );
+        // The ledger knows the new certificate was in use in between, and the old one is in use again.
+        let recorded = activations(&s);
+        assert_eq!(recorded.len(), 3, "{recorded:?}");
+        assert_eq!(recorded[0], recorded[2], "{recorded:?}");
+        assert_ne!(recorded[1], recorded[0], "{recorded:?}");
+        let out = s.run(&["doctor", "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let cert = &json["checks"][3];
+        assert_eq!(cert["status"], "ok", "{cert}");
+        assert!(
+            cert["message"].as_str().unwrap().contains("keys/key.pem"),
+            "{cert}"
+        );
+        remove_kept_pair(&s);
+    } else {
+        // Only root can make a file that cannot be renamed over while its directory stays writable.
+        eprintln!(
+            "not root: the step-6 failure is not exercised (chattr +i needs CAP_LINUX_IMMUTABLE)"
+        );
+    }
+
+    // Step 7: the ledger takes no new certificate. archivectl.toml, already replaced, is put back, and the
+    // service gets the old certificate back.
+    let before = activations(&s);
+    let conn = rusqlite::Connection::open(s.path("conf/ledger.sqlite3")).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER no_certificates BEFORE INSERT ON certificates
+             BEGIN SELECT RAISE(ABORT, 'this ledger takes no new certificate'); END;
+         CREATE TRIGGER no_activations BEFORE INSERT ON certificate_activations
+             BEGIN SELECT RAISE(ABORT, 'this ledger takes no new certificate'); END;",
+    )
+    .unwrap();
+    drop(conn);
+    let out = s.run(&ROTATE);
+    assert_fails(&out, 8, "stopped at step 7");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for said in [
+        "this ledger takes no new certificate",
+        "archivectl.toml is back as it was",
+        "the service is back on the old certificate",
+        &old_fingerprint[..8],
+    ] {
+        assert!(stderr.contains(said), "{said}: {stderr}");
+    }
+    assert_eq!(
+        s.service_storage(),
+        old_service,
+        "the old certificate is back"
+    );
+    assert_eq!(
+        s.state(),
+        (with_kept_pair, config),
+        "archivectl.toml byte for byte, no temporary file; only the new pair is kept"
+    );
+    assert_eq!(activations(&s), before, "nothing was recorded");
+}
+
+/// A file that cannot be renamed over or changed until dropped (`chattr +i`, as root).
+struct ImmutableFile(PathBuf);
+
+impl ImmutableFile {
+    fn new(path: &Path) -> Self {
+        sh(
+            path.parent().unwrap(),
+            &format!("chattr +i {}", path.display()),
+        );
+        Self(path.to_path_buf())
+    }
+}
+
+impl Drop for ImmutableFile {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
 }
 
 /// A directory no new file can be made in until dropped (immutable as root, which ignores permissions).

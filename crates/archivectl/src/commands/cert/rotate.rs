@@ -6,7 +6,7 @@
 //! 1. generate the key pair (memory only);
 //! 2. write the new key (0600) and certificate, refusing existing files;
 //! 3. write the edited archivectl.toml to a temporary file beside it (so the directory must be writable);
-//! 4. open the ledger;
+//! 4. open the ledger and read the certificate the service has now, as the ledger recorded it;
 //! 5. set the archive storage with the new certificate on the service;
 //! 6. rename the edited archivectl.toml over the old one;
 //! 7. record the new certificate in the ledger.
@@ -14,6 +14,12 @@
 //! A failure at steps 2–5 removes the new files and the temporary file: the service keeps the old
 //! certificate and the configuration is unchanged. The new key is on disk before the service can encrypt
 //! anything for its certificate.
+//!
+//! A failure at step 6 or 7 is undone: archivectl.toml is put back byte for byte (step 7), and the service is
+//! set back to the certificate read at step 4 (the same target from the configuration). The new key and
+//! certificate stay on disk, since an archive started while the service had the new certificate is encrypted
+//! for it; after a failure at step 6 the ledger records both changes, so such an archive is known to need the
+//! new key. The error says where the rotation stopped and what was undone.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -159,7 +165,11 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
              in front, the old keys stay",
             config_path.display()
         ),
-        format!("open the ledger {}", ledger_path.display()),
+        format!(
+            "open the ledger {} and read the certificate the service has now (to restore it should a later \
+             step fail)",
+            ledger_path.display()
+        ),
         format!(
             "set the archive storage of project {project} at {}: {} (fallback {}), encrypted for the new \
              certificate",
@@ -214,6 +224,10 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
         code: crate::exit::LEDGER,
         message: format!("{}: {e:#}", stopped(4)),
     })?;
+    let previous = previous_certificate(&ledger, &project).map_err(|e| Failure {
+        code: crate::exit::LEDGER,
+        message: format!("{}: {e:#}", stopped(4)),
+    })?;
 
     step(5);
     let storage = StorageTarget {
@@ -221,39 +235,123 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
         ..target
     };
     let since = time::OffsetDateTime::now_utc();
-    context::runtime()?
+    let runtime = context::runtime()?;
+    runtime
         .block_on(client.set_archive_storage(&storage))
         .with_context(|| stopped(5))?;
 
-    step(6);
-    // From here the service encrypts for the new certificate: its key stays whatever happens.
+    // From here the service has encrypted for the new certificate, if only for a moment: its key stays
+    // whatever happens, and a failure sets the service back to the previous certificate.
     new_files.keep();
-    staged.persist(&config_path).map_err(|e| Failure {
-        code: crate::exit::IO,
-        message: format!(
-            "cert rotate stopped at step 6: the service now encrypts for the new certificate {}, but {} could \
-             not be replaced ({}): add {key_entry} in front of {where_keys} private_key yourself, keeping the \
-             old keys",
-            args.cert.display(),
-            config_path.display(),
-            e.error
-        ),
-    })?;
-
-    step(7);
-    storage::record_activation(&mut ledger, &project, Some(&pair.cert), since).map_err(|e| {
-        Failure {
-            code: crate::exit::LEDGER,
-            message: format!(
-                "cert rotate stopped at step 7: the service encrypts for the new certificate and {} lists the \
-                 new key, but the ledger {} could not record it: {e:#}; run `archivectl storage set ... \
-                 --certificate {}` once the ledger is writable",
-                config_path.display(),
+    let kept = format!(
+        "the new key {} and certificate {} are kept (an archive started meanwhile is encrypted for them)",
+        args.key.display(),
+        args.cert.display()
+    );
+    let restore_service = || -> Result<(time::OffsetDateTime, String), String> {
+        let Some(old) = &previous else {
+            return Err(format!(
+                "the ledger {} recorded no certificate in use before, so the service could not be set back \
+                 and still encrypts for the new certificate {}: set the one you want with `archivectl storage \
+                 set ... --certificate`",
                 ledger_path.display(),
                 args.cert.display()
+            ));
+        };
+        let back = StorageTarget {
+            certificate: Some(ArchiveEncryption::for_certificate(old)),
+            ..storage.clone()
+        };
+        let at = time::OffsetDateTime::now_utc();
+        let fingerprint = Certificate::sha256_fingerprint(old);
+        runtime
+            .block_on(client.set_archive_storage(&back))
+            .map(|()| {
+                (
+                    at,
+                    format!("the service is back on the old certificate (sha256 {fingerprint})"),
+                )
+            })
+            .map_err(|e| {
+                format!(
+                    "the service could NOT be set back to the old certificate (sha256 {fingerprint}): {e}; it \
+                     encrypts for the new certificate {}: set the one you want with `archivectl storage set \
+                     ... --certificate`",
+                    args.cert.display()
+                )
+            })
+    };
+
+    step(6);
+    if let Err(e) = staged.persist(&config_path) {
+        // The temporary file is removed as it drops; archivectl.toml was not touched.
+        let reason = e.error.to_string();
+        drop(e.file);
+        let service = match restore_service() {
+            Ok((back_at, said)) => {
+                // The ledger tells which archives need the new key: those started in between.
+                let ledger_note = storage::record_activation(
+                    &mut ledger,
+                    &project,
+                    Some(&pair.cert),
+                    since,
+                )
+                .and_then(|()| {
+                    storage::record_activation(&mut ledger, &project, previous.as_ref(), back_at)
+                })
+                .map(|()| {
+                    format!(
+                        "the ledger {} records the new certificate as in use for the {:.3} s in between",
+                        ledger_path.display(),
+                        (back_at - since).as_seconds_f64()
+                    )
+                })
+                .unwrap_or_else(|e| {
+                    format!(
+                        "the ledger {} could not record the new certificate's moment in use: {e:#}",
+                        ledger_path.display()
+                    )
+                });
+                format!("{said}; {ledger_note}")
+            }
+            Err(said) => said,
+        };
+        return Err(Failure {
+            code: crate::exit::IO,
+            message: format!(
+                "cert rotate stopped at step 6 (replace {}): {reason}; undone: {} is as it was, {service}; {kept}",
+                config_path.display(),
+                config_path.display(),
             ),
         }
-    })?;
+        .into());
+    }
+
+    step(7);
+    if let Err(e) = storage::record_activation(&mut ledger, &project, Some(&pair.cert), since) {
+        let config = match stage_config(&config_path, &original)
+            .and_then(|f| f.persist(&config_path).map_err(|e| e.error.into()))
+        {
+            Ok(_) => format!("{} is back as it was", config_path.display()),
+            Err(e) => format!(
+                "{} could NOT be put back ({e:#}): remove {key_entry} from {where_keys} private_key yourself",
+                config_path.display()
+            ),
+        };
+        let service = match restore_service() {
+            Ok((_, said)) => said,
+            Err(said) => said,
+        };
+        return Err(Failure {
+            code: crate::exit::LEDGER,
+            message: format!(
+                "cert rotate stopped at step 7 (record the new certificate in the ledger {}): {e:#}; undone: \
+                 {config}, {service}; {kept}",
+                ledger_path.display()
+            ),
+        }
+        .into());
+    }
 
     let info = pair.cert.info(Some(&pair.key));
     let keys: Vec<String> =
@@ -294,6 +392,24 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
         );
         println!("  older archives still decrypt with the old keys, which stay listed");
     })
+}
+
+/// The certificate the service encrypts the project's archives for now, as the ledger recorded it (`None`
+/// when it recorded none, or encryption off).
+fn previous_certificate(
+    ledger: &archive_db::Ledger,
+    project: &str,
+) -> anyhow::Result<Option<Certificate>> {
+    let Some(record) = ledger.active_certificate(project, time::OffsetDateTime::now_utc())? else {
+        return Ok(None);
+    };
+    let cert = Certificate::parse(record.pem.as_bytes()).with_context(|| {
+        format!(
+            "the ledger's certificate in use (sha256 {}) does not parse",
+            record.fingerprint
+        )
+    })?;
+    Ok(Some(cert))
 }
 
 fn fallback_name(f: FallbackArg) -> &'static str {
