@@ -9,7 +9,8 @@
 //! | `archivectl_commit_latency_seconds` | histogram | from handing a callback to the ledger's writer to its commit |
 //! | `archivectl_queue_depth` | gauge | callbacks waiting for the ledger now |
 //! | `archivectl_queue_capacity` | gauge | the most that may wait ([`crate::Limits::max_queued`]) |
-//! | `archivectl_certificate_expiry_days` | gauge | days left of the active certificate (only when known) |
+//! | `certificate_expiry_days` | gauge | days left of the active certificate (only when known), computed at each scrape |
+//! | `archivectl_certificate_expiry_days` | gauge | the same, under the prefix of the others |
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -81,7 +82,17 @@ struct Inner {
     commit_latency: Histogram,
     queue_depth: Gauge,
     queue_capacity: Gauge,
-    certificate_not_after: Mutex<Option<SystemTime>>,
+    certificate_not_after: Mutex<Option<ExpirySource>>,
+}
+
+/// Where the certificate gauges read the end of validity, at each scrape.
+#[derive(Clone)]
+struct ExpirySource(Arc<dyn Fn() -> Option<SystemTime> + Send + Sync>);
+
+impl std::fmt::Debug for ExpirySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExpirySource(..)")
+    }
 }
 
 /// The receiver's metrics; cheap to clone (one set shared by every clone). Make one with [`Metrics::new`],
@@ -154,10 +165,24 @@ impl Metrics {
     }
 
     /// The end of validity (`notAfter`) of the certificate the service encrypts with now, for the
-    /// `archivectl_certificate_expiry_days` gauge (absent until set).
+    /// `certificate_expiry_days` and `archivectl_certificate_expiry_days` gauges (absent until set, or when
+    /// `None`). The days left are computed at each scrape.
     pub fn set_certificate_expiry(&self, not_after: Option<SystemTime>) {
+        self.set_source(not_after.map(|at| ExpirySource(Arc::new(move || Some(at)))));
+    }
+
+    /// Like [`Metrics::set_certificate_expiry`], but `not_after` is asked at each scrape, so a certificate
+    /// replaced meanwhile (a rotation) shows its own expiry on the next scrape. `None` from it: no gauge.
+    pub fn set_certificate_expiry_source(
+        &self,
+        not_after: impl Fn() -> Option<SystemTime> + Send + Sync + 'static,
+    ) {
+        self.set_source(Some(ExpirySource(Arc::new(not_after))));
+    }
+
+    fn set_source(&self, source: Option<ExpirySource>) {
         if let Ok(mut at) = self.0.certificate_not_after.lock() {
-            *at = not_after;
+            *at = source;
         }
     }
 
@@ -196,12 +221,23 @@ impl Metrics {
             .set(i64::try_from(queue.capacity()).unwrap_or(i64::MAX));
         let mut text = String::new();
         let _ = prometheus_client::encoding::text::encode_registry(&mut text, &inner.registry);
-        let not_after = inner.certificate_not_after.lock().ok().and_then(|at| *at);
-        if let Some(not_after) = not_after {
-            let mut certificate = Registry::with_prefix("archivectl");
+        let source = inner
+            .certificate_not_after
+            .lock()
+            .ok()
+            .and_then(|s| s.clone());
+        // Asked outside the lock: the source may read the ledger.
+        if let Some(not_after) = source.and_then(|s| (s.0)()) {
             let days = Gauge::<i64>::default();
             days.set(days_left(not_after, SystemTime::now()));
+            // The name, and the same under the prefix of the other metrics.
+            let mut certificate = Registry::default();
             certificate.register(
+                "certificate_expiry_days",
+                "Whole days left before the active certificate expires (negative: expired)",
+                days.clone(),
+            );
+            certificate.sub_registry_with_prefix("archivectl").register(
                 "certificate_expiry_days",
                 "Whole days left before the active certificate expires (negative: expired)",
                 days,

@@ -151,6 +151,11 @@ async fn the_metrics_move_as_callbacks_are_acknowledged_and_rejected() {
         Some(40.0),
         "{text}"
     );
+    assert_eq!(
+        sample(&text, "certificate_expiry_days"),
+        Some(40.0),
+        "the issue's name too: {text}"
+    );
     assert!(text.ends_with("# EOF\n"));
     metrics.set_certificate_expiry(Some(SystemTime::now() - day * 3 - Duration::from_secs(60)));
     let (_, _, text) = get(&app, "/metrics").await;

@@ -496,10 +496,42 @@ fn callbacks_serve_answers_readyz_and_metrics_with_the_certificates_days_left() 
     assert_eq!(code, 200);
     for line in [
         "archivectl_certificate_expiry_days 90",
+        "certificate_expiry_days 90",
         "archivectl_callbacks_received_total 1",
         "archivectl_callbacks_acknowledged_total 1",
         "archivectl_commit_latency_seconds_count 1",
         "archivectl_queue_depth 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+
+    // A rotation while the receiver runs (`cert rotate` records the new certificate in the ledger): the next
+    // scrape shows the new certificate's days left, without a restart.
+    {
+        let mut l = archive_db::Ledger::open(&ledger).unwrap();
+        let not_after =
+            time::OffsetDateTime::now_utc() + time::Duration::days(400) + time::Duration::hours(1);
+        l.record_certificate(&archive_db::CertificateRecord {
+            fingerprint: "cd".repeat(32),
+            project_id: Some(API_KEY.into()),
+            subject: "CN=rotated".into(),
+            not_after: not_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+            pem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into(),
+        })
+        .unwrap();
+        l.activate_certificate(
+            API_KEY,
+            Some(&"cd".repeat(32)),
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    }
+    let (_, metrics) = get(r.addr, "/metrics");
+    for line in [
+        "archivectl_certificate_expiry_days 400",
+        "certificate_expiry_days 400",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
     }

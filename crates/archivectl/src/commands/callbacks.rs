@@ -102,7 +102,20 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     let ledger = args.ledger.open(ctx)?;
     let ledger_file = ledger.path().display().to_string();
     let metrics = archive_receiver::Metrics::new();
-    metrics.set_certificate_expiry(certificate_expiry(&ledger, ctx));
+    // The gauge reads the ledger at each scrape (its own connection), so a rotation shows on the next one.
+    match (archive_db::Ledger::open(ledger.path()), ctx.project_id()) {
+        (Ok(reader), Ok(project)) => {
+            let reader = std::sync::Mutex::new(reader);
+            metrics.set_certificate_expiry_source(move || {
+                certificate_expiry(&*reader.lock().ok()?, &project)
+            });
+        }
+        (Err(e), Ok(_)) => tracing::warn!(
+            error = %e,
+            "cannot open a second connection to the ledger: no certificate_expiry_days gauge"
+        ),
+        (_, Err(_)) => {}
+    }
     let writer = GroupWriter::start(ledger);
     let config = ReceiverConfig {
         path: args.path,
@@ -167,11 +180,10 @@ pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
 }
 
 /// The end of validity of the certificate the service encrypts this project's archives with now, as the
-/// ledger recorded it (`storage set`), for the receiver's `archivectl_certificate_expiry_days` gauge.
-fn certificate_expiry(ledger: &archive_db::Ledger, ctx: &Context) -> Option<std::time::SystemTime> {
-    let project = ctx.project_id().ok()?;
+/// ledger recorded it (`storage set`, `cert rotate`), for the receiver's `certificate_expiry_days` gauge.
+fn certificate_expiry(ledger: &archive_db::Ledger, project: &str) -> Option<std::time::SystemTime> {
     let active = ledger
-        .active_certificate(&project, time::OffsetDateTime::now_utc())
+        .active_certificate(project, time::OffsetDateTime::now_utc())
         .ok()??;
     let not_after = time::OffsetDateTime::parse(
         &active.not_after,
