@@ -43,38 +43,100 @@ private_key = "keys/key.pem"   # made with keygen
 path = "ledger.sqlite3"
 "#;
 
+/// The `[project]` of [`CONFIG`] for a Vonage application: its id and RSA private key (RS256 bearer tokens at
+/// the emulator's Vonage routes) instead of an API key and secret.
+const APPLICATION_PROJECT: &str = r#"[project]
+application_id = "{APP_ID}"   # the Vonage application
+api_url = "{API_URL}"
+private_key = "app.key"
+"#;
+
 struct Setup {
     client: Client,
     emulator: opentok_emulator::RunningEmulator,
     runtime: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
+    /// The API key, or the application id.
+    project: String,
+}
+
+/// A fresh application id per run (UUID form), so parallel runs never share objects in the bucket.
+fn application_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
 }
 
 impl Setup {
+    /// A project with an API key and secret.
     fn new() -> Self {
+        Self::build(false)
+    }
+
+    /// A Vonage application (id and private key).
+    fn application() -> Self {
+        Self::build(true)
+    }
+
+    fn build(application: bool) -> Self {
         let servers = TestServers::require().expect("the test servers (cargo xtask ci)");
         let runtime = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        let (project, credentials) = if application {
+            sh(
+                &dir.path().join("conf"),
+                "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out app.key 2>/dev/null
+                 chmod 600 app.key",
+            );
+            let pem = std::fs::read_to_string(dir.path().join("conf/app.key")).unwrap();
+            let key =
+                <rsa::RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&pem).unwrap();
+            let id = application_id();
+            (id.clone(), Credentials::application(id, key))
+        } else {
+            (
+                API_KEY.to_string(),
+                Credentials::project(API_KEY, SECRET.into()),
+            )
+        };
         let emulator = runtime.block_on(async {
-            opentok_emulator::Emulator::builder()
-                .project(API_KEY, SECRET.into())
-                .start()
-                .await
-                .unwrap()
+            let builder = opentok_emulator::Emulator::builder();
+            let builder = match &credentials {
+                Credentials::Application(app) => {
+                    builder.application(app.application_id(), app.public_key())
+                }
+                _ => builder.project(API_KEY, SECRET.into()),
+            };
+            builder.start().await.unwrap()
         });
         let api_url = emulator.base_url().trim_end_matches('/').to_string();
-        let client = Client::builder(Credentials::project(API_KEY, SECRET.into()))
+        let client = Client::builder(credentials)
             .base_url(&api_url)
             .build()
             .unwrap();
-        let dir = tempfile::tempdir().unwrap();
         let s3 = &servers.s3;
-        let config = CONFIG
+        let mut config = CONFIG.to_string();
+        if application {
+            let start = config.find("[project]").unwrap();
+            let end = config.find("\n[target]").unwrap() + 1;
+            config.replace_range(start..end, &format!("{APPLICATION_PROJECT}\n"));
+        }
+        let config = config
             .replace("{API_KEY}", API_KEY)
+            .replace("{APP_ID}", &project)
             .replace("{API_URL}", &api_url)
             .replace("{BUCKET}", &s3.bucket)
             .replace("{ENDPOINT}", s3.endpoint.as_deref().unwrap())
             .replace("{ACCESS}", &s3.access_key_id);
-        std::fs::create_dir(dir.path().join("conf")).unwrap();
         std::fs::create_dir(dir.path().join("conf/keys")).unwrap();
         std::fs::create_dir(dir.path().join("new")).unwrap();
         std::fs::write(dir.path().join("conf/archivectl.toml"), config).unwrap();
@@ -84,11 +146,14 @@ impl Setup {
             format!("{}\n", s3.secret_access_key.expose_secret()),
         )
         .unwrap();
+        // Secrets readable by their owner only, as doctor wants them.
+        sh(&dir.path().join("conf"), "chmod 600 api-secret s3-secret");
         let setup = Self {
             client,
             emulator,
             runtime,
             dir,
+            project,
         };
         let out = setup.run(&[
             "keygen",
@@ -139,7 +204,7 @@ impl Setup {
             .snapshot()
             .projects
             .into_iter()
-            .find(|p| p.id == API_KEY)
+            .find(|p| p.id == self.project)
             .and_then(|p| p.storage)
             .unwrap()
     }
@@ -377,6 +442,121 @@ fn dry_run_and_each_failure_change_nothing() {
     s.fails_changing_nothing(&ROTATE, 5, "stopped at step 3");
 }
 
+/// `doctor --json`'s checks by name: (status, message).
+fn doctor_checks(
+    s: &Setup,
+) -> (
+    Option<i32>,
+    std::collections::BTreeMap<String, (String, String)>,
+) {
+    let out = s.run(&["doctor", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let checks = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                (
+                    c["status"].as_str().unwrap().to_owned(),
+                    c["message"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect();
+    (out.status.code(), checks)
+}
+
+#[test]
+fn doctor_and_rotation_work_with_a_vonage_applications_credentials() {
+    // archivectl.toml names an application id and its private key: every call is an RS256 bearer token at the
+    // emulator's Vonage routes, objects are under `{applicationId}/`.
+    let s = Setup::application();
+    let (code, checks) = doctor_checks(&s);
+    for name in [
+        "config",
+        "files",
+        "keys",
+        "certificate",
+        "storage",
+        "service",
+        "ledger",
+    ] {
+        assert_eq!(checks[name].0, "ok", "{name}: {checks:?}");
+    }
+    assert_eq!(code, Some(0), "{checks:?}");
+    assert!(checks["service"].1.contains(&s.project), "{checks:?}");
+    assert!(
+        checks["files"].1.contains("files exist"),
+        "the application key is one of them: {checks:?}"
+    );
+
+    // The application key readable by others: the files check says so.
+    sh(s.dir.path(), "chmod 644 conf/app.key");
+    let (code, checks) = doctor_checks(&s);
+    assert_eq!(checks["files"].0, "error", "{checks:?}");
+    assert!(
+        checks["files"].1.contains("application private key"),
+        "{checks:?}"
+    );
+    assert_eq!(code, Some(3));
+    sh(s.dir.path(), "chmod 600 conf/app.key");
+
+    // Another application's key: the service refuses our tokens, doctor says so, and a rotation stops at
+    // step 5 with nothing changed.
+    let saved = std::fs::read(s.path("conf/app.key")).unwrap();
+    sh(
+        &s.path("conf"),
+        "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out other.key 2>/dev/null
+         chmod 600 other.key && mv other.key app.key",
+    );
+    let (code, checks) = doctor_checks(&s);
+    assert_eq!(checks["service"].0, "error", "{checks:?}");
+    assert_eq!(code, Some(6), "{checks:?}");
+    s.fails_changing_nothing(&ROTATE, 6, "stopped at step 5");
+    std::fs::write(s.path("conf/app.key"), &saved).unwrap();
+
+    // The rotation itself, then an archive made before it and one after both pull.
+    let old_archive = s.record_archive();
+    let out = s.run(&[&ROTATE[..], &["--json"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let normalized =
+        |v: &serde_json::Value| v.as_str().unwrap().replace(':', "").to_ascii_lowercase();
+    assert_eq!(
+        normalized(&s.service_storage()["certificateSha256"]),
+        normalized(&report["certificate_sha256"])
+    );
+    let new_archive = s.record_archive();
+    std::fs::create_dir(s.path("out")).unwrap();
+    for id in [&old_archive, &new_archive] {
+        let out = s.run(&["pull", id, "--out-dir", "out"]);
+        assert!(
+            out.status.success(),
+            "pull {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read(s.path(&format!("out/{id}.ts"))).unwrap()[0],
+            0x47
+        );
+    }
+    // doctor finds the new certificate's key, first in the list.
+    let (code, checks) = doctor_checks(&s);
+    assert_eq!(code, Some(0), "{checks:?}");
+    assert_eq!(checks["certificate"].0, "ok", "{checks:?}");
+    assert!(
+        checks["certificate"].1.contains("new/key.pem"),
+        "{checks:?}"
+    );
+}
+
 /// The fingerprints (lowercase hex, `None` for encryption off) the ledger records as activated for the
 /// project, oldest first.
 fn activations(s: &Setup) -> Vec<Option<String>> {
@@ -387,7 +567,7 @@ fn activations(s: &Setup) -> Vec<Option<String>> {
              ORDER BY active_from_ms, id",
         )
         .unwrap();
-    stmt.query_map([API_KEY], |r| r.get(0))
+    stmt.query_map([&s.project], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect()
