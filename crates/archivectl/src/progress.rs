@@ -1,7 +1,7 @@
 //! Progress bars (indicatif) on a terminal only: bytes, rate and ETA, one line per archive in flight
 //! (`pull --parallel`), all in one [`indicatif::MultiProgress`] on stderr so that they never overwrite each
 //! other; lines printed while bars are shown go through [`suspend`], so they land above the bars. Nothing is
-//! drawn when stderr is not a terminal (piped, redirected, a CI log), with `--json`, or when `TERM=dumb`:
+//! drawn when stderr is not a terminal (piped, redirected, a CI log), with `--json` or `-q`, or when `TERM=dumb`:
 //! then stderr carries no control sequence at all.
 
 use std::io::IsTerminal;
@@ -14,9 +14,10 @@ use crate::output::Output;
 
 static MULTI: OnceLock<MultiProgress> = OnceLock::new();
 
-/// Whether bars are drawn: a terminal on stderr, not JSON, not a dumb terminal.
+/// Whether bars are drawn: a terminal on stderr, not JSON, not `-q`, not a dumb terminal.
 pub(crate) fn wanted(out: &Output) -> bool {
     !out.is_json()
+        && !out.is_quiet()
         && std::io::stderr().is_terminal()
         && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }

@@ -2,7 +2,7 @@
 //! large input run inside a tmux pane (120x30); the pane is captured while they run (polled until the bars
 //! appear — the data is held back by the test meanwhile, so the bars cannot be missed) and at the end: one bar
 //! per archive in flight with bytes, rate and ETA, then a clean summary with no bar left; a piped run's
-//! stderr carries no control sequence.
+//! stderr carries no control sequence; on a terminal, `-q` and `--json` draw no bar either.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -280,6 +280,68 @@ fn pull_parallel_and_decrypt_show_bars_on_a_terminal_and_nothing_when_piped() {
             !stderr.iter().any(|&b| b == 0x1b || b == b'\r'),
             "control sequences on a piped stderr: {:?}",
             String::from_utf8_lossy(stderr)
+        );
+    }
+}
+
+/// On a terminal too, `--quiet` and `--json` mean no bar: `decrypt` of a large input, held half-way through
+/// (a FIFO the test feeds), is captured the same way with no flag (a bar: the window is long enough to see
+/// one), with `-q` and with `--json` (none), then finishes cleanly.
+#[test]
+fn on_a_terminal_quiet_and_json_show_no_bar() {
+    let fx = Fixture::new();
+    sh(
+        fx.dir.path(),
+        "for i in $(seq 160); do cat clip.ts; done > big.ts
+         openssl enc -aes-256-cbc -K $(cat key.hex) -iv $(cat iv.hex) -in big.ts -out big.enc",
+    );
+    let ct = std::fs::read(fx.path("big.enc")).unwrap();
+    let half = ct.len() / 2 / 16 * 16;
+    let bin = env!("CARGO_BIN_EXE_archivectl");
+    for (n, flag) in ["", "-q", "--json"].into_iter().enumerate() {
+        let fifo_name = format!("ct{n}.fifo");
+        sh(fx.dir.path(), &format!("mkfifo {fifo_name}"));
+        let script = format!(
+            "{} decrypt --key key.pem --password-file password.b64 --in {fifo_name} --out out{n}.ts {flag}\n",
+            shell_quote(bin)
+        );
+        let pane = Tmux::run(fx.dir.path(), &script);
+        let mut fifo = std::fs::OpenOptions::new()
+            .write(true)
+            .open(fx.path(&fifo_name))
+            .unwrap();
+        // Once this returns, the decryption has read all but a pipe's worth of it.
+        fifo.write_all(&ct[..half]).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let held = pane.capture();
+        let bars = bar_lines(&held, "decrypting");
+        if flag.is_empty() {
+            assert!(!bars.is_empty(), "no bar without a flag:\n{held}");
+        } else {
+            assert!(bars.is_empty(), "a bar with {flag}:\n{held}");
+            assert!(!held.contains("MiB"), "progress with {flag}:\n{held}");
+        }
+        fifo.write_all(&ct[half..]).unwrap();
+        drop(fifo);
+        let end = pane.wait_for("the end of the decryption", |s| s.contains("__DONE__"));
+        assert!(end.contains("__DONE__ 0"), "{flag}: {end}");
+        assert!(bar_lines(&end, "decrypting").is_empty(), "{flag}: {end}");
+        // The result on stdout stays, with -q too (only stderr is quieted).
+        match flag {
+            "--json" => assert!(end.contains("\": "), "the JSON result: {end}"),
+            _ => assert!(
+                end.contains(&format!("decrypted {fifo_name} -> out{n}.ts")),
+                "{flag}: {end}"
+            ),
+        }
+        drop(pane);
+        // The plaintext, and the PKCS#7 padding `decrypt` keeps (as `openssl enc -d -nopad` does).
+        let out = std::fs::read(fx.path(&format!("out{n}.ts"))).unwrap();
+        let big = std::fs::read(fx.path("big.ts")).unwrap();
+        assert!(
+            out.len() == ct.len() && out.starts_with(&big),
+            "{flag}: {} bytes out",
+            out.len()
         );
     }
 }
