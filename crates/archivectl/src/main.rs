@@ -246,3 +246,92 @@ fn quiet_panics() {
         std::process::exit(i32::from(exit::INTERNAL));
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    //! The global options, checked on every command of clap's own tree (not a list kept by hand).
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Every command path, clap's `help` and hidden commands left out.
+    fn paths(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        out.push(path.clone());
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            path.push(sub.get_name().to_string());
+            paths(sub, path, out);
+            path.pop();
+        }
+    }
+
+    #[test]
+    fn every_command_takes_quiet_verbose_log_format_json_and_profile_before_or_after_it() {
+        let mut all = Vec::new();
+        paths(&command(), &mut Vec::new(), &mut all);
+        assert!(all.len() > 30, "{all:?}");
+        for path in &all {
+            for global in [
+                &["-q"][..],
+                &["--quiet"],
+                &["-v"],
+                &["-vv"],
+                &["--verbose"],
+                &["--log-format", "json"],
+                &["--json"],
+                &["--profile", "staging"],
+            ] {
+                for before in [true, false] {
+                    let mut argv = vec!["archivectl".to_string()];
+                    let global = global.iter().map(|s| s.to_string());
+                    if before {
+                        argv.extend(global);
+                        argv.extend(path.iter().cloned());
+                    } else {
+                        argv.extend(path.iter().cloned());
+                        argv.extend(global);
+                    }
+                    argv.push("--help".into());
+                    let err = command().try_get_matches_from(&argv).unwrap_err();
+                    assert_eq!(
+                        err.kind(),
+                        clap::error::ErrorKind::DisplayHelp,
+                        "{argv:?}: {err}"
+                    );
+                }
+            }
+            // Together they are refused, on every command that runs (those with subcommands ask for one).
+            let cmd = command();
+            let at = command_at(&cmd, path).unwrap();
+            if at.get_subcommands().next().is_some() {
+                continue;
+            }
+            let mut argv = vec!["archivectl".to_string()];
+            argv.extend(path.iter().cloned());
+            argv.extend(["-q".to_string(), "-v".to_string()]);
+            let err = command().try_get_matches_from(&argv).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{argv:?}: {err}"
+            );
+        }
+        // And they land where the commands read them.
+        let cli = Cli::from_arg_matches(
+            &command()
+                .try_get_matches_from(["archivectl", "doctor", "-vv"])
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!((cli.log.quiet, cli.log.verbose), (false, 2));
+        let cli = Cli::from_arg_matches(
+            &command()
+                .try_get_matches_from(["archivectl", "-q", "ledger", "list"])
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(cli.log.quiet);
+    }
+}
