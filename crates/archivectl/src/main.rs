@@ -335,3 +335,100 @@ mod tests {
         assert!(cli.log.quiet);
     }
 }
+
+#[cfg(test)]
+mod guide_tests {
+    //! docs/user-guide.md shows each command of clap's tree with a concrete example, not only a synopsis.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Whether `line` (from a fenced block) runs `path` concretely: `archivectl [global flags] PATH ...`, with
+    /// no synopsis marker (`[`, `...`, an upper-case placeholder such as `PATH` or `ID`).
+    fn runs(line: &str, path: &[String]) -> bool {
+        let line = line.trim_start().trim_start_matches("$ ");
+        let line = line.split("  #").next().unwrap();
+        let mut words = line.split_whitespace();
+        if words.next() != Some("archivectl") {
+            return false;
+        }
+        let command: Vec<&str> = words
+            .filter(|w| !w.starts_with('-'))
+            .take(path.len())
+            .collect();
+        let placeholder = line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|w| w.len() >= 2 && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+        command == path && !line.contains('[') && !line.contains("...") && !placeholder
+    }
+
+    /// The lines inside fenced code blocks.
+    fn code_lines(text: &str) -> Vec<&str> {
+        let mut inside = false;
+        let mut lines = Vec::new();
+        for line in text.lines() {
+            if line.starts_with("```") {
+                inside = !inside;
+            } else if inside {
+                lines.push(line);
+            }
+        }
+        lines
+    }
+
+    fn leaves(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        let subs: Vec<&clap::Command> = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+            .collect();
+        if subs.is_empty() {
+            out.push(path.clone());
+        }
+        for sub in subs {
+            path.push(sub.get_name().to_string());
+            leaves(sub, path, out);
+            path.pop();
+        }
+    }
+
+    #[test]
+    fn every_command_has_a_concrete_example_in_the_user_guide() {
+        let guide = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/user-guide.md"),
+        )
+        .unwrap();
+        let code = code_lines(&guide);
+        let mut all = Vec::new();
+        leaves(&command(), &mut Vec::new(), &mut all);
+        assert!(all.len() > 25, "{all:?}");
+        let missing: Vec<String> = all
+            .iter()
+            .filter(|path| !code.iter().any(|line| runs(line, path)))
+            .map(|p| p.join(" "))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "no example in docs/user-guide.md for {missing:?}"
+        );
+    }
+
+    #[test]
+    fn a_synopsis_is_not_an_example() {
+        let path = |p: &str| p.split(' ').map(String::from).collect::<Vec<_>>();
+        assert!(runs("$ archivectl inspect a.ts", &path("inspect")));
+        assert!(runs(
+            "archivectl -v archives list   # every request",
+            &path("archives list")
+        ));
+        assert!(!runs("archivectl cert inspect c.pem", &path("inspect")));
+        assert!(!runs(
+            "archivectl inspect ARCHIVE.ts [--json]",
+            &path("inspect")
+        ));
+        assert!(!runs("archivectl archives get ID", &path("archives get")));
+        assert!(!runs(
+            "archivectl storage set s3 ...",
+            &path("storage set s3")
+        ));
+    }
+}
