@@ -671,12 +671,36 @@ fn failures_at_steps_6_and_7_are_undone_and_say_where_they_stopped() {
         old_service,
         "the old certificate is back"
     );
+    let config_bytes = config.clone();
     assert_eq!(
         s.state(),
         (with_kept_pair, config),
         "archivectl.toml byte for byte, no temporary file; only the new pair is kept"
     );
     assert_eq!(activations(&s), before, "nothing was recorded");
+    remove_kept_pair(&s);
+
+    // Without a certificate recorded as in use before (storage set without this ledger), there is nothing to
+    // set the service back to: archivectl.toml is still put back, and the error says the service was not.
+    let conn = rusqlite::Connection::open(s.path("conf/ledger.sqlite3")).unwrap();
+    conn.execute_batch("DELETE FROM certificate_activations")
+        .unwrap();
+    drop(conn);
+    let out = s.run(&ROTATE);
+    assert_fails(&out, 8, "stopped at step 7");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for said in [
+        "archivectl.toml is back as it was",
+        "recorded no certificate in use before, so the service could not be set back",
+    ] {
+        assert!(stderr.contains(said), "{said}: {stderr}");
+    }
+    assert_eq!(s.state().1, config_bytes, "archivectl.toml byte for byte");
+    assert_ne!(
+        s.service_storage(),
+        old_service,
+        "the service kept the new one"
+    );
 }
 
 /// A file that cannot be renamed over or changed until dropped (`chattr +i`, as root).
