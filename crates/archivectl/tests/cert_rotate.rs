@@ -442,6 +442,77 @@ fn dry_run_and_each_failure_change_nothing() {
     s.fails_changing_nothing(&ROTATE, 5, "stopped at step 3");
 }
 
+/// The value of the metric line `name VALUE` in `GET /metrics` of the receiver at `addr`.
+fn scrape(addr: &str, name: &str) -> Option<i64> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn a_running_receiver_shows_the_rotated_certificates_expiry_on_the_next_scrape() {
+    use std::io::BufRead as _;
+    let s = Setup::new();
+    let mut receiver = archivectl()
+        .current_dir(s.dir.path())
+        .env_remove("ARCHIVECTL_LEDGER")
+        .env_remove("ARCHIVECTL_PROFILE")
+        .env("ARCHIVECTL_CONFIG", s.path("conf/archivectl.toml"))
+        .args(["callbacks", "serve", "--listen", "127.0.0.1:0", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut stdout = std::io::BufReader::new(receiver.stdout.take().unwrap());
+    let receiver = Kill(receiver);
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = first
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    // keygen's certificate: 365 days, so 364 whole days left.
+    assert_eq!(scrape(&addr, "certificate_expiry_days"), Some(364));
+    assert_eq!(
+        scrape(&addr, "archivectl_certificate_expiry_days"),
+        Some(364)
+    );
+
+    let out = s.run(&[&ROTATE[..], &["--days", "45"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same receiver, not restarted: the new certificate's 44 whole days.
+    assert_eq!(scrape(&addr, "certificate_expiry_days"), Some(44));
+    assert_eq!(
+        scrape(&addr, "archivectl_certificate_expiry_days"),
+        Some(44)
+    );
+    drop(receiver);
+}
+
 /// `doctor --json`'s checks by name: (status, message).
 fn doctor_checks(
     s: &Setup,
