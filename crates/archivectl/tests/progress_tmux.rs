@@ -285,8 +285,8 @@ fn pull_parallel_and_decrypt_show_bars_on_a_terminal_and_nothing_when_piped() {
 }
 
 /// On a terminal too, `--quiet` and `--json` mean no bar: `decrypt` of a large input, held half-way through
-/// (a FIFO the test feeds), is captured the same way with no flag (a bar: the window is long enough to see
-/// one), with `-q` and with `--json` (none), then finishes cleanly.
+/// (a FIFO the test feeds), shows a bar with no flag; with `-q` and with `--json` the pane is watched three
+/// times as long as that bar took to show (at least 1.5 s) and shows none; each run finishes cleanly.
 #[test]
 fn on_a_terminal_quiet_and_json_show_no_bar() {
     let fx = Fixture::new();
@@ -298,6 +298,7 @@ fn on_a_terminal_quiet_and_json_show_no_bar() {
     let ct = std::fs::read(fx.path("big.enc")).unwrap();
     let half = ct.len() / 2 / 16 * 16;
     let bin = env!("CARGO_BIN_EXE_archivectl");
+    let mut bar_after = Duration::ZERO;
     for (n, flag) in ["", "-q", "--json"].into_iter().enumerate() {
         let fifo_name = format!("ct{n}.fifo");
         sh(fx.dir.path(), &format!("mkfifo {fifo_name}"));
@@ -312,13 +313,21 @@ fn on_a_terminal_quiet_and_json_show_no_bar() {
             .unwrap();
         // Once this returns, the decryption has read all but a pipe's worth of it.
         fifo.write_all(&ct[..half]).unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
-        let held = pane.capture();
-        let bars = bar_lines(&held, "decrypting");
+        let written = Instant::now();
         if flag.is_empty() {
-            assert!(!bars.is_empty(), "no bar without a flag:\n{held}");
+            // Without a flag the bar shows: how long it took sets how long the others are watched.
+            pane.wait_for("the decryption's bar", |s| {
+                !bar_lines(s, "decrypting").is_empty()
+            });
+            bar_after = written.elapsed();
         } else {
-            assert!(bars.is_empty(), "a bar with {flag}:\n{held}");
+            // Three times as long as the bar took to show without a flag (at least 1.5 s): no bar.
+            std::thread::sleep((bar_after * 3).max(Duration::from_millis(1500)));
+            let held = pane.capture();
+            assert!(
+                bar_lines(&held, "decrypting").is_empty(),
+                "a bar with {flag}:\n{held}"
+            );
             assert!(!held.contains("MiB"), "progress with {flag}:\n{held}");
         }
         fifo.write_all(&ct[half..]).unwrap();
