@@ -8,11 +8,12 @@ use archive_core::PasswordBlob;
 use archive_core::resume::{ResumableOutput, ResumableSummary, ResumeBinding};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 use storage_fetch::{ArchiveKind, Download, DownloadOptions, PresignedDownload, Store};
 
-use crate::output::{PlainOutput, Stop, conclude, cpu_bound, say_where_it_starts};
-use crate::{BoxError, CancelToken, KeyRing, Observer, Progress, PullError};
+use crate::output::{PlainOutput, PlainSink, ResumableSink, say_where_it_starts};
+use crate::sink::pump;
+use crate::{CancelToken, KeyRing, Observer, Progress, PullError};
 
 /// How an archive is downloaded and written.
 #[derive(Debug, Clone)]
@@ -181,12 +182,15 @@ pub async fn pull_archive(
                         download_opts = download_opts.expecting_etag(tag.as_str());
                     }
                     let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
-                    let at = Target {
+                    let sink = ResumableSink {
+                        output,
+                        hasher,
                         path: &out_path,
                         what: &object.key,
                         size: object.size,
+                        trim: opts.trim,
                     };
-                    decrypt_loop(chunks, output, at, opts, &*progress, cancel, hasher).await
+                    pump(chunks, sink, opts.part_size, &*progress, cancel).await
                 }
                 None => {
                     let download_opts = DownloadOptions {
@@ -196,7 +200,7 @@ pub async fn pull_archive(
                         ..Default::default()
                     };
                     let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
-                    plain_loop(chunks, &out_path, &*progress, cancel).await
+                    plain(chunks, &out_path, opts, &*progress, cancel).await
                 }
             };
             progress.finish();
@@ -226,26 +230,21 @@ pub async fn pull_archive(
                     progress.set_position(offset);
                     match download.resume_at(offset).await {
                         Ok(()) => {
-                            let at = Target {
+                            let sink = ResumableSink {
+                                output,
+                                hasher,
                                 path: &out_path,
                                 what: &shown,
                                 size,
+                                trim: opts.trim,
                             };
-                            decrypt_loop(
-                                Chunks::Url(download),
-                                output,
-                                at,
-                                opts,
-                                &*progress,
-                                cancel,
-                                hasher,
-                            )
-                            .await
+                            let chunks = Chunks::Url(download);
+                            pump(chunks, sink, opts.part_size, &*progress, cancel).await
                         }
                         Err(e) => Err(e.into()),
                     }
                 }
-                None => plain_loop(Chunks::Url(download), &out_path, &*progress, cancel).await,
+                None => plain(Chunks::Url(download), &out_path, opts, &*progress, cancel).await,
             };
             progress.finish();
             Ok(Pulled::new(id, shown, result?))
@@ -272,13 +271,6 @@ fn open_resumable(
     drop(blob);
     say_where_it_starts(&output, out_path, observer);
     Ok((output, hasher))
-}
-
-/// The output being written, and what it is read from (for messages).
-struct Target<'a> {
-    path: &'a Path,
-    what: &'a str,
-    size: u64,
 }
 
 /// The pieces of an archive, in order, from either source.
@@ -319,129 +311,17 @@ impl Chunks {
     }
 }
 
-/// The download's error as the cause of a failed download (the storage or URL error itself, so its type
-/// stays visible to the caller).
-fn into_cause(e: PullError) -> BoxError {
-    match e {
-        PullError::Storage(e) => Box::new(e),
-        PullError::Presigned(e) => Box::new(e),
-        other => Box::new(other),
-    }
-}
-
-/// The one decrypt-verify-write loop: each piece is hashed (the object's bytes, in `hasher`), decrypted,
-/// checked, hashed (the plaintext) and written as it arrives, on
-/// this task's worker (the runtime is told it blocks), while the download keeps its next parts in flight on
-/// another. No queue between the two: memory stays that of the download's parts. The one cancellation point
-/// is here.
-async fn decrypt_loop(
-    mut chunks: Chunks,
-    mut output: ResumableOutput,
-    at: Target<'_>,
+/// An unencrypted archive, through the one loop into a plain, atomic output.
+async fn plain(
+    chunks: Chunks,
+    out_path: &Path,
     opts: &PullOptions,
     progress: &dyn Progress,
     cancel: &CancelToken,
-    mut hasher: Option<Sha256>,
 ) -> Result<(ResumableSummary, bool, Option<String>), PullError> {
-    let part = usize::try_from(opts.part_size).unwrap_or(4 << 20).max(16);
-    let mut pending = BytesMut::new();
-    let mut stop = Stop::default();
-    loop {
-        let chunk = tokio::select! {
-            // A cancellation is seen before the next piece, so it stops the pull at once.
-            biased;
-            reason = cancel.cancelled() => {
-                stop.interrupted = Some(reason);
-                break;
-            }
-            chunk = chunks.next() => chunk,
-        };
-        let chunk = match chunk {
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => {
-                stop.failure = Some(into_cause(e));
-                break;
-            }
-            None => break,
-        };
-        let ready = if chunks.whole_parts() {
-            match chunk.try_into_mut() {
-                Ok(b) => b,
-                Err(shared) => BytesMut::from(&shared[..]),
-            }
-        } else {
-            pending.extend_from_slice(&chunk);
-            if pending.len() < part {
-                continue;
-            }
-            let aligned = pending.len() / 16 * 16;
-            pending.split_to(aligned)
-        };
-        if let Err(e) = write(&mut output, ready, &chunks, progress, hasher.as_mut()) {
-            stop.decrypt_error = Some(e);
-            break;
-        }
-    }
-    if stop.decrypt_error.is_none() && stop.interrupted.is_none() && !pending.is_empty() {
-        // The object is a whole number of blocks: what is left is its end, or a cut that `conclude` reports.
-        let aligned = pending.len() / 16 * 16;
-        let tail = pending.split_to(aligned);
-        if let Err(e) = write(&mut output, tail, &chunks, progress, hasher.as_mut()) {
-            stop.decrypt_error = Some(e);
-        }
-    }
-    drop(chunks);
-    let summary = conclude(output, stop, at.size, at.path, at.what, opts.trim)?;
-    Ok((summary, true, hasher.map(|h| hex::encode(h.finalize()))))
-}
-
-fn write(
-    output: &mut ResumableOutput,
-    mut buf: BytesMut,
-    chunks: &Chunks,
-    progress: &dyn Progress,
-    hasher: Option<&mut Sha256>,
-) -> Result<(), archive_core::archive::ArchiveError> {
-    let n = buf.len() as u64;
-    let written = cpu_bound(|| {
-        if let Some(h) = hasher {
-            h.update(&buf);
-        }
-        output.write_ciphertext(&mut buf)
-    });
-    chunks.give_back(buf);
-    written?;
-    progress.advance(n);
-    Ok(())
-}
-
-/// An unencrypted archive: downloaded as it is, atomically, with its SHA-256 (which is the object's too; not
-/// resumable: cancelled, the temporary file goes).
-async fn plain_loop(
-    mut chunks: Chunks,
-    out_path: &Path,
-    progress: &dyn Progress,
-    cancel: &CancelToken,
-) -> Result<(ResumableSummary, bool, Option<String>), PullError> {
-    let mut output = PlainOutput::create(out_path)?;
-    loop {
-        let chunk = tokio::select! {
-            chunk = chunks.next() => match chunk {
-                Some(chunk) => chunk?,
-                None => break,
-            },
-            reason = cancel.cancelled() => return Err(PullError::InterruptedDiscarded {
-                reason,
-                path: out_path.to_path_buf(),
-            }),
-        };
-        output.write(&chunk)?;
-        progress.advance(chunk.len() as u64);
-        if let Ok(buf) = chunk.try_into_mut() {
-            chunks.give_back(buf);
-        }
-    }
-    let summary = output.finish()?;
-    let object_sha256 = Some(summary.sha256.clone());
-    Ok((summary, false, object_sha256))
+    let sink = PlainSink {
+        output: PlainOutput::create(out_path)?,
+        path: out_path,
+    };
+    pump(chunks, sink, opts.part_size, progress, cancel).await
 }
