@@ -22,12 +22,10 @@ use archive_core::cbc::{self, StreamDecryptor};
 use archive_core::mpegts::{self, PACKET, TsInspector, TsReport};
 use bytes::BytesMut;
 use sha2::{Digest, Sha256};
-use storage_fetch::{
-    ArchiveKind, DownloadOptions, MultipartOptions, PresignedDownload, Store, Upload,
-};
+use storage_fetch::{DownloadOptions, MultipartOptions, Store, Upload};
 
 use crate::output::cpu_bound;
-use crate::pipeline::Chunks;
+use crate::pipeline::{Chunks, Found, Reader, find};
 use crate::sink::{Ended, Sink, pump};
 use crate::{CancelToken, KeyRing, Observer, PullError, PullOptions, Pulled, Source};
 
@@ -63,49 +61,27 @@ pub async fn pull_archive_to_bucket(
     if let Some(reason) = cancel.reason() {
         return Err(PullError::NotStarted { reason });
     }
-    let unwrap = |password: &str| {
-        keys.unwrap_password(password, observer)
-            .map_err(PullError::from)
-    };
-    let download_opts = DownloadOptions {
-        part_size: opts.part_size,
-        concurrency: opts.concurrency,
-        ..Default::default()
-    };
-    let (chunks, what, size, extension, blob) = match source {
-        Source::Object { store, api_key } => {
-            let located = store.locate(api_key, id).await?;
-            let object = located.object;
-            let extension = match located.kind {
-                ArchiveKind::EncryptedTs => "ts",
-                ArchiveKind::Mp4 => "mp4",
-                ArchiveKind::IndividualZip => "zip",
+    let Found {
+        what,
+        size,
+        e_tag,
+        extension,
+        blob,
+        reader,
+    } = find(source, id, password, keys, observer).await?;
+    let chunks = match reader {
+        Reader::Object(store) => {
+            let mut download_opts = DownloadOptions {
+                part_size: opts.part_size,
+                concurrency: opts.concurrency,
+                ..Default::default()
             };
-            let blob = if located.kind.is_encrypted() {
-                let password =
-                    password.ok_or_else(|| PullError::PasswordUnknown { id: id.into() })?;
-                Some(unwrap(password)?)
-            } else {
-                None
-            };
-            let mut download_opts = download_opts;
-            if let Some(tag) = &object.e_tag {
+            if let Some(tag) = &e_tag {
                 download_opts = download_opts.expecting_etag(tag.as_str());
             }
-            let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
-            (chunks, object.key, object.size, extension, blob)
+            Chunks::object(store.download(&what, download_opts).await?)
         }
-        Source::PresignedUrl(url) => {
-            let download = PresignedDownload::open(url).await?;
-            let (size, shown) = (download.size(), download.shown().to_string());
-            let extension = match (password.is_some(), shown.ends_with(".zip")) {
-                (_, true) => "zip",
-                (true, false) => "ts",
-                (false, false) => "mp4",
-            };
-            let blob = password.map(unwrap).transpose()?;
-            (Chunks::Url(download), shown, size, extension, blob)
-        }
+        Reader::Url(download) => Chunks::Url(download),
     };
     let key = format!("{}{id}.{extension}", out.prefix);
     let url = format!("{}{id}.{extension}", out.url);

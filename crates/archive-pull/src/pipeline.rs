@@ -138,6 +138,104 @@ pub async fn pull_archive(
     if let Some(reason) = cancel.reason() {
         return Err(PullError::NotStarted { reason });
     }
+    let Found {
+        what,
+        size,
+        e_tag,
+        extension,
+        blob,
+        reader,
+    } = find(source, id, password, keys, observer).await?;
+    let out_path = opts.out_dir.join(format!("{id}.{extension}"));
+    let progress = observer.progress(id, size);
+    let download_opts = DownloadOptions {
+        part_size: opts.part_size,
+        concurrency: opts.concurrency,
+        buffers: opts.buffers.clone(),
+        ..Default::default()
+    };
+    let result = match (blob, reader) {
+        (Some(blob), reader) => {
+            let binding = ResumeBinding {
+                archive_id: id,
+                object_size: size,
+                e_tag: e_tag.as_deref(),
+            };
+            let (output, hasher) = open_resumable(&out_path, &binding, blob, opts, observer)?;
+            let offset = output.resume_offset();
+            progress.set_position(offset);
+            let sink = ResumableSink {
+                output,
+                hasher,
+                path: &out_path,
+                what: &what,
+                size,
+                trim: opts.trim,
+            };
+            match reader {
+                Reader::Object(store) => {
+                    let mut download_opts = download_opts.starting_at(offset);
+                    if let Some(tag) = &e_tag {
+                        download_opts = download_opts.expecting_etag(tag.as_str());
+                    }
+                    let chunks = Chunks::object(store.download(&what, download_opts).await?);
+                    pump(chunks, sink, opts.part_size, &*progress, cancel).await
+                }
+                Reader::Url(mut download) => match download.resume_at(offset).await {
+                    Ok(()) => {
+                        let chunks = Chunks::Url(download);
+                        pump(chunks, sink, opts.part_size, &*progress, cancel).await
+                    }
+                    Err(e) => Err(e.into()),
+                },
+            }
+        }
+        (None, Reader::Object(store)) => {
+            let chunks = Chunks::object(store.download(&what, download_opts).await?);
+            plain(chunks, &out_path, opts, &*progress, cancel).await
+        }
+        (None, Reader::Url(download)) => {
+            plain(Chunks::Url(download), &out_path, opts, &*progress, cancel).await
+        }
+    };
+    progress.finish();
+    Ok(Pulled::new(id, what, result?))
+}
+
+/// An archive found at its source, before any of its bytes are read.
+pub(crate) struct Found<'a> {
+    /// The object's key, or the URL without its query: what messages and the ledger show.
+    pub what: String,
+    /// The object's size.
+    pub size: u64,
+    /// The object's ETag, when the source gives one.
+    pub e_tag: Option<String>,
+    /// The output's extension: `ts`, `mp4` or `zip`.
+    pub extension: &'static str,
+    /// The password, unwrapped: an encrypted archive only.
+    pub blob: Option<PasswordBlob>,
+    /// Where its bytes are read from.
+    pub reader: Reader<'a>,
+}
+
+/// Where a found archive's bytes are read from.
+pub(crate) enum Reader<'a> {
+    /// Ranged GETs of the object [`Found::what`] in this target.
+    Object(&'a Store),
+    /// The body of the presigned URL, already asked for.
+    Url(PresignedDownload),
+}
+
+/// Finds archive `id` at `source` (its object in the target, or the presigned URL's answer) and unwraps its
+/// password with `keys` when it is encrypted: an encrypted object without a password is
+/// [`PullError::PasswordUnknown`]; a presigned URL's archive is taken as encrypted when a password is given.
+pub(crate) async fn find<'a>(
+    source: Source<'a>,
+    id: &str,
+    password: Option<&str>,
+    keys: &KeyRing,
+    observer: &dyn Observer,
+) -> Result<Found<'a>, PullError> {
     let unwrap = |password: &str| {
         keys.unwrap_password(password, observer)
             .map_err(PullError::from)
@@ -151,7 +249,6 @@ pub async fn pull_archive(
                 ArchiveKind::Mp4 => "mp4",
                 ArchiveKind::IndividualZip => "zip",
             };
-            let out_path = opts.out_dir.join(format!("{id}.{extension}"));
             let blob = if located.kind.is_encrypted() {
                 let password =
                     password.ok_or_else(|| PullError::PasswordUnknown { id: id.into() })?;
@@ -159,95 +256,32 @@ pub async fn pull_archive(
             } else {
                 None
             };
-            let progress = observer.progress(id, object.size);
-            let result = match blob {
-                Some(blob) => {
-                    let binding = ResumeBinding {
-                        archive_id: id,
-                        object_size: object.size,
-                        e_tag: object.e_tag.as_deref(),
-                    };
-                    let (output, hasher) =
-                        open_resumable(&out_path, &binding, blob, opts, observer)?;
-                    let offset = output.resume_offset();
-                    progress.set_position(offset);
-                    let mut download_opts = DownloadOptions {
-                        part_size: opts.part_size,
-                        concurrency: opts.concurrency,
-                        buffers: opts.buffers.clone(),
-                        ..Default::default()
-                    }
-                    .starting_at(offset);
-                    if let Some(tag) = &object.e_tag {
-                        download_opts = download_opts.expecting_etag(tag.as_str());
-                    }
-                    let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
-                    let sink = ResumableSink {
-                        output,
-                        hasher,
-                        path: &out_path,
-                        what: &object.key,
-                        size: object.size,
-                        trim: opts.trim,
-                    };
-                    pump(chunks, sink, opts.part_size, &*progress, cancel).await
-                }
-                None => {
-                    let download_opts = DownloadOptions {
-                        part_size: opts.part_size,
-                        concurrency: opts.concurrency,
-                        buffers: opts.buffers.clone(),
-                        ..Default::default()
-                    };
-                    let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
-                    plain(chunks, &out_path, opts, &*progress, cancel).await
-                }
-            };
-            progress.finish();
-            Ok(Pulled::new(id, object.key, result?))
+            Ok(Found {
+                what: object.key,
+                size: object.size,
+                e_tag: object.e_tag,
+                extension,
+                blob,
+                reader: Reader::Object(store),
+            })
         }
         Source::PresignedUrl(url) => {
-            let mut download = PresignedDownload::open(url).await?;
+            let download = PresignedDownload::open(url).await?;
             let (size, shown) = (download.size(), download.shown().to_string());
             let extension = match (password.is_some(), shown.ends_with(".zip")) {
                 (_, true) => "zip",
                 (true, false) => "ts",
                 (false, false) => "mp4",
             };
-            let out_path = opts.out_dir.join(format!("{id}.{extension}"));
             let blob = password.map(unwrap).transpose()?;
-            let progress = observer.progress(id, size);
-            let result = match blob {
-                Some(blob) => {
-                    let binding = ResumeBinding {
-                        archive_id: id,
-                        object_size: size,
-                        e_tag: None,
-                    };
-                    let (output, hasher) =
-                        open_resumable(&out_path, &binding, blob, opts, observer)?;
-                    let offset = output.resume_offset();
-                    progress.set_position(offset);
-                    match download.resume_at(offset).await {
-                        Ok(()) => {
-                            let sink = ResumableSink {
-                                output,
-                                hasher,
-                                path: &out_path,
-                                what: &shown,
-                                size,
-                                trim: opts.trim,
-                            };
-                            let chunks = Chunks::Url(download);
-                            pump(chunks, sink, opts.part_size, &*progress, cancel).await
-                        }
-                        Err(e) => Err(e.into()),
-                    }
-                }
-                None => plain(Chunks::Url(download), &out_path, opts, &*progress, cancel).await,
-            };
-            progress.finish();
-            Ok(Pulled::new(id, shown, result?))
+            Ok(Found {
+                what: shown,
+                size,
+                e_tag: None,
+                extension,
+                blob,
+                reader: Reader::Url(download),
+            })
         }
     }
 }
