@@ -498,8 +498,17 @@ impl ResumableOutput {
 }
 
 /// The length of the plaintext without its PKCS#7 padding, which must be valid and end whole 188-byte packets
-/// (what the service writes); `tail` is the plaintext's last bytes, starting `before` bytes in.
-fn padded_packets_len(before: u64, tail: &[u8]) -> Result<usize, ArchiveError> {
+/// (what the service writes); `tail` is the plaintext's last bytes, starting `before` bytes in. The end check
+/// of every verified output: this module's files, and outputs that are not files (archive-pull's uploads).
+///
+/// ```
+/// use archive_core::resume::padded_packets_len;
+/// let mut tail = vec![0x47u8; 188];
+/// tail.extend_from_slice(&[4, 4, 4, 4]);
+/// assert_eq!(padded_packets_len(188 * 10, &tail).unwrap(), 188);
+/// assert!(padded_packets_len(0, &tail[..100]).is_err());
+/// ```
+pub fn padded_packets_len(before: u64, tail: &[u8]) -> Result<usize, ArchiveError> {
     let unpadded = cbc::pkcs7_unpadded_len(tail).ok_or_else(|| {
         ArchiveError::Unverified(
             "the plaintext does not end with valid PKCS#7 padding: the archive is truncated or damaged, or its \

@@ -19,7 +19,8 @@ use std::path::PathBuf;
 use archive_core::PasswordBlob;
 use archive_core::archive::{ArchiveError, TRIM_HOLD};
 use archive_core::cbc::{self, StreamDecryptor};
-use archive_core::mpegts::{self, PACKET, TsInspector, TsReport};
+use archive_core::mpegts::{self, TsInspector, TsReport};
+use archive_core::resume::padded_packets_len;
 use bytes::BytesMut;
 use sha2::{Digest, Sha256};
 use storage_fetch::{DownloadOptions, MultipartOptions, Store, Upload};
@@ -338,28 +339,6 @@ impl StreamVerifier {
             report: Some(report),
         })
     }
-}
-
-/// The length of the plaintext's last bytes `tail` (starting `before` bytes in) without their PKCS#7 padding,
-/// which must be valid and end whole 188-byte packets (what the service writes).
-fn padded_packets_len(before: u64, tail: &[u8]) -> Result<usize, ArchiveError> {
-    let unpadded = cbc::pkcs7_unpadded_len(tail).ok_or_else(|| {
-        ArchiveError::Unverified(
-            "the plaintext does not end with valid PKCS#7 padding: the archive is truncated or damaged, or its \
-             end was decrypted with another key"
-                .into(),
-        )
-    })?;
-    let end = before + unpadded as u64;
-    if end % PACKET as u64 != 0 {
-        return Err(ArchiveError::Unverified(format!(
-            "without its {} bytes of PKCS#7 padding the plaintext ends {} bytes into a 188-byte packet: the \
-             archive is truncated or damaged",
-            tail.len() - unpadded,
-            end % PACKET as u64
-        )));
-    }
-    Ok(unpadded)
 }
 
 #[cfg(test)]
