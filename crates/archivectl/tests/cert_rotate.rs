@@ -52,14 +52,7 @@ impl Setup {
     fn new() -> Self {
         let servers = TestServers::require().expect("the test servers (cargo xtask ci)");
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let emulator = runtime.block_on(async {
-            opentok_emulator::Emulator::builder()
-                .project(API_KEY, SECRET.into())
-                .start()
-                .await
-                .unwrap()
-        });
-        let api_url = emulator.base_url().trim_end_matches('/').to_string();
+        let (emulator, api_url) = emulator::start(&runtime, API_KEY, SECRET);
         let client = Client::builder(Credentials::project(API_KEY, SECRET.into()))
             .base_url(&api_url)
             .build()
