@@ -453,13 +453,7 @@ impl ResumableOutput {
         self.hasher.update(&self.held[..keep]);
         self.inspector.feed(&self.held[..keep]);
         let report = std::mem::take(&mut self.inspector).finish();
-        if report.sync_losses > 0 {
-            return Err(ArchiveError::Unverified(format!(
-                "the MPEG-TS lost sync {} times ({} bytes are not packets): the archive is damaged, or part of \
-                 it was decrypted with another key",
-                report.sync_losses, report.skipped_bytes
-            )));
-        }
+        never_lost_sync(&report)?;
         let final_len = before + keep as u64;
         self.file.set_len(final_len).map_err(ArchiveError::Write)?;
         self.file.sync_all().map_err(ArchiveError::Write)?;
@@ -495,6 +489,20 @@ impl ResumableOutput {
         let _ = std::fs::remove_file(&self.partial_path);
         let _ = std::fs::remove_file(&self.state_path);
     }
+}
+
+/// A verified output's MPEG-TS never lost sync: any sync loss means the archive is damaged, or part of it was
+/// decrypted with another key ([`ArchiveError::Unverified`]). The other check of every verified output, with
+/// [`padded_packets_len`].
+pub fn never_lost_sync(report: &crate::mpegts::TsReport) -> Result<(), ArchiveError> {
+    if report.sync_losses > 0 {
+        return Err(ArchiveError::Unverified(format!(
+            "the MPEG-TS lost sync {} times ({} bytes are not packets): the archive is damaged, or part of \
+             it was decrypted with another key",
+            report.sync_losses, report.skipped_bytes
+        )));
+    }
+    Ok(())
 }
 
 /// The length of the plaintext without its PKCS#7 padding, which must be valid and end whole 188-byte packets

@@ -20,13 +20,13 @@ use archive_core::PasswordBlob;
 use archive_core::archive::{ArchiveError, TRIM_HOLD};
 use archive_core::cbc::{self, StreamDecryptor};
 use archive_core::mpegts::{self, TsInspector, TsReport};
-use archive_core::resume::padded_packets_len;
+use archive_core::resume::{never_lost_sync, padded_packets_len};
 use bytes::BytesMut;
 use sha2::{Digest, Sha256};
 use storage_fetch::{DownloadOptions, MultipartOptions, Store, Upload};
 
 use crate::output::cpu_bound;
-use crate::pipeline::{Chunks, Found, Reader, find};
+use crate::pipeline::{Chunks, Reader, find};
 use crate::sink::{Ended, Sink, pump};
 use crate::{CancelToken, KeyRing, Observer, PullError, PullOptions, Pulled, Source};
 
@@ -59,33 +59,24 @@ pub async fn pull_archive_to_bucket(
     observer: &dyn Observer,
     cancel: &CancelToken,
 ) -> Result<Pulled, PullError> {
-    if let Some(reason) = cancel.reason() {
-        return Err(PullError::NotStarted { reason });
-    }
-    let Found {
-        what,
-        size,
-        e_tag,
-        extension,
-        blob,
-        reader,
-    } = find(source, id, password, keys, observer).await?;
-    let chunks = match reader {
+    let found = find(source, id, password, keys, observer, cancel).await?;
+    let (what, size, blob) = (found.what, found.size, found.blob);
+    let chunks = match found.reader {
         Reader::Object(store) => {
             let mut download_opts = DownloadOptions {
                 part_size: opts.part_size,
                 concurrency: opts.concurrency,
                 ..Default::default()
             };
-            if let Some(tag) = &e_tag {
+            if let Some(tag) = &found.e_tag {
                 download_opts = download_opts.expecting_etag(tag.as_str());
             }
             Chunks::object(store.download(&what, download_opts).await?)
         }
         Reader::Url(download) => Chunks::Url(download),
     };
-    let key = format!("{}{id}.{extension}", out.prefix);
-    let url = format!("{}{id}.{extension}", out.url);
+    let key = format!("{}{id}.{}", out.prefix, found.extension);
+    let url = format!("{}{id}.{}", out.url, found.extension);
     let encrypted = blob.is_some();
     let verifier = StreamVerifier::new(blob, size).map_err(|source| PullError::Decrypt {
         what: what.clone(),
@@ -323,13 +314,7 @@ impl StreamVerifier {
         tail.truncate(keep);
         self.absorb_sent(&tail);
         let report = self.inspector.finish();
-        if report.sync_losses > 0 {
-            return Err(ArchiveError::Unverified(format!(
-                "the MPEG-TS lost sync {} times ({} bytes are not packets): the archive is damaged, or part of \
-                 it was decrypted with another key",
-                report.sync_losses, report.skipped_bytes
-            )));
-        }
+        never_lost_sync(&report)?;
         let bytes = before + keep as u64;
         Ok(Verified {
             tail,

@@ -135,9 +135,6 @@ pub async fn pull_archive(
     observer: &dyn Observer,
     cancel: &CancelToken,
 ) -> Result<Pulled, PullError> {
-    if let Some(reason) = cancel.reason() {
-        return Err(PullError::NotStarted { reason });
-    }
     let Found {
         what,
         size,
@@ -145,7 +142,7 @@ pub async fn pull_archive(
         extension,
         blob,
         reader,
-    } = find(source, id, password, keys, observer).await?;
+    } = find(source, id, password, keys, observer, cancel).await?;
     let out_path = opts.out_dir.join(format!("{id}.{extension}"));
     let progress = observer.progress(id, size);
     let download_opts = DownloadOptions {
@@ -229,13 +226,18 @@ pub(crate) enum Reader<'a> {
 /// Finds archive `id` at `source` (its object in the target, or the presigned URL's answer) and unwraps its
 /// password with `keys` when it is encrypted: an encrypted object without a password is
 /// [`PullError::PasswordUnknown`]; a presigned URL's archive is taken as encrypted when a password is given.
+/// A pull cancelled before it starts is [`PullError::NotStarted`], before anything is asked for.
 pub(crate) async fn find<'a>(
     source: Source<'a>,
     id: &str,
     password: Option<&str>,
     keys: &KeyRing,
     observer: &dyn Observer,
+    cancel: &CancelToken,
 ) -> Result<Found<'a>, PullError> {
+    if let Some(reason) = cancel.reason() {
+        return Err(PullError::NotStarted { reason });
+    }
     let unwrap = |password: &str| {
         keys.unwrap_password(password, observer)
             .map_err(PullError::from)
