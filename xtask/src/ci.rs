@@ -4,7 +4,8 @@
 //!   SDK tests, or the demo, must never look like a green one.
 //! * fmt, clippy (`-D warnings`, also on archivectl without its `demo` feature), the tidy rules (`cargo test -p xtask`), `cargo doc` with `-D warnings`, the
 //!   build of `opentok-rest --no-default-features` with its tests, `cargo deny check`, then every test of
-//!   the workspace with the storage servers running, and the README's first command (`archivectl demo`).
+//!   the workspace with the storage servers running, archivectl's tests again in the production build
+//!   (`--no-default-features`), and the README's first command (`archivectl demo`).
 //! * At the end it prints how many tests ran (passed, ignored) in each test target, parsed from cargo test's
 //!   own output ([`TestCounts`]), so a target that silently ran nothing shows up as a zero.
 
@@ -117,11 +118,30 @@ pub fn run() -> anyhow::Result<()> {
     cmd.args(test_args).current_dir(&root);
     let (ok, output) = run_teed(cmd, true)?;
     servers.check_alive()?;
+    // The production build's tests (issue 10): archivectl without `demo`, against the same servers.
+    let production_args = [
+        "test",
+        "--locked",
+        "-p",
+        "archivectl",
+        "--no-default-features",
+        "--no-fail-fast",
+    ];
+    let mut cmd = servers.command("cargo");
+    cmd.args(production_args).current_dir(&root);
+    let (production_ok, _) = run_teed(cmd, true)?;
+    servers.check_alive()?;
     drop(servers);
     let counts = TestCounts::parse(&output, &targets);
     println!("{}", counts.table());
     if !ok {
         bail!("`cargo {}` failed", test_args.join(" "));
+    }
+    if !production_ok {
+        bail!(
+            "`cargo {}` (the production build's tests) failed",
+            production_args.join(" ")
+        );
     }
     counts.ensure_all_ran()?;
 

@@ -446,28 +446,15 @@ fn prepare_containers(s3_endpoint: &str, az_endpoint: &str) -> anyhow::Result<()
                 storage_fetch::Store::new(target).with_context(|| format!("{name}: bad target"))?;
             // s3s-fs serves the directory made above (and answers CreateBucket on it with BucketAlreadyExists,
             // as S3 does for someone else's bucket): only Azurite needs the container created.
-            let needs_create = matches!(store.target(), storage_fetch::Target::Azure(_));
-            // Azurite may accept connections a moment before it serves requests: a few tries.
-            let mut last = None;
-            for attempt in 0..if needs_create { 20 } else { 0 } {
-                match store.create_container().await {
-                    Ok(_) => {
-                        last = None;
-                        break;
-                    }
-                    Err(e) if e.is_transient() => {
-                        last = Some(e);
-                        tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
-                    }
-                    Err(e) => {
-                        return Err(
-                            anyhow::Error::new(e).context(format!("cannot create the {name}"))
-                        );
-                    }
-                }
-            }
-            if let Some(e) = last {
-                return Err(anyhow::Error::new(e).context(format!("cannot create the {name}")));
+            if matches!(store.target(), storage_fetch::Target::Azure(_)) {
+                use backon::Retryable as _;
+                // Azurite may accept connections a moment before it serves requests: up to 20 tries,
+                // 0.1 s, 0.2 s, ... 1.9 s apart, while the failure is transient.
+                (|| store.create_container())
+                    .retry((1..20u64).map(|n| Duration::from_millis(100 * n)))
+                    .when(storage_fetch::Error::is_transient)
+                    .await
+                    .with_context(|| format!("cannot create the {name}"))?;
             }
             let listed = store.list("").await;
             listed.with_context(|| format!("the {name} does not answer a listing"))?;

@@ -5,7 +5,10 @@
 //! * no library crate depends on `anyhow` (libraries return `thiserror` types; binaries use anyhow);
 //! * no library crate depends on `archivectl` or `opentok-emulator` (dependencies point down, and the
 //!   production crates never link a test double);
-//! * no non-test source file is over [`MAX_LINES`] lines, apart from the few listed in [`OVERSIZED`].
+//! * no non-test source file is over [`MAX_LINES`] lines, apart from the few listed in [`OVERSIZED`];
+//! * the production build (`archivectl --no-default-features`, `cargo tree -e normal`) links no test double
+//!   or test library ([`NOT_IN_PRODUCTION`]) and one version of each RustCrypto crate ([`RUST_CRYPTO`]),
+//!   apart from what [`SECOND_GENERATION`] lists with its reason.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +32,121 @@ const LIBRARY_EXCEPTIONS: &[(&str, &str, &str)] = &[
         "its binary's main.rs; cargo cannot give a dependency to the bin target alone",
     ),
 ];
+
+/// Crates the production build must not link: the test doubles and test libraries.
+const NOT_IN_PRODUCTION: &[&str] = &["opentok-emulator", "s3s", "s3s-fs", "proptest", "trycmd"];
+
+/// The RustCrypto crates: each at most once (one version) in the production build, so that it has one
+/// generation of them.
+const RUST_CRYPTO: &[&str] = &[
+    "aes",
+    "block-buffer",
+    "cbc",
+    "cipher",
+    "const-oid",
+    "crypto-common",
+    "der",
+    "des",
+    "digest",
+    "ecdsa",
+    "elliptic-curve",
+    "hmac",
+    "md-5",
+    "p256",
+    "pbkdf2",
+    "pkcs1",
+    "pkcs5",
+    "pkcs8",
+    "rsa",
+    "sha1",
+    "sha2",
+    "signature",
+    "spki",
+    "x509-cert",
+];
+
+/// RustCrypto crates allowed a second version in the production build, with the reason. An entry must still
+/// be needed: the rule fails when a listed version is gone, so the list only shrinks.
+const SECOND_GENERATION: &[(&str, &str, &str)] = &[
+    // (crate, the second version, why)
+    (
+        "md-5",
+        "0.11",
+        "object_store 0.14's `aws-base` (S3 Content-MD5) needs it; no feature turns it off",
+    ),
+    ("digest", "0.11", "md-5 0.11's"),
+    ("block-buffer", "0.12", "md-5 0.11's, through digest 0.11"),
+    ("crypto-common", "0.2", "md-5 0.11's, through digest 0.11"),
+];
+
+/// The production build's rules broken by `tree`, the `name version` pairs of its crates: one line each.
+fn production_violations(tree: &[(String, String)]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (name, version) in tree {
+        if NOT_IN_PRODUCTION.contains(&name.as_str()) {
+            bad.push(format!(
+                "the production build links {name} {version}, a test double or test library"
+            ));
+        }
+    }
+    let allowed = |name: &str, version: &str| {
+        SECOND_GENERATION
+            .iter()
+            .any(|(n, v, _)| *n == name && (version == *v || version.starts_with(&format!("{v}."))))
+    };
+    for name in RUST_CRYPTO {
+        let mut versions: Vec<&str> = tree
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        versions.sort();
+        versions.dedup();
+        let unexplained: Vec<&str> = versions
+            .iter()
+            .copied()
+            .filter(|v| !allowed(name, v))
+            .collect();
+        if unexplained.len() > 1 || (unexplained.len() == 1 && versions.len() > 2) {
+            bad.push(format!(
+                "the production build links {name} {}: a second RustCrypto generation",
+                versions.join(" and ")
+            ));
+        }
+    }
+    for (name, version, _) in SECOND_GENERATION {
+        let present = tree
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>();
+        let second = present.iter().any(|v| allowed(name, v));
+        let first = present.iter().any(|v| !allowed(name, v));
+        if !(second && first) {
+            bad.push(format!(
+                "{name} {version} is no longer a second version in the production build: remove it from \
+                 SECOND_GENERATION in xtask/src/tidy.rs"
+            ));
+        }
+    }
+    bad
+}
+
+/// The `name version` pairs of `cargo tree -e normal --prefix none` output (`name vX.Y.Z ...`).
+fn tree_crates(text: &str) -> Vec<(String, String)> {
+    let mut crates: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let name = words.next()?;
+            let version = words.next()?.strip_prefix('v')?;
+            Some((name.to_string(), version.to_string()))
+        })
+        .collect();
+    crates.sort();
+    crates.dedup();
+    crates
+}
 
 /// Every `.rs` file of the workspace that git knows about (tracked or new, not ignored).
 fn rust_files(root: &Path) -> Vec<PathBuf> {
@@ -255,6 +373,40 @@ fn libraries_depend_on_neither_anyhow_nor_the_binary_nor_the_emulator() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
+#[test]
+fn the_production_build_links_no_test_double_and_one_rustcrypto_generation() {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            "archivectl",
+            "--no-default-features",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--locked",
+            "--offline",
+        ])
+        .current_dir(&root)
+        .output()
+        .expect("cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = tree_crates(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        tree.iter().any(|(n, _)| n == "archive-pull") && tree.iter().any(|(n, _)| n == "rsa"),
+        "cargo tree listed too little: {tree:?}"
+    );
+    let bad = production_violations(&tree);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
 // The rules themselves, on made-up input (so a rule that stopped finding anything would be noticed).
 
 fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -330,4 +482,50 @@ fn dependency_rules_catch_anyhow_and_upward_dependencies_in_libraries() {
     assert!(found[1].contains("archive-db depends on opentok-emulator"));
     assert!(found[2].contains("archive-db depends on archivectl"));
     assert!(found[3].contains("builds none"));
+}
+
+#[test]
+fn production_rules_catch_test_doubles_a_second_generation_and_stale_allowances() {
+    let tree = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    let allowed_pairs = [
+        ("md-5", "0.10.6"),
+        ("md-5", "0.11.0"),
+        ("digest", "0.10.7"),
+        ("digest", "0.11.3"),
+        ("block-buffer", "0.10.4"),
+        ("block-buffer", "0.12.1"),
+        ("crypto-common", "0.1.7"),
+        ("crypto-common", "0.2.2"),
+    ];
+    let mut ok = tree(&[("sha2", "0.10.9"), ("rsa", "0.9.10")]);
+    ok.extend(tree(&allowed_pairs));
+    assert_eq!(production_violations(&ok), Vec::<String>::new());
+
+    let mut bad = ok.clone();
+    bad.extend(tree(&[("sha2", "0.11.0"), ("s3s", "0.12.0")]));
+    let found = production_violations(&bad);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].contains("links s3s 0.12.0"));
+    assert!(found[1].contains("sha2 0.10.9 and 0.11.0"));
+
+    // md-5 0.11 gone (object_store no longer needs it): its allowance must go too.
+    let stale: Vec<(String, String)> = ok
+        .into_iter()
+        .filter(|(n, v)| !(n == "md-5" && v == "0.11.0"))
+        .collect();
+    let found = production_violations(&stale);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].contains("md-5 0.11 is no longer"));
+
+    assert_eq!(
+        tree_crates(
+            "sha2 v0.10.9\nsha2 v0.10.9 (*)\narchive-core v0.1.0 (/w/crates/archive-core)\n"
+        ),
+        tree(&[("archive-core", "0.1.0"), ("sha2", "0.10.9")])
+    );
 }

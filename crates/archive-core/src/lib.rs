@@ -8,7 +8,8 @@
 //! * parses and builds the blob ([`password`]), unwraps and wraps it ([`oaep`]);
 //! * loads private keys in every form OpenSSL writes ([`keys`]), generates and inspects certificates ([`cert`]);
 //! * decrypts and encrypts AES-256-CBC as a stream, across cores, from any block-aligned offset ([`cbc`]);
-//! * checks and measures MPEG-TS ([`mpegts`]);
+//! * checks and measures MPEG-TS ([`mpegts`]), and inspects and hashes a decrypted archive in one pass
+//!   ([`inspect`]);
 //! * decrypts a whole archive into an output that appears atomically and only if the key was right
 //!   ([`archive`], [`atomic`]).
 //!
@@ -29,6 +30,7 @@ pub mod archive;
 pub mod atomic;
 pub mod cbc;
 pub mod cert;
+pub mod inspect;
 pub mod keys;
 pub mod mpegts;
 pub mod oaep;

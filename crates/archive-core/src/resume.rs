@@ -453,13 +453,7 @@ impl ResumableOutput {
         self.hasher.update(&self.held[..keep]);
         self.inspector.feed(&self.held[..keep]);
         let report = std::mem::take(&mut self.inspector).finish();
-        if report.sync_losses > 0 {
-            return Err(ArchiveError::Unverified(format!(
-                "the MPEG-TS lost sync {} times ({} bytes are not packets): the archive is damaged, or part of \
-                 it was decrypted with another key",
-                report.sync_losses, report.skipped_bytes
-            )));
-        }
+        never_lost_sync(&report)?;
         let final_len = before + keep as u64;
         self.file.set_len(final_len).map_err(ArchiveError::Write)?;
         self.file.sync_all().map_err(ArchiveError::Write)?;
@@ -497,9 +491,32 @@ impl ResumableOutput {
     }
 }
 
+/// A verified output's MPEG-TS never lost sync: any sync loss means the archive is damaged, or part of it was
+/// decrypted with another key ([`ArchiveError::Unverified`]). The other check of every verified output, with
+/// [`padded_packets_len`].
+pub fn never_lost_sync(report: &crate::mpegts::TsReport) -> Result<(), ArchiveError> {
+    if report.sync_losses > 0 {
+        return Err(ArchiveError::Unverified(format!(
+            "the MPEG-TS lost sync {} times ({} bytes are not packets): the archive is damaged, or part of \
+             it was decrypted with another key",
+            report.sync_losses, report.skipped_bytes
+        )));
+    }
+    Ok(())
+}
+
 /// The length of the plaintext without its PKCS#7 padding, which must be valid and end whole 188-byte packets
-/// (what the service writes); `tail` is the plaintext's last bytes, starting `before` bytes in.
-fn padded_packets_len(before: u64, tail: &[u8]) -> Result<usize, ArchiveError> {
+/// (what the service writes); `tail` is the plaintext's last bytes, starting `before` bytes in. The end check
+/// of every verified output: this module's files, and outputs that are not files (archive-pull's uploads).
+///
+/// ```
+/// use archive_core::resume::padded_packets_len;
+/// let mut tail = vec![0x47u8; 188];
+/// tail.extend_from_slice(&[4, 4, 4, 4]);
+/// assert_eq!(padded_packets_len(188 * 10, &tail).unwrap(), 188);
+/// assert!(padded_packets_len(0, &tail[..100]).is_err());
+/// ```
+pub fn padded_packets_len(before: u64, tail: &[u8]) -> Result<usize, ArchiveError> {
     let unpadded = cbc::pkcs7_unpadded_len(tail).ok_or_else(|| {
         ArchiveError::Unverified(
             "the plaintext does not end with valid PKCS#7 padding: the archive is truncated or damaged, or its \

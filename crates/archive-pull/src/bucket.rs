@@ -2,7 +2,8 @@
 //! `{prefix}{archiveId}.ts` in a bucket or container as a streaming multipart upload (storage-fetch's
 //! [`Upload`]), so a worker needs no local disk.
 //!
-//! The same source ([`Source`]) feeds the same in-order pieces ([`Chunks`]) as a local pull; each piece is
+//! The same source ([`Source`]) feeds the same in-order pieces ([`Chunks`]) through the same loop
+//! ([`pump`]) as a local pull; here the loop's [`Sink`] is the upload ([`UploadSink`]): each piece is
 //! decrypted in place, its start checked to be MPEG-TS, hashed and inspected as it goes, and sent as part of
 //! the upload; memory stays that of the download's parts plus the upload's parts in flight. The last
 //! [`TRIM_HOLD`] bytes are held back, so the end can be verified (a valid PKCS#7 tail after whole 188-byte
@@ -18,16 +19,16 @@ use std::path::PathBuf;
 use archive_core::PasswordBlob;
 use archive_core::archive::{ArchiveError, TRIM_HOLD};
 use archive_core::cbc::{self, StreamDecryptor};
-use archive_core::mpegts::{self, PACKET, TsInspector, TsReport};
+use archive_core::mpegts::{self, TsInspector, TsReport};
+use archive_core::resume::{never_lost_sync, padded_packets_len};
 use bytes::BytesMut;
 use sha2::{Digest, Sha256};
-use storage_fetch::{
-    ArchiveKind, DownloadOptions, MultipartOptions, PresignedDownload, Store, Upload,
-};
+use storage_fetch::{DownloadOptions, MultipartOptions, Store, Upload};
 
 use crate::output::cpu_bound;
-use crate::pipeline::Chunks;
-use crate::{CancelToken, KeyRing, Observer, Progress, PullError, PullOptions, Pulled, Source};
+use crate::pipeline::{Chunks, Reader, find};
+use crate::sink::{Ended, Sink, pump};
+use crate::{CancelToken, KeyRing, Observer, PullError, PullOptions, Pulled, Source};
 
 /// Where [`pull_archive_to_bucket`] writes: a bucket or container, and a key prefix.
 #[derive(Debug, Clone, Copy)]
@@ -58,95 +59,41 @@ pub async fn pull_archive_to_bucket(
     observer: &dyn Observer,
     cancel: &CancelToken,
 ) -> Result<Pulled, PullError> {
-    if let Some(reason) = cancel.reason() {
-        return Err(PullError::NotStarted { reason });
-    }
-    let unwrap = |password: &str| {
-        keys.unwrap_password(password, observer)
-            .map_err(PullError::from)
-    };
-    let download_opts = DownloadOptions {
-        part_size: opts.part_size,
-        concurrency: opts.concurrency,
-        ..Default::default()
-    };
-    let (chunks, what, size, extension, blob) = match source {
-        Source::Object { store, api_key } => {
-            let located = store.locate(api_key, id).await?;
-            let object = located.object;
-            let extension = match located.kind {
-                ArchiveKind::EncryptedTs => "ts",
-                ArchiveKind::Mp4 => "mp4",
-                ArchiveKind::IndividualZip => "zip",
+    let found = find(source, id, password, keys, observer, cancel).await?;
+    let (what, size, blob) = (found.what, found.size, found.blob);
+    let chunks = match found.reader {
+        Reader::Object(store) => {
+            let mut download_opts = DownloadOptions {
+                part_size: opts.part_size,
+                concurrency: opts.concurrency,
+                ..Default::default()
             };
-            let blob = if located.kind.is_encrypted() {
-                let password =
-                    password.ok_or_else(|| PullError::PasswordUnknown { id: id.into() })?;
-                Some(unwrap(password)?)
-            } else {
-                None
-            };
-            let mut download_opts = download_opts;
-            if let Some(tag) = &object.e_tag {
+            if let Some(tag) = &found.e_tag {
                 download_opts = download_opts.expecting_etag(tag.as_str());
             }
-            let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
-            (chunks, object.key, object.size, extension, blob)
+            Chunks::object(store.download(&what, download_opts).await?)
         }
-        Source::PresignedUrl(url) => {
-            let download = PresignedDownload::open(url).await?;
-            let (size, shown) = (download.size(), download.shown().to_string());
-            let extension = match (password.is_some(), shown.ends_with(".zip")) {
-                (_, true) => "zip",
-                (true, false) => "ts",
-                (false, false) => "mp4",
-            };
-            let blob = password.map(unwrap).transpose()?;
-            (Chunks::Url(download), shown, size, extension, blob)
-        }
+        Reader::Url(download) => Chunks::Url(download),
     };
-    let key = format!("{}{id}.{extension}", out.prefix);
-    let url = format!("{}{id}.{extension}", out.url);
+    let key = format!("{}{id}.{}", out.prefix, found.extension);
+    let url = format!("{}{id}.{}", out.url, found.extension);
     let encrypted = blob.is_some();
-    let mut verifier = StreamVerifier::new(blob, size).map_err(|source| PullError::Decrypt {
+    let verifier = StreamVerifier::new(blob, size).map_err(|source| PullError::Decrypt {
         what: what.clone(),
         source,
     })?;
-    let mut upload = out.store.start_upload(&key, out.upload.clone()).await?;
+    let upload = out.store.start_upload(&key, out.upload.clone()).await?;
     let progress = observer.progress(id, size);
-    let sent = upload_loop(
-        chunks,
-        &mut verifier,
-        &mut upload,
-        opts,
-        &*progress,
-        cancel,
-        &url,
-        &what,
-    )
-    .await;
+    let sink = UploadSink {
+        verifier,
+        upload,
+        url: &url,
+        what: &what,
+        trim: opts.trim,
+    };
+    let sent = pump(chunks, sink, opts.part_size, &*progress, cancel).await;
     progress.finish();
-    let finished = match sent {
-        Ok(()) => cpu_bound(|| verifier.finish(opts.trim)).map_err(|source| PullError::Decrypt {
-            what: what.clone(),
-            source,
-        }),
-        Err(e) => Err(e),
-    };
-    let verified = match finished {
-        Ok(v) => v,
-        Err(e) => {
-            // Nothing may appear: the upload goes, with its parts.
-            let _ = upload.abort().await;
-            return Err(e);
-        }
-    };
-    if let Err(e) = upload.write(&verified.tail).await {
-        let _ = upload.abort().await;
-        return Err(e.into());
-    }
-    // Verified: only now may the object appear.
-    upload.complete().await?;
+    let verified = sent?;
     Ok(Pulled {
         id: id.to_string(),
         path: PathBuf::from(&url),
@@ -166,72 +113,75 @@ pub async fn pull_archive_to_bucket(
     })
 }
 
-/// Downloads every piece, decrypts and verifies it as it comes and sends what may be sent. The one
-/// cancellation point: cancelled, nothing of the output is kept.
-#[allow(clippy::too_many_arguments)]
-async fn upload_loop(
-    mut chunks: Chunks,
-    verifier: &mut StreamVerifier,
-    upload: &mut Upload,
-    opts: &PullOptions,
-    progress: &dyn Progress,
-    cancel: &CancelToken,
-    url: &str,
-    what: &str,
-) -> Result<(), PullError> {
-    let part = usize::try_from(opts.part_size).unwrap_or(4 << 20).max(16);
-    let decrypt_error = |source| PullError::Decrypt {
-        what: what.to_string(),
-        source,
-    };
-    let mut pending = BytesMut::new();
-    loop {
-        let chunk = tokio::select! {
-            biased;
-            reason = cancel.cancelled() => {
-                return Err(PullError::InterruptedDiscarded { reason, path: PathBuf::from(url) });
-            }
-            chunk = chunks.next() => chunk,
-        };
-        let chunk = match chunk {
-            Some(chunk) => chunk?,
-            None => break,
-        };
-        let mut ready = if chunks.whole_parts() {
-            match chunk.try_into_mut() {
-                Ok(b) => b,
-                Err(shared) => BytesMut::from(&shared[..]),
-            }
-        } else {
-            pending.extend_from_slice(&chunk);
-            if pending.len() < part {
-                continue;
-            }
-            let aligned = pending.len() / 16 * 16;
-            pending.split_to(aligned)
-        };
-        let n = ready.len() as u64;
-        let released = cpu_bound(|| verifier.push(&mut ready)).map_err(decrypt_error)?;
-        upload.write(&released.front).await?;
-        upload.write(&ready[..released.now]).await?;
-        chunks.give_back(ready);
-        progress.advance(n);
+/// A multipart upload as the one loop's [`Sink`]: each piece is decrypted and verified as it comes and what
+/// may be sent is sent. Only a whole, verified output completes the upload; anything else (a cancellation,
+/// a failed download, a refused piece, a bad end) aborts it, so that nothing of the output is kept.
+struct UploadSink<'a> {
+    verifier: StreamVerifier,
+    upload: Upload,
+    /// The output's URL (for messages).
+    url: &'a str,
+    /// What it is read from (for messages).
+    what: &'a str,
+    trim: bool,
+}
+
+impl Sink for UploadSink<'_> {
+    type Error = PullError;
+    type Done = Verified;
+
+    fn decrypts(&self) -> bool {
+        self.verifier.decrypting()
     }
-    if !pending.is_empty() {
-        // What is left is the object's end (a cut that is not a whole block is reported by `finish`).
-        let aligned = if verifier.decrypting() {
-            pending.len() / 16 * 16
-        } else {
-            pending.len()
-        };
-        let mut ready = pending.split_to(aligned);
-        let n = ready.len() as u64;
-        let released = cpu_bound(|| verifier.push(&mut ready)).map_err(decrypt_error)?;
-        upload.write(&released.front).await?;
-        upload.write(&ready[..released.now]).await?;
-        progress.advance(n);
+
+    async fn write(&mut self, piece: &mut BytesMut) -> Result<(), PullError> {
+        let released =
+            cpu_bound(|| self.verifier.push(piece)).map_err(|source| PullError::Decrypt {
+                what: self.what.to_string(),
+                source,
+            })?;
+        self.upload.write(&released.front).await?;
+        self.upload.write(&piece[..released.now]).await?;
+        Ok(())
     }
-    Ok(())
+
+    async fn finish(self, ended: Ended<PullError>) -> Result<Verified, PullError> {
+        let Self {
+            verifier,
+            mut upload,
+            url,
+            what,
+            trim,
+        } = self;
+        let finished = match ended {
+            Ended::Drained => {
+                cpu_bound(|| verifier.finish(trim)).map_err(|source| PullError::Decrypt {
+                    what: what.to_string(),
+                    source,
+                })
+            }
+            Ended::Cancelled(reason) => Err(PullError::InterruptedDiscarded {
+                reason,
+                path: PathBuf::from(url),
+            }),
+            Ended::DownloadFailed(e) | Ended::WriteFailed(e) => Err(e),
+        };
+        let verified = match finished {
+            Ok(v) => v,
+            Err(e) => {
+                // Nothing may appear: the upload goes, with its parts.
+                let _ = upload.abort().await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = upload.write(&verified.tail).await {
+            let _ = upload.abort().await;
+            return Err(e.into());
+        }
+        // Verified: only now may the object appear.
+        upload.complete().await?;
+        Ok(verified)
+    }
 }
 
 /// What may be sent after a piece: `front` (bytes held back before), then the piece's first `now` bytes.
@@ -364,13 +314,7 @@ impl StreamVerifier {
         tail.truncate(keep);
         self.absorb_sent(&tail);
         let report = self.inspector.finish();
-        if report.sync_losses > 0 {
-            return Err(ArchiveError::Unverified(format!(
-                "the MPEG-TS lost sync {} times ({} bytes are not packets): the archive is damaged, or part of \
-                 it was decrypted with another key",
-                report.sync_losses, report.skipped_bytes
-            )));
-        }
+        never_lost_sync(&report)?;
         let bytes = before + keep as u64;
         Ok(Verified {
             tail,
@@ -380,28 +324,6 @@ impl StreamVerifier {
             report: Some(report),
         })
     }
-}
-
-/// The length of the plaintext's last bytes `tail` (starting `before` bytes in) without their PKCS#7 padding,
-/// which must be valid and end whole 188-byte packets (what the service writes).
-fn padded_packets_len(before: u64, tail: &[u8]) -> Result<usize, ArchiveError> {
-    let unpadded = cbc::pkcs7_unpadded_len(tail).ok_or_else(|| {
-        ArchiveError::Unverified(
-            "the plaintext does not end with valid PKCS#7 padding: the archive is truncated or damaged, or its \
-             end was decrypted with another key"
-                .into(),
-        )
-    })?;
-    let end = before + unpadded as u64;
-    if end % PACKET as u64 != 0 {
-        return Err(ArchiveError::Unverified(format!(
-            "without its {} bytes of PKCS#7 padding the plaintext ends {} bytes into a 188-byte packet: the \
-             archive is truncated or damaged",
-            tail.len() - unpadded,
-            end % PACKET as u64
-        )));
-    }
-    Ok(unpadded)
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ mod pipeline;
 mod recheck;
 mod settle;
 mod sha256sum;
+mod sink;
 
 pub use bucket::{BucketOutput, pull_archive_to_bucket};
 pub use cancel::{CancelToken, StopReason};

@@ -1,14 +1,17 @@
-//! The two outputs a pull writes (file I/O; the rest of the crate only moves bytes): an encrypted archive's
-//! resumable, decrypting [`ResumableOutput`] (archive-core), which this module starts and concludes, and an
-//! unencrypted archive's [`PlainOutput`] (atomic, hashed, not resumable).
+//! The two local outputs a pull writes (file I/O; the rest of the crate only moves bytes), each a [`Sink`] of
+//! the one loop: an encrypted archive's resumable, decrypting [`ResumableOutput`] (archive-core), which this
+//! module starts and concludes ([`ResumableSink`]), and an unencrypted archive's [`PlainOutput`] (atomic,
+//! hashed, not resumable; [`PlainSink`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use archive_core::archive::ArchiveError;
 use archive_core::resume::{ResumableOutput, ResumableSummary};
+use bytes::BytesMut;
 use sha2::{Digest, Sha256};
 
+use crate::sink::{Ended, Sink};
 use crate::{BoxError, Observer, PullError, StopReason};
 
 /// An unencrypted archive being written as it arrives: atomically, with its SHA-256.
@@ -150,6 +153,119 @@ pub(crate) fn conclude(
         what: what.to_string(),
         source: e,
     })
+}
+
+/// The local output of an encrypted archive, as a [`Sink`]: each piece is hashed (the object's bytes, when
+/// the hasher could be rebuilt for a resumed run), decrypted, checked, hashed (the plaintext) and written
+/// into the resumable output, which checkpoints as it goes; [`conclude`] ends it.
+pub(crate) struct ResumableSink<'a> {
+    /// The output being written.
+    pub output: ResumableOutput,
+    /// The object's bytes so far (`None`: a resumed pull whose earlier part could not be read back).
+    pub hasher: Option<Sha256>,
+    /// Where the output goes (for messages).
+    pub path: &'a Path,
+    /// What it is read from (for messages).
+    pub what: &'a str,
+    /// The object's size.
+    pub size: u64,
+    /// Remove the PKCS#7 padding.
+    pub trim: bool,
+}
+
+impl Sink for ResumableSink<'_> {
+    type Error = ArchiveError;
+    /// The output, that it was decrypted, and the object's SHA-256 (hex).
+    type Done = (ResumableSummary, bool, Option<String>);
+
+    fn decrypts(&self) -> bool {
+        true
+    }
+
+    fn keeps_partial(&self) -> bool {
+        true
+    }
+
+    async fn write(&mut self, piece: &mut BytesMut) -> Result<(), ArchiveError> {
+        cpu_bound(|| {
+            if let Some(h) = self.hasher.as_mut() {
+                h.update(&piece[..]);
+            }
+            self.output.write_ciphertext(piece)
+        })
+    }
+
+    async fn finish(self, ended: Ended<ArchiveError>) -> Result<Self::Done, PullError> {
+        let mut stop = Stop::default();
+        match ended {
+            Ended::Drained => {}
+            Ended::Cancelled(reason) => stop.interrupted = Some(reason),
+            Ended::DownloadFailed(e) => stop.failure = Some(into_cause(e)),
+            Ended::WriteFailed(e) => stop.decrypt_error = Some(e),
+        }
+        let summary = conclude(
+            self.output,
+            stop,
+            self.size,
+            self.path,
+            self.what,
+            self.trim,
+        )?;
+        Ok((
+            summary,
+            true,
+            self.hasher.map(|h| hex::encode(h.finalize())),
+        ))
+    }
+}
+
+/// The download's error as the cause of a failed download (the storage or URL error itself, so its type
+/// stays visible to the caller).
+fn into_cause(e: PullError) -> BoxError {
+    match e {
+        PullError::Storage(e) => Box::new(e),
+        PullError::Presigned(e) => Box::new(e),
+        other => Box::new(other),
+    }
+}
+
+/// The local output of an unencrypted archive, as a [`Sink`]: downloaded as it is, atomically, with its
+/// SHA-256 (which is the object's too); not resumable: cancelled or failed, the temporary file goes.
+pub(crate) struct PlainSink<'a> {
+    /// The output being written.
+    pub output: PlainOutput,
+    /// Where it goes (for messages).
+    pub path: &'a Path,
+}
+
+impl Sink for PlainSink<'_> {
+    type Error = PullError;
+    /// The output, that it was not decrypted, and the object's SHA-256 (hex), the output's.
+    type Done = (ResumableSummary, bool, Option<String>);
+
+    fn decrypts(&self) -> bool {
+        false
+    }
+
+    async fn write(&mut self, piece: &mut BytesMut) -> Result<(), PullError> {
+        self.output.write(piece)
+    }
+
+    async fn finish(self, ended: Ended<PullError>) -> Result<Self::Done, PullError> {
+        match ended {
+            Ended::Drained => {}
+            Ended::Cancelled(reason) => {
+                return Err(PullError::InterruptedDiscarded {
+                    reason,
+                    path: self.path.to_path_buf(),
+                });
+            }
+            Ended::DownloadFailed(e) | Ended::WriteFailed(e) => return Err(e),
+        }
+        let summary = self.output.finish()?;
+        let object_sha256 = Some(summary.sha256.clone());
+        Ok((summary, false, object_sha256))
+    }
 }
 
 /// Runs CPU-bound work (decryption, hashing, file writes) on the current task, telling a multi-threaded

@@ -8,11 +8,12 @@ use archive_core::PasswordBlob;
 use archive_core::resume::{ResumableOutput, ResumableSummary, ResumeBinding};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 use storage_fetch::{ArchiveKind, Download, DownloadOptions, PresignedDownload, Store};
 
-use crate::output::{PlainOutput, Stop, conclude, cpu_bound, say_where_it_starts};
-use crate::{BoxError, CancelToken, KeyRing, Observer, Progress, PullError};
+use crate::output::{PlainOutput, PlainSink, ResumableSink, say_where_it_starts};
+use crate::sink::pump;
+use crate::{CancelToken, KeyRing, Observer, Progress, PullError};
 
 /// How an archive is downloaded and written.
 #[derive(Debug, Clone)]
@@ -134,6 +135,106 @@ pub async fn pull_archive(
     observer: &dyn Observer,
     cancel: &CancelToken,
 ) -> Result<Pulled, PullError> {
+    let Found {
+        what,
+        size,
+        e_tag,
+        extension,
+        blob,
+        reader,
+    } = find(source, id, password, keys, observer, cancel).await?;
+    let out_path = opts.out_dir.join(format!("{id}.{extension}"));
+    let progress = observer.progress(id, size);
+    let download_opts = DownloadOptions {
+        part_size: opts.part_size,
+        concurrency: opts.concurrency,
+        buffers: opts.buffers.clone(),
+        ..Default::default()
+    };
+    let result = match (blob, reader) {
+        (Some(blob), reader) => {
+            let binding = ResumeBinding {
+                archive_id: id,
+                object_size: size,
+                e_tag: e_tag.as_deref(),
+            };
+            let (output, hasher) = open_resumable(&out_path, &binding, blob, opts, observer)?;
+            let offset = output.resume_offset();
+            progress.set_position(offset);
+            let sink = ResumableSink {
+                output,
+                hasher,
+                path: &out_path,
+                what: &what,
+                size,
+                trim: opts.trim,
+            };
+            match reader {
+                Reader::Object(store) => {
+                    let mut download_opts = download_opts.starting_at(offset);
+                    if let Some(tag) = &e_tag {
+                        download_opts = download_opts.expecting_etag(tag.as_str());
+                    }
+                    let chunks = Chunks::object(store.download(&what, download_opts).await?);
+                    pump(chunks, sink, opts.part_size, &*progress, cancel).await
+                }
+                Reader::Url(mut download) => match download.resume_at(offset).await {
+                    Ok(()) => {
+                        let chunks = Chunks::Url(download);
+                        pump(chunks, sink, opts.part_size, &*progress, cancel).await
+                    }
+                    Err(e) => Err(e.into()),
+                },
+            }
+        }
+        (None, Reader::Object(store)) => {
+            let chunks = Chunks::object(store.download(&what, download_opts).await?);
+            plain(chunks, &out_path, opts, &*progress, cancel).await
+        }
+        (None, Reader::Url(download)) => {
+            plain(Chunks::Url(download), &out_path, opts, &*progress, cancel).await
+        }
+    };
+    progress.finish();
+    Ok(Pulled::new(id, what, result?))
+}
+
+/// An archive found at its source, before any of its bytes are read.
+pub(crate) struct Found<'a> {
+    /// The object's key, or the URL without its query: what messages and the ledger show.
+    pub what: String,
+    /// The object's size.
+    pub size: u64,
+    /// The object's ETag, when the source gives one.
+    pub e_tag: Option<String>,
+    /// The output's extension: `ts`, `mp4` or `zip`.
+    pub extension: &'static str,
+    /// The password, unwrapped: an encrypted archive only.
+    pub blob: Option<PasswordBlob>,
+    /// Where its bytes are read from.
+    pub reader: Reader<'a>,
+}
+
+/// Where a found archive's bytes are read from.
+pub(crate) enum Reader<'a> {
+    /// Ranged GETs of the object [`Found::what`] in this target.
+    Object(&'a Store),
+    /// The body of the presigned URL, already asked for.
+    Url(PresignedDownload),
+}
+
+/// Finds archive `id` at `source` (its object in the target, or the presigned URL's answer) and unwraps its
+/// password with `keys` when it is encrypted: an encrypted object without a password is
+/// [`PullError::PasswordUnknown`]; a presigned URL's archive is taken as encrypted when a password is given.
+/// A pull cancelled before it starts is [`PullError::NotStarted`], before anything is asked for.
+pub(crate) async fn find<'a>(
+    source: Source<'a>,
+    id: &str,
+    password: Option<&str>,
+    keys: &KeyRing,
+    observer: &dyn Observer,
+    cancel: &CancelToken,
+) -> Result<Found<'a>, PullError> {
     if let Some(reason) = cancel.reason() {
         return Err(PullError::NotStarted { reason });
     }
@@ -150,7 +251,6 @@ pub async fn pull_archive(
                 ArchiveKind::Mp4 => "mp4",
                 ArchiveKind::IndividualZip => "zip",
             };
-            let out_path = opts.out_dir.join(format!("{id}.{extension}"));
             let blob = if located.kind.is_encrypted() {
                 let password =
                     password.ok_or_else(|| PullError::PasswordUnknown { id: id.into() })?;
@@ -158,97 +258,32 @@ pub async fn pull_archive(
             } else {
                 None
             };
-            let progress = observer.progress(id, object.size);
-            let result = match blob {
-                Some(blob) => {
-                    let binding = ResumeBinding {
-                        archive_id: id,
-                        object_size: object.size,
-                        e_tag: object.e_tag.as_deref(),
-                    };
-                    let (output, hasher) =
-                        open_resumable(&out_path, &binding, blob, opts, observer)?;
-                    let offset = output.resume_offset();
-                    progress.set_position(offset);
-                    let mut download_opts = DownloadOptions {
-                        part_size: opts.part_size,
-                        concurrency: opts.concurrency,
-                        buffers: opts.buffers.clone(),
-                        ..Default::default()
-                    }
-                    .starting_at(offset);
-                    if let Some(tag) = &object.e_tag {
-                        download_opts = download_opts.expecting_etag(tag.as_str());
-                    }
-                    let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
-                    let at = Target {
-                        path: &out_path,
-                        what: &object.key,
-                        size: object.size,
-                    };
-                    decrypt_loop(chunks, output, at, opts, &*progress, cancel, hasher).await
-                }
-                None => {
-                    let download_opts = DownloadOptions {
-                        part_size: opts.part_size,
-                        concurrency: opts.concurrency,
-                        buffers: opts.buffers.clone(),
-                        ..Default::default()
-                    };
-                    let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
-                    plain_loop(chunks, &out_path, &*progress, cancel).await
-                }
-            };
-            progress.finish();
-            Ok(Pulled::new(id, object.key, result?))
+            Ok(Found {
+                what: object.key,
+                size: object.size,
+                e_tag: object.e_tag,
+                extension,
+                blob,
+                reader: Reader::Object(store),
+            })
         }
         Source::PresignedUrl(url) => {
-            let mut download = PresignedDownload::open(url).await?;
+            let download = PresignedDownload::open(url).await?;
             let (size, shown) = (download.size(), download.shown().to_string());
             let extension = match (password.is_some(), shown.ends_with(".zip")) {
                 (_, true) => "zip",
                 (true, false) => "ts",
                 (false, false) => "mp4",
             };
-            let out_path = opts.out_dir.join(format!("{id}.{extension}"));
             let blob = password.map(unwrap).transpose()?;
-            let progress = observer.progress(id, size);
-            let result = match blob {
-                Some(blob) => {
-                    let binding = ResumeBinding {
-                        archive_id: id,
-                        object_size: size,
-                        e_tag: None,
-                    };
-                    let (output, hasher) =
-                        open_resumable(&out_path, &binding, blob, opts, observer)?;
-                    let offset = output.resume_offset();
-                    progress.set_position(offset);
-                    match download.resume_at(offset).await {
-                        Ok(()) => {
-                            let at = Target {
-                                path: &out_path,
-                                what: &shown,
-                                size,
-                            };
-                            decrypt_loop(
-                                Chunks::Url(download),
-                                output,
-                                at,
-                                opts,
-                                &*progress,
-                                cancel,
-                                hasher,
-                            )
-                            .await
-                        }
-                        Err(e) => Err(e.into()),
-                    }
-                }
-                None => plain_loop(Chunks::Url(download), &out_path, &*progress, cancel).await,
-            };
-            progress.finish();
-            Ok(Pulled::new(id, shown, result?))
+            Ok(Found {
+                what: shown,
+                size,
+                e_tag: None,
+                extension,
+                blob,
+                reader: Reader::Url(download),
+            })
         }
     }
 }
@@ -272,13 +307,6 @@ fn open_resumable(
     drop(blob);
     say_where_it_starts(&output, out_path, observer);
     Ok((output, hasher))
-}
-
-/// The output being written, and what it is read from (for messages).
-struct Target<'a> {
-    path: &'a Path,
-    what: &'a str,
-    size: u64,
 }
 
 /// The pieces of an archive, in order, from either source.
@@ -319,129 +347,17 @@ impl Chunks {
     }
 }
 
-/// The download's error as the cause of a failed download (the storage or URL error itself, so its type
-/// stays visible to the caller).
-fn into_cause(e: PullError) -> BoxError {
-    match e {
-        PullError::Storage(e) => Box::new(e),
-        PullError::Presigned(e) => Box::new(e),
-        other => Box::new(other),
-    }
-}
-
-/// The one decrypt-verify-write loop: each piece is hashed (the object's bytes, in `hasher`), decrypted,
-/// checked, hashed (the plaintext) and written as it arrives, on
-/// this task's worker (the runtime is told it blocks), while the download keeps its next parts in flight on
-/// another. No queue between the two: memory stays that of the download's parts. The one cancellation point
-/// is here.
-async fn decrypt_loop(
-    mut chunks: Chunks,
-    mut output: ResumableOutput,
-    at: Target<'_>,
+/// An unencrypted archive, through the one loop into a plain, atomic output.
+async fn plain(
+    chunks: Chunks,
+    out_path: &Path,
     opts: &PullOptions,
     progress: &dyn Progress,
     cancel: &CancelToken,
-    mut hasher: Option<Sha256>,
 ) -> Result<(ResumableSummary, bool, Option<String>), PullError> {
-    let part = usize::try_from(opts.part_size).unwrap_or(4 << 20).max(16);
-    let mut pending = BytesMut::new();
-    let mut stop = Stop::default();
-    loop {
-        let chunk = tokio::select! {
-            // A cancellation is seen before the next piece, so it stops the pull at once.
-            biased;
-            reason = cancel.cancelled() => {
-                stop.interrupted = Some(reason);
-                break;
-            }
-            chunk = chunks.next() => chunk,
-        };
-        let chunk = match chunk {
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => {
-                stop.failure = Some(into_cause(e));
-                break;
-            }
-            None => break,
-        };
-        let ready = if chunks.whole_parts() {
-            match chunk.try_into_mut() {
-                Ok(b) => b,
-                Err(shared) => BytesMut::from(&shared[..]),
-            }
-        } else {
-            pending.extend_from_slice(&chunk);
-            if pending.len() < part {
-                continue;
-            }
-            let aligned = pending.len() / 16 * 16;
-            pending.split_to(aligned)
-        };
-        if let Err(e) = write(&mut output, ready, &chunks, progress, hasher.as_mut()) {
-            stop.decrypt_error = Some(e);
-            break;
-        }
-    }
-    if stop.decrypt_error.is_none() && stop.interrupted.is_none() && !pending.is_empty() {
-        // The object is a whole number of blocks: what is left is its end, or a cut that `conclude` reports.
-        let aligned = pending.len() / 16 * 16;
-        let tail = pending.split_to(aligned);
-        if let Err(e) = write(&mut output, tail, &chunks, progress, hasher.as_mut()) {
-            stop.decrypt_error = Some(e);
-        }
-    }
-    drop(chunks);
-    let summary = conclude(output, stop, at.size, at.path, at.what, opts.trim)?;
-    Ok((summary, true, hasher.map(|h| hex::encode(h.finalize()))))
-}
-
-fn write(
-    output: &mut ResumableOutput,
-    mut buf: BytesMut,
-    chunks: &Chunks,
-    progress: &dyn Progress,
-    hasher: Option<&mut Sha256>,
-) -> Result<(), archive_core::archive::ArchiveError> {
-    let n = buf.len() as u64;
-    let written = cpu_bound(|| {
-        if let Some(h) = hasher {
-            h.update(&buf);
-        }
-        output.write_ciphertext(&mut buf)
-    });
-    chunks.give_back(buf);
-    written?;
-    progress.advance(n);
-    Ok(())
-}
-
-/// An unencrypted archive: downloaded as it is, atomically, with its SHA-256 (which is the object's too; not
-/// resumable: cancelled, the temporary file goes).
-async fn plain_loop(
-    mut chunks: Chunks,
-    out_path: &Path,
-    progress: &dyn Progress,
-    cancel: &CancelToken,
-) -> Result<(ResumableSummary, bool, Option<String>), PullError> {
-    let mut output = PlainOutput::create(out_path)?;
-    loop {
-        let chunk = tokio::select! {
-            chunk = chunks.next() => match chunk {
-                Some(chunk) => chunk?,
-                None => break,
-            },
-            reason = cancel.cancelled() => return Err(PullError::InterruptedDiscarded {
-                reason,
-                path: out_path.to_path_buf(),
-            }),
-        };
-        output.write(&chunk)?;
-        progress.advance(chunk.len() as u64);
-        if let Ok(buf) = chunk.try_into_mut() {
-            chunks.give_back(buf);
-        }
-    }
-    let summary = output.finish()?;
-    let object_sha256 = Some(summary.sha256.clone());
-    Ok((summary, false, object_sha256))
+    let sink = PlainSink {
+        output: PlainOutput::create(out_path)?,
+        path: out_path,
+    };
+    pump(chunks, sink, opts.part_size, progress, cancel).await
 }

@@ -8,7 +8,15 @@ use crate::context::{self, Context};
 use crate::exit::Failure;
 
 /// The storage target's flags (each defaults to the same key under `[target]`).
+///
+/// The Azure flags are [`AzureFlags`]; here their help is the shorter one that says which store each
+/// belongs to, beside the S3 flags.
 #[derive(Debug, Default, clap::Args)]
+#[command(
+    mut_arg("account_name", |a| a.help("Azure storage account")),
+    mut_arg("account_key_file", |a| a.help("File whose first line is the Azure account key")),
+    mut_arg("container", |a| a.help("Azure container")),
+)]
 pub struct TargetArgs {
     /// `s3` or `azure` (default: `[target] type`, else s3 if a bucket is given, azure if a container is).
     #[arg(long = "target-type", value_name = "TYPE")]
@@ -28,15 +36,66 @@ pub struct TargetArgs {
     /// File whose first line is the S3 secret access key.
     #[arg(long, value_name = "PATH")]
     secret_access_key_file: Option<PathBuf>,
-    /// Azure storage account.
+    #[command(flatten)]
+    azure: AzureFlags,
+}
+
+/// The Azure container's flags, one definition for `storage set azure` and the targets archives are read
+/// from (`pull`, `storage check`). Each defaults to the same key under `[target]`.
+#[derive(Debug, Default, clap::Args)]
+pub struct AzureFlags {
+    /// The storage account (default: `[target] account_name`).
     #[arg(long, value_name = "NAME")]
     account_name: Option<String>,
-    /// File whose first line is the Azure account key.
+    /// File whose first line is the account key (default: `[target] account_key_file`).
     #[arg(long, value_name = "PATH")]
     account_key_file: Option<PathBuf>,
-    /// Azure container.
+    /// The container (default: `[target] container`).
     #[arg(long, value_name = "NAME")]
     container: Option<String>,
+}
+
+/// An Azure container's account, key and name, from the flags, else `[target]`.
+pub(crate) struct AzureContainer {
+    /// The storage account.
+    pub account_name: String,
+    /// The account key (read from its file).
+    pub account_key: secrecy::SecretString,
+    /// The container.
+    pub container: String,
+}
+
+impl AzureFlags {
+    /// The account, its key (read from the key file) and the container, each from its flag, else its key
+    /// under `[target]`; a usage error names the first one missing.
+    pub(crate) fn resolve(
+        &self,
+        t: &crate::config::TargetConfig,
+    ) -> anyhow::Result<AzureContainer> {
+        let account_name = need(
+            self.account_name.clone().or_else(|| t.account_name.clone()),
+            "--account-name",
+            "account_name",
+        )?;
+        let key_file = need(
+            self.account_key_file
+                .clone()
+                .or_else(|| t.account_key_file.clone()),
+            "--account-key-file",
+            "account_key_file",
+        )?;
+        let account_key = context::read_secret_file(&key_file, "account key")?;
+        let container = need(
+            self.container.clone().or_else(|| t.container.clone()),
+            "--container",
+            "container",
+        )?;
+        Ok(AzureContainer {
+            account_name,
+            account_key,
+            container,
+        })
+    }
 }
 
 /// `v`, else a usage error naming the flag and its `[target]` key.
@@ -53,7 +112,7 @@ impl TargetArgs {
     pub fn resolve(&self, ctx: &Context) -> anyhow::Result<Target> {
         let t = &ctx.config.target;
         let bucket = self.bucket.clone().or_else(|| t.bucket.clone());
-        let container = self.container.clone().or_else(|| t.container.clone());
+        let container = self.azure.container.clone().or_else(|| t.container.clone());
         let kind = self.kind.clone().or_else(|| t.kind.clone()).or_else(|| {
             if bucket.is_some() {
                 Some("s3".into())
@@ -91,21 +150,9 @@ impl TargetArgs {
                 Ok(Target::S3(target))
             }
             Some("azure") => {
-                let account = need(
-                    self.account_name.clone().or_else(|| t.account_name.clone()),
-                    "--account-name",
-                    "account_name",
-                )?;
-                let key_file = need(
-                    self.account_key_file
-                        .clone()
-                        .or_else(|| t.account_key_file.clone()),
-                    "--account-key-file",
-                    "account_key_file",
-                )?;
-                let key = context::read_secret_file(&key_file, "account key")?;
+                let azure = self.azure.resolve(t)?;
                 let mut target =
-                    AzureTarget::new(account, key, need(container, "--container", "container")?);
+                    AzureTarget::new(azure.account_name, azure.account_key, azure.container);
                 if let Some(e) = endpoint {
                     target = target.with_endpoint(e);
                 }

@@ -95,14 +95,7 @@ impl Setup {
     fn new(cert_days: u32) -> Self {
         let servers = TestServers::require().expect("the test servers (cargo xtask ci)");
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let emulator = runtime.block_on(async {
-            opentok_emulator::Emulator::builder()
-                .project(API_KEY, SECRET.into())
-                .start()
-                .await
-                .unwrap()
-        });
-        let api_url = emulator.base_url().trim_end_matches('/').to_string();
+        let (emulator, api_url) = emulator::start(&runtime, API_KEY, SECRET);
         // The emulator runs as long as the runtime: leak the handle into it.
         runtime.spawn(async move {
             let _keep = emulator;

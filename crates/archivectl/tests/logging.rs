@@ -14,10 +14,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::fake_service::serve;
+use common::storage::*;
 use common::*;
 use serde_json::Value;
+use storage_fetch::Target;
 use storage_fetch::test_env::TestServers;
-use storage_fetch::{Store, Target};
 
 /// `callbacks serve` with its stderr kept line by line.
 struct Receiver {
@@ -288,27 +289,13 @@ fn pull_all_logs_a_run_id_and_each_archive_and_quiet_silences_the_notes() {
     let fx = Fixture::new();
     let password = std::fs::read_to_string(fx.path("password.b64")).unwrap();
     let ids = [uuid(10), uuid(11)];
-    let data = std::fs::read(fx.path("archive.ts")).unwrap();
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = Store::new(Target::S3(servers.s3.clone())).unwrap();
-        for id in &ids {
-            store
-                .put(&format!("{API_KEY}/{id}/archive.ts"), data.clone())
-                .await
-                .unwrap();
-        }
-    });
-    let body = |id: &str| {
-        format!(
-            r#"{{"id":"{id}","status":"uploaded","sessionId":"S","partnerId":{API_KEY},"createdAt":1700000000000,"duration":0,"size":1,"password":"{}"}}"#,
-            password.trim()
-        )
-    };
-    let list = format!(
-        r#"{{"count":2,"items":[{},{}]}}"#,
-        body(&ids[0]),
-        body(&ids[1])
+    put_archives(
+        &Target::S3(servers.s3.clone()),
+        API_KEY,
+        &ids,
+        &fx.dir.path().join("archive.ts"),
     );
+    let list = uploaded_archive_list(API_KEY, &ids, password.trim());
     let (api, _fake) = serve(vec![(200, &list), (200, &list), (200, &list)]);
     use secrecy::ExposeSecret as _;
     std::fs::write(
@@ -336,19 +323,13 @@ fn pull_all_logs_a_run_id_and_each_archive_and_quiet_silences_the_notes() {
             .output()
             .unwrap()
     };
-    let synced = archivectl()
-        .env("OPENTOK_API_SECRET", SECRET)
-        .env("ARCHIVECTL_LEDGER", fx.path("ledger.sqlite3"))
-        .current_dir(fx.dir.path())
-        .args([
-            "--api-key",
-            API_KEY,
-            "--api-url",
-            &format!("http://{api}"),
-            "sync",
-        ])
-        .output()
-        .unwrap();
+    let synced = sync_from(
+        api,
+        API_KEY,
+        SECRET,
+        &fx.path("ledger.sqlite3"),
+        fx.dir.path(),
+    );
     assert!(synced.status.success(), "{synced:?}");
     // A one-shot command says nothing on stderr when all goes well; `-v` adds the REST client's debug lines.
     let list_archives = |extra: &[&str]| {

@@ -15,20 +15,14 @@ use std::time::{Duration, Instant};
 
 use common::fake_service::serve;
 use common::gate::{Gate, gated_proxy};
+use common::storage::*;
 use common::*;
 use secrecy::ExposeSecret;
+use storage_fetch::Target;
 use storage_fetch::test_env::TestServers;
-use storage_fetch::{Store, Target};
 
 const API_KEY: &str = "46000015";
 const SECRET: &str = "progress-test-secret-0123456789abcdef01234";
-
-fn fresh_uuid() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-        .unwrap()
-        .trim()
-        .to_string()
-}
 
 /// A tmux server of its own (its own socket), one pane of 120x30 running `script`, killed on drop.
 struct Tmux {
@@ -88,13 +82,6 @@ impl Drop for Tmux {
     }
 }
 
-fn archive_body(id: &str, password: &str) -> String {
-    format!(
-        r#"{{"id":"{id}","status":"uploaded","sessionId":"S","partnerId":{API_KEY},"createdAt":1700000000000,
-            "duration":0,"size":1,"password":"{password}"}}"#
-    )
-}
-
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
@@ -121,32 +108,16 @@ fn pull_parallel_and_decrypt_show_bars_on_a_terminal_and_nothing_when_piped() {
     let password = std::fs::read_to_string(fx.path("password.b64")).unwrap();
     let password = password.trim();
     let ids = [fresh_uuid(), fresh_uuid()];
-    let data = std::fs::read(fx.path("archive.ts")).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = Store::new(Target::S3(servers.s3.clone())).unwrap();
-    for id in &ids {
-        rt.block_on(store.put(&format!("{API_KEY}/{id}/archive.ts"), data.clone()))
-            .unwrap();
-    }
-    let list = format!(
-        r#"{{"count":2,"items":[{},{}]}}"#,
-        archive_body(&ids[0], password),
-        archive_body(&ids[1], password)
+    put_archives(
+        &Target::S3(servers.s3.clone()),
+        API_KEY,
+        &ids,
+        &fx.dir.path().join("archive.ts"),
     );
+    let list = uploaded_archive_list(API_KEY, &ids, password);
     let (api, _fake) = serve(vec![(200, &list)]);
     let ledger = fx.path("ledger.sqlite3");
-    let out = archivectl()
-        .env("OPENTOK_API_SECRET", SECRET)
-        .env("ARCHIVECTL_LEDGER", &ledger)
-        .args([
-            "--api-key",
-            API_KEY,
-            "--api-url",
-            &format!("http://{api}"),
-            "sync",
-        ])
-        .output()
-        .unwrap();
+    let out = sync_from(api, API_KEY, SECRET, &ledger, fx.dir.path());
     assert!(
         out.status.success(),
         "{}",

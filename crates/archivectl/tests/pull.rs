@@ -10,27 +10,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_service::serve;
+use common::storage::*;
 use common::*;
 use secrecy::SecretString;
 use storage_fetch::test_env::TestServers;
-use storage_fetch::{S3Target, Store, Target};
+use storage_fetch::{S3Target, Target};
 
 const API_KEY: &str = "46000002";
 const SECRET: &str = "pull-test-secret-0123456789abcdef01234567";
-
-fn archive_body(id: &str, password: &str) -> String {
-    format!(
-        r#"{{"id":"{id}","status":"uploaded","sessionId":"S","partnerId":{API_KEY},"createdAt":1700000000000,
-            "duration":0,"size":1,"password":"{password}"}}"#
-    )
-}
-
-fn put(target: Target, key: &str, path: &Path) {
-    let data = std::fs::read(path).unwrap();
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        Store::new(target).unwrap().put(key, data).await.unwrap();
-    });
-}
 
 /// Makes `archive.ts` from `n` copies of the clip, encrypted by openssl; returns the password (base64).
 fn encrypted_archive(fx: &Fixture, copies: usize) -> String {
@@ -77,21 +64,6 @@ fn pull(
         .unwrap()
 }
 
-fn s3_args(t: &S3Target, fx: &Fixture) -> Vec<String> {
-    use secrecy::ExposeSecret;
-    std::fs::write(fx.path("s3secret"), t.secret_access_key.expose_secret()).unwrap();
-    vec![
-        "--bucket".into(),
-        t.bucket.clone(),
-        "--endpoint".into(),
-        t.endpoint.clone().unwrap(),
-        "--access-key-id".into(),
-        t.access_key_id.clone(),
-        "--secret-access-key-file".into(),
-        fx.path("s3secret"),
-    ]
-}
-
 #[test]
 fn pulls_from_s3_and_azure_byte_identical_to_the_documented_commands() {
     let Some(servers) = TestServers::require() else {
@@ -106,11 +78,11 @@ fn pulls_from_s3_and_azure_byte_identical_to_the_documented_commands() {
     // S3
     let id = "aaaaaaaa-0000-4000-8000-000000000001";
     put(
-        Target::S3(servers.s3.clone()),
+        &Target::S3(servers.s3.clone()),
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
-    let (api, _fake) = serve(vec![(200, &archive_body(id, &password))]);
+    let (api, _fake) = serve(vec![(200, &uploaded_archive_body(API_KEY, id, &password))]);
     let out = pull(
         api,
         &fx,
@@ -142,11 +114,11 @@ fn pulls_from_s3_and_azure_byte_identical_to_the_documented_commands() {
     std::fs::write(fx.path("azkey"), az.account_key.expose_secret()).unwrap();
     let id = "aaaaaaaa-0000-4000-8000-000000000002";
     put(
-        Target::Azure(az.clone()),
+        &Target::Azure(az.clone()),
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
-    let (api, _fake) = serve(vec![(200, &archive_body(id, &password))]);
+    let (api, _fake) = serve(vec![(200, &uploaded_archive_body(API_KEY, id, &password))]);
     let args: Vec<String> = vec![
         "--container".into(),
         az.container.clone(),
@@ -184,7 +156,7 @@ fn errors_are_distinct_and_leave_nothing() {
     let password = encrypted_archive(&fx, 2);
     let id = "bbbbbbbb-0000-4000-8000-000000000001";
     put(
-        Target::S3(servers.s3.clone()),
+        &Target::S3(servers.s3.clone()),
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
@@ -209,7 +181,10 @@ fn errors_are_distinct_and_leave_nothing() {
 
     // Missing object.
     let missing = "bbbbbbbb-0000-4000-8000-00000000ffff";
-    let (api, _f) = serve(vec![(200, &archive_body(missing, &password))]);
+    let (api, _f) = serve(vec![(
+        200,
+        &uploaded_archive_body(API_KEY, missing, &password),
+    )]);
     let out = pull(api, &fx, &good, &[missing]);
     assert_fails(
         &out,
@@ -222,7 +197,7 @@ fn errors_are_distinct_and_leave_nothing() {
     let mut wrong = good.clone();
     let last = wrong.len() - 1;
     wrong[last] = fx.path("wrong");
-    let (api, _f) = serve(vec![(200, &archive_body(id, &password))]);
+    let (api, _f) = serve(vec![(200, &uploaded_archive_body(API_KEY, id, &password))]);
     let out = pull(api, &fx, &wrong, &[id]);
     assert_eq!(
         out.status.code(),
@@ -236,7 +211,7 @@ fn errors_are_distinct_and_leave_nothing() {
         fx.dir.path(),
         "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out other.pem 2>/dev/null",
     );
-    let (api, _f) = serve(vec![(200, &archive_body(id, &password))]);
+    let (api, _f) = serve(vec![(200, &uploaded_archive_body(API_KEY, id, &password))]);
     let out = archivectl()
         .env("OPENTOK_API_SECRET", SECRET)
         .current_dir(fx.dir.path())
@@ -264,7 +239,10 @@ fn errors_are_distinct_and_leave_nothing() {
          openssl pkeyutl -encrypt -inkey key.pem -pkeyopt rsa_padding_mode:oaep -in other.bin | openssl enc -base64 -A > other.b64",
     );
     let other = std::fs::read_to_string(fx.path("other.b64")).unwrap();
-    let (api, _f) = serve(vec![(200, &archive_body(id, other.trim()))]);
+    let (api, _f) = serve(vec![(
+        200,
+        &uploaded_archive_body(API_KEY, id, other.trim()),
+    )]);
     let out = pull(api, &fx, &good, &[id]);
     assert_fails(&out, 4, "not MPEG-TS");
     assert!(
@@ -361,7 +339,7 @@ fn resumes_after_the_server_is_killed_and_after_ctrl_c() {
     fx.documented_decrypt("archive.ts", "documented.ts");
     let id = "cccccccc-0000-4000-8000-000000000001";
     put(
-        Target::S3(target.clone()),
+        &Target::S3(target.clone()),
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
@@ -389,7 +367,10 @@ fn resumes_after_the_server_is_killed_and_after_ctrl_c() {
     ];
 
     // Each run asks the (fake) service for the password with a fresh ledger.
-    let (api, _f) = serve(vec![(200, &archive_body(id, &password)); 3]);
+    let (api, _f) = serve(vec![
+        (200, &uploaded_archive_body(API_KEY, id, &password));
+        3
+    ]);
     let spawn_pull = |ledger: &str| {
         archivectl()
             .env("OPENTOK_API_SECRET", SECRET)
@@ -511,12 +492,16 @@ fn storage_check_and_a_pull_with_the_password_given() {
     encrypted_archive(&fx, 3);
     let id = "dddddddd-0000-4000-8000-000000000001";
     put(
-        Target::S3(servers.s3.clone()),
+        &Target::S3(servers.s3.clone()),
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
     let password = std::fs::read_to_string(fx.path("password.b64")).unwrap();
-    std::fs::write(fx.path("callback.json"), archive_body(id, password.trim())).unwrap();
+    std::fs::write(
+        fx.path("callback.json"),
+        uploaded_archive_body(API_KEY, id, password.trim()),
+    )
+    .unwrap();
     let out = archivectl()
         .env_remove("OPENTOK_API_SECRET")
         .current_dir(fx.dir.path())
@@ -561,15 +546,15 @@ fn sync_then_pull_all_records_every_pull_in_the_ledger() {
     ];
     for id in ids {
         put(
-            Target::S3(servers.s3.clone()),
+            &Target::S3(servers.s3.clone()),
             &format!("{API_KEY}/{id}/archive.ts"),
             &fx.dir.path().join("archive.ts"),
         );
     }
     let list = format!(
         r#"{{"count":2,"items":[{},{}]}}"#,
-        archive_body(ids[1], &password),
-        archive_body(ids[0], &password)
+        uploaded_archive_body(API_KEY, ids[1], &password),
+        uploaded_archive_body(API_KEY, ids[0], &password)
     );
     // sync lists; pull --all needs nothing more from the service but the two deletes.
     let (api, fake) = serve(vec![(200, &list), (204, ""), (204, "")]);

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_service::serve;
+use common::storage::*;
 use common::*;
 use secrecy::ExposeSecret;
 use storage_fetch::test_env::TestServers;
@@ -19,30 +20,6 @@ use storage_fetch::{S3Target, Store, Target};
 
 const API_KEY: &str = "46000014";
 const SECRET: &str = "outurl-test-secret-0123456789abcdef0123456";
-
-fn archive_body(id: &str, password: &str) -> String {
-    format!(
-        r#"{{"id":"{id}","status":"uploaded","sessionId":"S","partnerId":{API_KEY},"createdAt":1700000000000,
-            "duration":0,"size":1,"password":"{password}"}}"#
-    )
-}
-
-/// A fresh random UUID (the kernel's), so parallel runs never share a name.
-fn fresh_uuid() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Runtime::new().unwrap().block_on(f)
-}
-
-fn put(target: Target, key: &str, path: &Path) {
-    let data = std::fs::read(path).unwrap();
-    block_on(async { Store::new(target).unwrap().put(key, data).await.unwrap() });
-}
 
 /// `copies` of the clip (with `garbage` bytes that are not MPEG-TS after the first half, if any), encrypted
 /// by openssl into `archive.ts`.
@@ -57,20 +34,6 @@ fn encrypted_archive(fx: &Fixture, copies: usize, garbage: usize) {
             copies - half
         ),
     );
-}
-
-fn s3_args(t: &S3Target, fx: &Fixture) -> Vec<String> {
-    std::fs::write(fx.path("s3secret"), t.secret_access_key.expose_secret()).unwrap();
-    vec![
-        "--bucket".into(),
-        t.bucket.clone(),
-        "--endpoint".into(),
-        t.endpoint.clone().unwrap(),
-        "--access-key-id".into(),
-        t.access_key_id.clone(),
-        "--secret-access-key-file".into(),
-        fx.path("s3secret"),
-    ]
 }
 
 /// `archivectl pull` with `ledger`, the fake service at `api`, the source `target` and `env` for the output.
@@ -156,11 +119,14 @@ fn out_url_s3_and_azure_objects_equal_the_documented_decryption() {
     // S3, credentials from the environment, the archive's record deleted at the service afterwards.
     let id = fresh_uuid();
     put(
-        Target::S3(servers.s3.clone()),
+        &Target::S3(servers.s3.clone()),
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
-    let (api, fake) = serve(vec![(200, &archive_body(&id, password)), (204, "")]);
+    let (api, fake) = serve(vec![
+        (200, &uploaded_archive_body(API_KEY, &id, password)),
+        (204, ""),
+    ]);
     let url = format!("s3://{}/outurl-{run}/s3/", servers.s3.bucket);
     let ledger = fx.path("ledger-s3.sqlite3");
     let out = pull(
@@ -218,11 +184,11 @@ fn out_url_s3_and_azure_objects_equal_the_documented_decryption() {
     .unwrap();
     let id = fresh_uuid();
     put(
-        Target::S3(servers.s3.clone()),
+        &Target::S3(servers.s3.clone()),
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
-    let (api, _fake) = serve(vec![(200, &archive_body(&id, password))]);
+    let (api, _fake) = serve(vec![(200, &uploaded_archive_body(API_KEY, &id, password))]);
     let url = format!("az://{}/outurl-{run}/az", az.container);
     let ledger = fx.path("ledger-az.sqlite3");
     let out = pull(
@@ -334,7 +300,7 @@ fn out_url_failed_verification_leaves_no_object_and_no_upload_and_deletes_nothin
     let password = password.trim().to_string();
     let id = fresh_uuid();
     put(
-        Target::S3(servers.s3.clone()),
+        &Target::S3(servers.s3.clone()),
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
@@ -349,7 +315,10 @@ fn out_url_failed_verification_leaves_no_object_and_no_upload_and_deletes_nothin
     ];
     let target = s3_args(&servers.s3, &fx);
     let ledger = fx.path("ledger.sqlite3");
-    let (api, fake) = serve(vec![(200, &archive_body(&id, &password)), (204, "")]);
+    let (api, fake) = serve(vec![
+        (200, &uploaded_archive_body(API_KEY, &id, &password)),
+        (204, ""),
+    ]);
     let out = pull(
         api,
         &fx,
@@ -386,11 +355,14 @@ fn out_url_failed_verification_leaves_no_object_and_no_upload_and_deletes_nothin
     // The object is fixed: the same command now uploads it.
     encrypted_archive(&fx, 100, 0);
     put(
-        Target::S3(servers.s3.clone()),
+        &Target::S3(servers.s3.clone()),
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
-    let (api, fake) = serve(vec![(200, &archive_body(&id, &password)), (204, "")]);
+    let (api, fake) = serve(vec![
+        (200, &uploaded_archive_body(API_KEY, &id, &password)),
+        (204, ""),
+    ]);
     let ledger = fx.path("ledger-2.sqlite3");
     let out = pull(
         api,
@@ -476,7 +448,7 @@ fn out_url_sigterm_mid_upload_aborts_it() {
     let password = std::fs::read_to_string(fx.path("password.b64")).unwrap();
     let id = fresh_uuid();
     put(
-        Target::S3(servers.s3.clone()),
+        &Target::S3(servers.s3.clone()),
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
@@ -492,7 +464,10 @@ fn out_url_sigterm_mid_upload_aborts_it() {
     let proxy = common::gate::gated_proxy(upstream, gate.clone());
     let mut target = s3_args(&servers.s3, &fx);
     target[3] = format!("http://{proxy}");
-    let (api, _fake) = serve(vec![(200, &archive_body(&id, password.trim()))]);
+    let (api, _fake) = serve(vec![(
+        200,
+        &uploaded_archive_body(API_KEY, &id, password.trim()),
+    )]);
     let child = archivectl()
         .env("OPENTOK_API_SECRET", SECRET)
         .env("ARCHIVECTL_LEDGER", fx.path("ledger.sqlite3"))

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_service::{Fake, serve};
+use common::storage::*;
 use common::*;
 use secrecy::SecretString;
 use storage_fetch::test_env::TestServers;
@@ -20,26 +21,8 @@ use storage_fetch::{S3Target, Store, Target};
 const API_KEY: &str = "46000003";
 const SECRET: &str = "pull-safety-secret-0123456789abcdef012345";
 
-fn archive_body(id: &str, password: &str) -> String {
-    format!(
-        r#"{{"id":"{id}","status":"uploaded","sessionId":"S","partnerId":{API_KEY},"createdAt":1700000000000,
-            "duration":0,"size":1,"password":"{password}"}}"#
-    )
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
-}
-
-fn put(target: &Target, key: &str, path: &Path) {
-    let data = std::fs::read(path).unwrap();
-    runtime().block_on(async {
-        Store::new(target.clone())
-            .unwrap()
-            .put(key, data)
-            .await
-            .unwrap()
-    });
 }
 
 fn exists(target: &Target, key: &str) -> bool {
@@ -80,21 +63,6 @@ fn other_password(fx: &Fixture) -> String {
         .unwrap()
         .trim()
         .to_string()
-}
-
-fn s3_args(t: &S3Target, fx: &Fixture) -> Vec<String> {
-    use secrecy::ExposeSecret;
-    std::fs::write(fx.path("s3secret"), t.secret_access_key.expose_secret()).unwrap();
-    vec![
-        "--bucket".into(),
-        t.bucket.clone(),
-        "--endpoint".into(),
-        t.endpoint.clone().unwrap(),
-        "--access-key-id".into(),
-        t.access_key_id.clone(),
-        "--secret-access-key-file".into(),
-        fx.path("s3secret"),
-    ]
 }
 
 /// `archivectl --api-key … --api-url http://api pull --key key.pem --out-dir out ARGS` with `ledger`.
@@ -259,7 +227,7 @@ fn a_resume_with_another_archives_password_starts_from_zero_and_deletes_nothing(
     let args = tuning(&s3.target, &fx);
 
     // 1. `pull ID` with the archive's own password, interrupted with 2 MiB or more durable.
-    let (api, _f) = serve(vec![(200, &archive_body(id, &password))]);
+    let (api, _f) = serve(vec![(200, &uploaded_archive_body(API_KEY, id, &password))]);
     let cmd = pull_cmd(
         api,
         &fx,
@@ -272,7 +240,11 @@ fn a_resume_with_another_archives_password_starts_from_zero_and_deletes_nothing(
 
     // 2. The same command, but the ledger (or a forged callback) gives another archive's password, valid for
     //    the same key, with --delete-remote and --delete-object: the partial output is not resumed with it.
-    let (api, fake) = serve(vec![(200, &archive_body(id, &other)), (204, ""), (204, "")]);
+    let (api, fake) = serve(vec![
+        (200, &uploaded_archive_body(API_KEY, id, &other)),
+        (204, ""),
+        (204, ""),
+    ]);
     let extra = strings(&[id, "--delete-remote", "--delete-object"]);
     let out = pull_cmd(api, &fx, "ledger-2.sqlite3", &[&args[..], &extra].concat())
         .output()
@@ -305,7 +277,7 @@ fn a_resume_with_another_archives_password_starts_from_zero_and_deletes_nothing(
     assert!(ledger.deletions(id).unwrap().is_empty());
 
     // 3. With the right password again: from zero, and the documented openssl decryption.
-    let (api, _f) = serve(vec![(200, &archive_body(id, &password))]);
+    let (api, _f) = serve(vec![(200, &uploaded_archive_body(API_KEY, id, &password))]);
     let out = pull_cmd(
         api,
         &fx,
@@ -344,7 +316,10 @@ fn a_pull_that_fails_verification_keeps_nothing_is_recorded_failed_and_deletes_n
     let key = format!("{API_KEY}/{id}/archive.ts");
     put(&target, &key, &fx.dir.path().join("archive.ts"));
     let args = s3_args(&servers.s3, &fx);
-    let (api, fake) = serve(vec![(200, &archive_body(id, &password)), (204, "")]);
+    let (api, fake) = serve(vec![
+        (200, &uploaded_archive_body(API_KEY, id, &password)),
+        (204, ""),
+    ]);
     let extra = strings(&[id, "--delete-remote", "--delete-object"]);
     let out = pull_cmd(api, &fx, "ledger.sqlite3", &[&args[..], &extra].concat())
         .output()
@@ -398,7 +373,10 @@ fn a_ledger_that_cannot_record_the_pull_means_nothing_is_deleted() {
              BEGIN SELECT RAISE(ABORT, 'the ledger refuses the write'); END;",
         )
         .unwrap();
-    let (api, fake) = serve(vec![(200, &archive_body(id, &password)), (204, "")]);
+    let (api, fake) = serve(vec![
+        (200, &uploaded_archive_body(API_KEY, id, &password)),
+        (204, ""),
+    ]);
     let extra = strings(&[id, "--delete-remote", "--delete-object"]);
     let out = pull_cmd(
         api,
@@ -449,7 +427,10 @@ fn delete_object_and_delete_remote_each_remove_their_own_after_the_ledger_record
     ];
     for (id, flags, object_stays, remote_deletes) in cases {
         let key = format!("{API_KEY}/{id}/archive.ts");
-        let (api, fake) = serve(vec![(200, &archive_body(id, &password)), (204, "")]);
+        let (api, fake) = serve(vec![
+            (200, &uploaded_archive_body(API_KEY, id, &password)),
+            (204, ""),
+        ]);
         let ledger = format!("ledger-{id}.sqlite3");
         let mut extra = strings(flags);
         extra.push(id.into());
@@ -529,7 +510,7 @@ fn sigterm_and_sighup_checkpoint_and_exit_143_and_a_sigkilled_pull_resumes_ident
         &fx.dir.path().join("archive.ts"),
     );
     let args = [&tuning(&s3.target, &fx)[..], &strings(&[id])].concat();
-    let body = archive_body(id, &password);
+    let body = uploaded_archive_body(API_KEY, id, &password);
     let partial = fx.dir.path().join(format!("out/.{id}.ts.partial"));
     let mut at = 0;
     for (run, sig) in ["TERM", "HUP"].into_iter().enumerate() {
@@ -598,7 +579,7 @@ fn pull_outputs_are_0600_under_umask_000() {
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
-    let (api, _f) = serve(vec![(200, &archive_body(id, &password))]);
+    let (api, _f) = serve(vec![(200, &uploaded_archive_body(API_KEY, id, &password))]);
     let out = Command::new("bash")
         .arg("-c")
         .arg("umask 000 && exec \"$0\" \"$@\"")
@@ -662,8 +643,11 @@ fn a_forged_password_or_status_recorded_first_does_not_keep_the_real_archive_fro
 
     // 1. Only a forged password in the ledger: it does not fit, the REST API's does.
     let ledger = fx.path("ledger-1.sqlite3");
-    forged_callback(&ledger, &archive_body(ids[0], &forged));
-    let (api, fake) = serve(vec![(200, &archive_body(ids[0], &password))]);
+    forged_callback(&ledger, &uploaded_archive_body(API_KEY, ids[0], &forged));
+    let (api, fake) = serve(vec![(
+        200,
+        &uploaded_archive_body(API_KEY, ids[0], &password),
+    )]);
     let out = pull_cmd(
         api,
         &fx,
@@ -684,9 +668,12 @@ fn a_forged_password_or_status_recorded_first_does_not_keep_the_real_archive_fro
 
     // 2. The forged password first, then the real one: a conflict, settled by the REST API before pulling.
     let ledger = fx.path("ledger-2.sqlite3");
-    forged_callback(&ledger, &archive_body(ids[1], &forged));
-    forged_callback(&ledger, &archive_body(ids[1], &password));
-    let (api, fake) = serve(vec![(200, &archive_body(ids[1], &password))]);
+    forged_callback(&ledger, &uploaded_archive_body(API_KEY, ids[1], &forged));
+    forged_callback(&ledger, &uploaded_archive_body(API_KEY, ids[1], &password));
+    let (api, fake) = serve(vec![(
+        200,
+        &uploaded_archive_body(API_KEY, ids[1], &password),
+    )]);
     let out = pull_cmd(
         api,
         &fx,
@@ -706,9 +693,10 @@ fn a_forged_password_or_status_recorded_first_does_not_keep_the_real_archive_fro
 
     // 3. A forged `failed` recorded first: `pull --all` re-checks it with the REST API and pulls it.
     let ledger = fx.path("ledger-3.sqlite3");
-    let failed = archive_body(ids[2], &forged).replace("\"uploaded\"", "\"failed\"");
+    let failed =
+        uploaded_archive_body(API_KEY, ids[2], &forged).replace("\"uploaded\"", "\"failed\"");
     forged_callback(&ledger, &failed);
-    let body = archive_body(ids[2], &password);
+    let body = uploaded_archive_body(API_KEY, ids[2], &password);
     let (api, _fake) = serve(vec![(200, &body), (200, &body)]);
     let out = pull_cmd(
         api,
@@ -758,7 +746,7 @@ fn pull_messages_bare_pull_stopped_archives_a_second_pull_and_an_out_dir_left_un
 
     // A stopped archive, still uploading: said so, and --out-dir (new) is not left behind.
     let id = "5afe0008-0000-4000-8000-000000000001";
-    let stopped = archive_body(id, "").replace("\"uploaded\"", "\"stopped\"");
+    let stopped = uploaded_archive_body(API_KEY, id, "").replace("\"uploaded\"", "\"stopped\"");
     let (api, _f) = serve(vec![(200, &stopped)]);
     let mut cmd = pull_cmd(
         api,
@@ -780,7 +768,7 @@ fn pull_messages_bare_pull_stopped_archives_a_second_pull_and_an_out_dir_left_un
         &format!("{API_KEY}/{id}/archive.ts"),
         &fx.dir.path().join("archive.ts"),
     );
-    let (api, fake) = serve(vec![(200, &archive_body(id, &password))]);
+    let (api, fake) = serve(vec![(200, &uploaded_archive_body(API_KEY, id, &password))]);
     let run = [&args[..], &strings(&[id])].concat();
     let out = pull_cmd(api, &fx, "ledger.sqlite3", &run).output().unwrap();
     assert!(
@@ -866,7 +854,7 @@ fn a_full_disk_while_pulling_is_a_clear_error_leaves_nothing_and_the_ledger_unch
     );
     // The ledger (on another disk) already knows the archive and its password: the pull needs no service.
     let ledger_path = fx.path("ledger.sqlite3");
-    forged_callback(&ledger_path, &archive_body(id, &password));
+    forged_callback(&ledger_path, &uploaded_archive_body(API_KEY, id, &password));
     let snapshot = |l: &archive_db::Ledger| {
         (
             format!("{:?}", l.archive(id).unwrap()),
@@ -923,7 +911,7 @@ fn continuity_errors_do_not_fail_a_pull_but_are_recorded_and_shown() {
         &fx.dir.path().join("archive.ts"),
     );
     let args = s3_args(&servers.s3, &fx);
-    let (api, _f) = serve(vec![(200, &archive_body(id, &password))]);
+    let (api, _f) = serve(vec![(200, &uploaded_archive_body(API_KEY, id, &password))]);
     let out = pull_cmd(
         api,
         &fx,
@@ -967,7 +955,7 @@ fn a_project_named_only_by_a_callback_never_chooses_the_object_key() {
     put(&target, &theirs, &fx.dir.path().join("archive.ts"));
     forged_callback(
         &fx.path("ledger.sqlite3"),
-        &archive_body(id, &password).replace(API_KEY, "999999"),
+        &uploaded_archive_body(API_KEY, id, &password).replace(API_KEY, "999999"),
     );
     let out = archivectl()
         .env_remove("OPENTOK_API_KEY")
@@ -1033,10 +1021,10 @@ fn a_ledger_locked_by_another_process_is_waited_for_and_nothing_is_deleted_befor
     put(&target, &key, &fx.dir.path().join("archive.ts"));
     // The ledger knows the archive and its password (from a callback), so the pull needs no REST read.
     let ledger = fx.path("ledger.sqlite3");
-    forged_callback(&ledger, &archive_body(id, &password));
+    forged_callback(&ledger, &uploaded_archive_body(API_KEY, id, &password));
     let lock = LedgerLock::hold(&ledger);
     let (api, fake) = serve(vec![
-        (200, &archive_body(id, &password)),
+        (200, &uploaded_archive_body(API_KEY, id, &password)),
         (204, ""),
         (204, ""),
     ]);

@@ -16,21 +16,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_service::serve;
+use common::storage::*;
 use common::*;
+use storage_fetch::Target;
 use storage_fetch::test_env::TestServers;
-use storage_fetch::{S3Target, Store, Target};
 
 const API_KEY: &str = "46000003";
 const SECRET: &str = "workers-test-secret-0123456789abcdef0123";
 /// How long any one event may take on a loaded 2-core machine before the test fails.
 const BOUND: Duration = Duration::from_secs(180);
-
-fn archive_body(id: &str, password: &str) -> String {
-    format!(
-        r#"{{"id":"{id}","status":"uploaded","sessionId":"S","partnerId":{API_KEY},"createdAt":1700000000000,
-            "duration":0,"size":1,"password":"{password}"}}"#
-    )
-}
 
 /// Fresh archive ids (so parallel runs against the shared s3s-fs never collide).
 fn fresh_ids(n: usize) -> Vec<String> {
@@ -44,58 +38,16 @@ fn fresh_ids(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Uploads `file` as the archive object of each id.
-fn put_all(s3: &S3Target, ids: &[String], file: &Path) {
-    let data = bytes::Bytes::from(std::fs::read(file).unwrap());
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = Store::new(Target::S3(s3.clone())).unwrap();
-        for id in ids {
-            store
-                .put(&format!("{API_KEY}/{id}/archive.ts"), data.clone())
-                .await
-                .unwrap();
-        }
-    });
-}
-
 /// Records the archives in the ledger the way a user does: `archivectl sync` from the (fake) REST API.
 fn sync(fx: &Fixture, ledger: &str, ids: &[String], password: &str) {
-    let items: Vec<String> = ids.iter().map(|id| archive_body(id, password)).collect();
-    let list = format!(r#"{{"count":{},"items":[{}]}}"#, ids.len(), items.join(","));
+    let list = uploaded_archive_list(API_KEY, ids, password);
     let (api, _fake) = serve(vec![(200, &list)]);
-    let out = archivectl()
-        .env("OPENTOK_API_SECRET", SECRET)
-        .env("ARCHIVECTL_LEDGER", ledger)
-        .current_dir(fx.dir.path())
-        .args([
-            "--api-key",
-            API_KEY,
-            "--api-url",
-            &format!("http://{api}"),
-            "sync",
-        ])
-        .output()
-        .unwrap();
+    let out = sync_from(api, API_KEY, SECRET, ledger, fx.dir.path());
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn s3_args(t: &S3Target, fx: &Fixture) -> Vec<String> {
-    use secrecy::ExposeSecret;
-    std::fs::write(fx.path("s3secret"), t.secret_access_key.expose_secret()).unwrap();
-    vec![
-        "--bucket".into(),
-        t.bucket.clone(),
-        "--endpoint".into(),
-        t.endpoint.clone().unwrap(),
-        "--access-key-id".into(),
-        t.access_key_id.clone(),
-        "--secret-access-key-file".into(),
-        fx.path("s3secret"),
-    ]
 }
 
 /// A `pull --all` worker (no API secret: everything it needs is in the ledger), stdout and stderr piped.
@@ -232,7 +184,12 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
     encrypted(&fx, "small.ts", 3);
     let ids = fresh_ids(31);
     let (ids, victim_id) = (&ids[..30], ids[30].clone());
-    put_all(&servers.s3, ids, &fx.dir.path().join("small.ts"));
+    put_archives(
+        &Target::S3(servers.s3.clone()),
+        API_KEY,
+        ids,
+        &fx.dir.path().join("small.ts"),
+    );
     sync(&fx, &ledger, ids, password);
 
     // Three workers, one archive at a time each; each holds its first lease at the gate until all three do,
@@ -294,8 +251,9 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
 
     // A worker with a short lease is SIGKILLed mid-archive (after its first checkpoint)...
     encrypted(&fx, "big.ts", 400);
-    put_all(
-        &servers.s3,
+    put_archives(
+        &Target::S3(servers.s3.clone()),
+        API_KEY,
         std::slice::from_ref(&victim_id),
         &fx.dir.path().join("big.ts"),
     );
@@ -369,8 +327,9 @@ fn watch_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() 
     let s3 = s3_args(&servers.s3, &fx);
     fx.documented_decrypt("archive.ts", "expected.ts");
     let id = fresh_ids(1).remove(0);
-    put_all(
-        &servers.s3,
+    put_archives(
+        &Target::S3(servers.s3.clone()),
+        API_KEY,
         std::slice::from_ref(&id),
         &fx.dir.path().join("archive.ts"),
     );

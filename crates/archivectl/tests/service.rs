@@ -8,21 +8,14 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::fake_service::serve;
+use common::fake_service::{cli_against, serve};
 use common::*;
 
 const API_KEY: &str = "46000001";
 const SECRET: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn cli(addr: SocketAddr, args: &[&str]) -> std::process::Output {
-    archivectl()
-        .env("OPENTOK_API_SECRET", SECRET)
-        .env_remove("ARCHIVECTL_CONFIG")
-        .current_dir(std::env::temp_dir())
-        .args(["--api-key", API_KEY, "--api-url", &format!("http://{addr}")])
-        .args(args)
-        .output()
-        .unwrap()
+    cli_against(addr, API_KEY, SECRET, args)
 }
 
 fn verify(auth: &Option<String>) {

@@ -8,22 +8,14 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::fake_service::serve;
-use common::*;
+use common::fake_service::{cli_against, serve};
 
 const API_KEY: &str = "46000001";
 const SECRET: &str = "0123456789abcdef0123456789abcdef01234567";
 const ID: &str = "b40ef09b-3811-4726-b508-e41a0f96c68f";
 
 fn cli(addr: SocketAddr, args: &[&str]) -> std::process::Output {
-    archivectl()
-        .env("OPENTOK_API_SECRET", SECRET)
-        .env_remove("ARCHIVECTL_CONFIG")
-        .current_dir(std::env::temp_dir())
-        .args(["--api-key", API_KEY, "--api-url", &format!("http://{addr}")])
-        .args(args)
-        .output()
-        .unwrap()
+    cli_against(addr, API_KEY, SECRET, args)
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use archive_core::mpegts::PACKET;
 
 fn ts(packets: usize) -> Vec<u8> {
     (0..packets)

@@ -6,12 +6,13 @@
 //! code the other commands run: the REST client of `storage set` and `archives`, and `pull`'s fetch (ranged
 //! GETs decrypted on the fly, checked, measured, hashed).
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use archive_core::inspect::{InspectError, inspect_plaintext};
 use archive_core::{cert::Certificate, keys, mpegts};
 use opentok_emulator::{Emulator, Hooks};
 use opentok_rest::model::{
@@ -19,7 +20,6 @@ use opentok_rest::model::{
 };
 use rand::RngCore as _;
 use secrecy::SecretString;
-use sha2::{Digest as _, Sha256};
 use storage_fetch::{S3Target, Store, Target};
 
 use crate::context::{Context, GlobalArgs};
@@ -665,30 +665,19 @@ async fn flow(
 
 /// Reads a file as `archivectl inspect` does (MPEG-TS check, streams, duration) and hashes it.
 fn inspect(path: &Path) -> anyhow::Result<(mpegts::TsReport, String)> {
-    let mut file =
+    let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut inspector = mpegts::TsInspector::new();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut first = true;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
+    match inspect_plaintext(file) {
+        Ok(found) => Ok((found.report, found.sha256)),
+        Err(InspectError::Read(e)) => {
+            Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display())))
         }
-        if first {
-            mpegts::looks_like_ts(&buf[..n]).map_err(|e| {
-                Failure::invalid(format!("{} is not MPEG-TS ({e})", path.display()))
-            })?;
-            first = false;
-        }
-        inspector.feed(&buf[..n]);
-        hasher.update(&buf[..n]);
+        Err(InspectError::NotMpegTs(e)) => Err(Failure::invalid(format!(
+            "{} is not MPEG-TS ({e})",
+            path.display()
+        ))),
+        Err(e) => Err(anyhow::anyhow!("{} is {e}", path.display())),
     }
-    anyhow::ensure!(!first, "{} is empty", path.display());
-    Ok((inspector.finish(), hex::encode(hasher.finalize())))
 }
 
 /// A server of the demo, on 127.0.0.1, serving in the background until stopped.

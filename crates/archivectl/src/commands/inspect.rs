@@ -1,10 +1,9 @@
 //! `archivectl inspect`: is this MPEG-TS, what is in it, how long is it really.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use archive_core::mpegts::{self, TsInspector};
+use archive_core::inspect::{InspectError, inspect_plaintext};
 
 use crate::exit::Failure;
 use crate::output::Output;
@@ -21,35 +20,24 @@ pub struct Args {
 pub fn run(args: Args, out: &Output) -> anyhow::Result<()> {
     let mut file = std::fs::File::open(&args.path)
         .with_context(|| format!("cannot open {}", args.path.display()))?;
-    let mut inspector = TsInspector::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut first = true;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", args.path.display()))?;
-        if n == 0 {
-            break;
+    let report = match inspect_plaintext(&mut file) {
+        Ok(found) => found.report,
+        Err(InspectError::Read(e)) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("cannot read {}", args.path.display()))
+            );
         }
-        if first {
-            if mpegts::looks_like_ts(&buf[..n]).is_err() {
-                return Err(Failure::invalid(format!(
-                    "{} is not MPEG-TS (no sync byte 0x47 every 188 bytes at its start): give a decrypted \
-                     archive (an archive.ts as downloaded is still encrypted: `archivectl decrypt` or `pull` it)",
-                    args.path.display()
-                )));
-            }
-            first = false;
+        Err(InspectError::NotMpegTs(_)) => {
+            return Err(Failure::invalid(format!(
+                "{} is not MPEG-TS (no sync byte 0x47 every 188 bytes at its start): give a decrypted \
+                 archive (an archive.ts as downloaded is still encrypted: `archivectl decrypt` or `pull` it)",
+                args.path.display()
+            )));
         }
-        inspector.feed(&buf[..n]);
-    }
-    if first {
-        return Err(Failure::invalid(format!(
-            "{} is empty",
-            args.path.display()
-        )));
-    }
-    let report = inspector.finish();
+        Err(e) => {
+            return Err(Failure::invalid(format!("{} is {e}", args.path.display())));
+        }
+    };
     out.emit(&report, || {
         println!("{}: MPEG-TS", args.path.display());
         println!("{}", super::describe_report(&report));

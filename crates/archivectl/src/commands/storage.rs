@@ -118,15 +118,8 @@ pub struct S3Args {
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "The container")]
 pub struct AzureArgs {
-    /// The storage account (default: `[target] account_name`).
-    #[arg(long, value_name = "NAME")]
-    account_name: Option<String>,
-    /// File whose first line is the account key (default: `[target] account_key_file`).
-    #[arg(long, value_name = "PATH")]
-    account_key_file: Option<PathBuf>,
-    /// The container (default: `[target] container`).
-    #[arg(long, value_name = "NAME")]
-    container: Option<String>,
+    #[command(flatten)]
+    azure: crate::target::AzureFlags,
     /// The account's domain, for sovereign clouds.
     #[arg(long, value_name = "DOMAIN")]
     domain: Option<String>,
@@ -233,9 +226,7 @@ pub(crate) fn target_from_config(
             common,
         }),
         Some(_) => SetTarget::Azure(AzureArgs {
-            account_name: None,
-            account_key_file: None,
-            container: None,
+            azure: crate::target::AzureFlags::default(),
             domain: None,
             common,
         }),
@@ -298,22 +289,11 @@ fn resolve(
             )
         }
         SetTarget::Azure(a) => {
-            let account_name = crate::target::need(
-                a.account_name.or_else(|| t.account_name.clone()),
-                "--account-name",
-                "account_name",
-            )?;
-            let key_file = crate::target::need(
-                a.account_key_file.or_else(|| t.account_key_file.clone()),
-                "--account-key-file",
-                "account_key_file",
-            )?;
-            let account_key = context::read_secret_file(&key_file, "account key")?;
-            let container = crate::target::need(
-                a.container.or_else(|| t.container.clone()),
-                "--container",
-                "container",
-            )?;
+            let crate::target::AzureContainer {
+                account_name,
+                account_key,
+                container,
+            } = a.azure.resolve(t)?;
             let domain = a.domain.or_else(|| t.domain.clone());
             let summary = serde_json::json!({
                 "type": "azure", "account_name": account_name, "container": container, "domain": domain,

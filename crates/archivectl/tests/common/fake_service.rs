@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -68,4 +69,17 @@ async fn handler(
         .pop_front()
         .unwrap_or((500, "{}".into()));
     (StatusCode::from_u16(status).unwrap(), body)
+}
+
+/// archivectl with project `api_key`'s `secret` against the fake service at `addr`, outside any configuration
+/// file (run in the temporary directory, `ARCHIVECTL_CONFIG` unset).
+pub fn cli_against(addr: SocketAddr, api_key: &str, secret: &str, args: &[&str]) -> Output {
+    super::archivectl()
+        .env("OPENTOK_API_SECRET", secret)
+        .env_remove("ARCHIVECTL_CONFIG")
+        .current_dir(std::env::temp_dir())
+        .args(["--api-key", api_key, "--api-url", &format!("http://{addr}")])
+        .args(args)
+        .output()
+        .unwrap()
 }

@@ -2,8 +2,10 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod demo;
+pub mod emulator;
 pub mod fake_service;
 pub mod gate;
+pub mod storage;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

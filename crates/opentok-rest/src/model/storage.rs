@@ -36,10 +36,7 @@ pub struct S3Config {
     /// The bucket's name.
     pub bucket: String,
     /// The secret access key.
-    #[serde(
-        serialize_with = "serialize_secret",
-        deserialize_with = "deserialize_secret"
-    )]
+    #[serde(with = "plain_secret")]
     pub secret_key: SecretString,
     /// The access key id.
     pub access_key: String,
@@ -72,10 +69,7 @@ pub struct AzureConfig {
     /// The storage account's name.
     pub account_name: String,
     /// The storage account's key.
-    #[serde(
-        serialize_with = "serialize_secret",
-        deserialize_with = "deserialize_secret"
-    )]
+    #[serde(with = "plain_secret")]
     pub account_key: SecretString,
     /// The container's name.
     pub container: String,
@@ -230,17 +224,26 @@ pub struct ServiceErrorBody {
     pub description: Option<String>,
 }
 
-fn serialize_secret<S: Serializer>(
-    secret: &SecretString,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(secret.expose_secret())
-}
+/// `#[serde(with = "plain_secret")]`: a [`SecretString`] on the wire as the plain JSON string the service
+/// takes (S3's `secretKey`, Azure's `accountKey`); one helper for every secret field of a storage target.
+mod plain_secret {
+    use secrecy::{ExposeSecret, SecretString};
+    use serde::{Deserialize, Deserializer, Serializer};
 
-fn deserialize_secret<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<SecretString, D::Error> {
-    Ok(SecretString::from(String::deserialize(deserializer)?))
+    /// Writes the secret as a plain string.
+    pub(super) fn serialize<S: Serializer>(
+        secret: &SecretString,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(secret.expose_secret())
+    }
+
+    /// Reads a plain string into a secret.
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<SecretString, D::Error> {
+        Ok(SecretString::from(String::deserialize(deserializer)?))
+    }
 }
 
 /// A present `null` is [`ArchiveEncryption::Disabled`]; an absent field is `None` (through `default`).
