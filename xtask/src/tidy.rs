@@ -314,6 +314,23 @@ fn dependency_violations(packages: &[Package]) -> Vec<String> {
     bad
 }
 
+/// Runs the cargo that runs the tests with `args` in the workspace root; its stdout (it must succeed).
+fn cargo(args: &[&str]) -> Vec<u8> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 #[test]
 fn every_source_file_opens_with_a_module_comment() {
     let files = read_all(&workspace_root());
@@ -344,19 +361,8 @@ fn source_files_stay_within_the_size_budget() {
 
 #[test]
 fn libraries_depend_on_neither_anyhow_nor_the_binary_nor_the_emulator() {
-    let root = workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
-        .current_dir(&root)
-        .output()
-        .expect("cargo metadata");
-    assert!(
-        out.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let out = cargo(&["metadata", "--format-version", "1", "--no-deps", "--locked"]);
+    let metadata: serde_json::Value = serde_json::from_slice(&out).expect("metadata JSON");
     let packages = packages(&metadata);
     for name in [
         "archive-core",
@@ -375,30 +381,19 @@ fn libraries_depend_on_neither_anyhow_nor_the_binary_nor_the_emulator() {
 
 #[test]
 fn the_production_build_links_no_test_double_and_one_rustcrypto_generation() {
-    let root = workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "tree",
-            "-p",
-            "archivectl",
-            "--no-default-features",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--locked",
-            "--offline",
-        ])
-        .current_dir(&root)
-        .output()
-        .expect("cargo tree");
-    assert!(
-        out.status.success(),
-        "cargo tree failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = tree_crates(&String::from_utf8_lossy(&out.stdout));
+    let out = cargo(&[
+        "tree",
+        "-p",
+        "archivectl",
+        "--no-default-features",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--locked",
+        "--offline",
+    ]);
+    let tree = tree_crates(&String::from_utf8_lossy(&out));
     assert!(
         tree.iter().any(|(n, _)| n == "archive-pull") && tree.iter().any(|(n, _)| n == "rsa"),
         "cargo tree listed too little: {tree:?}"
