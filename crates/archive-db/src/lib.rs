@@ -39,12 +39,14 @@
 //! ```
 #![warn(missing_docs)]
 
+mod db;
 mod digest;
 mod error;
 mod event;
 pub mod leases;
 mod ledger;
 mod lenient;
+mod location;
 mod probe;
 mod pulls;
 pub mod query;
@@ -63,7 +65,8 @@ use time::macros::format_description;
 pub use error::{BodyError, DbError};
 pub use event::{EventAuth, EventKind, EventSource, IncomingEvent, UNPARSED_ARCHIVE};
 pub use leases::{Claim, Lease};
-pub use ledger::{CertificateRecord, Ledger, PullRecord};
+pub use ledger::{Backend, CertificateRecord, Ledger, PullRecord};
+pub use location::{LedgerLocation, PostgresConfig, SslMode, is_postgres_url};
 pub use pulls::{Deleted, Deletion, PullAttempt, PullCounts};
 pub use query::{ArchiveDetails, ArchiveFilter, ArchiveRecord, RawEvent, StatusChange};
 pub use text::{escape_controls, neutralise_formula};
@@ -101,6 +104,9 @@ pub fn stamp_ms(ms: i64) -> Option<String> {
         .ok()
         .map(stamp)
 }
+
+/// The `secrecy` crate the PostgreSQL password is given in ([`PostgresConfig::with_password`]).
+pub use secrecy;
 
 /// Runs `f` again while SQLite says busy or locked (after its own `busy_timeout` wait), backing off.
 pub(crate) fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
