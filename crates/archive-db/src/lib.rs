@@ -39,6 +39,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod copy;
 mod db;
 mod digest;
 mod error;
@@ -62,6 +63,7 @@ use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
+pub use copy::{COPIED_TABLES, CopiedTable, TableSum};
 pub use error::{BodyError, DbError};
 pub use event::{EventAuth, EventKind, EventSource, IncomingEvent, UNPARSED_ARCHIVE};
 pub use leases::{Claim, Lease};

@@ -13,6 +13,7 @@ mod help;
 mod ledger_path;
 mod logging;
 mod output;
+mod pg_password;
 mod profile;
 mod progress;
 mod secrets;

@@ -107,7 +107,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
     let (target, summary) = storage::target_from_config(ctx, args.fallback)?;
     let client = ctx.client()?;
     let project = ctx.project_id()?;
-    let ledger_path = args.ledger.path(ctx);
+    let ledger_path = args.ledger.target(ctx)?;
     let key_entry = path_for_config(&args.key, &config_dir)?;
     let pass_entry = args
         .options
@@ -159,7 +159,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
              in front, the old keys stay",
             config_path.display()
         ),
-        format!("open the ledger {}", ledger_path.display()),
+        format!("open the ledger {}", ledger_path),
         format!(
             "set the archive storage of project {project} at {}: {} (fallback {}), encrypted for the new \
              certificate",
@@ -168,10 +168,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
             fallback_name(args.fallback)
         ),
         format!("replace {} with the edited file", config_path.display()),
-        format!(
-            "record the new certificate in the ledger {}",
-            ledger_path.display()
-        ),
+        format!("record the new certificate in the ledger {}", ledger_path),
     ];
     if args.dry_run {
         let json = serde_json::json!({ "dry_run": true, "steps": steps });
@@ -210,7 +207,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
     let staged = stage_config(&config_path, &edited).with_context(|| stopped(3))?;
 
     step(4);
-    let mut ledger = crate::ledger_path::open(&ledger_path).map_err(|e| Failure {
+    let mut ledger = ledger_path.open().map_err(|e| Failure {
         code: crate::exit::LEDGER,
         message: format!("{}: {e:#}", stopped(4)),
     })?;
@@ -249,7 +246,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
                  new key, but the ledger {} could not record it: {e:#}; run `archivectl storage set ... \
                  --certificate {}` once the ledger is writable",
                 config_path.display(),
-                ledger_path.display(),
+                ledger_path,
                 args.cert.display()
             ),
         }
@@ -273,7 +270,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
         "target": summary,
         "config": config_path,
         "keys": keys,
-        "ledger": ledger_path,
+        "ledger": ledger_path.to_string(),
         "warnings": pair.weak.iter().collect::<Vec<_>>(),
     });
     ctx.out.emit(&json, || {
