@@ -7,3 +7,7 @@
 mod support;
 
 mod basics;
+mod concurrency;
+mod leases;
+mod rules;
+mod writer;
