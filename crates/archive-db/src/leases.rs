@@ -137,8 +137,9 @@ impl Ledger {
         }
     }
 
-    /// Claims, for worker `owner` at `now` and for `duration`, the first of the archives [`Ledger::pending`]
-    /// would list (oldest first) that nobody holds, or whose lease has expired — `None` when there is none.
+    /// Claims, for worker `owner` at `now` and for `duration`, the oldest of the archives [`Ledger::pending`]
+    /// would list that nobody holds, whose lease has expired, or that `owner` holds already — `None` when
+    /// there is none.
     /// On PostgreSQL the candidate is chosen with `SELECT ... FOR UPDATE SKIP LOCKED`, so workers claiming at
     /// once each skip the archives another is claiming instead of queueing behind it; on SQLite the write lock
     /// serialises them. Either way the claim itself is [`Ledger::claim_lease`]'s statement, in the same
@@ -240,6 +241,4 @@ impl Ledger {
     }
 }
 
-#[cfg(test)]
-#[path = "leases/tests.rs"]
-mod tests;
+// The lease rules are tested on both back ends in tests/conformance/leases.rs.

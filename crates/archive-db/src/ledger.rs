@@ -15,6 +15,8 @@ use crate::{DbError, retry_busy, schema, stamp};
 /// One connection to the ledger. Open one per thread (a `Ledger` is `Send`, not `Sync`); any number of
 /// threads and processes may have the same file open: writes take SQLite's write lock with
 /// `BEGIN IMMEDIATE`, wait for it up to [`schema::BUSY_TIMEOUT`], and are retried if SQLite still says busy.
+/// On PostgreSQL ([`Ledger::open_location`]) any number of processes on any machines may share the database;
+/// the connection is served by a thread of its own, so a `Ledger` may be called from async code.
 ///
 /// ```
 /// use archive_db::{IncomingEvent, Ledger};

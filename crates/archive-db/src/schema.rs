@@ -16,6 +16,11 @@
 //! loss, not just a crash of the process — the group-commit writer makes that one fsync per batch),
 //! `foreign_keys=ON`, and a `busy_timeout` so that a second process waits for the write lock instead of
 //! failing.
+//!
+//! On PostgreSQL the same migrations are kept translated ([`POSTGRES_MIGRATIONS`]), the version is the
+//! database's own `schema_version` table, and they run in one transaction under an advisory lock; a database
+//! that holds tables but no ledger's `schema_version` is refused untouched ([`DbError::NotALedgerDatabase`]).
+//! Every PostgreSQL connection runs with `synchronous_commit = on`.
 
 use std::path::Path;
 use std::time::Duration;

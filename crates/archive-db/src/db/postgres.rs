@@ -196,6 +196,17 @@ impl Session {
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, SqlError> {
+        match self.query_once(sql, params) {
+            // Outside a transaction a read may simply be asked again: once, on a new connection, if the
+            // old one was found broken (the server restarted since the last call).
+            Err(e) if !self.in_tx && e.is_connection() && self.client.is_none() => {
+                self.query_once(sql, params)
+            }
+            other => other,
+        }
+    }
+
+    fn query_once(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, SqlError> {
         self.guard()?;
         let st = self.statement(sql)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();

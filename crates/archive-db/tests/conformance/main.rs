@@ -6,4 +6,10 @@
 
 mod support;
 
+mod availability;
 mod basics;
+mod concurrency;
+mod leases;
+mod migrations;
+mod rules;
+mod writer;

@@ -118,6 +118,15 @@ impl TestDb {
         })
     }
 
+    /// A new, empty ledger location of the same back end.
+    #[allow(dead_code)]
+    pub fn another(&self) -> Self {
+        match self.backend {
+            Backend::Sqlite => Self::sqlite(),
+            Backend::Postgres => Self::postgres().expect("the server is still there"),
+        }
+    }
+
     /// Opens a new connection to the ledger (creating and migrating it the first time).
     pub fn open(&self) -> Ledger {
         Ledger::open_location(&self.location).expect("open the test ledger")
