@@ -1,4 +1,4 @@
-//! Several `archivectl pull --all` processes sharing one SQLite ledger (issue 14): archives from s3s-fs,
+//! Several `archivectl pull --all` processes sharing one ledger, SQLite or PostgreSQL (issue 14): archives from s3s-fs,
 //! each decrypted, verified, recorded and deleted exactly once, every worker doing some of the work; a worker
 //! SIGKILLed mid-archive has its archive finished by another once its lease expires; and `pull --all --watch`
 //! pulls what a sync records while it runs and stops cleanly on SIGTERM. Outputs equal openssl's decryption.
@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_service::serve;
+use common::ledgers::TestLedger;
 use common::*;
 use storage_fetch::test_env::TestServers;
 use storage_fetch::{S3Target, Store, Target};
@@ -59,13 +60,14 @@ fn put_all(s3: &S3Target, ids: &[String], file: &Path) {
 }
 
 /// Records the archives in the ledger the way a user does: `archivectl sync` from the (fake) REST API.
-fn sync(fx: &Fixture, ledger: &str, ids: &[String], password: &str) {
+fn sync(fx: &Fixture, ledger: &TestLedger, ids: &[String], password: &str) {
     let items: Vec<String> = ids.iter().map(|id| archive_body(id, password)).collect();
     let list = format!(r#"{{"count":{},"items":[{}]}}"#, ids.len(), items.join(","));
     let (api, _fake) = serve(vec![(200, &list)]);
-    let out = archivectl()
+    let mut cmd = archivectl();
+    let out = ledger
+        .apply(&mut cmd)
         .env("OPENTOK_API_SECRET", SECRET)
-        .env("ARCHIVECTL_LEDGER", ledger)
         .current_dir(fx.dir.path())
         .args([
             "--api-key",
@@ -99,9 +101,10 @@ fn s3_args(t: &S3Target, fx: &Fixture) -> Vec<String> {
 }
 
 /// A `pull --all` worker (no API secret: everything it needs is in the ledger), stdout and stderr piped.
-fn worker(fx: &Fixture, ledger: &str, s3: &[String], extra: &[&str]) -> Child {
-    archivectl()
-        .env("ARCHIVECTL_LEDGER", ledger)
+fn worker(fx: &Fixture, ledger: &TestLedger, s3: &[String], extra: &[&str]) -> Child {
+    let mut cmd = archivectl();
+    ledger
+        .apply(&mut cmd)
         .current_dir(fx.dir.path())
         .args([
             "--api-key",
@@ -168,31 +171,37 @@ fn finish_json(child: Child) -> (Vec<serde_json::Value>, Option<i32>, String) {
     )
 }
 
-/// Per archive: (verified pull attempts, object deletions), read from the ledger file.
-fn ledger_counts(ledger: &str) -> BTreeMap<String, (i64, i64)> {
-    let conn = rusqlite::Connection::open(ledger).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT a.id,
-                (SELECT count(*) FROM pull_attempts p WHERE p.archive_id = a.id AND p.outcome = 'verified'),
-                (SELECT count(*) FROM deletions d WHERE d.archive_id = a.id AND d.what = 'object')
-             FROM archives a",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
-        .unwrap()
-        .map(Result::unwrap)
+/// Per archive: (verified pull attempts, object deletions), read from the ledger.
+fn ledger_counts(ledger: &TestLedger) -> BTreeMap<String, (i64, i64)> {
+    let l = ledger.open();
+    ledger
+        .archive_ids()
+        .into_iter()
+        .map(|id| {
+            let verified = l
+                .pull_attempts(&id)
+                .unwrap()
+                .iter()
+                .filter(|p| p.outcome == "verified")
+                .count() as i64;
+            let deleted = l
+                .deletions(&id)
+                .unwrap()
+                .iter()
+                .filter(|d| d.what == "object")
+                .count() as i64;
+            (id, (verified, deleted))
+        })
         .collect()
 }
 
-fn leases(ledger: &str) -> Vec<(String, String)> {
-    let conn = rusqlite::Connection::open(ledger).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT archive_id, owner FROM leases")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+fn leases(ledger: &TestLedger) -> Vec<(String, String)> {
+    ledger
+        .open()
+        .leases()
         .unwrap()
-        .map(Result::unwrap)
+        .into_iter()
+        .map(|l| (l.archive_id, l.owner))
         .collect()
 }
 
@@ -219,29 +228,43 @@ fn no_partial_files(dir: &Path) {
 
 #[test]
 fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_by_another() {
-    let servers = TestServers::require().expect("the test servers (cargo xtask ci starts them)");
     let fx = Fixture::new();
+    let ledger = TestLedger::sqlite(fx.path("ledger.sqlite3"));
+    three_workers_share_thirty_archives(&fx, &ledger);
+}
+
+/// The same on one PostgreSQL ledger (issue 14: workers on several machines).
+#[test]
+fn three_workers_share_thirty_archives_on_postgres_and_a_killed_workers_archive_is_finished_by_another()
+ {
+    let Some(ledger) = TestLedger::postgres("workers") else {
+        return;
+    };
+    three_workers_share_thirty_archives(&Fixture::new(), &ledger);
+}
+
+fn three_workers_share_thirty_archives(fx: &Fixture, ledger: &TestLedger) {
+    let servers = TestServers::require().expect("the test servers (cargo xtask ci starts them)");
     std::fs::create_dir_all(fx.path("out")).unwrap();
     std::fs::create_dir_all(fx.path("gate")).unwrap();
     let password = std::fs::read_to_string(fx.path("password.b64")).unwrap();
     let password = password.trim();
-    let ledger = fx.path("ledger.sqlite3");
-    let s3 = s3_args(&servers.s3, &fx);
+    let s3 = s3_args(&servers.s3, fx);
 
     // 30 archives, each of a few copies of the clip.
-    encrypted(&fx, "small.ts", 3);
+    encrypted(fx, "small.ts", 3);
     let ids = fresh_ids(31);
     let (ids, victim_id) = (&ids[..30], ids[30].clone());
     put_all(&servers.s3, ids, &fx.dir.path().join("small.ts"));
-    sync(&fx, &ledger, ids, password);
+    sync(fx, ledger, ids, password);
 
     // Three workers, one archive at a time each; each holds its first lease at the gate until all three do,
     // so none can finish the work before the others start.
     let workers: Vec<Child> = (0..3)
         .map(|_| {
             worker(
-                &fx,
-                &ledger,
+                fx,
+                ledger,
                 &s3,
                 &["--parallel", "1", "--test-gate", &fx.path("gate")],
             )
@@ -281,7 +304,7 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
             "{id}: the documented openssl decryption"
         );
     }
-    let counts = ledger_counts(&ledger);
+    let counts = ledger_counts(ledger);
     for id in ids {
         assert_eq!(
             counts[id],
@@ -289,17 +312,17 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
             "{id}: verified once, object deleted once"
         );
     }
-    assert!(leases(&ledger).is_empty(), "every lease released");
+    assert!(leases(ledger).is_empty(), "every lease released");
     no_partial_files(&fx.dir.path().join("out"));
 
     // A worker with a short lease is SIGKILLed mid-archive (after its first checkpoint)...
-    encrypted(&fx, "big.ts", 400);
+    encrypted(fx, "big.ts", 400);
     put_all(
         &servers.s3,
         std::slice::from_ref(&victim_id),
         &fx.dir.path().join("big.ts"),
     );
-    sync(&fx, &ledger, std::slice::from_ref(&victim_id), password);
+    sync(fx, ledger, std::slice::from_ref(&victim_id), password);
     let slow = [
         "--parallel",
         "1",
@@ -312,7 +335,7 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
         "--lease-ms",
         "3000",
     ];
-    let mut victim = worker(&fx, &ledger, &s3, &slow);
+    let mut victim = worker(fx, ledger, &s3, &slow);
     reaper.0.push(victim.id());
     let state = fx
         .dir
@@ -322,7 +345,7 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
     victim.kill().unwrap();
     victim.wait().unwrap();
     assert!(!fx.dir.path().join(format!("out/{victim_id}.ts")).exists());
-    let held = leases(&ledger);
+    let held = leases(ledger);
     assert_eq!(held.len(), 1, "{held:?}");
     assert!(
         held[0].1.contains(&format!("-{}-", victim.id())),
@@ -330,13 +353,13 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
     );
 
     // ...and a watching worker takes the archive over once the lease expires, resuming the checkpoint.
-    let taker = worker(&fx, &ledger, &s3, &["--watch", "--lease-ms", "3000"]);
+    let taker = worker(fx, ledger, &s3, &["--watch", "--lease-ms", "3000"]);
     reaper.0.push(taker.id());
     let output = fx.dir.path().join(format!("out/{victim_id}.ts"));
     wait_for("the taken-over archive's output", || output.exists());
     // The output is renamed into place before the ledger records it: wait for the record too.
     wait_for("the ledger's record of it", || {
-        ledger_counts(&ledger)[&victim_id] == (1, 1)
+        ledger_counts(ledger)[&victim_id] == (1, 1)
     });
     Command::new("kill")
         .args(["-TERM", &taker.id().to_string()])
@@ -355,7 +378,7 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
         std::fs::read(&output).unwrap(),
         std::fs::read(fx.path("big.ts.expected")).unwrap()
     );
-    assert!(leases(&ledger).is_empty());
+    assert!(leases(ledger).is_empty());
     no_partial_files(&fx.dir.path().join("out"));
 }
 
@@ -365,7 +388,7 @@ fn watch_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() 
     let fx = Fixture::new();
     std::fs::create_dir_all(fx.path("out")).unwrap();
     let password = std::fs::read_to_string(fx.path("password.b64")).unwrap();
-    let ledger = fx.path("ledger.sqlite3");
+    let ledger = TestLedger::sqlite(fx.path("ledger.sqlite3"));
     let s3 = s3_args(&servers.s3, &fx);
     fx.documented_decrypt("archive.ts", "expected.ts");
     let id = fresh_ids(1).remove(0);

@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod fake_service;
 pub mod gate;
+pub mod ledgers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
