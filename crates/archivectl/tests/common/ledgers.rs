@@ -122,9 +122,19 @@ impl TestLedger {
         })
     }
 
+    /// The same database reached at another URL (without a password; e.g. through a proxy). It does not own
+    /// the database: the original drops it.
+    pub fn with_arg(&self, arg: &str) -> Self {
+        Self {
+            arg: arg.to_string(),
+            password: self.password.clone(),
+            db: None,
+        }
+    }
+
     /// Whether it is on PostgreSQL.
     pub fn is_postgres(&self) -> bool {
-        self.db.is_some()
+        self.password.is_some()
     }
 
     /// Points `cmd` at this ledger: `ARCHIVECTL_LEDGER`, and `PGPASSWORD` for PostgreSQL.
