@@ -18,12 +18,16 @@
 //!   vs aws-cli `s3 cp --recursive` + the documented openssl commands, vs aws-cli alone; writes docs/benchmarks.md.
 //! * `cargo xtask bench callbacks` — the callback receiver under wrk (64 connections, loopback) next to one
 //!   SQLite commit per request; writes docs/benchmarks.md.
+//! * `cargo xtask bench scale` — callbacks acknowledged/s and p99 for one and two receivers on PostgreSQL
+//!   beside one on SQLite, and 40 archives pulled by one vs two `pull --all` processes on one PostgreSQL
+//!   ledger, with peak RSS; writes docs/benchmarks.md.
 
 mod bench;
 mod bench_callbacks;
 mod bench_env;
 mod bench_pull;
 mod bench_pull_many;
+mod bench_scale;
 mod ci;
 mod deny;
 mod postgres;
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
                  bench pull       pull benchmark from local S3; writes docs/benchmarks.md [--size-mib N] [--runs N]\n  \
                  bench pull-many  pull --all of 32 archives vs aws-cli (+ openssl) [--archives N] [--size-mib N] [--runs N]\n  \
                  bench callbacks  callback receiver under wrk; writes docs/benchmarks.md [--seconds N] [--connections N]\n  \
+                 bench scale      receivers and pull workers on PostgreSQL vs SQLite [--callbacks N] [--archives N] [--size-mib N]\n  \
                  deny             cargo deny check against the offline RustSec snapshot (deny.toml)\n  \
                  install-tools    install ffmpeg, openssl, xxd, time if missing\n  \
                  install-sdks     install the OpenTok and Vonage Python and Node SDKs the emulator tests drive\n  \

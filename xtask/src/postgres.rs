@@ -110,6 +110,70 @@ pub fn attach(servers: &mut Servers) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The parts of a test server's superuser URL (`postgres://USER:PASSWORD@HOST:PORT/DB`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AdminUrl {
+    pub(crate) user: String,
+    pub(crate) password: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+}
+
+impl AdminUrl {
+    /// Reads [`URL_VAR`]'s form (no percent-encoding: the generated password is hex).
+    pub(crate) fn parse(url: &str) -> anyhow::Result<Self> {
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .context("not a postgres:// URL")?;
+        let (userinfo, rest) = rest.split_once('@').context("no user:password@")?;
+        let (user, password) = userinfo.split_once(':').context("no password")?;
+        let host_port = rest.split(['/', '?']).next().unwrap_or_default();
+        let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "5432"));
+        Ok(Self {
+            user: user.into(),
+            password: password.into(),
+            host: host.into(),
+            port: port.parse().context("a bad port")?,
+        })
+    }
+
+    /// The URL of database `db` without the password (what a program is given; the password goes apart).
+    pub(crate) fn database_url(&self, db: &str) -> String {
+        format!(
+            "postgres://{}@{}:{}/{db}?sslmode=disable",
+            self.user, self.host, self.port
+        )
+    }
+
+    /// Runs one SQL statement as the superuser with `psql` (the password through PGPASSWORD).
+    pub(crate) fn psql(&self, sql: &str) -> anyhow::Result<String> {
+        let bin = ensure_installed()?;
+        let out = Command::new(bin.join("psql"))
+            .args([
+                "-h",
+                &self.host,
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                &self.user,
+            ])
+            .args(["-d", "postgres", "-X", "-v", "ON_ERROR_STOP=1", "-tAc", sql])
+            .env("PGPASSWORD", &self.password)
+            .env_remove("PGPASSFILE")
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run psql")?;
+        if !out.status.success() {
+            bail!(
+                "psql `{sql}` failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
 /// The server's settings on its command line: loopback only, its port, its sockets in its own directory, and
 /// room for the multi-process tests' connections.
 fn server_settings(port: u16, sockets: &Path) -> Vec<String> {
@@ -316,6 +380,27 @@ mod tests {
             superuser_url(&password, 5433),
             "postgres://archivectl:00ff@127.0.0.1:5433/postgres"
         );
+    }
+
+    #[test]
+    fn admin_urls_are_read_and_database_urls_carry_no_password() {
+        let a =
+            AdminUrl::parse("postgres://archivectl:00ff@127.0.0.1:5433/postgres").expect("parses");
+        assert_eq!(
+            a,
+            AdminUrl {
+                user: "archivectl".into(),
+                password: "00ff".into(),
+                host: "127.0.0.1".into(),
+                port: 5433
+            }
+        );
+        assert_eq!(
+            a.database_url("bench"),
+            "postgres://archivectl@127.0.0.1:5433/bench?sslmode=disable"
+        );
+        assert!(AdminUrl::parse("http://x").is_err());
+        assert!(AdminUrl::parse("postgres://nopassword@h:1/d").is_err());
     }
 
     #[test]
