@@ -355,12 +355,20 @@ fn pull_section(
         migrate.args(["ledger", "migrate", "--to", &pg, "--ledger", &sqlite]);
         ok(migrate, "archivectl ledger migrate")?;
 
+        // All workers at once, each under GNU time (its peak RSS) with its --json report in a file.
         let started = Instant::now();
-        let handles: Vec<std::thread::JoinHandle<anyhow::Result<(bench::Sample, usize)>>> = (0
-            ..workers)
-            .map(|w| {
-                let mut pull = ctl(bin, dir, &api, admin);
-                pull.args([
+        let mut children = Vec::new();
+        for w in 0..workers {
+            let report = PathBuf::from(p(&format!("pulled-{workers}-{w}.json")));
+            let rss = PathBuf::from(p(&format!("rss-{workers}-{w}")));
+            let pull = ctl(bin, dir, &api, admin);
+            let mut timed = Command::new("/usr/bin/time");
+            timed
+                .args(["-f", "%M", "-o"])
+                .arg(&rss)
+                .arg(pull.get_program())
+                .args(pull.get_args())
+                .args([
                     "--json",
                     "pull",
                     "--all",
@@ -370,31 +378,40 @@ fn pull_section(
                     &pg,
                 ])
                 .args(["--key", &key])
-                .args(s3.target_args(&secret));
-                let report = PathBuf::from(p(&format!("pulled-{workers}-{w}.json")));
-                std::thread::spawn(move || {
-                    let file = fs::File::create(&report)?;
-                    pull.stdout(file);
-                    let sample = bench::measure_command(pull)?;
-                    let pulled: serde_json::Value =
-                        serde_json::from_str(&fs::read_to_string(&report)?)
-                            .context("pull --json output")?;
-                    Ok((sample, pulled.as_array().map_or(0, Vec::len)))
-                })
-            })
-            .collect();
+                .args(s3.target_args(&secret))
+                .env("PGPASSWORD", &admin.password)
+                .stdout(fs::File::create(&report)?)
+                .stderr(fs::File::create(p(&format!("pull-{workers}-{w}.log")))?);
+            children.push((
+                timed.spawn().context("cannot start a pull worker")?,
+                report,
+                rss,
+                w,
+            ));
+        }
         let mut results = Vec::new();
-        for h in handles {
-            results.push(
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??,
-            );
+        for (mut child, report, rss, w) in children {
+            let status = child.wait()?;
+            if !status.success() {
+                bail!(
+                    "pull worker {w} of {workers} failed ({status}): {}",
+                    fs::read_to_string(p(&format!("pull-{workers}-{w}.log"))).unwrap_or_default()
+                );
+            }
+            let pulled: serde_json::Value = serde_json::from_str(&fs::read_to_string(&report)?)
+                .context("pull --json output")?;
+            let rss_kib: u64 = fs::read_to_string(&rss)?
+                .lines()
+                .last()
+                .and_then(|l| l.trim().parse().ok())
+                .context("GNU time's output")?;
+            results.push((rss_kib, pulled.as_array().map_or(0, Vec::len)));
         }
         let wall = started.elapsed().as_secs_f64();
         let shares: Vec<usize> = results.iter().map(|(_, n)| *n).collect();
         let rss = results
             .iter()
-            .map(|(s, _)| s.max_rss_kib)
+            .map(|(r, _)| *r)
             .max()
             .unwrap_or(0);
         let outputs = fs::read_dir(&out)?
