@@ -283,9 +283,13 @@ fn callbacks_section(
             );
         }
     }
+    r.push_str(NOTE);
     r.push('\n');
     Ok(r)
 }
+
+/// What the callback figures mean, under their table.
+const NOTE: &str = "\nThe load generator, the receivers and PostgreSQL share the machine's 2 cores, so a second receiver adds less than on two machines. On PostgreSQL each group commit is several round trips (the archives' advisory locks, the reads and the upserts) through one connection, against one local fsync for SQLite: the price of sharing the ledger between machines; none of the setups lost an acknowledged callback.\n";
 
 /// archivectl with the emulator's API and credentials, and the PostgreSQL password in the environment.
 fn ctl(bin: &Path, dir: &Path, api: &str, admin: &AdminUrl) -> Command {
@@ -409,11 +413,7 @@ fn pull_section(
         }
         let wall = started.elapsed().as_secs_f64();
         let shares: Vec<usize> = results.iter().map(|(_, n)| *n).collect();
-        let rss = results
-            .iter()
-            .map(|(r, _)| *r)
-            .max()
-            .unwrap_or(0);
+        let rss = results.iter().map(|(r, _)| *r).max().unwrap_or(0);
         let outputs = fs::read_dir(&out)?
             .filter_map(Result::ok)
             .filter(|e| e.file_name().to_string_lossy().ends_with(".ts"))
