@@ -12,4 +12,5 @@ mod concurrency;
 mod leases;
 mod migrations;
 mod rules;
+mod tls;
 mod writer;
