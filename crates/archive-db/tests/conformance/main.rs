@@ -11,6 +11,7 @@ mod basics;
 mod concurrency;
 mod leases;
 mod migrations;
+mod records;
 mod rules;
 mod tls;
 mod writer;
