@@ -393,6 +393,16 @@ fn owned_row(r: &::postgres::Row) -> Result<Row, SqlError> {
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
+/// PostgreSQL's `text` cannot hold the NUL character, which a JSON string can (`\u0000`): it is stored as
+/// U+FFFD (the replacement character). Only parsed fields can have one; a raw body keeps it escaped.
+pub(crate) fn scrub_nul(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// Binds a [`Value`] as the type PostgreSQL inferred for the parameter (an integer compared with an `int4`
 /// column is sent as one; a boolean 0/1 as a `bool`), so the ledger's SQL needs no casts.
 impl ToSql for Value {
@@ -416,8 +426,9 @@ impl ToSql for Value {
                 _ => Err(format!("a number cannot be bound as {ty}").into()),
             },
             Self::Text(s) => match *ty {
+                // PostgreSQL's text cannot hold NUL (see `scrub_nul`).
                 Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-                    s.as_str().to_sql(ty, out)
+                    scrub_nul(s).as_ref().to_sql(ty, out)
                 }
                 _ => Err(format!("text cannot be bound as {ty}").into()),
             },

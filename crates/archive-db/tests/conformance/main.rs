@@ -6,9 +6,13 @@
 
 mod support;
 
+#[path = "../common/callbacks.rs"]
+mod callbacks;
+
 mod availability;
 mod basics;
 mod concurrency;
+mod differential;
 mod leases;
 mod migrations;
 mod records;

@@ -200,9 +200,58 @@ pub fn the_csv_export_is_the_same_on_both(db: &TestDb) {
     assert!(csv.contains("\"ümlaut\nnewline\""));
 }
 
+/// PostgreSQL's text cannot hold a NUL character, which JSON can carry (`\u0000`): such a callback is
+/// recorded all the same on both back ends, its raw body exactly as received (JSON keeps the NUL escaped);
+/// in the parsed columns PostgreSQL stores U+FFFD in its place.
+pub fn a_nul_character_in_a_field_does_not_refuse_the_callback(db: &TestDb) {
+    let mut l = db.open();
+    let body = format!(
+        r#"{{"id":"{ID}","event":"archive","status":"uploaded","name":"a\u0000b","sessionId":"S\u0000","password":"ZTQy"}}"#
+    );
+    l.record_event(&IncomingEvent::from_callback(body.as_bytes(), "t").unwrap())
+        .unwrap();
+    let r = l.archive(ID).unwrap().unwrap();
+    let nul = match db.backend() {
+        archive_db::Backend::Sqlite => '\0',
+        archive_db::Backend::Postgres => '\u{fffd}',
+    };
+    assert_eq!(r.name.as_deref(), Some(format!("a{nul}b").as_str()));
+    assert_eq!(r.session_id, format!("S{nul}"));
+    assert_eq!(l.by_session(&format!("S{nul}")).unwrap().len(), 1);
+    assert_eq!(
+        l.events(Some(ID)).unwrap()[0].body,
+        body,
+        "the raw body exactly"
+    );
+    // A different password holding a NUL is a conflict; the same callback once more is a duplicate that
+    // changes nothing (compared as stored, not as received).
+    let again = l
+        .record_event(
+            &IncomingEvent::from_callback(body.replace("ZTQy", "ZT\\u0000y").as_bytes(), "t")
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        again.archive.unwrap().password,
+        archive_db::PasswordOutcome::Conflict
+    );
+    let nul_password = body.replace("ZTQy", "ZT\\u0000y");
+    let twice = l
+        .record_event(&IncomingEvent::from_callback(nul_password.as_bytes(), "t").unwrap())
+        .unwrap()
+        .archive
+        .unwrap();
+    assert!(!twice.changed, "a duplicate changes nothing");
+    assert_eq!(
+        l.archive(ID).unwrap().unwrap().conflicting_passwords.len(),
+        1
+    );
+}
+
 crate::on_both!(
     attempts_and_deletions_are_kept_separately_and_in_order,
     the_object_check_is_kept_beside_the_services_sha256sum,
     the_listing_window_names_what_the_service_must_list,
     the_csv_export_is_the_same_on_both,
+    a_nul_character_in_a_field_does_not_refuse_the_callback,
 );
