@@ -105,14 +105,18 @@ fn lock_archives(conn: &Conn, events: &[&IncomingEvent]) -> Result<(), SqlError>
         .filter(|e| e.archive().is_some())
         .filter_map(|e| e.archive_id())
         .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
     ids.sort_unstable();
     ids.dedup();
-    for id in ids {
-        conn.query(
-            "SELECT pg_advisory_xact_lock(?1, hashtext(?2))",
-            &params![ARCHIVE_LOCK_CLASS, id],
-        )?;
-    }
+    // One statement for the batch. Archive ids are validated UUIDs (no comma); they are locked in their
+    // sorted order, the same in every transaction.
+    conn.query(
+        "SELECT pg_advisory_xact_lock(?1, hashtext(id))
+         FROM (SELECT DISTINCT unnest(string_to_array(?2, ',')) AS id) ids ORDER BY id COLLATE \"C\"",
+        &params![ARCHIVE_LOCK_CLASS, ids.join(",")],
+    )?;
     Ok(())
 }
 

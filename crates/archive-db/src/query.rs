@@ -377,13 +377,14 @@ impl Ledger {
         since_ms: Option<i64>,
         until_ms: i64,
     ) -> Result<Vec<String>, DbError> {
-        // Portable: a parameter compared only with IS NULL has no type PostgreSQL can infer, so each test
-        // also compares it with its column.
+        // Portable: PostgreSQL cannot infer the type of a parameter tested with IS NULL, so it is cast (the
+        // same text on SQLite).
         self.conn
             .query(
                 "SELECT id FROM archives
-                 WHERE project_id = ?1 AND (?2 IS NULL OR session_id = ?2) AND created_at > 0
-                   AND (?3 IS NULL OR created_at >= ?3) AND created_at < ?4 AND status <> 'deleted'
+                 WHERE project_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR session_id = ?2) AND created_at > 0
+                   AND (CAST(?3 AS BIGINT) IS NULL OR created_at >= ?3) AND created_at < ?4
+                   AND status <> 'deleted'
                  ORDER BY created_at, id",
                 &params![project, session_id, since_ms, until_ms],
             )

@@ -10,7 +10,7 @@
 //!   never by none;
 //! * an event identical to one already recorded changes nothing but the history's `times_seen`.
 
-use crate::db::{Conn, Row, SqlError, params};
+use crate::db::{Conn, Dialect, Row, SqlError, params};
 use opentok_rest::archive_id::validate_archive_id;
 use opentok_rest::model::{Archive, ArchiveStatus};
 
@@ -90,6 +90,33 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 }
 
 impl Fields {
+    /// Every text with its NUL characters as PostgreSQL stores them (see `db::postgres::scrub_nul`).
+    fn scrub_nul(&mut self) {
+        let scrub = |s: &mut String| {
+            if s.contains('\0') {
+                *s = crate::db::postgres::scrub_nul(s).into_owned();
+            }
+        };
+        scrub(&mut self.status);
+        scrub(&mut self.session_id);
+        scrub(&mut self.raw_json);
+        for s in [
+            &mut self.project_id,
+            &mut self.name,
+            &mut self.reason,
+            &mut self.output_mode,
+            &mut self.resolution,
+            &mut self.url,
+            &mut self.password,
+            &mut self.service_sha256,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            scrub(s);
+        }
+    }
+
     fn from_archive(a: &Archive, body: &str) -> Self {
         Self {
             status: a.status.as_str().to_owned(),
@@ -296,7 +323,11 @@ fn upsert_archive(
     now: &str,
     event_id: i64,
 ) -> Result<ArchiveOutcome, SqlError> {
-    let incoming = Fields::from_archive(a, &ev.body);
+    let mut incoming = Fields::from_archive(a, &ev.body);
+    if conn.dialect() == Dialect::Postgres {
+        // As PostgreSQL will store them, so that comparing with what it holds means what it should.
+        incoming.scrub_nul();
+    }
     if let Some(project) = &incoming.project_id {
         conn.execute(
             "INSERT INTO projects (id, first_seen_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::error::Error as _;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use ::postgres::error::SqlState;
 use ::postgres::types::{IsNull, ToSql, Type};
@@ -61,7 +62,17 @@ impl PgConn {
             .spawn(move || {
                 let mut session = session;
                 while let Ok(job) = rx.recv() {
-                    job(&mut session);
+                    // A job that panicked (a bug) loses its answer — its caller is told the connection
+                    // failed — but not the thread: the next job gets a new connection.
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        job(&mut session)
+                    }));
+                    if ran.is_err() {
+                        session.client = None;
+                        session.statements.clear();
+                        session.in_tx = false;
+                        session.broken = false;
+                    }
                 }
             })
             .map_err(|e| {
@@ -81,7 +92,9 @@ impl PgConn {
         f: impl FnOnce(&mut Session) -> R + Send + 'static,
     ) -> Result<R, SqlError> {
         let stopped = || {
-            SqlError::Unavailable("the ledger's PostgreSQL connection thread has stopped".into())
+            SqlError::Unavailable(
+                "the ledger's PostgreSQL connection failed (its thread gave no answer)".into(),
+            )
         };
         let (reply, answer) = mpsc::sync_channel(1);
         let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
@@ -257,7 +270,14 @@ fn open(config: &PostgresConfig) -> Result<Client, SqlError> {
         .dbname(&config.dbname)
         .application_name(&config.application_name)
         .connect_timeout(config.connect_timeout)
+        // A server that vanished without closing the connection (a machine lost, a network cut) is noticed
+        // in seconds, not after the system's two hours of TCP keepalive: unacknowledged writes time out
+        // after 30 s, and an idle connection is probed every 15 s.
+        .tcp_user_timeout(Duration::from_secs(30))
         .keepalives(true)
+        .keepalives_idle(Duration::from_secs(15))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3)
         .ssl_mode(match config.sslmode {
             SslMode::Disable => ::postgres::config::SslMode::Disable,
             SslMode::Prefer => ::postgres::config::SslMode::Prefer,
@@ -393,6 +413,16 @@ fn owned_row(r: &::postgres::Row) -> Result<Row, SqlError> {
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
+/// PostgreSQL's `text` cannot hold the NUL character, which a JSON string can (`\u0000`): it is stored as
+/// U+FFFD (the replacement character). Only parsed fields can have one; a raw body keeps it escaped.
+pub(crate) fn scrub_nul(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// Binds a [`Value`] as the type PostgreSQL inferred for the parameter (an integer compared with an `int4`
 /// column is sent as one; a boolean 0/1 as a `bool`), so the ledger's SQL needs no casts.
 impl ToSql for Value {
@@ -416,8 +446,9 @@ impl ToSql for Value {
                 _ => Err(format!("a number cannot be bound as {ty}").into()),
             },
             Self::Text(s) => match *ty {
+                // PostgreSQL's text cannot hold NUL (see `scrub_nul`).
                 Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-                    s.as_str().to_sql(ty, out)
+                    scrub_nul(s).as_ref().to_sql(ty, out)
                 }
                 _ => Err(format!("text cannot be bound as {ty}").into()),
             },

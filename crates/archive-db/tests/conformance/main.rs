@@ -6,10 +6,16 @@
 
 mod support;
 
+#[path = "../common/callbacks.rs"]
+mod callbacks;
+
 mod availability;
 mod basics;
 mod concurrency;
+mod differential;
 mod leases;
 mod migrations;
+mod records;
 mod rules;
+mod tls;
 mod writer;
