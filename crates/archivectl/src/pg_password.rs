@@ -56,8 +56,10 @@ pub fn resolve(
     warn: impl FnOnce(String),
 ) -> anyhow::Result<Option<(SecretString, Source)>> {
     if let Some(path) = password_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read [ledger] password_file {}", path.display()))?;
+        let text =
+            zeroize::Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read [ledger] password_file {}", path.display())
+            })?);
         let line = text.lines().next().unwrap_or_default();
         if line.is_empty() {
             bail!(
@@ -71,6 +73,7 @@ pub fn resolve(
         )));
     }
     if let Some(p) = env("PGPASSWORD").filter(|p| !p.is_empty()) {
+        // (The process environment keeps its own copy; this one becomes the secret.)
         return Ok(Some((SecretString::from(p), Source::Env)));
     }
     let file = env("PGPASSFILE")
@@ -105,8 +108,11 @@ pub fn resolve(
             return Ok(None);
         }
     }
-    let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read the password file {}", file.display()))?;
+    // Every line of it is someone's password: wiped when dropped.
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read the password file {}", file.display()))?,
+    );
     Ok(lookup(&text, target).map(|p| (p, Source::PgPass(file))))
 }
 
