@@ -205,3 +205,89 @@ fn the_password_comes_from_a_private_pgpass_and_never_from_the_url() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("group or world access"), "{stderr}");
 }
+
+/// `[ledger] url` and `password_file` in archivectl.toml: every command then runs on PostgreSQL without a flag
+/// or variable, and `config show` says where each came from (the password itself never shown).
+#[test]
+fn the_config_files_ledger_url_and_password_file_put_every_command_on_postgres() {
+    let Some(pg) = TestLedger::postgres("config") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let from = sqlite_ledger(dir.path());
+    let password = pg.password().unwrap().to_string();
+    std::fs::write(dir.path().join("ledger-password"), format!("{password}\n")).unwrap();
+    let config = dir.path().join("archivectl.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ledger]\nurl = \"{}\"\npassword_file = \"ledger-password\"\n",
+            pg.arg
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        archivectl()
+            .env_remove("ARCHIVECTL_LEDGER")
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("HOME", dir.path())
+            .env("ARCHIVECTL_CONFIG", &config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // The password file is found relative to the configuration file.
+    let out = run(&[
+        "--json", "ledger", "migrate", "--to", &pg.arg, "--ledger", &from,
+    ]);
+    assert_eq!(report(&out)["verified"], true);
+    let out = run(&["--json", "ledger", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        IDS.len(),
+        "the PostgreSQL ledger's archives"
+    );
+
+    let out = run(&["--json", "config", "show"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains(&password),
+        "the password is never shown: {text}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let setting = |name: &str| {
+        json["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {json}"))
+            .clone()
+    };
+    assert_eq!(setting("ledger.url")["value"], pg.arg.as_str());
+    assert!(
+        setting("ledger.url")["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("file "),
+        "{json}"
+    );
+    assert!(
+        setting("ledger.password_file")["value"]
+            .as_str()
+            .unwrap()
+            .ends_with("ledger-password")
+    );
+}
