@@ -283,10 +283,43 @@ fn ensure_installed() -> anyhow::Result<PathBuf> {
     if let Some(bin) = newest_bin_dir(Path::new(DEBIAN_LIB)) {
         return Ok(bin);
     }
+    // postgresql-common first, told not to create (and start) a "main" cluster on port 5432 when the server
+    // package comes: the tests make their own, and a fresh CI machine may have no init system to start it.
+    tools::apt_install(&["postgresql-common"]).context("cannot install postgresql-common")?;
+    let conf = Path::new("/etc/postgresql-common/createcluster.conf");
+    if let Ok(text) = std::fs::read_to_string(conf) {
+        let edited = no_main_cluster(&text);
+        if edited != text {
+            std::fs::write(conf, edited)
+                .with_context(|| format!("cannot write {}", conf.display()))?;
+        }
+    }
     tools::apt_install(&["postgresql"]).context("cannot install PostgreSQL")?;
     newest_bin_dir(Path::new(DEBIAN_LIB)).with_context(|| {
         format!("postgresql was installed but no {DEBIAN_LIB}/N/bin/initdb exists")
     })
+}
+
+/// `createcluster.conf` with `create_main_cluster = false` (the commented default line replaced, or the
+/// setting added).
+fn no_main_cluster(text: &str) -> String {
+    let mut found = false;
+    let mut out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let bare = l.trim_start_matches(['#', ' ']);
+            if bare.starts_with("create_main_cluster") {
+                found = true;
+                "create_main_cluster = false".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    if !found {
+        out.push("create_main_cluster = false".into());
+    }
+    out.join("\n") + "\n"
 }
 
 /// Of `lib/N/bin` directories holding `initdb` and `postgres`, the one with the highest major version `N`.
@@ -401,6 +434,21 @@ mod tests {
         );
         assert!(AdminUrl::parse("http://x").is_err());
         assert!(AdminUrl::parse("postgres://nopassword@h:1/d").is_err());
+    }
+
+    #[test]
+    fn the_main_cluster_is_turned_off_in_createcluster_conf() {
+        let debian = "# comment\n#create_main_cluster = true\nstart_conf = 'auto'\n";
+        assert_eq!(
+            no_main_cluster(debian),
+            "# comment\ncreate_main_cluster = false\nstart_conf = 'auto'\n"
+        );
+        assert_eq!(
+            no_main_cluster("start_conf = 'auto'\n"),
+            "start_conf = 'auto'\ncreate_main_cluster = false\n"
+        );
+        let done = no_main_cluster(debian);
+        assert_eq!(no_main_cluster(&done), done, "idempotent");
     }
 
     #[test]
