@@ -127,11 +127,13 @@ impl DbError {
         }
     }
 
-    /// The SQL layer's error this came from (for a retryable one, see [`DbError::is_retryable`]).
+    /// The SQL layer's error this came from (for a retryable or unavailable one, see
+    /// [`DbError::is_retryable`] and [`DbError::is_unavailable`]).
     pub(crate) fn into_retryable(self) -> crate::db::SqlError {
         match self {
             Self::Postgres { source, .. } => crate::db::SqlError::Postgres(source),
             Self::Sqlite { source, .. } => crate::db::SqlError::Sqlite(source),
+            Self::Unavailable { reason, .. } => crate::db::SqlError::Unavailable(reason),
             other => crate::db::SqlError::Unavailable(other.to_string()),
         }
     }
