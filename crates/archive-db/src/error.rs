@@ -94,6 +94,10 @@ pub enum DbError {
         /// Why, as the client says (never a password).
         reason: String,
     },
+    /// The PostgreSQL server refused the ledger's login (a wrong password, no such database or role, no
+    /// right to connect): a configuration to fix, not a database that is away.
+    #[error("the PostgreSQL server refused the ledger's connection: {0}")]
+    Refused(String),
     /// A ledger location (a PostgreSQL URL) that cannot be used as given.
     #[error("invalid ledger location: {0}")]
     InvalidLocation(String),

@@ -90,6 +90,8 @@ pub(crate) enum SqlError {
     Postgres(::postgres::Error),
     /// The PostgreSQL server cannot be reached, or the connection was lost.
     Unavailable(String),
+    /// The PostgreSQL server refused the login (password, database, role, rights).
+    Refused(String),
     /// A value read back is not of the type asked for.
     Conversion(String),
 }
@@ -105,7 +107,9 @@ impl std::fmt::Display for SqlError {
         match self {
             Self::Sqlite(e) => e.fmt(f),
             Self::Postgres(e) => write!(f, "{}", postgres::describe(e)),
-            Self::Unavailable(reason) | Self::Conversion(reason) => f.write_str(reason),
+            Self::Unavailable(reason) | Self::Refused(reason) | Self::Conversion(reason) => {
+                f.write_str(reason)
+            }
         }
     }
 }
@@ -471,6 +475,7 @@ impl DbError {
             },
             SqlError::Postgres(source) => Self::Postgres { action, source },
             SqlError::Unavailable(reason) => Self::Unavailable { action, reason },
+            SqlError::Refused(reason) => Self::Refused(reason),
             SqlError::Conversion(reason) => Self::Corrupt(format!("{action}: {reason}")),
         }
     }

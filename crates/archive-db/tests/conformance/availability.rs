@@ -279,8 +279,26 @@ fn a_wrong_password_is_refused_with_the_servers_reason_and_without_the_password(
         .with_password(SecretString::from("wrong-password-123"));
     let err = Ledger::open_location(&LedgerLocation::Postgres(wrong)).unwrap_err();
     let msg = err.to_string();
+    assert!(matches!(err, DbError::Refused(_)), "{msg}");
+    assert!(!err.is_unavailable(), "retrying will not help: {msg}");
     assert!(msg.contains("password authentication failed"), "{msg}");
+    assert!(msg.contains(&direct.redacted()), "{msg}");
     assert!(!msg.contains("wrong-password-123"), "{msg}");
+    // A database that does not exist: refused too, saying so.
+    let url = format!(
+        "postgres://{}@{}:{}/no_such_database_here?sslmode=disable",
+        direct.user(),
+        direct.host(),
+        direct.port()
+    );
+    let (_, password, _) = support::server().unwrap();
+    use archive_db::secrecy::ExposeSecret;
+    let missing = PostgresConfig::from_url(&url)
+        .unwrap()
+        .with_password(SecretString::from(password.expose_secret().to_owned()));
+    let err = Ledger::open_location(&LedgerLocation::Postgres(missing)).unwrap_err();
+    assert!(matches!(err, DbError::Refused(_)), "{err}");
+    assert!(err.to_string().contains("no_such_database_here"), "{err}");
 }
 
 #[test]
