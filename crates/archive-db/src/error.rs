@@ -94,6 +94,10 @@ pub enum DbError {
         /// Why, as the client says (never a password).
         reason: String,
     },
+    /// The PostgreSQL server refused the ledger's login (a wrong password, no such database or role, no
+    /// right to connect): a configuration to fix, not a database that is away.
+    #[error("the PostgreSQL server refused the ledger's connection: {0}")]
+    Refused(String),
     /// A ledger location (a PostgreSQL URL) that cannot be used as given.
     #[error("invalid ledger location: {0}")]
     InvalidLocation(String),
@@ -127,11 +131,13 @@ impl DbError {
         }
     }
 
-    /// The SQL layer's error this came from (for a retryable one, see [`DbError::is_retryable`]).
+    /// The SQL layer's error this came from (for a retryable or unavailable one, see
+    /// [`DbError::is_retryable`] and [`DbError::is_unavailable`]).
     pub(crate) fn into_retryable(self) -> crate::db::SqlError {
         match self {
             Self::Postgres { source, .. } => crate::db::SqlError::Postgres(source),
             Self::Sqlite { source, .. } => crate::db::SqlError::Sqlite(source),
+            Self::Unavailable { reason, .. } => crate::db::SqlError::Unavailable(reason),
             other => crate::db::SqlError::Unavailable(other.to_string()),
         }
     }

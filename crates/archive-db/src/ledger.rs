@@ -91,6 +91,10 @@ impl TxError for BatchFail {
     fn retryable(&self) -> bool {
         matches!(self, Self::Sql(e) if e.is_retryable())
     }
+
+    fn connection(&self) -> bool {
+        matches!(self, Self::Sql(e) if e.is_connection())
+    }
 }
 
 /// On PostgreSQL, takes the transaction-level advisory lock of every archive the events are about, in one
@@ -262,7 +266,10 @@ impl Ledger {
             for event in events {
                 match upsert::record(c, event) {
                     Ok(outcome) => results.push(Ok(outcome)),
-                    Err(e) if e.is_retryable() => return Err(BatchFail::Sql(e.into_retryable())),
+                    // Not the event's fault: the whole batch is retried, or fails.
+                    Err(e) if e.is_retryable() || e.is_unavailable() => {
+                        return Err(BatchFail::Sql(e.into_retryable()));
+                    }
                     Err(_) => return Err(BatchFail::Event),
                 }
             }

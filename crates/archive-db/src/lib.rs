@@ -43,7 +43,9 @@
 //!   lives in the database's current schema with its own `schema_version` table, migrated once under an
 //!   advisory lock. TLS is rustls (ring) with the system trust store, as `sslmode`
 //!   (disable/prefer/require/verify-ca/verify-full) says. A server that is away makes calls fail with
-//!   [`DbError::Unavailable`] (a receiver answers 503); the next call connects again.
+//!   [`DbError::Unavailable`] (a receiver answers 503); the next call connects again, and a transaction whose
+//!   connection broke before its COMMIT is run once more on a new one. A login the server refuses is
+//!   [`DbError::Refused`].
 //!
 //! The ledger never holds an AES key or IV, a private key or a passphrase: only the RSA-wrapped password the
 //! service sends, which is useless without the private key. It is sync code with no async runtime of its own.

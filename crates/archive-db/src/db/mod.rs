@@ -90,6 +90,8 @@ pub(crate) enum SqlError {
     Postgres(::postgres::Error),
     /// The PostgreSQL server cannot be reached, or the connection was lost.
     Unavailable(String),
+    /// The PostgreSQL server refused the login (password, database, role, rights).
+    Refused(String),
     /// A value read back is not of the type asked for.
     Conversion(String),
 }
@@ -105,7 +107,9 @@ impl std::fmt::Display for SqlError {
         match self {
             Self::Sqlite(e) => e.fmt(f),
             Self::Postgres(e) => write!(f, "{}", postgres::describe(e)),
-            Self::Unavailable(reason) | Self::Conversion(reason) => f.write_str(reason),
+            Self::Unavailable(reason) | Self::Refused(reason) | Self::Conversion(reason) => {
+                f.write_str(reason)
+            }
         }
     }
 }
@@ -135,11 +139,17 @@ impl SqlError {
 /// say whether running the transaction again could help.
 pub(crate) trait TxError: From<SqlError> {
     fn retryable(&self) -> bool;
+    /// The connection failed (see [`SqlError::is_connection`]).
+    fn connection(&self) -> bool;
 }
 
 impl TxError for SqlError {
     fn retryable(&self) -> bool {
         self.is_retryable()
+    }
+
+    fn connection(&self) -> bool {
+        self.is_connection()
     }
 }
 
@@ -347,11 +357,21 @@ impl Conn {
                 }
                 return Err(e.into());
             }
-            let result = f(self).and_then(|v| self.commit().map(|()| v).map_err(E::from));
+            let result = match f(self) {
+                Ok(v) => self.commit().map(|()| v).map_err(|e| (E::from(e), true)),
+                Err(e) => Err((e, false)),
+            };
             match result {
                 Ok(v) => return Ok(v),
-                Err(e) => {
+                Err((e, committing)) => {
                     self.rollback();
+                    // The connection broke before COMMIT was sent: the server rolled the transaction back,
+                    // so it is run once more on a new connection (a restart in the middle of a batch is not
+                    // seen). Broken during COMMIT, whether it committed is unknown: the caller is told.
+                    if e.connection() && !committing && !reconnected {
+                        reconnected = true;
+                        continue;
+                    }
                     if e.retryable() && attempt < 20 {
                         std::thread::sleep(delay);
                         delay = (delay * 2).min(Duration::from_millis(250));
@@ -455,6 +475,7 @@ impl DbError {
             },
             SqlError::Postgres(source) => Self::Postgres { action, source },
             SqlError::Unavailable(reason) => Self::Unavailable { action, reason },
+            SqlError::Refused(reason) => Self::Refused(reason),
             SqlError::Conversion(reason) => Self::Corrupt(format!("{action}: {reason}")),
         }
     }

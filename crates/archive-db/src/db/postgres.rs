@@ -287,11 +287,18 @@ fn open(config: &PostgresConfig) -> Result<Client, SqlError> {
         pg.password(password.expose_secret().as_bytes());
     }
     let unavailable = |e: ::postgres::Error| {
-        SqlError::Unavailable(format!(
-            "cannot connect to {}: {}",
-            config.redacted(),
-            describe(&e)
-        ))
+        let reason = format!("cannot connect to {}: {}", config.redacted(), describe(&e));
+        // The server answered and said no (a wrong password, no such database or role, no right to
+        // connect): not a database that is away, and retrying will not help.
+        let refused = e.code().is_some_and(|c| {
+            let code = c.code();
+            code.starts_with("28") || code == "3D000" || code == "42501"
+        });
+        if refused {
+            SqlError::Refused(reason)
+        } else {
+            SqlError::Unavailable(reason)
+        }
     };
     let mut client = if config.sslmode == SslMode::Disable {
         pg.connect(::postgres::NoTls).map_err(unavailable)?

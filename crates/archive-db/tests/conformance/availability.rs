@@ -177,6 +177,72 @@ fn the_group_writer_answers_unavailable_while_the_server_is_away_and_commits_onc
     assert_eq!(ledger.counts().unwrap(), (2, 2));
 }
 
+/// Waits until `n` connections to the test database wait for a lock.
+fn until_waiting(client: &mut ::postgres::Client, n: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if waiting >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{waiting} waiting, not {n}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_connection_cut_in_the_middle_of_a_transaction_is_retried_on_a_new_one() {
+    let Some(db) = TestDb::postgres() else { return };
+    let LedgerLocation::Postgres(direct) = db.location() else {
+        unreachable!()
+    };
+    let proxy = Proxy::start(format!("{}:{}", direct.host(), direct.port()));
+    let (location, _) = through(&db, proxy.port);
+    let mut ledger = Ledger::open_location(&location).unwrap();
+    ledger.record_event(&event("warm", "started", "")).unwrap();
+    // Hold the ledger's transaction in the middle (its insert waits for this lock)...
+    let mut blocker = db.pg_client().unwrap();
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE")
+        .unwrap();
+    let writer = std::thread::spawn(move || {
+        ledger
+            .record_event(&event("mid", "uploaded", r#","password":"ZTQy""#))
+            .map(|outcome| (outcome, ledger))
+    });
+    let mut watcher = db.pg_client().unwrap();
+    until_waiting(&mut watcher, 1);
+    // ...then the server "restarts" under it: the connection is reset before COMMIT.
+    proxy.cut();
+    proxy.restore();
+    // The ledger runs the transaction again on a new connection, which waits as well (the old one's
+    // backend still holds the archive's lock until it notices its client is gone).
+    until_waiting(&mut watcher, 2);
+    blocker.batch_execute("ROLLBACK").unwrap();
+    let (outcome, ledger) = writer.join().unwrap().unwrap();
+    assert!(outcome.archive.unwrap().inserted);
+    assert_eq!(ledger.counts().unwrap(), (2, 2), "recorded once");
+    assert_eq!(
+        ledger
+            .archive(&uid("mid"))
+            .unwrap()
+            .unwrap()
+            .password
+            .as_deref(),
+        Some("ZTQy")
+    );
+}
+
 #[test]
 fn a_server_that_does_not_answer_at_all_is_unavailable_at_open() {
     if support::server().is_none() {
@@ -213,8 +279,26 @@ fn a_wrong_password_is_refused_with_the_servers_reason_and_without_the_password(
         .with_password(SecretString::from("wrong-password-123"));
     let err = Ledger::open_location(&LedgerLocation::Postgres(wrong)).unwrap_err();
     let msg = err.to_string();
+    assert!(matches!(err, DbError::Refused(_)), "{msg}");
+    assert!(!err.is_unavailable(), "retrying will not help: {msg}");
     assert!(msg.contains("password authentication failed"), "{msg}");
+    assert!(msg.contains(&direct.redacted()), "{msg}");
     assert!(!msg.contains("wrong-password-123"), "{msg}");
+    // A database that does not exist: refused too, saying so.
+    let url = format!(
+        "postgres://{}@{}:{}/no_such_database_here?sslmode=disable",
+        direct.user(),
+        direct.host(),
+        direct.port()
+    );
+    let (_, password, _) = support::server().unwrap();
+    use archive_db::secrecy::ExposeSecret;
+    let missing = PostgresConfig::from_url(&url)
+        .unwrap()
+        .with_password(SecretString::from(password.expose_secret().to_owned()));
+    let err = Ledger::open_location(&LedgerLocation::Postgres(missing)).unwrap_err();
+    assert!(matches!(err, DbError::Refused(_)), "{err}");
+    assert!(err.to_string().contains("no_such_database_here"), "{err}");
 }
 
 #[test]
