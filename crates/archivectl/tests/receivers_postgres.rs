@@ -157,7 +157,7 @@ fn two_receivers_on_postgres_under_load_one_sigkilled_every_acknowledged_callbac
     };
     let (a, b) = (Receiver::start(&ledger), Receiver::start(&ledger));
     let urls = vec![a.url(), b.url()];
-    let count = 600;
+    let count = 2000;
     let loader = std::thread::spawn(move || run_load(urls, Fanout::RoundRobin, count, BOUND));
     // Mid-run: once a sixth of the archives are recorded, SIGKILL the second receiver.
     wait_for("a sixth of the load recorded", || {
@@ -166,6 +166,11 @@ fn two_receivers_on_postgres_under_load_one_sigkilled_every_acknowledged_callbac
     let mut b = b;
     b.child.kill().unwrap();
     b.child.wait().unwrap();
+    let at_kill = ledger.open().counts().unwrap().0;
+    assert!(
+        at_kill < count,
+        "killed mid-run ({at_kill} of {count} recorded)"
+    );
     let report = loader.join().unwrap();
     assert!(
         report.acked.len() as u64 > count / 6,
