@@ -18,7 +18,7 @@ use crate::ledger_path::LedgerArgs;
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
     /// The PostgreSQL ledger to copy into: a postgres:// URL without a password (the password comes from
-    /// [ledger] password_file, PGPASSWORD or ~/.pgpass).
+    /// `[ledger] password_file`, PGPASSWORD or ~/.pgpass).
     #[arg(long, value_name = "URL")]
     to: String,
     #[command(flatten)]
