@@ -384,12 +384,25 @@ fn three_workers_share_thirty_archives(fx: &Fixture, ledger: &TestLedger) {
 
 #[test]
 fn watch_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() {
-    let servers = TestServers::require().expect("the test servers (cargo xtask ci starts them)");
     let fx = Fixture::new();
+    let ledger = TestLedger::sqlite(fx.path("ledger.sqlite3"));
+    watch_pulls_what_a_sync_records(&fx, &ledger);
+}
+
+/// The same with the ledger on PostgreSQL.
+#[test]
+fn watch_on_postgres_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() {
+    let Some(ledger) = TestLedger::postgres("watch") else {
+        return;
+    };
+    watch_pulls_what_a_sync_records(&Fixture::new(), &ledger);
+}
+
+fn watch_pulls_what_a_sync_records(fx: &Fixture, ledger: &TestLedger) {
+    let servers = TestServers::require().expect("the test servers (cargo xtask ci starts them)");
     std::fs::create_dir_all(fx.path("out")).unwrap();
     let password = std::fs::read_to_string(fx.path("password.b64")).unwrap();
-    let ledger = TestLedger::sqlite(fx.path("ledger.sqlite3"));
-    let s3 = s3_args(&servers.s3, &fx);
+    let s3 = s3_args(&servers.s3, fx);
     fx.documented_decrypt("archive.ts", "expected.ts");
     let id = fresh_ids(1).remove(0);
     put_all(
@@ -398,7 +411,7 @@ fn watch_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() 
         &fx.dir.path().join("archive.ts"),
     );
 
-    let mut watcher = worker(&fx, &ledger, &s3, &["--watch"]);
+    let mut watcher = worker(fx, ledger, &s3, &["--watch"]);
     let _reaper = KillOnPanic(vec![watcher.id()]);
     // It says it is watching (stderr) before anything is recorded.
     let stderr = watcher.stderr.take().unwrap();
@@ -417,11 +430,11 @@ fn watch_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() 
     rx.recv_timeout(BOUND).expect("the watcher starts watching");
     assert!(files(&fx.dir.path().join("out")).is_empty());
 
-    sync(&fx, &ledger, std::slice::from_ref(&id), password.trim());
+    sync(fx, ledger, std::slice::from_ref(&id), password.trim());
     let output = fx.dir.path().join(format!("out/{id}.ts"));
     wait_for("the watched archive's output", || output.exists());
     wait_for("the ledger's record of it", || {
-        ledger_counts(&ledger)[&id] == (1, 1)
+        ledger_counts(ledger)[&id] == (1, 1)
     });
     Command::new("kill")
         .args(["-TERM", &watcher.id().to_string()])
@@ -445,5 +458,5 @@ fn watch_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() 
         std::fs::read(fx.path("expected.ts")).unwrap()
     );
     no_partial_files(&fx.dir.path().join("out"));
-    assert!(leases(&ledger).is_empty());
+    assert!(leases(ledger).is_empty());
 }
