@@ -117,6 +117,7 @@ pub struct PostgresConfig {
     pub(crate) sslmode: SslMode,
     pub(crate) sslrootcert: Option<PathBuf>,
     pub(crate) application_name: String,
+    pub(crate) options: Option<String>,
     pub(crate) connect_timeout: Duration,
     pub(crate) password: Option<Arc<SecretString>>,
 }
@@ -140,8 +141,9 @@ fn decode(s: &str) -> Result<String, DbError> {
 impl PostgresConfig {
     /// Reads a `postgres://user@host:port/dbname?sslmode=...&application_name=...` URL. The port defaults to
     /// 5432, the user to the `PGUSER` or login name, the database to the user's name, `sslmode` to `prefer`.
-    /// Also understood: `sslrootcert` (a PEM file of CA certificates to trust instead of the system's store)
-    /// and `connect_timeout` (seconds). A host that is a directory (`%2Fvar%2Frun%2Fpostgresql`, or
+    /// Also understood: `sslrootcert` (a PEM file of CA certificates to trust instead of the system's store),
+    /// `connect_timeout` (seconds) and `options` (server settings for the session, as libpq's: e.g.
+    /// `options=-c%20search_path%3Darchivectl` keeps the ledger's tables in a schema of their own). A host that is a directory (`%2Fvar%2Frun%2Fpostgresql`, or
     /// `?host=/var/run/postgresql`) is a Unix socket's. A password in the URL is refused.
     ///
     /// ```
@@ -200,6 +202,7 @@ impl PostgresConfig {
             sslmode: SslMode::default(),
             sslrootcert: None,
             application_name: "archivectl".into(),
+            options: None,
             connect_timeout: Duration::from_secs(10),
             password: None,
         };
@@ -208,6 +211,7 @@ impl PostgresConfig {
                 "sslmode" => config.sslmode = SslMode::parse(&value)?,
                 "sslrootcert" => config.sslrootcert = Some(PathBuf::from(&*value)),
                 "application_name" => config.application_name = value.into_owned(),
+                "options" => config.options = Some(value.into_owned()),
                 "host" => config.host = value.into_owned(),
                 "port" => {
                     config.port = value.parse().map_err(|_| {
@@ -236,7 +240,7 @@ impl PostgresConfig {
                 other => {
                     return Err(DbError::InvalidLocation(format!(
                         "the PostgreSQL URL has a parameter archivectl does not know: {other:?} (known: sslmode, \
-                         sslrootcert, application_name, connect_timeout, host, port, dbname, user)"
+                         sslrootcert, application_name, options, connect_timeout, host, port, dbname, user)"
                     )));
                 }
             }
@@ -310,6 +314,10 @@ impl PostgresConfig {
             self.sslmode.as_str(),
             enc(&self.application_name)
         );
+        if let Some(options) = &self.options {
+            s.push_str("&options=");
+            s.push_str(&enc(options));
+        }
         if let Some(root) = &self.sslrootcert {
             s.push_str("&sslrootcert=");
             s.push_str(&enc(&root.to_string_lossy()));

@@ -283,6 +283,9 @@ fn open(config: &PostgresConfig) -> Result<Client, SqlError> {
             SslMode::Prefer => ::postgres::config::SslMode::Prefer,
             _ => ::postgres::config::SslMode::Require,
         });
+    if let Some(options) = &config.options {
+        pg.options(options);
+    }
     if let Some(password) = &config.password {
         pg.password(password.expose_secret().as_bytes());
     }

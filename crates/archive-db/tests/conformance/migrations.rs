@@ -192,3 +192,56 @@ crate::on_both!(
     a_ledger_of_a_newer_version_is_refused_and_left_alone,
     another_programs_database_is_refused_and_left_unchanged,
 );
+
+#[test]
+fn a_ledger_can_live_in_a_schema_of_its_own_beside_other_tables() {
+    let Some(db) = TestDb::postgres() else { return };
+    let LedgerLocation::Postgres(direct) = db.location() else {
+        unreachable!()
+    };
+    run(
+        &db,
+        "CREATE TABLE someone_elses (a TEXT); CREATE SCHEMA ledger;",
+    );
+    // In the public schema, beside another program's table: refused.
+    assert!(matches!(
+        Ledger::open_location(db.location()),
+        Err(DbError::NotALedgerDatabase { .. })
+    ));
+    let (_, password, _) = crate::support::server().unwrap();
+    use archive_db::secrecy::ExposeSecret;
+    let url = format!(
+        "postgres://{}@{}:{}/{}?sslmode=disable&options=-c%20search_path%3Dledger",
+        direct.user(),
+        direct.host(),
+        direct.port(),
+        direct.dbname()
+    );
+    let config = archive_db::PostgresConfig::from_url(&url)
+        .unwrap()
+        .with_password(archive_db::secrecy::SecretString::from(
+            password.expose_secret().to_owned(),
+        ));
+    assert!(
+        config
+            .redacted()
+            .contains("options=-c+search_path%3Dledger"),
+        "{}",
+        config.redacted()
+    );
+    let location = LedgerLocation::Postgres(config);
+    let mut ledger = Ledger::open_location(&location).unwrap();
+    ledger
+        .record_event(&IncomingEvent::from_callback(OLD_BODY.as_bytes(), "x").unwrap())
+        .unwrap();
+    assert_eq!(
+        Ledger::open_location(&location).unwrap().counts().unwrap(),
+        (1, 1)
+    );
+    let mut client = db.pg_client().unwrap();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM ledger.archives", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "the ledger's tables are in its schema");
+}
