@@ -27,8 +27,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Some("pull") => crate::bench_pull::run(&args[1..]),
         Some("pull-many") => crate::bench_pull_many::run(&args[1..]),
         Some("callbacks") => crate::bench_callbacks::run(&args[1..]),
+        Some("scale") => crate::bench_scale::run(&args[1..]),
         _ => bail!(
-            "usage: cargo xtask bench decrypt|pull [--size-mib N] [--runs N]\n       cargo xtask bench pull-many [--archives N] [--size-mib N] [--runs N]\n       cargo xtask bench callbacks [--seconds N] [--connections N]"
+            "usage: cargo xtask bench decrypt|pull [--size-mib N] [--runs N]\n       cargo xtask bench pull-many [--archives N] [--size-mib N] [--runs N]\n       cargo xtask bench callbacks [--seconds N] [--connections N]\n       cargo xtask bench scale [--callbacks N] [--archives N] [--size-mib N]"
         ),
     }
 }

@@ -28,8 +28,8 @@ use crate::bench::{self, Sample};
 use crate::bench_env::{self, S3, Scratch};
 use crate::{sdks, servers, tools};
 
-const API_KEY: &str = "46009998";
-const API_SECRET: &str = "bench-pull-many-secret-0123456789abcdef";
+pub(crate) const API_KEY: &str = "46009998";
+pub(crate) const API_SECRET: &str = "bench-pull-many-secret-0123456789abcdef";
 /// How long the emulator may take to upload every archive.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -65,18 +65,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     bench_env::publish("pull-many", report)
 }
 
-struct Workload {
-    archives: usize,
-    size_mib: u64,
-    runs: usize,
+pub(crate) struct Workload {
+    pub(crate) archives: usize,
+    pub(crate) size_mib: u64,
+    pub(crate) runs: usize,
 }
 
 /// The emulator; killed when dropped.
-struct Emulator {
+pub(crate) struct Emulator {
     child: Child,
     url: String,
     /// Its stdout, kept open (closed, the emulator's next line would kill it with SIGPIPE).
     _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Emulator {
+    /// Its base URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
 }
 
 impl Drop for Emulator {
@@ -86,7 +93,7 @@ impl Drop for Emulator {
     }
 }
 
-fn start_emulator(bin: &Path, dir: &Path, s3: &S3) -> anyhow::Result<Emulator> {
+pub(crate) fn start_emulator(bin: &Path, dir: &Path, s3: &S3) -> anyhow::Result<Emulator> {
     let log = fs::File::create(dir.join("emulator.log"))?;
     let mut child = Command::new(bin.join("opentok-emulator"))
         .args(["--listen", "127.0.0.1:0", "--api-key", API_KEY])
@@ -122,7 +129,7 @@ fn start_emulator(bin: &Path, dir: &Path, s3: &S3) -> anyhow::Result<Emulator> {
 }
 
 /// A 1-second MPEG-2 clip of noise (so it does not compress), in MPEG-TS.
-fn make_clip(path: &Path) -> anyhow::Result<u64> {
+pub(crate) fn make_clip(path: &Path) -> anyhow::Result<u64> {
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg("nullsrc=s=640x360:r=25,geq=random(1)*255:128:128")
@@ -147,7 +154,7 @@ fn make_clip(path: &Path) -> anyhow::Result<u64> {
 }
 
 /// How many copies of a `clip_len`-byte, 1-second clip make an archive of about `size_mib` MiB.
-fn recorded_seconds(size_mib: u64, clip_len: u64) -> u64 {
+pub(crate) fn recorded_seconds(size_mib: u64, clip_len: u64) -> u64 {
     ((size_mib << 20) as f64 / clip_len.max(1) as f64)
         .round()
         .max(1.0) as u64
@@ -178,7 +185,7 @@ fn archivectl(
 }
 
 /// Records the archives, waits until the emulator has uploaded them all, and returns (id, password) of each.
-fn record_archives(
+pub(crate) fn record_archives(
     bin: &Path,
     dir: &Path,
     emulator: &Emulator,

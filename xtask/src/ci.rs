@@ -110,7 +110,8 @@ pub fn run() -> anyhow::Result<()> {
     deny::check(&root)?;
 
     // The integration tests need the storage servers; they are stopped when `servers` drops, test failure or not.
-    let mut servers = servers::start().context("cannot start the S3 and Azure test servers")?;
+    let mut servers =
+        servers::start_all().context("cannot start the S3, Azure and PostgreSQL test servers")?;
     let test_args = ["test", "--workspace", "--locked", "--no-fail-fast"];
     // Built first, so the executables can be named by package and target in the counts.
     let targets = test_executables(&root, &test_args)?;

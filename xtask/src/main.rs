@@ -8,8 +8,8 @@
 //! * `cargo xtask deny` — `cargo deny check` alone, against the offline RustSec snapshot (`deny.rs`).
 //! * `cargo xtask install-sdks` — the official OpenTok Python and Node SDKs (pinned, in `.xtask/`) that the
 //!   emulator's tests drive; `ci` installs them too.
-//! * `cargo xtask servers` — starts the S3 (s3s-fs) and Azure (Azurite) test servers that `ci` runs the tests
-//!   against, prints the `ARCHIVECTL_TEST_*` exports for a shell, and stops them on Ctrl-C.
+//! * `cargo xtask servers` — starts the S3 (s3s-fs), Azure (Azurite) and PostgreSQL (`postgres.rs`) test
+//!   servers that `ci` runs the tests against, prints the `ARCHIVECTL_TEST_*` exports for a shell, and stops them on Ctrl-C.
 //! * `cargo xtask bench decrypt` — archivectl vs the documented openssl command vs `cp` on a 512 MiB
 //!   archive in /dev/shm, side by side, median of 9 runs and peak RSS; writes docs/benchmarks.md.
 //! * `cargo xtask bench pull` — archivectl pull vs a plain download of the same object vs download then
@@ -18,14 +18,19 @@
 //!   vs aws-cli `s3 cp --recursive` + the documented openssl commands, vs aws-cli alone; writes docs/benchmarks.md.
 //! * `cargo xtask bench callbacks` — the callback receiver under wrk (64 connections, loopback) next to one
 //!   SQLite commit per request; writes docs/benchmarks.md.
+//! * `cargo xtask bench scale` — callbacks acknowledged/s and p99 for one and two receivers on PostgreSQL
+//!   beside one on SQLite, and 40 archives pulled by one vs two `pull --all` processes on one PostgreSQL
+//!   ledger, with peak RSS; writes docs/benchmarks.md.
 
 mod bench;
 mod bench_callbacks;
 mod bench_env;
 mod bench_pull;
 mod bench_pull_many;
+mod bench_scale;
 mod ci;
 mod deny;
+mod postgres;
 #[cfg(test)]
 mod promises;
 mod sdks;
@@ -56,10 +61,11 @@ fn main() -> ExitCode {
                  bench pull       pull benchmark from local S3; writes docs/benchmarks.md [--size-mib N] [--runs N]\n  \
                  bench pull-many  pull --all of 32 archives vs aws-cli (+ openssl) [--archives N] [--size-mib N] [--runs N]\n  \
                  bench callbacks  callback receiver under wrk; writes docs/benchmarks.md [--seconds N] [--connections N]\n  \
+                 bench scale      receivers and pull workers on PostgreSQL vs SQLite [--callbacks N] [--archives N] [--size-mib N]\n  \
                  deny             cargo deny check against the offline RustSec snapshot (deny.toml)\n  \
                  install-tools    install ffmpeg, openssl, xxd, time if missing\n  \
                  install-sdks     install the OpenTok and Vonage Python and Node SDKs the emulator tests drive\n  \
-                 servers          start the S3 and Azure test servers, print their env, wait for Ctrl-C\n  \
+                 servers          start the S3, Azure and PostgreSQL test servers, print their env, wait for Ctrl-C\n  \
                  stress           the whole suite N times with every core loaded [--runs N] [--hogs N]"
             );
             return ExitCode::from(2);

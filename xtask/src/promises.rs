@@ -42,8 +42,34 @@ fn problems(table: &str, read: impl Fn(&str) -> Option<String>) -> Vec<String> {
     bad
 }
 
-/// Whether `text` defines `fn name` as a test (`#[test]` or `#[tokio::test...]` just above it, not ignored).
+/// Whether `text` defines `fn name` as a test (`#[test]` or `#[tokio::test...]` just above it, not ignored), or
+/// defines `fn name` and names it in an `on_both!(...)` list (archive-db's conformance suite, which makes it a
+/// test on each back end).
 fn is_live_test(text: &str, name: &str) -> bool {
+    is_attributed_test(text, name) || is_on_both_check(text, name)
+}
+
+/// `fn name(` is defined and `name` is one of the identifiers of an `on_both!( ... )` invocation.
+fn is_on_both_check(text: &str, name: &str) -> bool {
+    let defined = text.lines().any(|l| {
+        let l = l.trim_start();
+        let l = l.strip_prefix("pub ").unwrap_or(l);
+        l.strip_prefix("fn ")
+            .and_then(|rest| rest.strip_prefix(name))
+            .is_some_and(|rest| rest.starts_with('('))
+    });
+    defined
+        && text.split("on_both!(").skip(1).any(|after| {
+            after
+                .split(')')
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .any(|item| item.trim() == name)
+        })
+}
+
+fn is_attributed_test(text: &str, name: &str) -> bool {
     let lines: Vec<&str> = text.lines().collect();
     lines.iter().enumerate().any(|(i, line)| {
         let l = line.trim_start();
@@ -93,6 +119,14 @@ fn a_missing_renamed_or_ignored_test_is_found() {
     let a = "#[test]\nfn kept() {}\n#[test]\n#[ignore]\nfn ignored() {}\nfn helper() {}\n\
              #[tokio::test(flavor = \"multi_thread\")]\nasync fn asynchronous() {}\nfn kept_longer() {}\n";
     let bad = problems(table, |p| (p == "a.rs").then(|| a.to_string()));
+    let both = "pub fn checked(db: &TestDb) {}\npub fn unlisted(db: &TestDb) {}\n\
+                crate::on_both!(\n    checked,\n    listed_only,\n);\n";
+    assert!(
+        is_live_test(both, "checked"),
+        "defined and listed in on_both!"
+    );
+    assert!(!is_live_test(both, "unlisted"), "defined, not listed");
+    assert!(!is_live_test(both, "listed_only"), "listed, not defined");
     assert_eq!(
         bad,
         [

@@ -1,8 +1,9 @@
-//! The storage servers integration tests run against, on 127.0.0.1: s3s-fs (S3, SigV4 verified) and Azurite
-//! (Azure Blob), pinned, installed when missing, started on free ports, stopped (with their process groups)
+//! The servers integration tests run against, on 127.0.0.1: s3s-fs (S3, SigV4 verified), Azurite
+//! (Azure Blob) and, through [`start_all`], PostgreSQL (`postgres.rs`), pinned, installed when missing, started on free ports, stopped (with their process groups)
 //! when done — also when the tests fail, on Ctrl-C and on SIGTERM.
 //!
-//! The tests find them through `ARCHIVECTL_TEST_S3_*` and `ARCHIVECTL_TEST_AZURE_*` (see [`Servers::env`]).
+//! The tests find them through `ARCHIVECTL_TEST_S3_*`, `ARCHIVECTL_TEST_AZURE_*` and
+//! `ARCHIVECTL_TEST_POSTGRES_URL` (see [`Servers::env`]).
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
@@ -56,12 +57,21 @@ struct Proc {
 struct Running {
     child: Child,
     dir: PathBuf,
+    /// The signal that asks it to stop (`-TERM`; PostgreSQL's fast shutdown is `-INT`).
+    stop_signal: &'static str,
 }
 
 fn running() -> std::sync::MutexGuard<'static, Vec<Running>> {
     RUNNING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// [`start`], and a PostgreSQL beside them ([`crate::postgres`]): what `ci`, `stress` and `servers` run.
+pub fn start_all() -> anyhow::Result<Servers> {
+    let mut servers = start()?;
+    crate::postgres::attach(&mut servers).context("cannot start the test PostgreSQL")?;
+    Ok(servers)
 }
 
 /// Installs what is missing and starts both servers.
@@ -71,18 +81,8 @@ pub fn start() -> anyhow::Result<Servers> {
     let s3s = ensure_s3s_fs()?;
     let azurite = ensure_azurite(&root)?;
 
-    let dir = root
-        .join(".xtask")
-        .join("servers")
-        .join(format!("run-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
-    }
-    let mut servers = Servers {
-        procs: Vec::new(),
-        env: Vec::new(),
-        dir: dir.clone(),
-    };
+    let mut servers = Servers::none()?;
+    let dir = servers.dir.clone();
 
     // s3s-fs serves DIR's subdirectories as buckets.
     let s3_root = dir.join("s3");
@@ -133,6 +133,31 @@ pub fn start() -> anyhow::Result<Servers> {
 }
 
 impl Servers {
+    /// No server yet: their directory (logs, data) made empty.
+    pub(crate) fn none() -> anyhow::Result<Self> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        install_signal_handler();
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = tools::workspace_root()
+            .join(".xtask")
+            .join("servers")
+            .join(format!("run-{}-{n}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+        Ok(Self {
+            procs: Vec::new(),
+            env: Vec::new(),
+            dir,
+        })
+    }
+
+    /// Where the servers' logs (and data) are.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The variables the tests read.
     pub fn env(&self) -> &[(&'static str, String)] {
         &self.env
@@ -165,8 +190,28 @@ impl Servers {
         Ok(())
     }
 
-    fn spawn(&mut self, name: &'static str, mut cmd: Command) -> anyhow::Result<()> {
+    /// Adds a variable the tests read.
+    pub(crate) fn add_env(&mut self, name: &'static str, value: String) {
+        self.env.push((name, value));
+    }
+
+    fn spawn(&mut self, name: &'static str, cmd: Command) -> anyhow::Result<()> {
+        let dir = self.dir.clone();
+        self.spawn_in(name, cmd, dir, "-TERM")
+    }
+
+    /// Starts a server in its own process group, its log in the servers' directory; `dir` (its data) is
+    /// removed after `stop_signal` (then SIGKILL) has stopped it.
+    pub(crate) fn spawn_in(
+        &mut self,
+        name: &'static str,
+        mut cmd: Command,
+        dir: PathBuf,
+        stop_signal: &'static str,
+    ) -> anyhow::Result<()> {
         use std::os::unix::process::CommandExt;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
         let log = self.dir.join(format!("{name}.log"));
         let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone().context("cannot duplicate the log handle")?;
@@ -185,12 +230,13 @@ impl Servers {
         });
         running().push(Running {
             child,
-            dir: self.dir.clone(),
+            dir,
+            stop_signal,
         });
         Ok(())
     }
 
-    fn wait_for(&mut self, name: &str, port: u16) -> anyhow::Result<()> {
+    pub(crate) fn wait_for(&mut self, name: &str, port: u16) -> anyhow::Result<()> {
         let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
         let started = Instant::now();
         loop {
@@ -241,7 +287,7 @@ impl Drop for Servers {
     }
 }
 
-/// SIGTERM to the server's process group, SIGKILL after 5 s if anything in it is still there; reaps the
+/// Its stop signal (SIGTERM) to the server's process group, SIGKILL after 5 s if anything in it is still there; reaps the
 /// server and removes its data.
 fn stop(mut r: Running) {
     let group = format!("-{}", r.child.id());
@@ -251,7 +297,7 @@ fn stop(mut r: Running) {
             .stderr(Stdio::null())
             .status();
     };
-    signal("-TERM");
+    signal(r.stop_signal);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         // Reap the leader (else it stays a zombie and the group looks alive), then see if the group is empty:
@@ -297,7 +343,7 @@ fn install_signal_handler() {
 }
 
 /// Asks the OS for a free port on loopback.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener =
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind 127.0.0.1:0")?;
     Ok(listener.local_addr().context("no local address")?.port())
@@ -463,11 +509,11 @@ fn prepare_containers(s3_endpoint: &str, az_endpoint: &str) -> anyhow::Result<()
     })
 }
 
-/// `cargo xtask servers`: start both, print the exports, wait for Ctrl-C.
+/// `cargo xtask servers`: start them all, print the exports, wait for Ctrl-C.
 pub fn serve() -> anyhow::Result<()> {
-    let mut servers = start()?;
+    let mut servers = start_all()?;
     println!(
-        "# S3 (s3s-fs {S3S_FS_VERSION}) and Azure (Azurite {AZURITE_VERSION}) test servers are running:"
+        "# S3 (s3s-fs {S3S_FS_VERSION}), Azure (Azurite {AZURITE_VERSION}) and PostgreSQL test servers are running:"
     );
     for (k, v) in servers.env() {
         println!("export {k}='{v}'");

@@ -32,7 +32,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     tools::run_in(&root, "cargo", &[&test_args[..], &["--no-run"]].concat())
         .context("the tests do not build")?;
 
-    let mut servers = servers::start().context("cannot start the S3 and Azure test servers")?;
+    let mut servers =
+        servers::start_all().context("cannot start the S3, Azure and PostgreSQL test servers")?;
     let _load = Load::start(hogs)?;
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut failed_runs = 0;

@@ -27,6 +27,24 @@ pub fn run_in(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs a prepared command, its output shown only when it fails.
+pub fn run_quiet(cmd: &mut Command) -> anyhow::Result<()> {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!(
+            "{:?} failed ({}): {}{}",
+            cmd.get_program(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
 /// Whether `program` is on PATH.
 pub fn have(program: &str) -> bool {
     std::env::var_os("PATH")
@@ -93,7 +111,8 @@ pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     apt(&install)
 }
 
-fn is_root() -> bool {
+/// Whether xtask runs as root.
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

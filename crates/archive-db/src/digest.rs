@@ -2,10 +2,9 @@
 //! downloaded, and whether that matched the `sha256sum` the service reported. The comparison itself is the
 //! pull pipeline's; the ledger keeps its result beside the archive's other facts.
 
-use rusqlite::params;
-
+use crate::DbError;
+use crate::db::params;
 use crate::ledger::Ledger;
-use crate::{DbError, retry_busy};
 
 impl Ledger {
     /// Records the SHA-256 (lowercase hex) of the object's bytes as they were downloaded (`None`: not hashed)
@@ -17,13 +16,15 @@ impl Ledger {
         object_sha256: Option<&str>,
         matched: Option<bool>,
     ) -> Result<(), DbError> {
-        let n = retry_busy(|| {
-            self.conn.execute(
-                "UPDATE archives SET object_sha256 = ?2, service_sha256_matched = ?3 WHERE id = ?1",
-                params![id, object_sha256, matched],
-            )
-        })
-        .map_err(DbError::sql("record the object's SHA-256"))?;
+        let n = self
+            .conn
+            .write(|tx| {
+                tx.execute(
+                    "UPDATE archives SET object_sha256 = ?2, service_sha256_matched = ?3 WHERE id = ?1",
+                    &params![id, object_sha256, matched],
+                )
+            })
+            .map_err(DbError::sql("record the object's SHA-256"))?;
         if n == 0 {
             return Err(DbError::NotFound(id.to_owned()));
         }

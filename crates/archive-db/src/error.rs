@@ -1,4 +1,5 @@
-//! What can go wrong with the ledger. Messages name files, archive ids and SQLite's reason; never a password.
+//! What can go wrong with the ledger. Messages name files (or the database's URL without its password),
+//! archive ids and the database's reason; never a password.
 
 use std::path::PathBuf;
 
@@ -75,11 +76,70 @@ pub enum DbError {
     /// The group-commit writer has stopped (its thread ended), so the event was not recorded.
     #[error("the ledger writer has stopped; the event was not recorded")]
     WriterStopped,
+    /// A PostgreSQL statement failed (the server's message and SQLSTATE).
+    #[error("ledger: cannot {action}: {}", crate::db::postgres::describe(source))]
+    Postgres {
+        /// What was being done, e.g. "record an event".
+        action: &'static str,
+        /// The client's error.
+        #[source]
+        source: postgres::Error,
+    },
+    /// The ledger's database cannot be reached (PostgreSQL is down, restarting, or the network is away), or the
+    /// connection broke: nothing was done. Worth retrying later: the next call connects again.
+    #[error("the ledger database is unavailable: cannot {action}: {reason}")]
+    Unavailable {
+        /// What was being done.
+        action: &'static str,
+        /// Why, as the client says (never a password).
+        reason: String,
+    },
+    /// The PostgreSQL server refused the ledger's login (a wrong password, no such database or role, no
+    /// right to connect): a configuration to fix, not a database that is away.
+    #[error("the PostgreSQL server refused the ledger's connection: {0}")]
+    Refused(String),
+    /// A ledger location (a PostgreSQL URL) that cannot be used as given.
+    #[error("invalid ledger location: {0}")]
+    InvalidLocation(String),
+    /// The PostgreSQL database holds tables of something else: it was left unchanged.
+    #[error(
+        "the PostgreSQL database {location} is not an archivectl ledger ({reason}); it was left unchanged: give \
+         an empty database, or one of a ledger"
+    )]
+    NotALedgerDatabase {
+        /// The database's URL (without a password).
+        location: String,
+        /// What it holds instead.
+        reason: String,
+    },
 }
 
 impl DbError {
-    pub(crate) fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
-        move |source| Self::Sqlite { action, source }
+    /// Whether the database could not be reached or the connection broke ([`DbError::Unavailable`]): a
+    /// server answers such a request with 503, and a later retry may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
+    /// Whether running the transaction again may succeed (SQLite busy, a PostgreSQL deadlock or
+    /// serialization failure).
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            Self::Postgres { source, .. } => crate::db::postgres::is_retryable(source),
+            Self::Sqlite { source, .. } => is_busy(source),
+            _ => false,
+        }
+    }
+
+    /// The SQL layer's error this came from (for a retryable or unavailable one, see
+    /// [`DbError::is_retryable`] and [`DbError::is_unavailable`]).
+    pub(crate) fn into_retryable(self) -> crate::db::SqlError {
+        match self {
+            Self::Postgres { source, .. } => crate::db::SqlError::Postgres(source),
+            Self::Sqlite { source, .. } => crate::db::SqlError::Sqlite(source),
+            Self::Unavailable { reason, .. } => crate::db::SqlError::Unavailable(reason),
+            other => crate::db::SqlError::Unavailable(other.to_string()),
+        }
     }
 
     /// Whether SQLite said the database was busy or locked (another process held the write lock too long).

@@ -10,7 +10,9 @@
 //!
 //! Times are integer milliseconds since the Unix epoch, passed in by the caller (never the database's own
 //! clock), and every statement is portable SQL (`ON CONFLICT ... DO UPDATE ... WHERE`, `RETURNING`), so the
-//! same text runs on PostgreSQL. On SQLite each statement runs in a `BEGIN IMMEDIATE` transaction.
+//! same text runs on PostgreSQL. On SQLite each statement runs in a `BEGIN IMMEDIATE` transaction. A worker
+//! that wants "any archive to do" asks [`Ledger::claim_next`], which on PostgreSQL picks it with
+//! `SELECT ... FOR UPDATE SKIP LOCKED`.
 //!
 //! ```
 //! use std::time::Duration;
@@ -34,11 +36,11 @@
 
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
+use crate::DbError;
+use crate::db::{Dialect, Row, SqlError, params};
 use crate::ledger::Ledger;
-use crate::{DbError, retry_busy};
 
 /// A lease on an archive, as the ledger holds it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -71,7 +73,7 @@ fn plus(at: OffsetDateTime, duration: Duration) -> i64 {
     millis(at).saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn lease_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
+fn lease_row(r: &Row) -> Result<Lease, SqlError> {
     Ok(Lease {
         archive_id: r.get(0)?,
         owner: r.get(1)?,
@@ -80,16 +82,26 @@ fn lease_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
     })
 }
 
-/// Whether SQLite refused the row for its foreign key (the archive is not in the ledger).
-fn is_foreign_key(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _)
-        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+/// Whether the database refused the row for its foreign key (the archive is not in the ledger).
+fn is_foreign_key(e: &SqlError) -> bool {
+    match e {
+        SqlError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+            f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+        }
+        SqlError::Postgres(e) => {
+            e.code() == Some(&postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
+        }
+        _ => false,
+    }
 }
+
+const LEASE_COLUMNS: &str = "archive_id, owner, acquired_at, expires_at";
 
 impl Ledger {
     /// Claims archive `id` for worker `owner` at `now`, for `duration`: the lease is taken if nobody holds
     /// it, if its holder's lease expired (at or before `now`), or if `owner` already holds it (then it is
-    /// extended). One atomic statement: of several workers claiming at once, exactly one gets it.
+    /// extended). One atomic statement: of several workers claiming at once, exactly one gets it (on
+    /// PostgreSQL the statement waits for a concurrent claim's row lock and then sees its outcome).
     pub fn claim_lease(
         &mut self,
         id: &str,
@@ -98,41 +110,76 @@ impl Ledger {
         duration: Duration,
     ) -> Result<Claim, DbError> {
         let (now_ms, until) = (millis(now), plus(now, duration));
-        let got = retry_busy(|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let got = tx
-                .query_row(
+        let got = self.conn.write(|tx| {
+            let got = tx.query_opt(
+                "INSERT INTO leases (archive_id, owner, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (archive_id) DO UPDATE
+                     SET owner = excluded.owner, acquired_at = excluded.acquired_at,
+                         expires_at = excluded.expires_at
+                     WHERE leases.expires_at <= ?3 OR leases.owner = ?2
+                 RETURNING archive_id, owner, acquired_at, expires_at",
+                &params![id, owner, now_ms, until],
+            )?;
+            Ok(match got {
+                Some(row) => Claim::Acquired(lease_row(&row)?),
+                None => {
+                    let held = tx.query_one(
+                        &format!("SELECT {LEASE_COLUMNS} FROM leases WHERE archive_id = ?1"),
+                        &params![id],
+                    )?;
+                    Claim::HeldBy(lease_row(&held)?)
+                }
+            })
+        });
+        match got {
+            Err(e) if is_foreign_key(&e) => Err(DbError::NotFound(id.to_owned())),
+            other => other.map_err(DbError::sql("claim a lease")),
+        }
+    }
+
+    /// Claims, for worker `owner` at `now` and for `duration`, the oldest of the archives [`Ledger::pending`]
+    /// would list that nobody holds, whose lease has expired, or that `owner` holds already — `None` when
+    /// there is none.
+    /// On PostgreSQL the candidate is chosen with `SELECT ... FOR UPDATE SKIP LOCKED`, so workers claiming at
+    /// once each skip the archives another is claiming instead of queueing behind it; on SQLite the write lock
+    /// serialises them. Either way the claim itself is [`Ledger::claim_lease`]'s statement, in the same
+    /// transaction: two workers never hold one archive.
+    pub fn claim_next(
+        &mut self,
+        owner: &str,
+        now: OffsetDateTime,
+        duration: Duration,
+    ) -> Result<Option<Lease>, DbError> {
+        let (now_ms, until) = (millis(now), plus(now, duration));
+        let lock = match self.conn.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => "FOR UPDATE OF a SKIP LOCKED",
+        };
+        let pick = format!(
+            "SELECT a.id FROM archives a LEFT JOIN leases l ON l.archive_id = a.id
+             WHERE {} AND (l.archive_id IS NULL OR l.expires_at <= ?1 OR l.owner = ?2)
+             ORDER BY a.created_at, a.id LIMIT 1 {lock}",
+            crate::query::PENDING.as_str()
+        );
+        self.conn
+            .write(|tx| {
+                let Some(row) = tx.query_opt(&pick, &params![now_ms, owner])? else {
+                    return Ok(None);
+                };
+                let id: String = row.get(0)?;
+                tx.query_opt(
                     "INSERT INTO leases (archive_id, owner, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (archive_id) DO UPDATE
                          SET owner = excluded.owner, acquired_at = excluded.acquired_at,
                              expires_at = excluded.expires_at
                          WHERE leases.expires_at <= ?3 OR leases.owner = ?2
                      RETURNING archive_id, owner, acquired_at, expires_at",
-                    params![id, owner, now_ms, until],
-                    lease_row,
-                )
-                .optional();
-            let got = match got {
-                Ok(Some(lease)) => Claim::Acquired(lease),
-                Ok(None) => {
-                    let held = tx.query_row(
-                        "SELECT archive_id, owner, acquired_at, expires_at FROM leases WHERE archive_id = ?1",
-                        params![id],
-                        lease_row,
-                    )?;
-                    Claim::HeldBy(held)
-                }
-                Err(e) => return Err(e),
-            };
-            tx.commit()?;
-            Ok(got)
-        });
-        match got {
-            Err(e) if is_foreign_key(&e) => Err(DbError::NotFound(id.to_owned())),
-            other => other.map_err(DbError::sql("claim a lease")),
-        }
+                    &params![&id, owner, now_ms, until],
+                )?
+                .map(|r| lease_row(&r))
+                .transpose()
+            })
+            .map_err(DbError::sql("claim the next archive"))
     }
 
     /// Renews `owner`'s lease on archive `id` until `now + duration`. `None`: `owner` does not hold it any
@@ -145,68 +192,53 @@ impl Ledger {
         duration: Duration,
     ) -> Result<Option<Lease>, DbError> {
         let until = plus(now, duration);
-        retry_busy(|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let renewed = tx
-                .query_row(
+        self.conn
+            .write(|tx| {
+                tx.query_opt(
                     "UPDATE leases SET expires_at = ?3 WHERE archive_id = ?1 AND owner = ?2
                      RETURNING archive_id, owner, acquired_at, expires_at",
-                    params![id, owner, until],
-                    lease_row,
-                )
-                .optional()?;
-            tx.commit()?;
-            Ok(renewed)
-        })
-        .map_err(DbError::sql("renew a lease"))
+                    &params![id, owner, until],
+                )?
+                .map(|r| lease_row(&r))
+                .transpose()
+            })
+            .map_err(DbError::sql("renew a lease"))
     }
 
     /// Releases `owner`'s lease on archive `id`; `false` if it did not hold it (any more).
     pub fn release_lease(&mut self, id: &str, owner: &str) -> Result<bool, DbError> {
-        retry_busy(|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx.execute(
-                "DELETE FROM leases WHERE archive_id = ?1 AND owner = ?2",
-                params![id, owner],
-            )?;
-            tx.commit()?;
-            Ok(n == 1)
-        })
-        .map_err(DbError::sql("release a lease"))
+        self.conn
+            .write(|tx| {
+                let n = tx.execute(
+                    "DELETE FROM leases WHERE archive_id = ?1 AND owner = ?2",
+                    &params![id, owner],
+                )?;
+                Ok::<_, SqlError>(n == 1)
+            })
+            .map_err(DbError::sql("release a lease"))
     }
 
     /// The lease on archive `id`, expired or not, if there is one.
     pub fn lease(&self, id: &str) -> Result<Option<Lease>, DbError> {
         self.conn
-            .query_row(
-                "SELECT archive_id, owner, acquired_at, expires_at FROM leases WHERE archive_id = ?1",
-                params![id],
-                lease_row,
+            .query_opt(
+                &format!("SELECT {LEASE_COLUMNS} FROM leases WHERE archive_id = ?1"),
+                &params![id],
             )
-            .optional()
+            .and_then(|r| r.map(|r| lease_row(&r)).transpose())
             .map_err(DbError::sql("read a lease"))
     }
 
     /// Every lease (expired ones included), by archive id.
     pub fn leases(&self) -> Result<Vec<Lease>, DbError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT archive_id, owner, acquired_at, expires_at FROM leases ORDER BY archive_id",
+        self.conn
+            .query(
+                &format!("SELECT {LEASE_COLUMNS} FROM leases ORDER BY archive_id"),
+                &[],
             )
-            .map_err(DbError::sql("read the leases"))?;
-        let rows = stmt
-            .query_map([], lease_row)
-            .map_err(DbError::sql("read the leases"))?;
-        rows.collect::<Result<_, _>>()
+            .and_then(|rows| rows.iter().map(lease_row).collect())
             .map_err(DbError::sql("read the leases"))
     }
 }
 
-#[cfg(test)]
-#[path = "leases/tests.rs"]
-mod tests;
+// The lease rules are tested on both back ends in tests/conformance/leases.rs.

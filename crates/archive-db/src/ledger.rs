@@ -2,16 +2,21 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::Connection;
 use time::OffsetDateTime;
 
+use crate::db::postgres::PgConn;
+use crate::db::{Conn, Dialect, SqlError, TxError, params};
 use crate::event::IncomingEvent;
+use crate::location::LedgerLocation;
 use crate::upsert::{self, EventOutcome};
 use crate::{DbError, retry_busy, schema, stamp};
 
 /// One connection to the ledger. Open one per thread (a `Ledger` is `Send`, not `Sync`); any number of
 /// threads and processes may have the same file open: writes take SQLite's write lock with
 /// `BEGIN IMMEDIATE`, wait for it up to [`schema::BUSY_TIMEOUT`], and are retried if SQLite still says busy.
+/// On PostgreSQL ([`Ledger::open_location`]) any number of processes on any machines may share the database;
+/// the connection is served by a thread of its own, so a `Ledger` may be called from async code.
 ///
 /// ```
 /// use archive_db::{IncomingEvent, Ledger};
@@ -27,7 +32,7 @@ use crate::{DbError, retry_busy, schema, stamp};
 /// ```
 #[derive(Debug)]
 pub struct Ledger {
-    pub(crate) conn: Connection,
+    pub(crate) conn: Conn,
     path: PathBuf,
 }
 
@@ -59,6 +64,69 @@ pub struct CertificateRecord {
     pub pem: String,
 }
 
+/// Which database a [`Ledger`] is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (or memory).
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+/// Why the fast path of [`Ledger::record_events`] gave up.
+enum BatchFail {
+    /// The transaction failed.
+    Sql(SqlError),
+    /// One event failed: redo the batch with a savepoint per event.
+    Event,
+}
+
+impl From<SqlError> for BatchFail {
+    fn from(e: SqlError) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl TxError for BatchFail {
+    fn retryable(&self) -> bool {
+        matches!(self, Self::Sql(e) if e.is_retryable())
+    }
+
+    fn connection(&self) -> bool {
+        matches!(self, Self::Sql(e) if e.is_connection())
+    }
+}
+
+/// On PostgreSQL, takes the transaction-level advisory lock of every archive the events are about, in one
+/// sorted order: an archive's row is read, merged and written by one transaction at a time (two receivers
+/// recording callbacks of one archive at once), and two batches never wait for each other's locks in a circle.
+fn lock_archives(conn: &Conn, events: &[&IncomingEvent]) -> Result<(), SqlError> {
+    if conn.dialect() != Dialect::Postgres {
+        return Ok(());
+    }
+    let mut ids: Vec<&str> = events
+        .iter()
+        .filter(|e| e.archive().is_some())
+        .filter_map(|e| e.archive_id())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    // One statement for the batch. Archive ids are validated UUIDs (no comma); they are locked in their
+    // sorted order, the same in every transaction.
+    conn.query(
+        "SELECT pg_advisory_xact_lock(?1, hashtext(id))
+         FROM (SELECT DISTINCT unnest(string_to_array(?2, ',')) AS id) ids ORDER BY id COLLATE \"C\"",
+        &params![ARCHIVE_LOCK_CLASS, ids.join(",")],
+    )?;
+    Ok(())
+}
+
+/// The first key of the archives' advisory locks on PostgreSQL (the second is the id's hash).
+const ARCHIVE_LOCK_CLASS: i64 = 0x4172_634c;
+
 impl Ledger {
     /// Opens (creating it, mode 0600 on Unix, if missing) the ledger file and brings its schema up to date.
     /// The directory must exist.
@@ -84,41 +152,95 @@ impl Ledger {
         }
         schema::configure(&conn).map_err(open_err)?;
         schema::migrate(&mut conn, &path)?;
-        Ok(Self { conn, path })
+        Ok(Self {
+            conn: Conn::Sqlite(conn),
+            path,
+        })
     }
 
     /// A ledger in memory (for examples and tests): nothing is kept.
     pub fn open_in_memory() -> Result<Self, DbError> {
         let mut conn =
-            Connection::open_in_memory().map_err(DbError::sql("open a ledger in memory"))?;
+            Connection::open_in_memory().map_err(DbError::sqlite("open a ledger in memory"))?;
         conn.pragma_update(None, "foreign_keys", true)
-            .map_err(DbError::sql("open a ledger in memory"))?;
+            .map_err(DbError::sqlite("open a ledger in memory"))?;
         let path = PathBuf::from(":memory:");
         schema::migrate(&mut conn, &path)?;
-        Ok(Self { conn, path })
+        Ok(Self {
+            conn: Conn::Sqlite(conn),
+            path,
+        })
     }
 
-    /// The file this ledger is.
+    /// Opens the ledger wherever it lives: [`Ledger::open`] for a SQLite file; for PostgreSQL, connects (TLS
+    /// as its `sslmode` says) and brings the database's schema up to date ([`schema::POSTGRES_MIGRATIONS`]),
+    /// refusing a database that holds other tables ([`DbError::NotALedgerDatabase`]). A server that cannot be
+    /// reached is [`DbError::Unavailable`].
+    pub fn open_location(location: &LedgerLocation) -> Result<Self, DbError> {
+        match location {
+            LedgerLocation::Sqlite(path) => Self::open(path),
+            LedgerLocation::Postgres(config) => {
+                let conn = PgConn::connect(config)
+                    .map_err(DbError::sql("connect to the ledger database"))?;
+                let conn = Conn::Postgres(conn);
+                let redacted = config.redacted();
+                schema::migrate_postgres(&conn, &redacted)?;
+                Ok(Self {
+                    conn,
+                    path: PathBuf::from(redacted),
+                })
+            }
+        }
+    }
+
+    /// Which database this ledger is on.
+    pub fn backend(&self) -> Backend {
+        match self.conn.dialect() {
+            Dialect::Sqlite => Backend::Sqlite,
+            Dialect::Postgres => Backend::Postgres,
+        }
+    }
+
+    /// The file this ledger is (for PostgreSQL: the database's URL, without a password).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// This connection's `journal_mode`, `synchronous` (2 is FULL) and `foreign_keys`, as SQLite reports them:
-    /// what [`schema`] promises every connection runs with.
+    /// what [`schema`] promises every connection runs with. On PostgreSQL: `"postgresql"`, 2 if the
+    /// connection's `synchronous_commit` is `on` (a commit returns once flushed to disk; 0 otherwise), and
+    /// `true` (foreign keys are always enforced).
     pub fn pragmas(&self) -> Result<(String, i64, bool), DbError> {
-        let conn = &self.conn;
+        let Some(conn) = self.conn.sqlite() else {
+            let on: String = self
+                .conn
+                .query_one("SHOW synchronous_commit", &[])
+                .and_then(|r| r.get(0))
+                .map_err(DbError::sql("read the connection's settings"))?;
+            let level = if matches!(on.as_str(), "on" | "remote_apply" | "remote_write") {
+                2
+            } else {
+                0
+            };
+            return Ok(("postgresql".into(), level, true));
+        };
         (|| {
             let journal = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
             let synchronous = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
             let foreign_keys = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
             Ok((journal, synchronous, foreign_keys))
         })()
-        .map_err(DbError::sql("read the connection's pragmas"))
+        .map_err(DbError::sqlite("read the connection's pragmas"))
     }
 
-    /// The file's schema version (see [`schema`]).
+    /// The ledger's schema version (see [`schema`]).
     pub fn schema_version(&self) -> Result<u32, DbError> {
-        schema::user_version(&self.conn).map_err(DbError::sql("read the schema version"))
+        match self.conn.sqlite() {
+            Some(conn) => {
+                schema::user_version(conn).map_err(DbError::sqlite("read the schema version"))
+            }
+            None => schema::postgres_version(&self.conn),
+        }
     }
 
     /// Records one event in its own transaction (one fsync). Many events at once: [`Ledger::record_events`]
@@ -136,43 +258,38 @@ impl Ledger {
         &mut self,
         events: &[&IncomingEvent],
     ) -> Result<Vec<Result<EventOutcome, DbError>>, DbError> {
-        retry_busy(|| {
-            // Fast path: the whole batch in one transaction. Events practically never fail alone; if one does,
-            // the batch is rolled back and done again with a savepoint per event.
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Fast path: the whole batch in one transaction. Events practically never fail alone; if one does,
+        // the batch is rolled back and done again with a savepoint per event.
+        let fast = self.conn.write(|c| {
+            lock_archives(c, events)?;
             let mut results = Vec::with_capacity(events.len());
             for event in events {
-                match upsert::record(&tx, event) {
+                match upsert::record(c, event) {
                     Ok(outcome) => results.push(Ok(outcome)),
-                    Err(_) => break,
-                }
-            }
-            if results.len() == events.len() {
-                tx.commit()?;
-                return Ok(results);
-            }
-            drop(tx);
-            let mut tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut results = Vec::with_capacity(events.len());
-            for event in events {
-                let sp = tx.savepoint()?;
-                match upsert::record(&sp, event) {
-                    Ok(outcome) => {
-                        sp.commit()?;
-                        results.push(Ok(outcome));
+                    // Not the event's fault: the whole batch is retried, or fails.
+                    Err(e) if e.is_retryable() || e.is_unavailable() => {
+                        return Err(BatchFail::Sql(e.into_retryable()));
                     }
-                    // Dropping the savepoint rolls it back.
-                    Err(e) => results.push(Err(e)),
+                    Err(_) => return Err(BatchFail::Event),
                 }
             }
-            tx.commit()?;
             Ok(results)
-        })
-        .map_err(DbError::sql("commit events"))
+        });
+        match fast {
+            Ok(results) => return Ok(results),
+            Err(BatchFail::Sql(e)) => return Err(DbError::sql("commit events")(e)),
+            Err(BatchFail::Event) => {}
+        }
+        self.conn
+            .write(|c| {
+                lock_archives(c, events)?;
+                let mut results = Vec::with_capacity(events.len());
+                for event in events {
+                    results.push(c.savepoint(|c| upsert::record(c, event))?);
+                }
+                Ok(results)
+            })
+            .map_err(DbError::sql("commit events"))
     }
 
     /// Records that the archive was pulled to `pull.local_path` and verified.
@@ -183,7 +300,7 @@ impl Ledger {
             conn.execute(
                 "UPDATE archives SET local_path = ?2, local_sha256 = ?3, measured_duration = ?4, verified_at = ?5
                  WHERE id = ?1",
-                params![id, path, pull.sha256, pull.measured_duration, verified],
+                &params![id, &path, &pull.sha256, pull.measured_duration, &verified],
             )
         })
     }
@@ -194,7 +311,7 @@ impl Ledger {
         self.update_one(id, "record the remote deletion", |conn| {
             conn.execute(
                 "UPDATE archives SET remote_deleted_at = ?2 WHERE id = ?1",
-                params![id, at],
+                &params![id, &at],
             )
         })
     }
@@ -203,17 +320,9 @@ impl Ledger {
         &mut self,
         id: &str,
         action: &'static str,
-        f: impl Fn(&Connection) -> rusqlite::Result<usize>,
+        f: impl Fn(&Conn) -> Result<u64, SqlError>,
     ) -> Result<(), DbError> {
-        let n = retry_busy(|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = f(&tx)?;
-            tx.commit()?;
-            Ok(n)
-        })
-        .map_err(DbError::sql(action))?;
+        let n = self.conn.write(f).map_err(DbError::sql(action))?;
         if n == 0 {
             return Err(DbError::NotFound(id.to_owned()));
         }
@@ -226,31 +335,29 @@ impl Ledger {
             return Err(DbError::PrivateKey);
         }
         let now = stamp(OffsetDateTime::now_utc());
-        retry_busy(|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some(project) = &cert.project_id {
+        self.conn
+            .write(|tx| {
+                if let Some(project) = &cert.project_id {
+                    tx.execute(
+                        "INSERT INTO projects (id, first_seen_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                        &params![project, &now],
+                    )?;
+                }
                 tx.execute(
-                    "INSERT INTO projects (id, first_seen_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-                    params![project, now],
+                    "INSERT INTO certificates (fingerprint, project_id, subject, not_after, pem, added_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (fingerprint) DO NOTHING",
+                    &params![
+                        &cert.fingerprint,
+                        &cert.project_id,
+                        &cert.subject,
+                        &cert.not_after,
+                        &cert.pem,
+                        &now
+                    ],
                 )?;
-            }
-            tx.execute(
-                "INSERT INTO certificates (fingerprint, project_id, subject, not_after, pem, added_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (fingerprint) DO NOTHING",
-                params![
-                    cert.fingerprint,
-                    cert.project_id,
-                    cert.subject,
-                    cert.not_after,
-                    cert.pem,
-                    now
-                ],
-            )?;
-            tx.commit()
-        })
-        .map_err(DbError::sql("record the certificate"))
+                Ok::<_, SqlError>(())
+            })
+            .map_err(DbError::sql("record the certificate"))
     }
 
     /// Records that from `at` on the project's archives are encrypted with the certificate `fingerprint`
@@ -263,22 +370,20 @@ impl Ledger {
     ) -> Result<(), DbError> {
         let ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
         let at = stamp(at);
-        retry_busy(|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "INSERT INTO projects (id, first_seen_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-                params![project_id, at],
-            )?;
-            tx.execute(
-                "INSERT INTO certificate_activations (project_id, fingerprint, active_from_ms, active_from)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![project_id, fingerprint, ms, at],
-            )?;
-            tx.commit()
-        })
-        .map_err(DbError::sql("record the certificate activation"))
+        self.conn
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO projects (id, first_seen_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                    &params![project_id, &at],
+                )?;
+                tx.execute(
+                    "INSERT INTO certificate_activations (project_id, fingerprint, active_from_ms, active_from)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    &params![project_id, fingerprint, ms, &at],
+                )?;
+                Ok::<_, SqlError>(())
+            })
+            .map_err(DbError::sql("record the certificate activation"))
     }
 
     /// The certificate the project's archives were encrypted with at `at` (`None`: none was active, or
@@ -289,15 +394,18 @@ impl Ledger {
         at: OffsetDateTime,
     ) -> Result<Option<CertificateRecord>, DbError> {
         let ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-        self.conn
-            .query_row(
+        let row = self
+            .conn
+            .query_opt(
                 "SELECT c.fingerprint, c.project_id, c.subject, c.not_after, c.pem
                  FROM certificate_activations ca JOIN certificates c ON c.fingerprint = ca.fingerprint
                  WHERE ca.id = (SELECT id FROM certificate_activations
                                 WHERE project_id = ?1 AND active_from_ms <= ?2
                                 ORDER BY active_from_ms DESC, id DESC LIMIT 1)",
-                params![project_id, ms],
-                |r| {
+                &params![project_id, ms],
+            )
+            .and_then(|row| {
+                row.map(|r| {
                     Ok(CertificateRecord {
                         fingerprint: r.get(0)?,
                         project_id: r.get(1)?,
@@ -305,10 +413,10 @@ impl Ledger {
                         not_after: r.get(3)?,
                         pem: r.get(4)?,
                     })
-                },
-            )
-            .optional()
-            .map_err(DbError::sql("read the active certificate"))
+                })
+                .transpose()
+            });
+        row.map_err(DbError::sql("read the active certificate"))
     }
 }
 
@@ -508,6 +616,8 @@ mod tests {
     fn an_event_that_fails_fails_alone_and_the_rest_of_the_batch_commits() {
         let mut l = Ledger::open_in_memory().unwrap();
         l.conn
+            .sqlite()
+            .unwrap()
             .execute_batch(&format!(
                 "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.archive_id = '{}'
                  BEGIN SELECT RAISE(ABORT, 'refused by test'); END;",

@@ -1,9 +1,13 @@
 //! The archivectl ledger: every archive the service told us about, its wrapped password exactly as received,
-//! its status history, and what we did with it — in one SQLite file (WAL), shared safely by the callback
-//! receiver, `archivectl sync` and `archivectl pull` running at the same time.
+//! its status history, and what we did with it — in one SQLite file (WAL; the embedded default), or in a
+//! PostgreSQL database when several machines share the work. The callback receivers, `archivectl sync` and
+//! the `pull` workers use it at the same time.
 //!
 //! * [`Ledger`] — one connection: open (creating and migrating, [`schema`]), record events, record what a
 //!   pull or a remote delete did, certificates and when each was active, and every query ([`query`]).
+//!   [`Ledger::open`] opens a SQLite file; [`Ledger::open_location`] opens a [`LedgerLocation`] — a SQLite
+//!   path or a PostgreSQL database ([`PostgresConfig`], read from a `postgres://` URL without its password,
+//!   which is given apart as a `secrecy` string).
 //! * [`IncomingEvent`] — a callback body (or an archive listed by sync) with where and when it came from.
 //!   Archive status callbacks are parsed with `opentok-rest`'s model; any other JSON object is kept raw.
 //! * The upsert rules ([`upsert`], [`status`]): the status only moves forward (a late `stopped` after
@@ -14,10 +18,37 @@
 //!   submitter learns through its [`Completion`] (a `Future`, or [`Completion::wait`]) when its event is
 //!   durable.
 //! * [`leases`]: several `pull` workers share the work — a lease per archive being pulled, claimed in one
-//!   atomic statement, renewed by its owner only, taken over once expired.
+//!   atomic statement, renewed by its owner only, taken over once expired ([`Ledger::claim_next`] picks the
+//!   next archive with `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL).
+//!
+//! ## Two back ends, one API
+//!
+//! Every method works the same on both, and one conformance suite (`tests/conformance`) runs every rule,
+//! migration, query, writer, lease and concurrency check on a SQLite file and on a fresh PostgreSQL
+//! database. Underneath is a small SQL layer of our own (`src/db`): one connection enum, statements written
+//! once with `?N` placeholders (sent to PostgreSQL as `$N`), values bound and rows read back owned, explicit
+//! transactions; dialect-specific SQL only where the dialects really differ (the schema's DDL, a JSON
+//! aggregate, SQLite's pragmas, PostgreSQL's advisory locks). Why not an ORM or sqlx: the SQL is plain and
+//! nearly all of it portable, the SQLite side stays the synchronous rusqlite it was, and no async runtime is
+//! forced on callers.
+//!
+//! * **SQLite**: WAL, `synchronous=FULL`, `BEGIN IMMEDIATE` writes retried while busy; the schema version is
+//!   `PRAGMA user_version`.
+//! * **PostgreSQL** (rust-postgres' sync client): each [`Ledger`] owns one connection served by a thread of
+//!   its own — rust-postgres' `Client` runs a runtime of its own and panics if called from a thread that is
+//!   driving a tokio runtime, which the receiver and `pull` are — so calling the ledger from async code is
+//!   safe. Every connection sets `synchronous_commit = on`; writes are READ COMMITTED transactions, with a
+//!   transaction-level advisory lock per archive recorded (taken in sorted order, so batches never
+//!   deadlock) so that two receivers merging reports of one archive do so one after the other. The schema
+//!   lives in the database's current schema with its own `schema_version` table, migrated once under an
+//!   advisory lock. TLS is rustls (ring) with the system trust store, as `sslmode`
+//!   (disable/prefer/require/verify-ca/verify-full) says. A server that is away makes calls fail with
+//!   [`DbError::Unavailable`] (a receiver answers 503); the next call connects again, and a transaction whose
+//!   connection broke before its COMMIT is run once more on a new one. A login the server refuses is
+//!   [`DbError::Refused`].
 //!
 //! The ledger never holds an AES key or IV, a private key or a passphrase: only the RSA-wrapped password the
-//! service sends, which is useless without the private key. It is sync code with no async runtime.
+//! service sends, which is useless without the private key. It is sync code with no async runtime of its own.
 //!
 //! ```
 //! use archive_db::{ArchiveFilter, IncomingEvent, Ledger, PasswordOutcome};
@@ -39,12 +70,15 @@
 //! ```
 #![warn(missing_docs)]
 
+mod copy;
+mod db;
 mod digest;
 mod error;
 mod event;
 pub mod leases;
 mod ledger;
 mod lenient;
+mod location;
 mod probe;
 mod pulls;
 pub mod query;
@@ -60,10 +94,12 @@ use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
+pub use copy::{COPIED_TABLES, CopiedTable, TableSum};
 pub use error::{BodyError, DbError};
 pub use event::{EventAuth, EventKind, EventSource, IncomingEvent, UNPARSED_ARCHIVE};
 pub use leases::{Claim, Lease};
-pub use ledger::{CertificateRecord, Ledger, PullRecord};
+pub use ledger::{Backend, CertificateRecord, Ledger, PullRecord};
+pub use location::{LedgerLocation, PostgresConfig, SslMode, is_postgres_url};
 pub use pulls::{Deleted, Deletion, PullAttempt, PullCounts};
 pub use query::{ArchiveDetails, ArchiveFilter, ArchiveRecord, RawEvent, StatusChange};
 pub use text::{escape_controls, neutralise_formula};
@@ -101,6 +137,9 @@ pub fn stamp_ms(ms: i64) -> Option<String> {
         .ok()
         .map(stamp)
 }
+
+/// The `secrecy` crate the PostgreSQL password is given in ([`PostgresConfig::with_password`]).
+pub use secrecy;
 
 /// Runs `f` again while SQLite says busy or locked (after its own `busy_timeout` wait), backing off.
 pub(crate) fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {

@@ -2,27 +2,26 @@
 //! `/readyz` asks this through the group-commit writer ([`crate::Submitter::probe`]), so it is answered by
 //! the connection that commits the callbacks, in turn with them.
 
-use rusqlite::TransactionBehavior;
-
 use crate::{DbError, Ledger};
 
 impl Ledger {
-    /// Takes the write lock (`BEGIN IMMEDIATE`, waiting for another writer as a commit would), writes a
+    /// Takes the write lock (`BEGIN IMMEDIATE` on SQLite, waiting for another writer as a commit would; on
+    /// PostgreSQL `BEGIN`, which needs the server up and the connection working), writes a
     /// throw-away row where callbacks are written (so what would refuse a callback refuses this too), and
     /// rolls it all back: nothing in the ledger changes. An error means a callback could not be committed
     /// now either.
     pub fn probe_write(&mut self) -> Result<(), DbError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        self.conn
+            .begin()
             .map_err(DbError::sql("take the write lock (readiness probe)"))?;
-        tx.execute(
+        let written = self.conn.execute(
             "INSERT INTO events (received_at, source, kind, body) VALUES ('', 'readiness probe', 'probe', '')",
-            [],
-        )
-        .map_err(DbError::sql("write (readiness probe)"))?;
-        tx.rollback()
-            .map_err(DbError::sql("roll back (readiness probe)"))
+            &[],
+        );
+        self.conn.rollback();
+        written
+            .map(drop)
+            .map_err(DbError::sql("write (readiness probe)"))
     }
 }
 
@@ -40,6 +39,8 @@ mod tests {
         assert_eq!(ledger.counts().unwrap(), (0, 0));
         ledger
             .conn
+            .sqlite()
+            .unwrap()
             .execute_batch(
                 "CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk says no'); END;",
             )

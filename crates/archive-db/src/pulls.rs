@@ -2,11 +2,11 @@
 //! with the MPEG-TS inspection's counts) and each deletion it made, one row per thing deleted (the object in
 //! the storage target, the service's record), so the ledger says exactly what is gone and what stays.
 
-use rusqlite::{TransactionBehavior, params};
 use time::OffsetDateTime;
 
+use crate::db::{SqlError, params};
 use crate::ledger::{Ledger, PullRecord};
-use crate::{DbError, retry_busy, stamp};
+use crate::{DbError, stamp};
 
 /// The MPEG-TS inspection's counts of a pulled output, as the ledger keeps them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -76,34 +76,32 @@ impl Ledger {
     ) -> Result<(), DbError> {
         let path = pull.local_path.to_string_lossy().into_owned();
         let verified = stamp(pull.verified_at);
-        let n = retry_busy(|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx.execute(
-                "UPDATE archives SET local_path = ?2, local_sha256 = ?3, measured_duration = ?4, verified_at = ?5
-                 WHERE id = ?1",
-                params![id, path, pull.sha256, pull.measured_duration, verified],
-            )?;
-            if n == 1 {
-                tx.execute(
-                    "INSERT INTO pull_attempts (archive_id, at, outcome, local_path, bytes, continuity_errors,
-                                                sync_losses)
-                     VALUES (?1, ?2, 'verified', ?3, ?4, ?5, ?6)",
-                    params![
-                        id,
-                        verified,
-                        path,
-                        counts.bytes as i64,
-                        counts.continuity_errors as i64,
-                        counts.sync_losses as i64
-                    ],
+        let n = self
+            .conn
+            .write(|tx| {
+                let n = tx.execute(
+                    "UPDATE archives SET local_path = ?2, local_sha256 = ?3, measured_duration = ?4, verified_at = ?5
+                     WHERE id = ?1",
+                    &params![id, &path, &pull.sha256, pull.measured_duration, &verified],
                 )?;
-            }
-            tx.commit()?;
-            Ok(n)
-        })
-        .map_err(DbError::sql("record the pull"))?;
+                if n == 1 {
+                    tx.execute(
+                        "INSERT INTO pull_attempts (archive_id, at, outcome, local_path, bytes, continuity_errors,
+                                                    sync_losses)
+                         VALUES (?1, ?2, 'verified', ?3, ?4, ?5, ?6)",
+                        &params![
+                            id,
+                            &verified,
+                            &path,
+                            counts.bytes as i64,
+                            counts.continuity_errors as i64,
+                            counts.sync_losses as i64
+                        ],
+                    )?;
+                }
+                Ok::<_, SqlError>(n)
+            })
+            .map_err(DbError::sql("record the pull"))?;
         if n == 0 {
             return Err(DbError::NotFound(id.to_owned()));
         }
@@ -119,50 +117,51 @@ impl Ledger {
         at: OffsetDateTime,
     ) -> Result<(), DbError> {
         let at = stamp(at);
-        retry_busy(|| {
-            self.conn.execute(
-                "INSERT INTO pull_attempts (archive_id, at, outcome, reason)
-                 SELECT id, ?2, 'failed', ?3 FROM archives WHERE id = ?1",
-                params![id, at, reason],
-            )
-        })
-        .map_err(DbError::sql("record the failed pull"))
-        .and_then(|n| match n {
-            0 => Err(DbError::NotFound(id.to_owned())),
-            _ => Ok(()),
-        })
+        self.conn
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO pull_attempts (archive_id, at, outcome, reason)
+                     SELECT id, ?2, 'failed', ?3 FROM archives WHERE id = ?1",
+                    &params![id, &at, reason],
+                )
+            })
+            .map_err(DbError::sql("record the failed pull"))
+            .and_then(|n| match n {
+                0 => Err(DbError::NotFound(id.to_owned())),
+                _ => Ok(()),
+            })
     }
 
     /// Every pull attempt of the archive, oldest first.
     pub fn pull_attempts(&self, id: &str) -> Result<Vec<PullAttempt>, DbError> {
-        let mut stmt = self
-            .conn
-            .prepare(
+        self.conn
+            .query(
                 "SELECT at, outcome, reason, local_path, bytes, continuity_errors, sync_losses
                  FROM pull_attempts WHERE archive_id = ?1 ORDER BY id",
+                &params![id],
             )
-            .map_err(DbError::sql("read the pull attempts"))?;
-        let rows = stmt
-            .query_map(params![id], |r| {
-                let bytes: Option<i64> = r.get(4)?;
-                let counts = match bytes {
-                    Some(bytes) => Some(PullCounts {
-                        bytes: bytes as u64,
-                        continuity_errors: r.get::<_, i64>(5)? as u64,
-                        sync_losses: r.get::<_, i64>(6)? as u64,
-                    }),
-                    None => None,
-                };
-                Ok(PullAttempt {
-                    at: r.get(0)?,
-                    outcome: r.get(1)?,
-                    reason: r.get(2)?,
-                    local_path: r.get(3)?,
-                    counts,
-                })
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        let bytes: Option<i64> = r.get(4)?;
+                        let counts = match bytes {
+                            Some(bytes) => Some(PullCounts {
+                                bytes: bytes as u64,
+                                continuity_errors: r.get::<i64>(5)? as u64,
+                                sync_losses: r.get::<i64>(6)? as u64,
+                            }),
+                            None => None,
+                        };
+                        Ok(PullAttempt {
+                            at: r.get(0)?,
+                            outcome: r.get(1)?,
+                            reason: r.get(2)?,
+                            local_path: r.get(3)?,
+                            counts,
+                        })
+                    })
+                    .collect()
             })
-            .map_err(DbError::sql("read the pull attempts"))?;
-        rows.collect::<Result<_, _>>()
             .map_err(DbError::sql("read the pull attempts"))
     }
 
@@ -176,25 +175,23 @@ impl Ledger {
         at: OffsetDateTime,
     ) -> Result<(), DbError> {
         let at = stamp(at);
-        let n = retry_busy(|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx.execute(
-                "INSERT INTO deletions (archive_id, what, target, at)
-                 SELECT id, ?2, ?3, ?4 FROM archives WHERE id = ?1",
-                params![id, what.as_str(), target, at],
-            )?;
-            if what == Deleted::ServiceRecord {
-                tx.execute(
-                    "UPDATE archives SET remote_deleted_at = ?2 WHERE id = ?1",
-                    params![id, at],
+        let n = self
+            .conn
+            .write(|tx| {
+                let n = tx.execute(
+                    "INSERT INTO deletions (archive_id, what, target, at)
+                     SELECT id, ?2, ?3, ?4 FROM archives WHERE id = ?1",
+                    &params![id, what.as_str(), target, &at],
                 )?;
-            }
-            tx.commit()?;
-            Ok(n)
-        })
-        .map_err(DbError::sql("record the deletion"))?;
+                if what == Deleted::ServiceRecord {
+                    tx.execute(
+                        "UPDATE archives SET remote_deleted_at = ?2 WHERE id = ?1",
+                        &params![id, &at],
+                    )?;
+                }
+                Ok::<_, SqlError>(n)
+            })
+            .map_err(DbError::sql("record the deletion"))?;
         if n == 0 {
             return Err(DbError::NotFound(id.to_owned()));
         }
@@ -203,20 +200,22 @@ impl Ledger {
 
     /// Every deletion recorded for the archive, oldest first.
     pub fn deletions(&self, id: &str) -> Result<Vec<Deletion>, DbError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT what, target, at FROM deletions WHERE archive_id = ?1 ORDER BY id")
-            .map_err(DbError::sql("read the deletions"))?;
-        let rows = stmt
-            .query_map(params![id], |r| {
-                Ok(Deletion {
-                    what: r.get(0)?,
-                    target: r.get(1)?,
-                    at: r.get(2)?,
-                })
+        self.conn
+            .query(
+                "SELECT what, target, at FROM deletions WHERE archive_id = ?1 ORDER BY id",
+                &params![id],
+            )
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        Ok(Deletion {
+                            what: r.get(0)?,
+                            target: r.get(1)?,
+                            at: r.get(2)?,
+                        })
+                    })
+                    .collect()
             })
-            .map_err(DbError::sql("read the deletions"))?;
-        rows.collect::<Result<_, _>>()
             .map_err(DbError::sql("read the deletions"))
     }
 }

@@ -3,8 +3,8 @@
 
 use std::io::Write;
 
+use crate::db::{Dialect, Row, SqlError, Value, params};
 use opentok_rest::model::ArchiveStatus;
-use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
 
 use crate::{DbError, Ledger, stamp_ms};
@@ -130,11 +130,25 @@ pub struct ArchiveFilter {
     pub project_id: Option<String>,
 }
 
-const RECORD_COLUMNS: &str = "a.id, a.status, a.session_id, a.project_id, a.name, a.reason, a.created_at,
-    a.service_updated_at, a.duration, a.size, a.output_mode, a.resolution, a.url, a.password, a.password_conflict,
-    (SELECT json_group_array(password) FROM
-        (SELECT password FROM password_conflicts pc WHERE pc.archive_id = a.id ORDER BY first_seen_at, password)),
-    a.service_sha256, a.local_path, a.local_sha256, a.measured_duration, a.verified_at, a.remote_deleted_at,
+/// The columns of an [`ArchiveRecord`]; the conflicting passwords as a JSON array (each dialect's aggregate).
+fn record_columns(dialect: Dialect) -> String {
+    let conflicts = match dialect {
+        Dialect::Sqlite => {
+            "(SELECT json_group_array(password) FROM
+                (SELECT password FROM password_conflicts pc WHERE pc.archive_id = a.id ORDER BY first_seen_at, password))"
+        }
+        Dialect::Postgres => {
+            "COALESCE((SELECT json_agg(password ORDER BY first_seen_at, password)::text FROM password_conflicts pc
+                WHERE pc.archive_id = a.id), '[]')"
+        }
+    };
+    format!("{RECORD_COLUMNS_1}, {conflicts}, {RECORD_COLUMNS_2}")
+}
+
+const RECORD_COLUMNS_1: &str = "a.id, a.status, a.session_id, a.project_id, a.name, a.reason, a.created_at,
+    a.service_updated_at, a.duration, a.size, a.output_mode, a.resolution, a.url, a.password, a.password_conflict";
+
+const RECORD_COLUMNS_2: &str = "a.service_sha256, a.local_path, a.local_sha256, a.measured_duration, a.verified_at, a.remote_deleted_at,
     a.first_seen_at, a.changed_at, a.object_sha256, a.service_sha256_matched";
 
 /// The archive is uploaded or available, not pulled, not deleted remotely.
@@ -142,28 +156,37 @@ const READY: &str = "a.status IN ('uploaded', 'available') AND a.local_path IS N
 
 /// A certificate was active for the archive's project when it was created: it must be encrypted.
 const ENCRYPTION_EXPECTED: &str =
-    "COALESCE((SELECT ca.fingerprint IS NOT NULL FROM certificate_activations ca
+    "COALESCE((SELECT CASE WHEN ca.fingerprint IS NOT NULL THEN 1 ELSE 0 END FROM certificate_activations ca
     WHERE ca.project_id = a.project_id AND ca.active_from_ms <= a.created_at
     ORDER BY ca.active_from_ms DESC, ca.id DESC LIMIT 1), 0)";
+
+/// [`Ledger::pending`]'s condition on an archive `a`.
+pub(crate) static PENDING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{READY} AND (a.password IS NOT NULL OR (a.project_id IS NOT NULL AND {ENCRYPTION_EXPECTED} = 0))"
+    )
+});
 
 fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-fn record_from_row(r: &Row<'_>) -> rusqlite::Result<ArchiveRecord> {
+fn record_from_row(r: &Row) -> Result<ArchiveRecord, SqlError> {
     let conflicts: String = r.get(15)?;
     let conflicting_passwords = serde_json::from_str(&conflicts).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(15, rusqlite::types::Type::Text, Box::new(e))
+        SqlError::Conversion(format!(
+            "the conflicting passwords are not a JSON array: {e}"
+        ))
     })?;
     Ok(ArchiveRecord {
         id: r.get(0)?,
-        status: ArchiveStatus::from(r.get::<_, String>(1)?.as_str()),
+        status: ArchiveStatus::from(r.get::<String>(1)?.as_str()),
         session_id: r.get(2)?,
         project_id: r.get(3)?,
         name: r.get(4)?,
         reason: r.get(5)?,
         created_at: stamp_ms(r.get(6)?),
-        updated_at: r.get::<_, Option<i64>>(7)?.and_then(stamp_ms),
+        updated_at: r.get::<Option<i64>>(7)?.and_then(stamp_ms),
         duration: unsigned(r.get(8)?),
         size: unsigned(r.get(9)?),
         output_mode: r.get(10)?,
@@ -188,16 +211,16 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<ArchiveRecord> {
 impl Ledger {
     fn records(&self, where_: &str, args: &[&str]) -> Result<Vec<ArchiveRecord>, DbError> {
         let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM archives a WHERE {where_} ORDER BY a.created_at DESC, a.id"
+            "SELECT {} FROM archives a WHERE {where_} ORDER BY a.created_at DESC, a.id",
+            record_columns(self.conn.dialect())
         );
-        let mut st = self
-            .conn
-            .prepare_cached(&sql)
-            .map_err(DbError::sql("query archives"))?;
-        let rows = st
-            .query_map(params_from_iter(args), record_from_row)
-            .map_err(DbError::sql("query archives"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
+        let args: Vec<Value> = args.iter().map(|a| Value::from(*a)).collect();
+        self.conn
+            .query(&sql, &args)
+            .map_err(DbError::sql("query archives"))?
+            .iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(DbError::sql("read archives"))
     }
 
@@ -213,9 +236,8 @@ impl Ledger {
         };
         let raw: String = self
             .conn
-            .query_row("SELECT raw_json FROM archives WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+            .query_one("SELECT raw_json FROM archives WHERE id = ?1", &params![id])
+            .and_then(|r| r.get(0))
             .map_err(DbError::sql("read the archive"))?;
         let raw = serde_json::from_str(&raw)
             .map_err(|e| DbError::Corrupt(format!("raw JSON of archive {id}: {e}")))?;
@@ -271,12 +293,7 @@ impl Ledger {
     /// can be decrypted — they have a password — or need none: their project is known and no certificate was
     /// active for it when they were created (as far as the ledger knows, see [`Ledger::activate_certificate`]).
     pub fn pending(&self) -> Result<Vec<ArchiveRecord>, DbError> {
-        self.records(
-            &format!(
-                "{READY} AND (a.password IS NOT NULL OR (a.project_id IS NOT NULL AND {ENCRYPTION_EXPECTED} = 0))"
-            ),
-            &[],
-        )
+        self.records(PENDING.as_str(), &[])
     }
 
     /// Archives that are ready but cannot be pulled yet: no password has reached the ledger and either a
@@ -293,15 +310,15 @@ impl Ledger {
 
     /// Every status the archive was reported in, in the order first received.
     pub fn status_history(&self, id: &str) -> Result<Vec<StatusChange>, DbError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
+        self.conn
+            .query(
                 "SELECT status, service_updated_at, applied, source, first_received_at, last_received_at, times_seen
                  FROM status_history WHERE archive_id = ?1 ORDER BY first_received_at, id",
+                &params![id],
             )
-            .map_err(DbError::sql("read the status history"))?;
-        let rows = st
-            .query_map([id], |r| {
+            .map_err(DbError::sql("read the status history"))?
+            .iter()
+            .map(|r| {
                 let updated: i64 = r.get(1)?;
                 Ok(StatusChange {
                     status: r.get(0)?,
@@ -313,22 +330,28 @@ impl Ledger {
                     times_seen: unsigned(r.get(6)?),
                 })
             })
-            .map_err(DbError::sql("read the status history"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .collect::<Result<Vec<_>, SqlError>>()
             .map_err(DbError::sql("read the status history"))
     }
 
     /// The raw events received about one archive, or with `None` all events, oldest first.
     pub fn events(&self, archive_id: Option<&str>) -> Result<Vec<RawEvent>, DbError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
+        let (sql, args) = match archive_id {
+            Some(id) => (
                 "SELECT id, received_at, source, origin, kind, archive_id, body, auth FROM events
-                 WHERE ?1 IS NULL OR archive_id = ?1 ORDER BY id",
-            )
-            .map_err(DbError::sql("read events"))?;
-        let rows = st
-            .query_map(params![archive_id], |r| {
+                 WHERE archive_id = ?1 ORDER BY id",
+                vec![Value::from(id)],
+            ),
+            None => (
+                "SELECT id, received_at, source, origin, kind, archive_id, body, auth FROM events ORDER BY id",
+                Vec::new(),
+            ),
+        };
+        self.conn
+            .query(sql, &args)
+            .map_err(DbError::sql("read events"))?
+            .iter()
+            .map(|r| {
                 Ok(RawEvent {
                     id: r.get(0)?,
                     received_at: r.get(1)?,
@@ -340,8 +363,7 @@ impl Ledger {
                     auth: r.get(7)?,
                 })
             })
-            .map_err(DbError::sql("read events"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .collect::<Result<Vec<_>, SqlError>>()
             .map_err(DbError::sql("read events"))
     }
 
@@ -355,40 +377,39 @@ impl Ledger {
         since_ms: Option<i64>,
         until_ms: i64,
     ) -> Result<Vec<String>, DbError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
+        // Portable: PostgreSQL cannot infer the type of a parameter tested with IS NULL, so it is cast (the
+        // same text on SQLite).
+        self.conn
+            .query(
                 "SELECT id FROM archives
-                 WHERE project_id = ?1 AND (?2 IS NULL OR session_id = ?2) AND created_at > 0
-                   AND created_at >= coalesce(?3, 0) AND created_at < ?4 AND status <> 'deleted'
+                 WHERE project_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR session_id = ?2) AND created_at > 0
+                   AND (CAST(?3 AS BIGINT) IS NULL OR created_at >= ?3) AND created_at < ?4
+                   AND status <> 'deleted'
                  ORDER BY created_at, id",
+                &params![project, session_id, since_ms, until_ms],
             )
-            .map_err(DbError::sql("read archives"))?;
-        let rows = st
-            .query_map(params![project, session_id, since_ms, until_ms], |r| {
-                r.get(0)
-            })
-            .map_err(DbError::sql("read archives"))?;
-        rows.collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(DbError::sql("read archives"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect::<Result<Vec<String>, SqlError>>()
             .map_err(DbError::sql("read archives"))
     }
 
     /// How many archives and raw events the ledger holds.
     pub fn counts(&self) -> Result<(u64, u64), DbError> {
         self.conn
-            .query_row(
+            .query_one(
                 "SELECT (SELECT count(*) FROM archives), (SELECT count(*) FROM events)",
-                [],
-                |r| Ok((unsigned(r.get(0)?), unsigned(r.get(1)?))),
+                &[],
             )
+            .and_then(|r| Ok((unsigned(r.get(0)?), unsigned(r.get(1)?))))
             .map_err(DbError::sql("count rows"))
     }
 
     /// Whether the archive is in the ledger.
     pub fn contains(&self, id: &str) -> Result<bool, DbError> {
         self.conn
-            .query_row("SELECT 1 FROM archives WHERE id = ?1", [id], |_| Ok(()))
-            .optional()
+            .query_opt("SELECT 1 FROM archives WHERE id = ?1", &params![id])
             .map(|r| r.is_some())
             .map_err(DbError::sql("look up an archive"))
     }

@@ -10,9 +10,9 @@
 //!   never by none;
 //! * an event identical to one already recorded changes nothing but the history's `times_seen`.
 
+use crate::db::{Conn, Dialect, Row, SqlError, params};
 use opentok_rest::archive_id::validate_archive_id;
 use opentok_rest::model::{Archive, ArchiveStatus};
-use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::event::{EventKind, EventSource, IncomingEvent};
 use crate::status::{self, Current};
@@ -90,6 +90,33 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 }
 
 impl Fields {
+    /// Every text with its NUL characters as PostgreSQL stores them (see `db::postgres::scrub_nul`).
+    fn scrub_nul(&mut self) {
+        let scrub = |s: &mut String| {
+            if s.contains('\0') {
+                *s = crate::db::postgres::scrub_nul(s).into_owned();
+            }
+        };
+        scrub(&mut self.status);
+        scrub(&mut self.session_id);
+        scrub(&mut self.raw_json);
+        for s in [
+            &mut self.project_id,
+            &mut self.name,
+            &mut self.reason,
+            &mut self.output_mode,
+            &mut self.resolution,
+            &mut self.url,
+            &mut self.password,
+            &mut self.service_sha256,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            scrub(s);
+        }
+    }
+
     fn from_archive(a: &Archive, body: &str) -> Self {
         Self {
             status: a.status.as_str().to_owned(),
@@ -114,13 +141,14 @@ impl Fields {
         }
     }
 
-    fn load(conn: &Connection, id: &str) -> rusqlite::Result<Option<Self>> {
-        conn.prepare_cached(
+    fn load(conn: &Conn, id: &str) -> Result<Option<Self>, SqlError> {
+        conn.query_opt(
             "SELECT status, status_rank, service_updated_at, project_id, session_id, name, reason, created_at,
                     duration, size, output_mode, resolution, url, password, service_sha256, raw_json
              FROM archives WHERE id = ?1",
+            &params![id],
         )?
-        .query_row([id], |r| {
+        .map(|r: Row| {
             Ok(Self {
                 status: r.get(0)?,
                 rank: r.get(1)?,
@@ -140,7 +168,7 @@ impl Fields {
                 raw_json: r.get(15)?,
             })
         })
-        .optional()
+        .transpose()
     }
 }
 
@@ -148,11 +176,11 @@ impl Fields {
 /// keeps the archive from being pulled (`failed`, `expired`, `deleted`), was set by a callback (which may be
 /// forged or stale), and the service, the authority, now says something else. The history keeps both.
 fn api_corrects(
-    conn: &Connection,
+    conn: &Conn,
     id: &str,
     cur: &Fields,
     status: &ArchiveStatus,
-) -> rusqlite::Result<bool> {
+) -> Result<bool, SqlError> {
     let blocking = matches!(
         ArchiveStatus::from(cur.status.as_str()),
         ArchiveStatus::Failed | ArchiveStatus::Expired | ArchiveStatus::Deleted
@@ -161,12 +189,13 @@ fn api_corrects(
         return Ok(false);
     }
     let set_by: Option<String> = conn
-        .prepare_cached(
+        .query_opt(
             "SELECT source FROM status_history WHERE archive_id = ?1 AND status = ?2 AND applied = 1
              ORDER BY last_received_at DESC, id DESC LIMIT 1",
+            &params![id, &cur.status],
         )?
-        .query_row(params![id, cur.status], |r| r.get(0))
-        .optional()?;
+        .map(|r| r.get(0))
+        .transpose()?;
     Ok(set_by.as_deref() == Some(EventSource::Callback.as_str()))
 }
 
@@ -252,7 +281,7 @@ fn merge(
 
 /// Records one event inside the caller's transaction (or savepoint). An event naming an archive id that is
 /// not of the service's form is refused before anything is written.
-pub(crate) fn record(conn: &Connection, ev: &IncomingEvent) -> Result<EventOutcome, DbError> {
+pub(crate) fn record(conn: &Conn, ev: &IncomingEvent) -> Result<EventOutcome, DbError> {
     let now = stamp(ev.received_at);
     let archive = match &ev.kind {
         EventKind::Archive(a) => Some(a.as_ref()),
@@ -261,23 +290,22 @@ pub(crate) fn record(conn: &Connection, ev: &IncomingEvent) -> Result<EventOutco
     if let Some(id) = ev.archive_id() {
         validate_archive_id(id)?;
     }
-    conn.prepare_cached(
-        "INSERT INTO events (received_at, source, origin, kind, archive_id, body, auth)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            now,
-            ev.source.as_str(),
-            ev.origin,
-            ev.kind_name(),
-            ev.archive_id(),
-            ev.body,
-            ev.auth.as_str()
-        ])
-    })
-    .map_err(DbError::sql("record the event"))?;
-    let event_id = conn.last_insert_rowid();
+    let event_id: i64 = conn
+        .query_one(
+            "INSERT INTO events (received_at, source, origin, kind, archive_id, body, auth)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            &params![
+                &now,
+                ev.source.as_str(),
+                &ev.origin,
+                ev.kind_name(),
+                ev.archive_id(),
+                &ev.body,
+                ev.auth.as_str()
+            ],
+        )
+        .and_then(|r| r.get(0))
+        .map_err(DbError::sql("record the event"))?;
     let archive = match archive {
         Some(a) => Some(
             upsert_archive(conn, a, ev, &now, event_id)
@@ -289,18 +317,22 @@ pub(crate) fn record(conn: &Connection, ev: &IncomingEvent) -> Result<EventOutco
 }
 
 fn upsert_archive(
-    conn: &Connection,
+    conn: &Conn,
     a: &Archive,
     ev: &IncomingEvent,
     now: &str,
     event_id: i64,
-) -> rusqlite::Result<ArchiveOutcome> {
-    let incoming = Fields::from_archive(a, &ev.body);
+) -> Result<ArchiveOutcome, SqlError> {
+    let mut incoming = Fields::from_archive(a, &ev.body);
+    if conn.dialect() == Dialect::Postgres {
+        // As PostgreSQL will store them, so that comparing with what it holds means what it should.
+        incoming.scrub_nul();
+    }
     if let Some(project) = &incoming.project_id {
-        conn.prepare_cached(
+        conn.execute(
             "INSERT INTO projects (id, first_seen_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-        )?
-        .execute(params![project, now])?;
+            &params![project, now],
+        )?;
     }
     let current = Fields::load(conn, &a.id)?;
     let inserted = current.is_none();
@@ -322,7 +354,7 @@ fn upsert_archive(
     };
     let changed = current.as_ref() != Some(&next);
     if changed {
-        conn.prepare_cached(
+        conn.execute(
             "INSERT INTO archives (id, project_id, session_id, status, status_rank, name, reason, created_at,
                  service_updated_at, duration, size, output_mode, resolution, url, password, service_sha256,
                  raw_json, first_seen_at, changed_at)
@@ -335,54 +367,55 @@ fn upsert_archive(
                  resolution = excluded.resolution, url = excluded.url, password = excluded.password,
                  service_sha256 = excluded.service_sha256, raw_json = excluded.raw_json,
                  changed_at = excluded.changed_at",
-        )?
-        .execute(params![
-            a.id,
-            next.project_id,
-            next.session_id,
-            next.status,
-            next.rank,
-            next.name,
-            next.reason,
-            next.created_at,
-            next.service_updated_at,
-            next.duration,
-            next.size,
-            next.output_mode,
-            next.resolution,
-            next.url,
-            next.password,
-            next.service_sha256,
-            next.raw_json,
-            now,
-        ])?;
+            &params![
+                &a.id,
+                &next.project_id,
+                &next.session_id,
+                &next.status,
+                next.rank,
+                &next.name,
+                &next.reason,
+                next.created_at,
+                next.service_updated_at,
+                next.duration,
+                next.size,
+                &next.output_mode,
+                &next.resolution,
+                &next.url,
+                &next.password,
+                &next.service_sha256,
+                &next.raw_json,
+                now,
+            ],
+        )?;
     }
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO status_history
              (archive_id, status, service_updated_at, applied, source, first_received_at, last_received_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
          ON CONFLICT (archive_id, status, service_updated_at) DO UPDATE SET
-             times_seen = times_seen + 1, last_received_at = excluded.last_received_at,
-             applied = max(applied, excluded.applied)",
-    )?
-    .execute(params![
-        a.id,
-        a.status.as_str(),
-        a.updated_at.unwrap_or(0),
-        applied,
-        ev.source.as_str(),
-        now
-    ])?;
+             times_seen = status_history.times_seen + 1, last_received_at = excluded.last_received_at,
+             applied = CASE WHEN excluded.applied > status_history.applied
+                            THEN excluded.applied ELSE status_history.applied END",
+        &params![
+            &a.id,
+            a.status.as_str(),
+            a.updated_at.unwrap_or(0),
+            applied,
+            ev.source.as_str(),
+            now
+        ],
+    )?;
     if password == PasswordOutcome::Conflict {
-        conn.prepare_cached(
+        conn.execute(
             "INSERT INTO password_conflicts (archive_id, password, first_seen_at, event_id) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (archive_id, password) DO NOTHING",
-        )?
-        .execute(params![a.id, conflicting, now, event_id])?;
-        conn.prepare_cached(
+            &params![&a.id, &conflicting, now, event_id],
+        )?;
+        conn.execute(
             "UPDATE archives SET password_conflict = 1 WHERE id = ?1 AND password_conflict = 0",
-        )?
-        .execute([&a.id])?;
+            &params![&a.id],
+        )?;
     }
     Ok(ArchiveOutcome {
         archive_id: a.id.clone(),

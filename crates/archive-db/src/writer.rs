@@ -3,7 +3,9 @@
 //! The callback receiver must answer 200 only once an event is durable, and one fsync per request would cap
 //! it at the disk's fsync rate. So every submission goes onto a queue; the writer thread takes whatever has
 //! queued up (up to [`WriterOptions::max_batch`]), records it all in one transaction — one commit, one fsync
-//! (`synchronous=FULL`, see [`crate::schema`]) — and only then completes each submission's [`Completion`].
+//! (`synchronous=FULL` on SQLite, `synchronous_commit=on` on PostgreSQL, see [`crate::schema`]) — and only
+//! then completes each submission's [`Completion`]. The same on both back ends: the writer owns one
+//! [`Ledger`], whichever database it is on.
 //! Under load batches grow by themselves; alone, an event is committed at once.
 //!
 //! A [`Completion`] is a `Future` (await it from async code: it needs no runtime of its own) and can also be
@@ -197,16 +199,15 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// second connection runs passive checkpoints, which never block the writer, a few times a second. If that
 /// connection cannot be opened the writer keeps SQLite's automatic checkpoints.
 fn start_checkpointer(ledger: &Ledger) -> Option<(mpsc::Sender<()>, JoinHandle<()>)> {
+    // PostgreSQL checkpoints on its own; a SQLite ledger in memory has no WAL.
+    let writer = ledger.conn.sqlite()?;
     let path = ledger.path();
     if path.as_os_str() == ":memory:" {
         return None;
     }
     let conn = rusqlite::Connection::open(path).ok()?;
     conn.pragma_update(None, "synchronous", "FULL").ok()?;
-    ledger
-        .conn
-        .pragma_update(None, "wal_autocheckpoint", 0)
-        .ok()?;
+    writer.pragma_update(None, "wal_autocheckpoint", 0).ok()?;
     let (stop, stopped) = mpsc::channel::<()>();
     let checkpoint = move || {
         let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
@@ -224,7 +225,7 @@ fn start_checkpointer(ledger: &Ledger) -> Option<(mpsc::Sender<()>, JoinHandle<(
         Ok(handle) => Some((stop, handle)),
         Err(_) => {
             // No thread: back to automatic checkpoints.
-            let _ = ledger.conn.pragma_update(None, "wal_autocheckpoint", 1000);
+            let _ = writer.pragma_update(None, "wal_autocheckpoint", 1000);
             None
         }
     }
@@ -288,9 +289,21 @@ fn commit(ledger: &mut Ledger, batch: Vec<Job>, counters: &Counters) {
             }
         }
         Err(e) => {
+            // The database being away stays that (the receiver answers 503 and the service retries).
+            let unavailable = match &e {
+                DbError::Unavailable { reason, .. } => Some(reason.clone()),
+                _ => None,
+            };
             let message = e.to_string();
             for job in batch {
-                let _ = job.done.send(Err(DbError::Commit(message.clone())));
+                let err = match &unavailable {
+                    Some(reason) => DbError::Unavailable {
+                        action: "commit events",
+                        reason: reason.clone(),
+                    },
+                    None => DbError::Commit(message.clone()),
+                };
+                let _ = job.done.send(Err(err));
             }
         }
     }

@@ -27,6 +27,10 @@
 //!
 //! [ledger]
 //! path = "/var/lib/archivectl/ledger.sqlite3"
+//! # or, on PostgreSQL (several machines): the URL without a password, which comes from password_file,
+//! # else PGPASSWORD, else ~/.pgpass
+//! # url = "postgres://archivectl@db.internal/archives?sslmode=verify-full"
+//! # password_file = "/run/secrets/ledger-password"
 //!
 //! [receiver]
 //! url = "https://callbacks.example.com"  # `doctor` checks its /healthz
@@ -164,6 +168,10 @@ pub struct KeysConfig {
 pub struct LedgerConfig {
     /// The SQLite file.
     pub path: Option<PathBuf>,
+    /// A PostgreSQL ledger's `postgres://` URL (without a password).
+    pub url: Option<String>,
+    /// A file holding the PostgreSQL password on its first line.
+    pub password_file: Option<PathBuf>,
 }
 
 /// `[receiver]`: where the callback receiver (`archivectl callbacks serve`) is reached, for `doctor`.
@@ -290,6 +298,7 @@ impl Config {
         fix(&mut self.output.secret_access_key_file);
         fix(&mut self.output.account_key_file);
         fix(&mut self.ledger.path);
+        fix(&mut self.ledger.password_file);
         for list in [&mut self.keys.private_key, &mut self.keys.passphrase_file]
             .into_iter()
             .flatten()

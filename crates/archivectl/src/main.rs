@@ -13,6 +13,7 @@ mod help;
 mod ledger_path;
 mod logging;
 mod output;
+mod pg_password;
 mod profile;
 mod progress;
 mod secrets;
@@ -73,7 +74,7 @@ enum Command {
     /// Receive the service's archive status callbacks into the ledger (an HTTP server).
     #[command(subcommand)]
     Callbacks(commands::callbacks::Command),
-    /// What the ledger knows about each archive: list, show, export.
+    /// What the ledger knows about each archive: list, show, export; migrate a file into PostgreSQL.
     #[command(subcommand)]
     Ledger(commands::ledger::Command),
     /// Record the archives the REST API lists in the ledger, recovering what the receiver missed.

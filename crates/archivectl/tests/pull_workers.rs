@@ -1,4 +1,4 @@
-//! Several `archivectl pull --all` processes sharing one SQLite ledger (issue 14): archives from s3s-fs,
+//! Several `archivectl pull --all` processes sharing one ledger, SQLite or PostgreSQL (issue 14): archives from s3s-fs,
 //! each decrypted, verified, recorded and deleted exactly once, every worker doing some of the work; a worker
 //! SIGKILLed mid-archive has its archive finished by another once its lease expires; and `pull --all --watch`
 //! pulls what a sync records while it runs and stops cleanly on SIGTERM. Outputs equal openssl's decryption.
@@ -16,15 +16,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_service::serve;
-use common::storage::*;
+use common::ledgers::TestLedger;
 use common::*;
-use storage_fetch::Target;
 use storage_fetch::test_env::TestServers;
+use storage_fetch::{S3Target, Store, Target};
 
 const API_KEY: &str = "46000003";
 const SECRET: &str = "workers-test-secret-0123456789abcdef0123";
 /// How long any one event may take on a loaded 2-core machine before the test fails.
 const BOUND: Duration = Duration::from_secs(180);
+
+fn archive_body(id: &str, password: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","status":"uploaded","sessionId":"S","partnerId":{API_KEY},"createdAt":1700000000000,
+            "duration":0,"size":1,"password":"{password}"}}"#
+    )
+}
 
 /// Fresh archive ids (so parallel runs against the shared s3s-fs never collide).
 fn fresh_ids(n: usize) -> Vec<String> {
@@ -38,11 +45,39 @@ fn fresh_ids(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Uploads `file` as the archive object of each id.
+fn put_all(s3: &S3Target, ids: &[String], file: &Path) {
+    let data = bytes::Bytes::from(std::fs::read(file).unwrap());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = Store::new(Target::S3(s3.clone())).unwrap();
+        for id in ids {
+            store
+                .put(&format!("{API_KEY}/{id}/archive.ts"), data.clone())
+                .await
+                .unwrap();
+        }
+    });
+}
+
 /// Records the archives in the ledger the way a user does: `archivectl sync` from the (fake) REST API.
-fn sync(fx: &Fixture, ledger: &str, ids: &[String], password: &str) {
-    let list = uploaded_archive_list(API_KEY, ids, password);
+fn sync(fx: &Fixture, ledger: &TestLedger, ids: &[String], password: &str) {
+    let items: Vec<String> = ids.iter().map(|id| archive_body(id, password)).collect();
+    let list = format!(r#"{{"count":{},"items":[{}]}}"#, ids.len(), items.join(","));
     let (api, _fake) = serve(vec![(200, &list)]);
-    let out = sync_from(api, API_KEY, SECRET, ledger, fx.dir.path());
+    let mut cmd = archivectl();
+    let out = ledger
+        .apply(&mut cmd)
+        .env("OPENTOK_API_SECRET", SECRET)
+        .current_dir(fx.dir.path())
+        .args([
+            "--api-key",
+            API_KEY,
+            "--api-url",
+            &format!("http://{api}"),
+            "sync",
+        ])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -50,10 +85,26 @@ fn sync(fx: &Fixture, ledger: &str, ids: &[String], password: &str) {
     );
 }
 
+fn s3_args(t: &S3Target, fx: &Fixture) -> Vec<String> {
+    use secrecy::ExposeSecret;
+    std::fs::write(fx.path("s3secret"), t.secret_access_key.expose_secret()).unwrap();
+    vec![
+        "--bucket".into(),
+        t.bucket.clone(),
+        "--endpoint".into(),
+        t.endpoint.clone().unwrap(),
+        "--access-key-id".into(),
+        t.access_key_id.clone(),
+        "--secret-access-key-file".into(),
+        fx.path("s3secret"),
+    ]
+}
+
 /// A `pull --all` worker (no API secret: everything it needs is in the ledger), stdout and stderr piped.
-fn worker(fx: &Fixture, ledger: &str, s3: &[String], extra: &[&str]) -> Child {
-    archivectl()
-        .env("ARCHIVECTL_LEDGER", ledger)
+fn worker(fx: &Fixture, ledger: &TestLedger, s3: &[String], extra: &[&str]) -> Child {
+    let mut cmd = archivectl();
+    ledger
+        .apply(&mut cmd)
         .current_dir(fx.dir.path())
         .args([
             "--api-key",
@@ -120,31 +171,37 @@ fn finish_json(child: Child) -> (Vec<serde_json::Value>, Option<i32>, String) {
     )
 }
 
-/// Per archive: (verified pull attempts, object deletions), read from the ledger file.
-fn ledger_counts(ledger: &str) -> BTreeMap<String, (i64, i64)> {
-    let conn = rusqlite::Connection::open(ledger).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT a.id,
-                (SELECT count(*) FROM pull_attempts p WHERE p.archive_id = a.id AND p.outcome = 'verified'),
-                (SELECT count(*) FROM deletions d WHERE d.archive_id = a.id AND d.what = 'object')
-             FROM archives a",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
-        .unwrap()
-        .map(Result::unwrap)
+/// Per archive: (verified pull attempts, object deletions), read from the ledger.
+fn ledger_counts(ledger: &TestLedger) -> BTreeMap<String, (i64, i64)> {
+    let l = ledger.open();
+    ledger
+        .archive_ids()
+        .into_iter()
+        .map(|id| {
+            let verified = l
+                .pull_attempts(&id)
+                .unwrap()
+                .iter()
+                .filter(|p| p.outcome == "verified")
+                .count() as i64;
+            let deleted = l
+                .deletions(&id)
+                .unwrap()
+                .iter()
+                .filter(|d| d.what == "object")
+                .count() as i64;
+            (id, (verified, deleted))
+        })
         .collect()
 }
 
-fn leases(ledger: &str) -> Vec<(String, String)> {
-    let conn = rusqlite::Connection::open(ledger).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT archive_id, owner FROM leases")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+fn leases(ledger: &TestLedger) -> Vec<(String, String)> {
+    ledger
+        .open()
+        .leases()
         .unwrap()
-        .map(Result::unwrap)
+        .into_iter()
+        .map(|l| (l.archive_id, l.owner))
         .collect()
 }
 
@@ -171,34 +228,43 @@ fn no_partial_files(dir: &Path) {
 
 #[test]
 fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_by_another() {
-    let servers = TestServers::require().expect("the test servers (cargo xtask ci starts them)");
     let fx = Fixture::new();
+    let ledger = TestLedger::sqlite(fx.path("ledger.sqlite3"));
+    three_workers_share_thirty_archives(&fx, &ledger);
+}
+
+/// The same on one PostgreSQL ledger (issue 14: workers on several machines).
+#[test]
+fn three_workers_share_thirty_archives_on_postgres_and_a_killed_workers_archive_is_finished_by_another()
+ {
+    let Some(ledger) = TestLedger::postgres("workers") else {
+        return;
+    };
+    three_workers_share_thirty_archives(&Fixture::new(), &ledger);
+}
+
+fn three_workers_share_thirty_archives(fx: &Fixture, ledger: &TestLedger) {
+    let servers = TestServers::require().expect("the test servers (cargo xtask ci starts them)");
     std::fs::create_dir_all(fx.path("out")).unwrap();
     std::fs::create_dir_all(fx.path("gate")).unwrap();
     let password = std::fs::read_to_string(fx.path("password.b64")).unwrap();
     let password = password.trim();
-    let ledger = fx.path("ledger.sqlite3");
-    let s3 = s3_args(&servers.s3, &fx);
+    let s3 = s3_args(&servers.s3, fx);
 
     // 30 archives, each of a few copies of the clip.
-    encrypted(&fx, "small.ts", 3);
+    encrypted(fx, "small.ts", 3);
     let ids = fresh_ids(31);
     let (ids, victim_id) = (&ids[..30], ids[30].clone());
-    put_archives(
-        &Target::S3(servers.s3.clone()),
-        API_KEY,
-        ids,
-        &fx.dir.path().join("small.ts"),
-    );
-    sync(&fx, &ledger, ids, password);
+    put_all(&servers.s3, ids, &fx.dir.path().join("small.ts"));
+    sync(fx, ledger, ids, password);
 
     // Three workers, one archive at a time each; each holds its first lease at the gate until all three do,
     // so none can finish the work before the others start.
     let workers: Vec<Child> = (0..3)
         .map(|_| {
             worker(
-                &fx,
-                &ledger,
+                fx,
+                ledger,
                 &s3,
                 &["--parallel", "1", "--test-gate", &fx.path("gate")],
             )
@@ -238,7 +304,7 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
             "{id}: the documented openssl decryption"
         );
     }
-    let counts = ledger_counts(&ledger);
+    let counts = ledger_counts(ledger);
     for id in ids {
         assert_eq!(
             counts[id],
@@ -246,18 +312,17 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
             "{id}: verified once, object deleted once"
         );
     }
-    assert!(leases(&ledger).is_empty(), "every lease released");
+    assert!(leases(ledger).is_empty(), "every lease released");
     no_partial_files(&fx.dir.path().join("out"));
 
     // A worker with a short lease is SIGKILLed mid-archive (after its first checkpoint)...
-    encrypted(&fx, "big.ts", 400);
-    put_archives(
-        &Target::S3(servers.s3.clone()),
-        API_KEY,
+    encrypted(fx, "big.ts", 400);
+    put_all(
+        &servers.s3,
         std::slice::from_ref(&victim_id),
         &fx.dir.path().join("big.ts"),
     );
-    sync(&fx, &ledger, std::slice::from_ref(&victim_id), password);
+    sync(fx, ledger, std::slice::from_ref(&victim_id), password);
     let slow = [
         "--parallel",
         "1",
@@ -270,7 +335,7 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
         "--lease-ms",
         "3000",
     ];
-    let mut victim = worker(&fx, &ledger, &s3, &slow);
+    let mut victim = worker(fx, ledger, &s3, &slow);
     reaper.0.push(victim.id());
     let state = fx
         .dir
@@ -280,7 +345,7 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
     victim.kill().unwrap();
     victim.wait().unwrap();
     assert!(!fx.dir.path().join(format!("out/{victim_id}.ts")).exists());
-    let held = leases(&ledger);
+    let held = leases(ledger);
     assert_eq!(held.len(), 1, "{held:?}");
     assert!(
         held[0].1.contains(&format!("-{}-", victim.id())),
@@ -288,13 +353,13 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
     );
 
     // ...and a watching worker takes the archive over once the lease expires, resuming the checkpoint.
-    let taker = worker(&fx, &ledger, &s3, &["--watch", "--lease-ms", "3000"]);
+    let taker = worker(fx, ledger, &s3, &["--watch", "--lease-ms", "3000"]);
     reaper.0.push(taker.id());
     let output = fx.dir.path().join(format!("out/{victim_id}.ts"));
     wait_for("the taken-over archive's output", || output.exists());
     // The output is renamed into place before the ledger records it: wait for the record too.
     wait_for("the ledger's record of it", || {
-        ledger_counts(&ledger)[&victim_id] == (1, 1)
+        ledger_counts(ledger)[&victim_id] == (1, 1)
     });
     Command::new("kill")
         .args(["-TERM", &taker.id().to_string()])
@@ -313,28 +378,40 @@ fn three_workers_share_thirty_archives_and_a_killed_workers_archive_is_finished_
         std::fs::read(&output).unwrap(),
         std::fs::read(fx.path("big.ts.expected")).unwrap()
     );
-    assert!(leases(&ledger).is_empty());
+    assert!(leases(ledger).is_empty());
     no_partial_files(&fx.dir.path().join("out"));
 }
 
 #[test]
 fn watch_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() {
-    let servers = TestServers::require().expect("the test servers (cargo xtask ci starts them)");
     let fx = Fixture::new();
+    let ledger = TestLedger::sqlite(fx.path("ledger.sqlite3"));
+    watch_pulls_what_a_sync_records(&fx, &ledger);
+}
+
+/// The same with the ledger on PostgreSQL.
+#[test]
+fn watch_on_postgres_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() {
+    let Some(ledger) = TestLedger::postgres("watch") else {
+        return;
+    };
+    watch_pulls_what_a_sync_records(&Fixture::new(), &ledger);
+}
+
+fn watch_pulls_what_a_sync_records(fx: &Fixture, ledger: &TestLedger) {
+    let servers = TestServers::require().expect("the test servers (cargo xtask ci starts them)");
     std::fs::create_dir_all(fx.path("out")).unwrap();
     let password = std::fs::read_to_string(fx.path("password.b64")).unwrap();
-    let ledger = fx.path("ledger.sqlite3");
-    let s3 = s3_args(&servers.s3, &fx);
+    let s3 = s3_args(&servers.s3, fx);
     fx.documented_decrypt("archive.ts", "expected.ts");
     let id = fresh_ids(1).remove(0);
-    put_archives(
-        &Target::S3(servers.s3.clone()),
-        API_KEY,
+    put_all(
+        &servers.s3,
         std::slice::from_ref(&id),
         &fx.dir.path().join("archive.ts"),
     );
 
-    let mut watcher = worker(&fx, &ledger, &s3, &["--watch"]);
+    let mut watcher = worker(fx, ledger, &s3, &["--watch"]);
     let _reaper = KillOnPanic(vec![watcher.id()]);
     // It says it is watching (stderr) before anything is recorded.
     let stderr = watcher.stderr.take().unwrap();
@@ -353,11 +430,11 @@ fn watch_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() 
     rx.recv_timeout(BOUND).expect("the watcher starts watching");
     assert!(files(&fx.dir.path().join("out")).is_empty());
 
-    sync(&fx, &ledger, std::slice::from_ref(&id), password.trim());
+    sync(fx, ledger, std::slice::from_ref(&id), password.trim());
     let output = fx.dir.path().join(format!("out/{id}.ts"));
     wait_for("the watched archive's output", || output.exists());
     wait_for("the ledger's record of it", || {
-        ledger_counts(&ledger)[&id] == (1, 1)
+        ledger_counts(ledger)[&id] == (1, 1)
     });
     Command::new("kill")
         .args(["-TERM", &watcher.id().to_string()])
@@ -381,5 +458,5 @@ fn watch_pulls_what_a_sync_records_while_it_runs_and_stops_cleanly_on_sigterm() 
         std::fs::read(fx.path("expected.ts")).unwrap()
     );
     no_partial_files(&fx.dir.path().join("out"));
-    assert!(leases(&ledger).is_empty());
+    assert!(leases(ledger).is_empty());
 }

@@ -20,6 +20,8 @@
 //!   archives report duration 0, the service's known issue.
 //! * **Callbacks** ([`callbacks`]): each status change POSTed to the callback URL with `"event": "archive"`
 //!   and the password, retried with backoff, optionally signed.
+//! * **Callback load** ([`load`], the `callback-load` program): many service-like callbacks, with the
+//!   service's retries, against one or more receivers, reporting the acknowledged ids and latencies.
 //! * **Test hooks** (not part of the service), under `/_emulator/`: `GET state` (everything, secrets left
 //!   out), `GET|POST|DELETE hooks` ([`Hooks`]: fail uploads, delay them, drop, duplicate or reorder
 //!   callbacks, pretend a recording length, report a wrong `sha256sum`), `PUT projects/{id}/callback` (`{"url": ...}`), `GET health`.
@@ -57,6 +59,7 @@ mod composition;
 mod config;
 mod download;
 mod error;
+pub mod load;
 pub mod media;
 pub mod pipeline;
 mod state;

@@ -285,11 +285,25 @@ fn effective(ctx: &Context, ledger: &crate::ledger_path::LedgerArgs) -> Vec<Sett
         } else {
             "environment ARCHIVECTL_LEDGER".to_string()
         }
+    } else if c.ledger.url.is_some() {
+        file_source(ctx, "ledger.url")
     } else if c.ledger.path.is_some() {
         file_source(ctx, "ledger.path")
     } else {
         "default".to_string()
     };
-    push("ledger.path", path(&ledger_path), source);
+    let key = if archive_db::is_postgres_url(&ledger_path.to_string_lossy()) {
+        "ledger.url"
+    } else {
+        "ledger.path"
+    };
+    push(key, path(&ledger_path), source);
+    if let Some(file) = &c.ledger.password_file {
+        push(
+            "ledger.password_file",
+            path(file),
+            file_source(ctx, "ledger.password_file"),
+        );
+    }
     out
 }

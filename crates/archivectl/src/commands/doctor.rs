@@ -155,9 +155,10 @@ fn run_checks(args: &Args, ctx: &Context, checks: &mut Vec<Check>) {
     let (keys_check, keys) = keys_check(ctx);
     checks.push(keys_check);
     let ledger_path = args.ledger.path(ctx);
-    let ledger = ledger_path
-        .exists()
-        .then(|| crate::ledger_path::open(&ledger_path));
+    let ledger = match args.ledger.target(ctx) {
+        Ok(target) => target.exists().then(|| target.open()),
+        Err(e) => Some(Err(e)),
+    };
     checks.push(certificate_check(ctx, ledger.as_ref(), &ledger_path, &keys));
     let runtime = match context::runtime() {
         Ok(rt) => rt,

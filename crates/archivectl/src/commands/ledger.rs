@@ -1,5 +1,8 @@
 //! `archivectl ledger list|show|export`: what the ledger knows about each archive, for people (tables) and
-//! scripts (`--json`, JSON and CSV exports).
+//! scripts (`--json`, JSON and CSV exports); `ledger migrate` copies a SQLite ledger into PostgreSQL
+//! (`ledger/migrate.rs`).
+
+mod migrate;
 
 use archive_db::escape_controls;
 use std::io::Write;
@@ -22,6 +25,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Write the whole ledger as JSON or CSV (to stdout, or --out).
     Export(ExportArgs),
+    /// Copy a SQLite ledger into PostgreSQL (--to postgres://...), then check both sides match.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// `ledger list`
@@ -76,6 +81,7 @@ pub struct ExportArgs {
 /// Runs `archivectl ledger ...`.
 pub fn run(cmd: Command, ctx: &Context) -> anyhow::Result<()> {
     match cmd {
+        Command::Migrate(args) => migrate::run(args, ctx),
         Command::List(args) => {
             // A mistaken flag is reported before the ledger is looked at.
             let status = args.status.as_deref().map(parse_status).transpose()?;

@@ -327,8 +327,8 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
     let client = ctx.client()?;
     let project = ctx.project_id()?;
     // The ledger must be usable before the service is changed.
-    let ledger_path = common.ledger.path(ctx);
-    let mut ledger = crate::ledger_path::open(&ledger_path).map_err(|e| Failure {
+    let ledger_path = common.ledger.target(ctx)?;
+    let mut ledger = ledger_path.open().map_err(|e| Failure {
         code: crate::exit::LEDGER,
         // The ledger's own error names the file once.
         message: format!("{e:#}; nothing was sent to the service"),
@@ -342,7 +342,7 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
         message: format!(
             "the service accepted the archive storage, but the ledger {} could not record it: {e:#}; \
              run the same command again once the ledger is writable",
-            ledger_path.display()
+            ledger_path
         ),
     })?;
     let fallback = fallback(common.fallback);
@@ -356,7 +356,7 @@ fn set(target: SetTarget, ctx: &Context) -> anyhow::Result<()> {
         "fallback": fallback_name,
         "encrypted": cert.is_some(),
         "certificate_sha256": cert.as_ref().map(Certificate::sha256_fingerprint),
-        "ledger": ledger_path,
+        "ledger": ledger_path.to_string(),
     });
     ctx.out.emit(&json, || {
         println!(

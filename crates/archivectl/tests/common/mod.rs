@@ -5,6 +5,7 @@ pub mod demo;
 pub mod emulator;
 pub mod fake_service;
 pub mod gate;
+pub mod ledgers;
 pub mod storage;
 
 use std::path::{Path, PathBuf};

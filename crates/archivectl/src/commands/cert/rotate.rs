@@ -113,7 +113,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
     let (target, summary) = storage::target_from_config(ctx, args.fallback)?;
     let client = ctx.client()?;
     let project = ctx.project_id()?;
-    let ledger_path = args.ledger.path(ctx);
+    let ledger_path = args.ledger.target(ctx)?;
     let key_entry = path_for_config(&args.key, &config_dir)?;
     let pass_entry = args
         .options
@@ -168,7 +168,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
         format!(
             "open the ledger {} and read the certificate the service has now (to restore it should a later \
              step fail)",
-            ledger_path.display()
+            ledger_path
         ),
         format!(
             "set the archive storage of project {project} at {}: {} (fallback {}), encrypted for the new \
@@ -180,7 +180,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
         format!("replace {} with the edited file", config_path.display()),
         format!(
             "record the new certificate in the ledger {}",
-            ledger_path.display()
+            ledger_path
         ),
     ];
     if args.dry_run {
@@ -220,7 +220,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
     let staged = stage_config(&config_path, &edited).with_context(|| stopped(3))?;
 
     step(4);
-    let mut ledger = crate::ledger_path::open(&ledger_path).map_err(|e| Failure {
+    let mut ledger = ledger_path.open().map_err(|e| Failure {
         code: crate::exit::LEDGER,
         message: format!("{}: {e:#}", stopped(4)),
     })?;
@@ -254,7 +254,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
                 "the ledger {} recorded no certificate in use before, so the service could not be set back \
                  and still encrypts for the new certificate {}: set the one you want with `archivectl storage \
                  set ... --certificate`",
-                ledger_path.display(),
+                ledger_path,
                 args.cert.display()
             ));
         };
@@ -302,14 +302,14 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
                 .map(|()| {
                     format!(
                         "the ledger {} records the new certificate as in use for the {:.3} s in between",
-                        ledger_path.display(),
+                        ledger_path,
                         (back_at - since).as_seconds_f64()
                     )
                 })
                 .unwrap_or_else(|e| {
                     format!(
                         "the ledger {} could not record the new certificate's moment in use: {e:#}",
-                        ledger_path.display()
+                        ledger_path
                     )
                 });
                 format!("{said}; {ledger_note}")
@@ -347,7 +347,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
             message: format!(
                 "cert rotate stopped at step 7 (record the new certificate in the ledger {}): {e:#}; undone: \
                  {config}, {service}; {kept}",
-                ledger_path.display()
+                ledger_path
             ),
         }
         .into());
@@ -371,7 +371,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
         "target": summary,
         "config": config_path,
         "keys": keys,
-        "ledger": ledger_path,
+        "ledger": ledger_path.to_string(),
         "warnings": pair.weak.iter().collect::<Vec<_>>(),
     });
     ctx.out.emit(&json, || {

@@ -1,5 +1,5 @@
-//! Every upsert rule of the ledger, through the public API, with bodies shaped like the service's callbacks.
-#![allow(clippy::unwrap_used)]
+//! Every upsert rule of the ledger, through the public API, with bodies shaped like the service's callbacks
+//! (moved here from `tests/upsert_rules.rs`, so that they run on both back ends).
 
 use archive_db::{
     ArchiveFilter, CertificateRecord, DbError, EventSource, IncomingEvent, Ledger, PasswordOutcome,
@@ -8,6 +8,8 @@ use archive_db::{
 use opentok_rest::model::{Archive, ArchiveStatus};
 use serde_json::{Value, json};
 use time::macros::datetime;
+
+use crate::support::TestDb;
 
 const ID: &str = "b40ef09b-3811-4726-b508-e41a0f96c68f";
 
@@ -48,9 +50,8 @@ fn status_of(ledger: &Ledger) -> ArchiveStatus {
     ledger.archive(ID).unwrap().unwrap().status
 }
 
-#[test]
-fn status_moves_forward_only_and_late_ones_stay_in_the_history() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn status_moves_forward_only_and_late_ones_stay_in_the_history(db: &TestDb) {
+    let mut l = db.open();
     assert!(post(&mut l, "started", json!({})).inserted);
     assert!(post(&mut l, "stopped", json!({})).status_applied);
     let up = post(
@@ -96,9 +97,8 @@ fn status_moves_forward_only_and_late_ones_stay_in_the_history() {
     assert_eq!(status_of(&l), ArchiveStatus::Deleted);
 }
 
-#[test]
-fn started_and_paused_alternate_by_the_service_clock() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn started_and_paused_alternate_by_the_service_clock(db: &TestDb) {
+    let mut l = db.open();
     post(&mut l, "started", json!({"updatedAt": 1000}));
     assert!(post(&mut l, "paused", json!({"updatedAt": 2000})).status_applied);
     assert!(post(&mut l, "started", json!({"updatedAt": 3000})).status_applied);
@@ -110,9 +110,8 @@ fn started_and_paused_alternate_by_the_service_clock() {
     assert_eq!(status_of(&l), ArchiveStatus::Paused);
 }
 
-#[test]
-fn the_first_outcome_stays_and_unknown_statuses_never_replace_known_ones() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn the_first_outcome_stays_and_unknown_statuses_never_replace_known_ones(db: &TestDb) {
+    let mut l = db.open();
     post(&mut l, "uploaded", json!({}));
     assert!(!post(&mut l, "failed", json!({"reason": "upload failed"})).status_applied);
     assert!(!post(&mut l, "transcoding", json!({})).status_applied);
@@ -155,9 +154,8 @@ fn the_first_outcome_stays_and_unknown_statuses_never_replace_known_ones() {
     );
 }
 
-#[test]
-fn a_known_password_is_never_replaced_by_an_empty_or_missing_one() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn a_known_password_is_never_replaced_by_an_empty_or_missing_one(db: &TestDb) {
+    let mut l = db.open();
     assert_eq!(
         post(&mut l, "started", json!({"password": ""})).password,
         PasswordOutcome::NoPassword
@@ -190,9 +188,8 @@ fn a_known_password_is_never_replaced_by_an_empty_or_missing_one() {
     assert!(!l.archive(ID).unwrap().unwrap().password_conflict);
 }
 
-#[test]
-fn a_password_from_a_late_event_still_fills_a_missing_one() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn a_password_from_a_late_event_still_fills_a_missing_one(db: &TestDb) {
+    let mut l = db.open();
     post(&mut l, "uploaded", json!({}));
     let late = post(&mut l, "stopped", json!({"password": "bGF0ZQ=="}));
     assert!(!late.status_applied);
@@ -203,9 +200,8 @@ fn a_password_from_a_late_event_still_fills_a_missing_one() {
     );
 }
 
-#[test]
-fn a_different_password_is_kept_and_flagged_as_a_conflict() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn a_different_password_is_kept_and_flagged_as_a_conflict(db: &TestDb) {
+    let mut l = db.open();
     post(&mut l, "uploaded", json!({"password": "first"}));
     assert_eq!(
         post(&mut l, "uploaded", json!({"password": "second"})).password,
@@ -240,9 +236,8 @@ fn a_different_password_is_kept_and_flagged_as_a_conflict() {
     assert_eq!(col("password_conflict"), "true");
 }
 
-#[test]
-fn size_and_duration_are_not_overwritten_by_zero() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn size_and_duration_are_not_overwritten_by_zero(db: &TestDb) {
+    let mut l = db.open();
     post(
         &mut l,
         "stopped",
@@ -275,9 +270,8 @@ fn size_and_duration_are_not_overwritten_by_zero() {
     );
 }
 
-#[test]
-fn other_fields_are_not_emptied_either() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn other_fields_are_not_emptied_either(db: &TestDb) {
+    let mut l = db.open();
     post(&mut l, "started", json!({}));
     let bare =
         br#"{"id":"b40ef09b-3811-4726-b508-e41a0f96c68f","event":"archive","status":"stopped"}"#;
@@ -291,9 +285,8 @@ fn other_fields_are_not_emptied_either() {
     assert_eq!(r.name.as_deref(), Some("Foo"));
 }
 
-#[test]
-fn duplicates_are_harmless() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn duplicates_are_harmless(db: &TestDb) {
+    let mut l = db.open();
     let b = body(
         "uploaded",
         json!({"size": 10, "password": "cGFzcw==", "updatedAt": 5}),
@@ -324,9 +317,8 @@ fn duplicates_are_harmless() {
     assert_eq!(l.counts().unwrap(), (1, 4));
 }
 
-#[test]
-fn raw_events_keep_body_source_origin_and_kind() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn raw_events_keep_body_source_origin_and_kind(db: &TestDb) {
+    let mut l = db.open();
     let other = br#"{"event":"streamCreated","sessionId":"S","stream":{"id":"x"}}"#;
     let out = l
         .record_event(&IncomingEvent::from_callback(other, "198.51.100.4:5555").unwrap())
@@ -383,9 +375,8 @@ fn raw_events_keep_body_source_origin_and_kind() {
     );
 }
 
-#[test]
-fn queries_by_id_session_status_and_pending_work() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn queries_by_id_session_status_and_pending_work(db: &TestDb) {
+    let mut l = db.open();
     let rec = |l: &mut Ledger, id: &str, status: &str, session: &str, created: i64, pw: &str| {
         let b = json!({"id": uid(id), "event": "archive", "status": status, "sessionId": session,
             "partnerId": 100, "createdAt": created, "password": pw});
@@ -533,9 +524,8 @@ fn queries_by_id_session_status_and_pending_work() {
     ));
 }
 
-#[test]
-fn private_keys_are_refused() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn private_keys_are_refused(db: &TestDb) {
+    let mut l = db.open();
     let err = l
         .record_certificate(&CertificateRecord {
             fingerprint: "00".into(),
@@ -548,9 +538,8 @@ fn private_keys_are_refused() {
     assert!(matches!(err, DbError::PrivateKey));
 }
 
-#[test]
-fn export_json_carries_the_documented_fields() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn export_json_carries_the_documented_fields(db: &TestDb) {
+    let mut l = db.open();
     post(
         &mut l,
         "uploaded",
@@ -581,9 +570,8 @@ fn export_json_carries_the_documented_fields() {
     assert_eq!(details.raw["password"], json!("e42c"));
 }
 
-#[test]
-fn no_row_and_no_event_for_an_id_that_is_not_the_services() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn no_row_and_no_event_for_an_id_that_is_not_the_services(db: &TestDb) {
+    let mut l = db.open();
     for bad in [
         "../../etc/passwd",
         "a1",
@@ -611,9 +599,8 @@ fn no_row_and_no_event_for_an_id_that_is_not_the_services() {
         .unwrap();
 }
 
-#[test]
-fn every_event_says_how_it_was_authenticated() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn every_event_says_how_it_was_authenticated(db: &TestDb) {
+    let mut l = db.open();
     let cb = || IncomingEvent::from_callback(&body("started", json!({})), "p").unwrap();
     l.record_event(&cb()).unwrap();
     l.record_event(&cb().authenticated(archive_db::EventAuth::Token))
@@ -639,10 +626,10 @@ fn every_event_says_how_it_was_authenticated() {
     );
 }
 
-#[test]
-fn the_rest_api_corrects_a_terminal_status_from_a_callback_with_the_history_kept() {
+pub fn the_rest_api_corrects_a_terminal_status_from_a_callback_with_the_history_kept(db: &TestDb) {
     for forged in ["failed", "deleted", "expired"] {
-        let mut l = Ledger::open_in_memory().unwrap();
+        let fresh = db.another();
+        let mut l = fresh.open();
         post(&mut l, "stopped", json!({}));
         // A forged (or stale) callback says the archive is gone or failed...
         post(&mut l, forged, json!({}));
@@ -672,7 +659,7 @@ fn the_rest_api_corrects_a_terminal_status_from_a_callback_with_the_history_kept
         assert_eq!(history, ["stopped", forged, "uploaded"], "history kept");
     }
     // The service's own terminal status is not overridden by a callback, nor by itself.
-    let mut l = Ledger::open_in_memory().unwrap();
+    let mut l = db.open();
     let failed: Archive = serde_json::from_value(json!({"id": ID, "status": "failed"})).unwrap();
     l.record_event(&IncomingEvent::from_archive(
         &failed,
@@ -684,9 +671,8 @@ fn the_rest_api_corrects_a_terminal_status_from_a_callback_with_the_history_kept
     assert_eq!(status_of(&l), ArchiveStatus::Failed);
 }
 
-#[test]
-fn a_callback_that_cannot_be_read_is_kept_raw_with_its_password() {
-    let mut l = Ledger::open_in_memory().unwrap();
+pub fn a_callback_that_cannot_be_read_is_kept_raw_with_its_password(db: &TestDb) {
+    let mut l = db.open();
     let broken =
         format!(r#"{{"id":"{ID}","event":"archive","status":{{"odd":1}},"password":"cGFzcw=="}}"#);
     let out = l
@@ -710,3 +696,23 @@ fn a_callback_that_cannot_be_read_is_kept_raw_with_its_password() {
         (123, 13, Some("cGFzcw=="))
     );
 }
+
+crate::on_both!(
+    status_moves_forward_only_and_late_ones_stay_in_the_history,
+    started_and_paused_alternate_by_the_service_clock,
+    the_first_outcome_stays_and_unknown_statuses_never_replace_known_ones,
+    a_known_password_is_never_replaced_by_an_empty_or_missing_one,
+    a_password_from_a_late_event_still_fills_a_missing_one,
+    a_different_password_is_kept_and_flagged_as_a_conflict,
+    size_and_duration_are_not_overwritten_by_zero,
+    other_fields_are_not_emptied_either,
+    duplicates_are_harmless,
+    raw_events_keep_body_source_origin_and_kind,
+    queries_by_id_session_status_and_pending_work,
+    private_keys_are_refused,
+    export_json_carries_the_documented_fields,
+    no_row_and_no_event_for_an_id_that_is_not_the_services,
+    every_event_says_how_it_was_authenticated,
+    the_rest_api_corrects_a_terminal_status_from_a_callback_with_the_history_kept,
+    a_callback_that_cannot_be_read_is_kept_raw_with_its_password,
+);
