@@ -180,7 +180,7 @@ pub async fn pull_archive(
                     if let Some(tag) = &object.e_tag {
                         download_opts = download_opts.expecting_etag(tag.as_str());
                     }
-                    let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
+                    let chunks = Chunks::object(store.download_object(&object, download_opts)?);
                     let at = Target {
                         path: &out_path,
                         what: &object.key,
@@ -195,7 +195,7 @@ pub async fn pull_archive(
                         buffers: opts.buffers.clone(),
                         ..Default::default()
                     };
-                    let chunks = Chunks::object(store.download(&object.key, download_opts).await?);
+                    let chunks = Chunks::object(store.download_object(&object, download_opts)?);
                     plain_loop(chunks, &out_path, &*progress, cancel).await
                 }
             };

@@ -1,6 +1,7 @@
 //! Parallel ranged downloads delivered in order: [`Store::download`] and [`Download`].
 //!
-//! The object's size and ETag are read once (HEAD) at the start. The range `[start_offset, size)` is cut into
+//! The object's size and ETag are read once (HEAD) at the start, or taken from the caller who just read them
+//! ([`Store::download_object`]). The range `[start_offset, size)` is cut into
 //! parts of `part_size`; up to `concurrency` parts are fetched at once, each in its own task (so the network
 //! keeps going while the consumer works), each with `If-Match: <ETag>` and its response's ETag and total size
 //! compared with the start's, each retried with exponential backoff on network failures and 5xx. Parts are
@@ -22,7 +23,7 @@ use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use object_store::path::Path;
 
 use crate::error::{Error, Message};
-use crate::store::Store;
+use crate::store::{ObjectInfo, Store};
 
 /// The AES block size: resuming a CBC decryption at offset `o` needs bytes `[o - 16, o)`.
 pub const CBC_BLOCK: u64 = 16;
@@ -359,8 +360,30 @@ impl Store {
                 "part size must be at least 1 byte".into(),
             ));
         }
-        let path = Self::path(key)?;
+        Self::path(key)?;
         let info = self.head(key).await?;
+        self.download_object(&info, opts)
+    }
+
+    /// [`Store::download`] of an object whose size and ETag were just read (by [`Store::head`],
+    /// [`Store::locate`] or [`Store::list`]): no HEAD of its own. Every part is still fetched with
+    /// `If-Match: <object.e_tag>` and its answer's ETag and total size compared with `object`'s, so an object
+    /// replaced since it was read fails the download with [`Error::ObjectChanged`] at its first part.
+    ///
+    /// Errors as [`Store::download`], but for those of the HEAD.
+    pub fn download_object(
+        &self,
+        object: &ObjectInfo,
+        opts: DownloadOptions,
+    ) -> Result<Download, Error> {
+        if opts.part_size == 0 {
+            return Err(Error::InvalidRequest(
+                "part size must be at least 1 byte".into(),
+            ));
+        }
+        let key = object.key.as_str();
+        let path = Self::path(key)?;
+        let info = object.clone();
         if let Some(expected) = &opts.expected_etag {
             match &info.e_tag {
                 Some(now) if now != expected => {
