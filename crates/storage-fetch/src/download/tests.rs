@@ -466,3 +466,74 @@ async fn a_download_of_an_object_just_read_makes_no_head_and_still_sees_a_replac
         Err(Error::InvalidRequest(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_bounds_the_parts_of_every_download_sharing_it() {
+    let data = data(60_000);
+    let (store, backend) = instrumented(0, &data).await;
+    let budget = 3;
+    let pool = PartBuffers::with_budget(budget, 1000);
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    // Four downloads at once, each asking for 4 parts in flight: 16 without the budget.
+    let downloads = (0..4).map(|_| {
+        let (store, pool, seen, data) = (store.clone(), pool.clone(), seen.clone(), data.clone());
+        tokio::spawn(async move {
+            let opts = DownloadOptions {
+                part_size: 1000,
+                concurrency: 4,
+                buffers: Some(pool),
+                ..DownloadOptions::default()
+            };
+            let mut download = store.download("k/archive.ts", opts).await.unwrap();
+            let buffers = download.buffers();
+            let mut got = Vec::new();
+            while let Some(part) = download.next().await {
+                let part = part.unwrap();
+                got.extend_from_slice(&part);
+                seen.lock().unwrap().insert(part.as_ptr() as usize);
+                tokio::task::yield_now().await;
+                buffers.give_back(part.try_into_mut().expect("a part is not shared"));
+            }
+            assert!(
+                got == data,
+                "every download gets its whole object, in order"
+            );
+        })
+    });
+    let all = futures_util::future::join_all(downloads);
+    for done in tokio::time::timeout(Duration::from_secs(30), all)
+        .await
+        .expect("no download waits for ever")
+    {
+        done.unwrap();
+    }
+    let most = backend.max_in_flight.load(Ordering::SeqCst);
+    assert!(
+        (1..=budget).contains(&most),
+        "{most} GETs in flight at once, over a budget of {budget} parts"
+    );
+    let buffers = seen.lock().unwrap().len();
+    assert!(
+        buffers <= budget,
+        "{buffers} buffers allocated for a budget of {budget}"
+    );
+    // A download dropped midway gives its room back: a later one still completes.
+    let opts = DownloadOptions {
+        part_size: 1000,
+        concurrency: 4,
+        buffers: Some(pool.clone()),
+        ..DownloadOptions::default()
+    };
+    let mut first = store.download("k/archive.ts", opts.clone()).await.unwrap();
+    let _held = first.next().await.unwrap().unwrap();
+    drop(first);
+    let mut second = store.download("k/archive.ts", opts).await.unwrap();
+    let mut n = 0;
+    while let Some(part) = tokio::time::timeout(Duration::from_secs(10), second.next())
+        .await
+        .expect("the dropped download's room was given back")
+    {
+        n += part.unwrap().len();
+    }
+    assert_eq!(n, data.len());
+}
