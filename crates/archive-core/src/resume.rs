@@ -3,7 +3,9 @@
 //! [`ResumableOutput`] receives ciphertext in order, decrypts it, checks the first packets are MPEG-TS, writes
 //! the plaintext to `.{name}.partial` beside the destination, hashes it (SHA-256) and inspects it (MPEG-TS) as it
 //! goes. Every `checkpoint_bytes` it fsyncs the partial file and records, in `.{name}.partial.json`, how many bytes
-//! are durable and the last ciphertext block before them. Interrupted — killed, a lost network, Ctrl-C — and
+//! are durable and the last ciphertext block before them (but not within the object's last `checkpoint_bytes`:
+//! the end, which makes everything durable, is that close; so an archive shorter than two intervals has its file
+//! fsynced once). Interrupted — killed, a lost network, Ctrl-C — and
 //! opened again, it truncates the partial file to the recorded length, re-reads it to rebuild the hash and the
 //! inspection, and asks for the ciphertext from that offset on: the recorded block is the CBC IV there
 //! ([`crate::cbc::StreamDecryptor::resume`]).
@@ -403,7 +405,12 @@ impl ResumableOutput {
         self.written += ciphertext.len() as u64;
         self.since_checkpoint += ciphertext.len() as u64;
         self.state.previous_block = Some(hex::encode(last));
-        if self.since_checkpoint >= self.checkpoint_bytes {
+        // No checkpoint within the object's last interval: `finish` makes the whole file durable at most one
+        // interval later, so a checkpoint there would only add fsyncs (the file's, the state file's and the
+        // directory's); an archive shorter than two intervals is made durable once. A hard kill then loses
+        // less than two intervals of work, and an interruption seen (a signal) still checkpoints.
+        let rest = self.state.object_size - self.written;
+        if self.since_checkpoint >= self.checkpoint_bytes && rest >= self.checkpoint_bytes {
             self.checkpoint()?;
         }
         Ok(())

@@ -62,7 +62,7 @@ pub async fn pull_archive_to_bucket(
     let found = find(source, id, password, keys, observer, cancel).await?;
     let (what, size, blob) = (found.what, found.size, found.blob);
     let chunks = match found.reader {
-        Reader::Object(store) => {
+        Reader::Object(store, object) => {
             let mut download_opts = DownloadOptions {
                 part_size: opts.part_size,
                 concurrency: opts.concurrency,
@@ -71,7 +71,7 @@ pub async fn pull_archive_to_bucket(
             if let Some(tag) = &found.e_tag {
                 download_opts = download_opts.expecting_etag(tag.as_str());
             }
-            Chunks::object(store.download(&what, download_opts).await?)
+            Chunks::object(store.download_object(&object, download_opts)?)
         }
         Reader::Url(download) => Chunks::Url(download),
     };

@@ -170,12 +170,12 @@ pub async fn pull_archive(
                 trim: opts.trim,
             };
             match reader {
-                Reader::Object(store) => {
+                Reader::Object(store, object) => {
                     let mut download_opts = download_opts.starting_at(offset);
                     if let Some(tag) = &e_tag {
                         download_opts = download_opts.expecting_etag(tag.as_str());
                     }
-                    let chunks = Chunks::object(store.download(&what, download_opts).await?);
+                    let chunks = Chunks::object(store.download_object(&object, download_opts)?);
                     pump(chunks, sink, opts.part_size, &*progress, cancel).await
                 }
                 Reader::Url(mut download) => match download.resume_at(offset).await {
@@ -187,8 +187,8 @@ pub async fn pull_archive(
                 },
             }
         }
-        (None, Reader::Object(store)) => {
-            let chunks = Chunks::object(store.download(&what, download_opts).await?);
+        (None, Reader::Object(store, object)) => {
+            let chunks = Chunks::object(store.download_object(&object, download_opts)?);
             plain(chunks, &out_path, opts, &*progress, cancel).await
         }
         (None, Reader::Url(download)) => {
@@ -217,8 +217,9 @@ pub(crate) struct Found<'a> {
 
 /// Where a found archive's bytes are read from.
 pub(crate) enum Reader<'a> {
-    /// Ranged GETs of the object [`Found::what`] in this target.
-    Object(&'a Store),
+    /// Ranged GETs of the object [`Found::what`] in this target, as located (its size and ETag already
+    /// read: no second HEAD).
+    Object(&'a Store, storage_fetch::ObjectInfo),
     /// The body of the presigned URL, already asked for.
     Url(PresignedDownload),
 }
@@ -259,12 +260,12 @@ pub(crate) async fn find<'a>(
                 None
             };
             Ok(Found {
+                reader: Reader::Object(store, object.clone()),
                 what: object.key,
                 size: object.size,
                 e_tag: object.e_tag,
                 extension,
                 blob,
-                reader: Reader::Object(store),
             })
         }
         Source::PresignedUrl(url) => {

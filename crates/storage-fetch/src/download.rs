@@ -1,11 +1,14 @@
 //! Parallel ranged downloads delivered in order: [`Store::download`] and [`Download`].
 //!
-//! The object's size and ETag are read once (HEAD) at the start. The range `[start_offset, size)` is cut into
+//! The object's size and ETag are read once (HEAD) at the start, or taken from the caller who just read them
+//! ([`Store::download_object`]). The range `[start_offset, size)` is cut into
 //! parts of `part_size`; up to `concurrency` parts are fetched at once, each in its own task (so the network
 //! keeps going while the consumer works), each with `If-Match: <ETag>` and its response's ETag and total size
 //! compared with the start's, each retried with exponential backoff on network failures and 5xx. Parts are
 //! handed over strictly in order. At most `concurrency` parts are held (fetched or fetching) besides the one
-//! the consumer has, so memory is bounded by `part_size × (concurrency + 1)` whatever the object's size.
+//! the consumer has, so memory is bounded by `part_size × (concurrency + 1)` whatever the object's size. Downloads
+//! that share a pool made with [`PartBuffers::with_budget`] hold at most its number of parts *in all*, however
+//! many run at once: one budget for a whole run.
 //!
 //! A consumer that is done with a part can hand its buffer back ([`PartBuffers::give_back`], through
 //! [`Download::buffers`]): the next parts are read into it, so a download of any size allocates its part
@@ -18,11 +21,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt as _;
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use object_store::path::Path;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::{Error, Message};
-use crate::store::Store;
+use crate::store::{ObjectInfo, Store};
 
 /// The AES block size: resuming a CBC decryption at offset `o` needs bytes `[o - 16, o)`.
 pub const CBC_BLOCK: u64 = 16;
@@ -97,6 +102,9 @@ pub struct PartBuffers {
     free: Arc<Mutex<Vec<BytesMut>>>,
     keep: usize,
     part_size: usize,
+    /// With [`PartBuffers::with_budget`]: one permit per part fetching, fetched or being consumed, over every
+    /// download sharing the pool.
+    budget: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl PartBuffers {
@@ -107,6 +115,31 @@ impl PartBuffers {
             free: Arc::new(Mutex::new(Vec::with_capacity(keep))),
             keep,
             part_size: usize::try_from(part_size).unwrap_or(usize::MAX),
+            budget: None,
+        }
+    }
+
+    /// A pool that is also a budget: the downloads sharing it hold at most `parts` parts at once in all
+    /// (fetching, fetched and waiting, or the one each consumer is working on), whatever their number and
+    /// their own [`DownloadOptions::concurrency`]; memory is then about `parts × part_size` however many
+    /// objects are downloaded at once. A part waits for room before its GET is sent. Parts take room in
+    /// order within a download, and the room is first come, first served between downloads, so every download
+    /// keeps going. The part a consumer was given counts until it asks for the next one (or drops the
+    /// download), so hand the buffer back before asking.
+    pub fn with_budget(parts: usize, part_size: u64) -> Self {
+        let parts = parts.max(1);
+        Self {
+            budget: Some(Arc::new(tokio::sync::Semaphore::new(parts))),
+            ..Self::new(parts, part_size)
+        }
+    }
+
+    /// Room for one more part, when the pool is a budget (waits for it).
+    async fn room(budget: Option<Arc<tokio::sync::Semaphore>>) -> Option<OwnedSemaphorePermit> {
+        match budget {
+            // Never closed: an error cannot happen, and would only mean no limit.
+            Some(budget) => budget.acquire_owned().await.ok(),
+            None => None,
         }
     }
 
@@ -173,8 +206,10 @@ pub struct Download {
     e_tag: Option<String>,
     start_offset: u64,
     retries: u32,
-    parts: BoxStream<'static, Result<Bytes, Error>>,
+    parts: BoxStream<'static, (Result<Bytes, Error>, Option<OwnedSemaphorePermit>)>,
     buffers: PartBuffers,
+    /// The budget's room for the part last handed to the consumer (freed when the next one is asked for).
+    handed: Option<OwnedSemaphorePermit>,
     done: bool,
 }
 
@@ -274,21 +309,27 @@ impl Stream for Download {
     type Item = Result<Bytes, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // The consumer asks for the next part: it is done with the last one.
+        self.handed = None;
         if self.done {
             return Poll::Ready(None);
         }
         match self.parts.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Err(e))) => {
+            Poll::Ready(Some((Err(e), _))) => {
                 // Fused on error: dropping the inner stream cancels the parts still in flight.
                 self.done = true;
                 self.parts = stream::empty().boxed();
                 Poll::Ready(Some(Err(e)))
             }
+            Poll::Ready(Some((Ok(part), room))) => {
+                self.handed = room;
+                Poll::Ready(Some(Ok(part)))
+            }
             Poll::Ready(None) => {
                 self.done = true;
                 Poll::Ready(None)
             }
-            other => other,
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -359,8 +400,30 @@ impl Store {
                 "part size must be at least 1 byte".into(),
             ));
         }
-        let path = Self::path(key)?;
+        Self::path(key)?;
         let info = self.head(key).await?;
+        self.download_object(&info, opts)
+    }
+
+    /// [`Store::download`] of an object whose size and ETag were just read (by [`Store::head`],
+    /// [`Store::locate`] or [`Store::list`]): no HEAD of its own. Every part is still fetched with
+    /// `If-Match: <object.e_tag>` and its answer's ETag and total size compared with `object`'s, so an object
+    /// replaced since it was read fails the download with [`Error::ObjectChanged`] at its first part.
+    ///
+    /// Errors as [`Store::download`], but for those of the HEAD.
+    pub fn download_object(
+        &self,
+        object: &ObjectInfo,
+        opts: DownloadOptions,
+    ) -> Result<Download, Error> {
+        if opts.part_size == 0 {
+            return Err(Error::InvalidRequest(
+                "part size must be at least 1 byte".into(),
+            ));
+        }
+        let key = object.key.as_str();
+        let path = Self::path(key)?;
+        let info = object.clone();
         if let Some(expected) = &opts.expected_etag {
             match &info.e_tag {
                 Some(now) if now != expected => {
@@ -400,15 +463,19 @@ impl Store {
             size: info.size,
             retries: opts.retries,
         };
+        let budget = buffers.budget.clone();
         let parts = stream::iter(ranges)
-            .map(move |range| {
-                AbortOnDrop(tokio::spawn(
+            // Room in the budget (if any) part after part, in order, before each GET is sent.
+            .then(move |range| PartBuffers::room(budget.clone()).map(|room| (range, room)))
+            .map(move |(range, room)| {
+                let part = AbortOnDrop(tokio::spawn(
                     source.clone().fetch(range, Some(pool.clone())),
-                ))
+                ));
+                part.map(|joined| (joined, room))
             })
             .buffered(opts.concurrency.max(1))
-            .map(|joined| {
-                joined.unwrap_or_else(|e| {
+            .map(|(joined, room)| {
+                let part = joined.unwrap_or_else(|e| {
                     Err(Error::Storage {
                         service: "download",
                         operation: "read",
@@ -417,7 +484,8 @@ impl Store {
                         transient: false,
                         source: Box::new(e),
                     })
-                })
+                });
+                (part, room)
             })
             .boxed();
         Ok(Download {
@@ -430,6 +498,7 @@ impl Store {
             retries: opts.retries,
             parts,
             buffers,
+            handed: None,
             done: false,
         })
     }

@@ -352,3 +352,47 @@ fn raw_encrypt(blob: &PasswordBlob, plain: &[u8]) -> Vec<u8> {
         .unwrap();
     ct
 }
+
+#[test]
+fn no_checkpoint_within_the_last_interval_so_a_short_archive_is_made_durable_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = PasswordBlob::new([5; 32], [6; 16]);
+    let part = 64 * 1024;
+
+    // 3,703,616 bytes, a checkpoint every 2 parts: at 54 parts (164,672 bytes left, more than an interval)
+    // but not at 56 (33,600 bytes left: the end is within the interval).
+    let plain = ts(19_700);
+    let ct = cbc::encrypt_padded(blob.key(), blob.iv(), &plain);
+    assert_eq!(ct.len(), 3_703_616);
+    let dest = dir.path().join("long.ts");
+    let mut out =
+        ResumableOutput::open(&dest, &bind(ct.len(), None), &blob, 2 * part as u64).unwrap();
+    for chunk in ct.chunks(part) {
+        out.write_ciphertext(&mut chunk.to_vec()).unwrap();
+    }
+    drop(out);
+    let out = ResumableOutput::open(&dest, &bind(ct.len(), None), &blob, 2 * part as u64).unwrap();
+    assert_eq!(out.resume_offset(), 54 * part as u64);
+    out.discard();
+
+    // Shorter than two intervals: no checkpoint at all (no state file, nothing durable before `finish`).
+    let plain = ts(500);
+    let ct = cbc::encrypt_padded(blob.key(), blob.iv(), &plain);
+    let checkpoint = 64 * 1024;
+    assert!(ct.len() > checkpoint && ct.len() < 2 * checkpoint);
+    let dest = dir.path().join("short.ts");
+    let mut out =
+        ResumableOutput::open(&dest, &bind(ct.len(), None), &blob, checkpoint as u64).unwrap();
+    for chunk in ct.chunks(16 * 1024) {
+        out.write_ciphertext(&mut chunk.to_vec()).unwrap();
+    }
+    assert!(
+        !dir.path().join(".short.ts.partial.json").exists(),
+        "no checkpoint in the last interval"
+    );
+    let summary = out.finish(false).unwrap();
+    assert_eq!(summary.bytes, ct.len() as u64);
+    let mut expected = ct.clone();
+    cbc::decrypt_in_place(blob.key(), blob.iv(), &mut expected).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), expected);
+}

@@ -77,17 +77,22 @@ pub struct Args {
     /// stays (see --delete-remote), and so does the decrypted output.
     #[arg(long)]
     delete_object: bool,
-    /// Size of each ranged GET, in MiB (memory holds --concurrency + 1 parts, reused for the whole archive).
+    /// Size of each ranged GET, in MiB (parts are reused; the run holds at most 48 MiB of them, or
+    /// --concurrency + 1 parts if more, however many archives are pulled at once).
     #[arg(long, value_name = "MIB", default_value_t = 4)]
     part_size_mib: u64,
-    /// Ranged GETs in flight.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    concurrency: usize,
+    /// Ranged GETs in flight per archive [default: 4, or fewer each when several archives are pulled at
+    /// once: the run's 48 MiB of parts shared between them]
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+    /// The ranged GETs in flight per archive this run uses (`--concurrency`, else chosen by `pull_ids`).
+    #[arg(skip)]
+    per_archive: std::sync::atomic::AtomicUsize,
     /// Tuning: make progress durable (for resuming) every this many MiB.
     #[arg(long, value_name = "MIB", default_value_t = 32, hide = true)]
     checkpoint_mib: u64,
-    /// Archives pulled at once with --all.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    /// Archives pulled at once with --all (or several ARCHIVE_IDs).
+    #[arg(long, value_name = "N", default_value_t = 6)]
     parallel: usize,
     /// The archive's password (base64), for one archive, instead of asking the service.
     #[arg(long, value_name = "BASE64", conflicts_with_all = ["password_file", "all"])]
@@ -113,10 +118,48 @@ fn pull_options(args: &Args) -> PullOptions {
         out_dir: args.out_dir.clone(),
         trim: args.trim,
         part_size: args.part_size_mib << 20,
-        concurrency: args.concurrency,
+        concurrency: args
+            .per_archive
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(1),
         checkpoint: args.checkpoint_mib.max(1) << 20,
         buffers: args.buffers.clone(),
     }
+}
+
+/// The bytes of parts (fetching, fetched or being decrypted) a run holds at most, over all the archives it
+/// pulls at once: about what aws-cli keeps in flight (10 GETs of 8 MiB would be 80 MiB), within the 64 MiB of
+/// peak RSS `pull --all` promises.
+const IN_FLIGHT_BUDGET: u64 = 48 << 20;
+
+/// Ranged GETs in flight for one archive pulled alone, when `--concurrency` is not given.
+const DEFAULT_CONCURRENCY: usize = 4;
+
+/// Ranged GETs in flight per archive when `at_once` archives are pulled at once and `--concurrency` is not
+/// given: the run's budget of `budget` parts shared between them (each also holds the part being written),
+/// at most [`DEFAULT_CONCURRENCY`], at least 1. Many small archives then go with one part in flight each
+/// (measured fastest on the `bench pull-many` workload, issue 12), one archive alone with 4.
+fn per_archive_concurrency(budget: usize, at_once: usize) -> usize {
+    (budget / at_once.max(1))
+        .saturating_sub(1)
+        .clamp(1, DEFAULT_CONCURRENCY)
+}
+
+/// Sets the ranged GETs in flight per archive for a run pulling `at_once` archives at once: `--concurrency`,
+/// else their share of the run's budget (several archives at once: fewer GETs each).
+fn set_per_archive(args: &Args, at_once: usize) {
+    let per_archive = args
+        .concurrency
+        .unwrap_or_else(|| per_archive_concurrency(budget_parts(args.part_size_mib, 0), at_once));
+    args.per_archive
+        .store(per_archive, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many parts of `part_size_mib` the run's budget holds: [`IN_FLIGHT_BUDGET`], but never fewer than one
+/// archive's `--concurrency` parts in flight and the one being written.
+fn budget_parts(part_size_mib: u64, concurrency: usize) -> usize {
+    let fits = usize::try_from(IN_FLIGHT_BUDGET / (part_size_mib.max(1) << 20)).unwrap_or(1);
+    fits.max(concurrency.saturating_add(1))
 }
 
 /// Runs `archivectl pull`.
@@ -131,7 +174,7 @@ pub fn run(mut args: Args, ctx: &Context) -> anyhow::Result<()> {
             "--password and --password-file go with exactly one ARCHIVE_ID",
         ));
     }
-    if args.part_size_mib == 0 || args.concurrency == 0 {
+    if args.part_size_mib == 0 || args.concurrency == Some(0) {
         return Err(Failure::invalid(
             "--part-size-mib and --concurrency must be at least 1",
         ));
@@ -144,7 +187,7 @@ pub fn run(mut args: Args, ctx: &Context) -> anyhow::Result<()> {
             url,
             ctx,
             usize::try_from(args.part_size_mib << 20).unwrap_or(usize::MAX),
-            args.concurrency,
+            args.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         )?),
         None => None,
     };
@@ -164,10 +207,13 @@ pub fn run(mut args: Args, ctx: &Context) -> anyhow::Result<()> {
         // Said before anything is pulled, not after.
         return Err(e.context("--delete-remote deletes through the REST API"));
     }
-    // As many buffers as can be in use at once: `--concurrency` parts in flight and one being written, per
-    // archive pulled at once.
-    args.buffers = Some(storage_fetch::PartBuffers::new(
-        args.parallel.max(1) * (args.concurrency + 1),
+    // One budget of parts for the whole run, whatever `--parallel`: the archives pulled at once share it
+    // (see `budget_parts`), so memory does not grow with the number of archives in flight.
+    args.buffers = Some(storage_fetch::PartBuffers::with_budget(
+        budget_parts(
+            args.part_size_mib,
+            args.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        ),
         args.part_size_mib << 20,
     ));
     let store = Store::with_options(args.target.resolve(ctx)?, ctx.store_options())
@@ -208,6 +254,7 @@ async fn pull_ids(
 ) -> anyhow::Result<()> {
     let workers = work::Workers::new(args);
     if args.watch {
+        set_per_archive(args, args.parallel);
         return watch::run(args, ctx, store, client, ledger, &workers).await;
     }
     let ids: Vec<String> = if args.all {
@@ -227,6 +274,7 @@ async fn pull_ids(
     } else {
         args.ids.clone()
     };
+    set_per_archive(args, args.parallel.min(ids.len()));
     let run_id = log::run_id();
     log::started(&run_id, ids.len());
     if ids.is_empty() {
@@ -507,4 +555,26 @@ async fn pull_one(
         .await
         .map(Some)
         .map_err(anyhow::Error::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_budget_of_parts_shared_by_the_archives_pulled_at_once() {
+        // 48 MiB of 4 MiB parts; never less than one archive's --concurrency and the part being written.
+        assert_eq!(budget_parts(4, 0), 12);
+        assert_eq!(budget_parts(8, 0), 6);
+        assert_eq!(budget_parts(4, 20), 21);
+        assert_eq!(budget_parts(1024, 0), 1);
+        // One archive alone: 4 GETs in flight; six at once: one each (12 parts: 6 in flight, 6 written).
+        assert_eq!(per_archive_concurrency(12, 1), 4);
+        assert_eq!(per_archive_concurrency(12, 2), 4);
+        assert_eq!(per_archive_concurrency(12, 3), 3);
+        assert_eq!(per_archive_concurrency(12, 4), 2);
+        assert_eq!(per_archive_concurrency(12, 6), 1);
+        assert_eq!(per_archive_concurrency(12, 50), 1);
+        assert_eq!(per_archive_concurrency(12, 0), 4);
+    }
 }

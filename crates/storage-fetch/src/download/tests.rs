@@ -36,6 +36,8 @@ struct Instrumented {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     gets: AtomicUsize,
+    /// HEADs (and GETs without a range).
+    heads: AtomicUsize,
     /// The first `fail_first` GETs of each range fail with a 503.
     fail_first: usize,
     tries: std::sync::Mutex<std::collections::HashMap<u64, usize>>,
@@ -91,6 +93,7 @@ impl ObjectStore for Instrumented {
     }
     async fn get_opts(&self, p: &Path, o: GetOptions) -> object_store::Result<GetResult> {
         if o.range.is_none() || o.head {
+            self.heads.fetch_add(1, Ordering::SeqCst);
             return self.inner.get_opts(p, o).await;
         }
         self.gets.fetch_add(1, Ordering::SeqCst);
@@ -165,6 +168,7 @@ async fn instrumented_with(
         in_flight: AtomicUsize::new(0),
         max_in_flight: AtomicUsize::new(0),
         gets: AtomicUsize::new(0),
+        heads: AtomicUsize::new(0),
         fail_first,
         tries: std::sync::Mutex::default(),
         hold,
@@ -405,4 +409,131 @@ fn options_builders() {
         (32, Some("\"x\""))
     );
     assert!(o.concurrency >= 1 && o.part_size % CBC_BLOCK == 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_of_an_object_just_read_makes_no_head_and_still_sees_a_replacement() {
+    let data = data(10_000);
+    let (store, backend) = instrumented(0, &data).await;
+    let opts = DownloadOptions {
+        part_size: 1000,
+        concurrency: 2,
+        ..DownloadOptions::default()
+    };
+    let object = store.head("k/archive.ts").await.unwrap();
+    assert_eq!(backend.heads.load(Ordering::SeqCst), 1);
+    let mut download = store.download_object(&object, opts.clone()).unwrap();
+    assert_eq!(
+        (download.size(), download.e_tag()),
+        (10_000, object.e_tag.as_deref())
+    );
+    let mut got = Vec::new();
+    while let Some(part) = download.next().await {
+        got.extend_from_slice(&part.unwrap());
+    }
+    assert!(got == data);
+    assert_eq!(
+        backend.heads.load(Ordering::SeqCst),
+        1,
+        "the object's size and ETag were given: no second HEAD"
+    );
+    assert_eq!(backend.gets.load(Ordering::SeqCst), 10);
+    // `download` makes its own HEAD.
+    drop(store.download("k/archive.ts", opts.clone()).await.unwrap());
+    assert_eq!(backend.heads.load(Ordering::SeqCst), 2);
+
+    // Replaced after it was read: the first part fails, not a mix of two versions.
+    backend
+        .inner
+        .put(
+            &Path::from("k/archive.ts"),
+            PutPayload::from(vec![7u8; 10_000]),
+        )
+        .await
+        .unwrap();
+    let mut download = store.download_object(&object, opts).unwrap();
+    match download.next().await {
+        Some(Err(Error::ObjectChanged { .. })) => {}
+        other => panic!("expected ObjectChanged, got {other:?}"),
+    }
+    // Not a part of an object that is not there: a part size of 0 is refused at once.
+    let zero = DownloadOptions {
+        part_size: 0,
+        ..DownloadOptions::default()
+    };
+    assert!(matches!(
+        store.download_object(&object, zero),
+        Err(Error::InvalidRequest(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_bounds_the_parts_of_every_download_sharing_it() {
+    let data = data(60_000);
+    let (store, backend) = instrumented(0, &data).await;
+    let budget = 3;
+    let pool = PartBuffers::with_budget(budget, 1000);
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    // Four downloads at once, each asking for 4 parts in flight: 16 without the budget.
+    let downloads = (0..4).map(|_| {
+        let (store, pool, seen, data) = (store.clone(), pool.clone(), seen.clone(), data.clone());
+        tokio::spawn(async move {
+            let opts = DownloadOptions {
+                part_size: 1000,
+                concurrency: 4,
+                buffers: Some(pool),
+                ..DownloadOptions::default()
+            };
+            let mut download = store.download("k/archive.ts", opts).await.unwrap();
+            let buffers = download.buffers();
+            let mut got = Vec::new();
+            while let Some(part) = download.next().await {
+                let part = part.unwrap();
+                got.extend_from_slice(&part);
+                seen.lock().unwrap().insert(part.as_ptr() as usize);
+                tokio::task::yield_now().await;
+                buffers.give_back(part.try_into_mut().expect("a part is not shared"));
+            }
+            assert!(
+                got == data,
+                "every download gets its whole object, in order"
+            );
+        })
+    });
+    let all = futures_util::future::join_all(downloads);
+    for done in tokio::time::timeout(Duration::from_secs(30), all)
+        .await
+        .expect("no download waits for ever")
+    {
+        done.unwrap();
+    }
+    let most = backend.max_in_flight.load(Ordering::SeqCst);
+    assert!(
+        (1..=budget).contains(&most),
+        "{most} GETs in flight at once, over a budget of {budget} parts"
+    );
+    let buffers = seen.lock().unwrap().len();
+    assert!(
+        buffers <= budget,
+        "{buffers} buffers allocated for a budget of {budget}"
+    );
+    // A download dropped midway gives its room back: a later one still completes.
+    let opts = DownloadOptions {
+        part_size: 1000,
+        concurrency: 4,
+        buffers: Some(pool.clone()),
+        ..DownloadOptions::default()
+    };
+    let mut first = store.download("k/archive.ts", opts.clone()).await.unwrap();
+    let _held = first.next().await.unwrap().unwrap();
+    drop(first);
+    let mut second = store.download("k/archive.ts", opts).await.unwrap();
+    let mut n = 0;
+    while let Some(part) = tokio::time::timeout(Duration::from_secs(10), second.next())
+        .await
+        .expect("the dropped download's room was given back")
+    {
+        n += part.unwrap().len();
+    }
+    assert_eq!(n, data.len());
 }

@@ -178,10 +178,7 @@ pub fn run(args: RotateArgs, ctx: &Context) -> anyhow::Result<()> {
             fallback_name(args.fallback)
         ),
         format!("replace {} with the edited file", config_path.display()),
-        format!(
-            "record the new certificate in the ledger {}",
-            ledger_path
-        ),
+        format!("record the new certificate in the ledger {}", ledger_path),
     ];
     if args.dry_run {
         let json = serde_json::json!({ "dry_run": true, "steps": steps });
