@@ -74,7 +74,18 @@ const SECOND_GENERATION: &[(&str, &str, &str)] = &[
         "0.11",
         "object_store 0.14's `aws-base` (S3 Content-MD5) needs it; no feature turns it off",
     ),
-    ("digest", "0.11", "md-5 0.11's"),
+    ("digest", "0.11", "md-5 0.11's and hmac 0.13's"),
+    (
+        "sha2",
+        "0.11",
+        "postgres-protocol 0.6.12's (SCRAM-SHA-256 login); the releases before it on sha2 0.10 have an advisory",
+    ),
+    (
+        "hmac",
+        "0.13",
+        "postgres-protocol 0.6.12's (SCRAM-SHA-256 login)",
+    ),
+    ("const-oid", "0.10", "digest 0.11's"),
     ("block-buffer", "0.12", "md-5 0.11's, through digest 0.11"),
     ("crypto-common", "0.2", "md-5 0.11's, through digest 0.11"),
 ];
@@ -496,17 +507,22 @@ fn production_rules_catch_test_doubles_a_second_generation_and_stale_allowances(
         ("block-buffer", "0.12.1"),
         ("crypto-common", "0.1.7"),
         ("crypto-common", "0.2.2"),
+        ("sha2", "0.11.0"),
+        ("hmac", "0.12.1"),
+        ("hmac", "0.13.0"),
+        ("const-oid", "0.9.6"),
+        ("const-oid", "0.10.3"),
     ];
     let mut ok = tree(&[("sha2", "0.10.9"), ("rsa", "0.9.10")]);
     ok.extend(tree(&allowed_pairs));
     assert_eq!(production_violations(&ok), Vec::<String>::new());
 
     let mut bad = ok.clone();
-    bad.extend(tree(&[("sha2", "0.11.0"), ("s3s", "0.12.0")]));
+    bad.extend(tree(&[("rsa", "0.10.0"), ("s3s", "0.12.0")]));
     let found = production_violations(&bad);
     assert_eq!(found.len(), 2, "{found:#?}");
     assert!(found[0].contains("links s3s 0.12.0"));
-    assert!(found[1].contains("sha2 0.10.9 and 0.11.0"));
+    assert!(found[1].contains("rsa 0.10.0 and 0.9.10"), "{found:#?}");
 
     // md-5 0.11 gone (object_store no longer needs it): its allowance must go too.
     let stale: Vec<(String, String)> = ok
