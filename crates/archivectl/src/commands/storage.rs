@@ -95,15 +95,10 @@ pub enum SseArg {
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "The bucket")]
 pub struct S3Args {
-    /// The bucket (default: `[target] bucket`).
-    #[arg(long, value_name = "BUCKET")]
-    bucket: Option<String>,
-    /// The access key id (default: `[target] access_key_id`).
-    #[arg(long, value_name = "ID")]
-    access_key_id: Option<String>,
-    /// File whose first line is the secret access key (default: `[target] secret_access_key_file`).
-    #[arg(long, value_name = "PATH")]
-    secret_access_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    bucket: crate::target::S3BucketFlag,
+    #[command(flatten)]
+    s3: crate::target::S3CredentialFlags,
     /// Endpoint base URL of an S3-compatible store, e.g. `https://storage.googleapis.com` (default: Amazon S3).
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
@@ -218,9 +213,8 @@ pub(crate) fn target_from_config(
     });
     let target = match kind {
         Some("s3") => SetTarget::S3(S3Args {
-            bucket: None,
-            access_key_id: None,
-            secret_access_key_file: None,
+            bucket: crate::target::S3BucketFlag::default(),
+            s3: crate::target::S3CredentialFlags::default(),
             endpoint: None,
             sse: None,
             common,
@@ -248,20 +242,8 @@ fn resolve(
     let t = &ctx.config.target;
     Ok(match target {
         SetTarget::S3(a) => {
-            let bucket =
-                crate::target::need(a.bucket.or_else(|| t.bucket.clone()), "--bucket", "bucket")?;
-            let access_key = crate::target::need(
-                a.access_key_id.or_else(|| t.access_key_id.clone()),
-                "--access-key-id",
-                "access_key_id",
-            )?;
-            let secret_file = crate::target::need(
-                a.secret_access_key_file
-                    .or_else(|| t.secret_access_key_file.clone()),
-                "--secret-access-key-file",
-                "secret_access_key_file",
-            )?;
-            let secret_key = context::read_secret_file(&secret_file, "secret access key")?;
+            let bucket = crate::target::need(a.bucket.or_config(t), "--bucket", "bucket")?;
+            let (access_key, secret_key) = a.s3.resolve(t)?;
             let endpoint = a.endpoint.or_else(|| t.endpoint.clone());
             let sse = a.sse.map(|s| match s {
                 SseArg::S3 => ServerSideEncryption::S3,
