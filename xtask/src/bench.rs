@@ -100,6 +100,37 @@ pub(crate) fn measure_command(cmd: Command) -> anyhow::Result<Sample> {
     })
 }
 
+/// The CPU time (user + system, every thread) a running process has used so far, from `/proc/PID/stat`:
+/// read before and after a pipeline, the difference is what a server spent serving it.
+pub(crate) fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    let ticks =
+        parse_stat_ticks(&stat).with_context(|| format!("cannot parse /proc/{pid}/stat"))?;
+    Ok(ticks as f64 / clock_ticks_per_second())
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line, in clock ticks. The command name (field 2)
+/// is in parentheses and may hold spaces, so the fields are counted from its closing parenthesis.
+fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// `getconf CLK_TCK` (100 on Linux unless the kernel says otherwise).
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .filter(|t: &f64| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
 /// GNU time's last line in the format `%M %U %S`.
 fn parse_time_line(text: &str) -> Option<(u64, f64, f64)> {
     let mut fields = text.lines().last()?.split_whitespace();
@@ -402,6 +433,30 @@ pub(crate) fn today() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_stat_cpu_ticks_are_counted_after_the_command_name() {
+        // A command name with a space and a parenthesis; utime 250, stime 75 (fields 14 and 15).
+        let line =
+            "4242 (s3s (fs) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
+        assert_eq!(parse_stat_ticks(line), Some(325));
+        assert_eq!(parse_stat_ticks("4242 (cut short) S 1"), None);
+        assert_eq!(parse_stat_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu_and_the_reading_only_grows() {
+        let pid = std::process::id();
+        let before = process_cpu_seconds(pid).unwrap();
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let after = process_cpu_seconds(pid).unwrap();
+        assert!(after >= before, "{after} < {before}");
+        assert!(process_cpu_seconds(u32::MAX).is_err(), "no such process");
+    }
 
     #[test]
     fn median_is_the_middle_sample_whatever_the_order() {

@@ -59,7 +59,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         size_mib,
         runs,
     };
-    let report = run_in(dir.path(), &bin, &aws, &s3, &workload);
+    let server = servers
+        .pid("s3s-fs")
+        .context("the servers have no s3s-fs")?;
+    let report = run_in(dir.path(), &bin, &aws, &s3, server, &workload);
     drop(dir);
     drop(servers);
     bench_env::publish("pull-many", report)
@@ -289,7 +292,14 @@ for pw in "$passwords"/*.b64; do
 done
 "#;
 
-fn run_in(dir: &Path, bin: &Path, aws: &Path, s3: &S3, w: &Workload) -> anyhow::Result<String> {
+fn run_in(
+    dir: &Path,
+    bin: &Path,
+    aws: &Path,
+    s3: &S3,
+    server: u32,
+    w: &Workload,
+) -> anyhow::Result<String> {
     fs::write(dir.join("api-secret"), API_SECRET)?;
     fs::write(dir.join("s3secret"), &s3.secret)?;
     let clip_len = make_clip(&dir.join("clip.ts"))?;
@@ -347,7 +357,17 @@ fn run_in(dir: &Path, bin: &Path, aws: &Path, s3: &S3, w: &Workload) -> anyhow::
         "aws-cli `s3 cp --recursive`, then the documented openssl commands per archive",
         "aws-cli `s3 cp --recursive` alone (no decryption)",
     ];
-    let mut samples: [Vec<Sample>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut samples: [Vec<Measured>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    // Each pipeline with the CPU time s3s-fs spent while it ran (the server shares the 2 cores).
+    let measure = |cmd: Command| -> anyhow::Result<Measured> {
+        let before = bench::process_cpu_seconds(server)?;
+        let sample = bench::measure_command(cmd)?;
+        let server_seconds = bench::process_cpu_seconds(server)? - before;
+        Ok(Measured {
+            sample,
+            server_seconds,
+        })
+    };
     for run in 0..=w.runs {
         for d in [&ledger, &out_ours, &raw_aws, &raw_both, &out_openssl] {
             let _ = fs::remove_dir_all(d);
@@ -373,15 +393,15 @@ fn run_in(dir: &Path, bin: &Path, aws: &Path, s3: &S3, w: &Workload) -> anyhow::
                 &key,
             ])
             .args(s3.target_args(&secret));
-        let ours = bench::measure_command(pull)?;
+        let ours = measure(pull)?;
         let mut both = Command::new("bash");
         both.arg("-c").arg(format!(
             "{} && bash {} {raw_both} {passwords} {out_openssl} {key}",
             shell_line(&aws_cp(&raw_both)),
             p("openssl.sh"),
         ));
-        let both = bench::measure_command(both)?;
-        let alone = bench::measure_command(aws_cp(&raw_aws))?;
+        let both = measure(both)?;
+        let alone = measure(aws_cp(&raw_aws))?;
         if run == 0 {
             check_identical(&archives, &out_ours, &out_openssl)?;
             bytes = downloaded_bytes(Path::new(&raw_aws))?;
@@ -392,8 +412,14 @@ fn run_in(dir: &Path, bin: &Path, aws: &Path, s3: &S3, w: &Workload) -> anyhow::
             continue;
         }
         eprintln!(
-            "xtask: run {run}: archivectl {:.2} s, aws-cli + openssl {:.2} s, aws-cli {:.2} s",
-            ours.seconds, both.seconds, alone.seconds
+            "xtask: run {run}: archivectl {:.2} s (s3s-fs CPU {:.2} s), aws-cli + openssl {:.2} s ({:.2} s), \
+             aws-cli {:.2} s ({:.2} s)",
+            ours.sample.seconds,
+            ours.server_seconds,
+            both.sample.seconds,
+            both.server_seconds,
+            alone.sample.seconds,
+            alone.server_seconds
         );
         for (all, one) in samples.iter_mut().zip([ours, both, alone]) {
             all.push(one);
@@ -419,16 +445,20 @@ fn run_in(dir: &Path, bin: &Path, aws: &Path, s3: &S3, w: &Workload) -> anyhow::
         bench::machine_description(),
         rustc_count()
     )?;
-    r.push_str("| pipeline | median wall time | throughput | CPU user + sys | peak RSS |\n|---|---|---|---|---|\n");
+    r.push_str(
+        "| pipeline | median wall time | throughput | CPU user + sys | s3s-fs CPU meanwhile | peak RSS |\n\
+         |---|---|---|---|---|---|\n",
+    );
     for (i, name) in names.iter().enumerate() {
         let row = &table.rows[i];
         writeln!(
             r,
-            "| {name} | {:.2} s | {:.0} MiB/s | {:.2} s + {:.2} s | {:.1} MiB |",
+            "| {name} | {:.2} s | {:.0} MiB/s | {:.2} s + {:.2} s | {:.2} s | {:.1} MiB |",
             row.wall,
             total_mib / row.wall,
             row.user,
             row.sys,
+            row.server,
             row.rss_kib as f64 / 1024.0
         )?;
     }
@@ -444,6 +474,7 @@ fn run_in(dir: &Path, bin: &Path, aws: &Path, s3: &S3, w: &Workload) -> anyhow::
         met(vs_aws <= 1.15),
         met(rss < 64.0),
     )?;
+    writeln!(r, "\n{}", table.server_share(CORES))?;
     Ok(r)
 }
 
@@ -456,6 +487,15 @@ fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { f64::INFINITY }
 }
 
+/// The cores the pipelines and the server share (the machine's two).
+const CORES: f64 = 2.0;
+
+/// One run of a pipeline, and the CPU time s3s-fs spent meanwhile.
+struct Measured {
+    sample: Sample,
+    server_seconds: f64,
+}
+
 /// The medians of each pipeline's samples, and its largest peak RSS.
 struct Table {
     rows: Vec<Row>,
@@ -465,21 +505,52 @@ struct Row {
     wall: f64,
     user: f64,
     sys: f64,
+    /// s3s-fs's CPU time while the pipeline ran.
+    server: f64,
     rss_kib: u64,
 }
 
 impl Table {
-    fn of(samples: &[Vec<Sample>]) -> Self {
+    fn of(samples: &[Vec<Measured>]) -> Self {
         let rows = samples
             .iter()
             .map(|v| Row {
-                wall: bench::median(v.iter().map(|s| s.seconds).collect()),
-                user: bench::median(v.iter().map(|s| s.user_seconds).collect()),
-                sys: bench::median(v.iter().map(|s| s.sys_seconds).collect()),
-                rss_kib: v.iter().map(|s| s.max_rss_kib).max().unwrap_or(0),
+                wall: bench::median(v.iter().map(|m| m.sample.seconds).collect()),
+                user: bench::median(v.iter().map(|m| m.sample.user_seconds).collect()),
+                sys: bench::median(v.iter().map(|m| m.sample.sys_seconds).collect()),
+                server: bench::median(v.iter().map(|m| m.server_seconds).collect()),
+                rss_kib: v.iter().map(|m| m.sample.max_rss_kib).max().unwrap_or(0),
             })
             .collect();
         Self { rows }
+    }
+
+    /// Where `pull --all`'s time went (row 0) against the openssl pipeline's (row 1), on `cores` cores: the
+    /// client's CPU, the server's, and the server's share of the core-seconds the run had.
+    fn server_share(&self, cores: f64) -> String {
+        let line = |row: &Row| {
+            let client = row.user + row.sys;
+            let had = row.wall * cores;
+            format!(
+                "the client {client:.2} s of CPU and s3s-fs {:.2} s, {:.0}% of the {had:.2} core-seconds the run had \
+                 (the machine {:.0}% busy)",
+                row.server,
+                100.0 * row.server / had,
+                100.0 * (client + row.server) / had
+            )
+        };
+        let (ours, openssl) = (&self.rows[0], &self.rows[1]);
+        format!(
+            "Where the time went (medians; the server and the client share the machine's {cores} cores): during \
+             `pull --all`, {}; during aws-cli + openssl, {}. `pull --all` used {:.2} s of CPU against {:.2} s for \
+             aws-cli + openssl, two SHA-256 passes over every byte included (the object's, checked against the \
+             service's `sha256sum`, and the output's, recorded in the ledger), which openssl's pipeline does not \
+             compute.",
+            line(ours),
+            line(openssl),
+            ours.user + ours.sys,
+            openssl.user + openssl.sys,
+        )
     }
 }
 
@@ -532,12 +603,15 @@ fn rustc_count() -> usize {
 mod tests {
     use super::*;
 
-    fn sample(seconds: f64, rss: u64) -> Sample {
-        Sample {
-            seconds,
-            max_rss_kib: rss,
-            user_seconds: seconds / 2.0,
-            sys_seconds: seconds / 4.0,
+    fn sample(seconds: f64, rss: u64) -> Measured {
+        Measured {
+            sample: Sample {
+                seconds,
+                max_rss_kib: rss,
+                user_seconds: seconds / 2.0,
+                sys_seconds: seconds / 4.0,
+            },
+            server_seconds: seconds / 5.0,
         }
     }
 
@@ -548,7 +622,36 @@ mod tests {
         assert_eq!(row.wall, 6.0);
         assert_eq!(row.user, 3.0);
         assert_eq!(row.sys, 1.5);
+        assert_eq!(row.server, 1.2);
         assert_eq!(row.rss_kib, 300, "the worst peak, not a median");
+    }
+
+    #[test]
+    fn the_servers_share_is_of_the_core_seconds_the_run_had() {
+        let row = |wall: f64, user: f64, sys: f64, server: f64| Row {
+            wall,
+            user,
+            sys,
+            server,
+            rss_kib: 0,
+        };
+        let table = Table {
+            rows: vec![row(3.0, 2.0, 1.0, 2.4), row(4.0, 2.5, 1.5, 2.0)],
+        };
+        let text = table.server_share(2.0);
+        // pull --all: 3 s on 2 cores is 6 core-seconds; the server's 2.4 s is 40%, 5.4 of 6 is 90% busy.
+        assert!(
+            text.contains("the client 3.00 s of CPU and s3s-fs 2.40 s, 40% of the 6.00 core-seconds the run had (the machine 90% busy)"),
+            "{text}"
+        );
+        // The openssl pipeline: 2 of 8 core-seconds, 75% busy.
+        assert!(
+            text.contains(
+                "s3s-fs 2.00 s, 25% of the 8.00 core-seconds the run had (the machine 75% busy)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("used 3.00 s of CPU against 4.00 s"), "{text}");
     }
 
     #[test]

@@ -153,6 +153,11 @@ impl Servers {
         })
     }
 
+    /// The process id of the server started as `name` (`"s3s-fs"`, `"azurite-blob"`), if it was.
+    pub(crate) fn pid(&self, name: &str) -> Option<u32> {
+        self.procs.iter().find(|p| p.name == name).map(|p| p.pid)
+    }
+
     /// Where the servers' logs (and data) are.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
