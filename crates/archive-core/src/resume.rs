@@ -28,7 +28,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -125,7 +125,7 @@ fn hidden_beside(destination: &Path, suffix: &str) -> io::Result<PathBuf> {
 
 /// The fingerprint of the key and IV the state is bound to (hex): never the key, and useless without it.
 fn key_fingerprint(blob: &PasswordBlob, archive_id: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(blob.key())
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(blob.key())
         .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
     mac.update(FINGERPRINT_LABEL);
     mac.update(blob.iv());

@@ -17,7 +17,7 @@ use opentok_rest::auth::{
 };
 use opentok_rest::model::{Archive, ArchiveEvent, ArchiveList};
 use proptest::prelude::*;
-use rsa::RsaPrivateKey;
+use rsa::PrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::{Map, Value, json};
 
@@ -42,10 +42,10 @@ fn fixture(name: &str) -> String {
 }
 
 /// The RSA key of the recorded Vonage application fixture.
-fn app_key() -> &'static RsaPrivateKey {
-    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+fn app_key() -> &'static PrivateKey {
+    static KEY: OnceLock<PrivateKey> = OnceLock::new();
     KEY.get_or_init(|| {
-        RsaPrivateKey::from_pkcs8_pem(&fixture("vonage-application-test-key.pem"))
+        PrivateKey::from_pkcs8_pem(&fixture("vonage-application-test-key.pem"))
             .expect("the fixture key is PKCS#8")
     })
 }
