@@ -60,7 +60,7 @@ pub fn decrypt_in_place_with(
     buf: &mut [u8],
     threads: NonZeroUsize,
 ) -> Result<(), CbcError> {
-    if buf.len() % BLOCK != 0 {
+    if !buf.len().is_multiple_of(BLOCK) {
         return Err(CbcError::NotBlockAligned(buf.len() as u64));
     }
     let blocks = buf.len() / BLOCK;
@@ -170,7 +170,7 @@ impl StreamDecryptor {
 
     /// Decrypts the next piece of the stream in place; its length must be a multiple of 16.
     pub fn decrypt(&mut self, buf: &mut [u8]) -> Result<(), CbcError> {
-        if buf.len() % BLOCK != 0 {
+        if !buf.len().is_multiple_of(BLOCK) {
             return Err(CbcError::NotBlockAligned(buf.len() as u64));
         }
         if buf.is_empty() {
@@ -207,7 +207,7 @@ impl StreamEncryptor {
 
     /// Encrypts whole blocks in place; the length must be a multiple of 16.
     pub fn encrypt(&mut self, buf: &mut [u8]) -> Result<(), CbcError> {
-        if buf.len() % BLOCK != 0 {
+        if !buf.len().is_multiple_of(BLOCK) {
             return Err(CbcError::NotBlockAligned(buf.len() as u64));
         }
         if buf.is_empty() {

@@ -114,16 +114,16 @@ impl Certificate {
                 return Self::from_pem(&pem);
             }
             let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-            if !compact.is_empty() {
-                if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&compact) {
-                    if let Ok(inner) = std::str::from_utf8(&decoded) {
-                        if inner.contains("-----BEGIN") {
-                            return Self::from_pem(inner.trim());
-                        }
-                    }
-                    if let Ok(c) = Self::from_der(&decoded) {
-                        return Ok(c);
-                    }
+            if !compact.is_empty()
+                && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&compact)
+            {
+                if let Ok(inner) = std::str::from_utf8(&decoded)
+                    && inner.contains("-----BEGIN")
+                {
+                    return Self::from_pem(inner.trim());
+                }
+                if let Ok(c) = Self::from_der(&decoded) {
+                    return Ok(c);
                 }
             }
         }

@@ -522,7 +522,7 @@ pub fn read_secret_file(path: &std::path::Path) -> std::io::Result<Zeroizing<Vec
 
 /// Generates an RSA key of `bits` bits (2048 is what the service's documentation uses and its maximum).
 pub fn generate_rsa_key(bits: usize) -> Result<PrivateKey, KeyError> {
-    if !(1024..=8192).contains(&bits) || bits % 8 != 0 {
+    if !(1024..=8192).contains(&bits) || !bits.is_multiple_of(8) {
         return Err(KeyError::Encode(format!(
             "{bits} is not a usable RSA key size (1024 to 8192, a multiple of 8)"
         )));

@@ -523,12 +523,12 @@ impl EmulatorConfig {
             if !seen.insert(id) {
                 return Err(ConfigError::Invalid(format!("{id} is configured twice")));
             }
-            if let ProjectAuth::Secret(secret) = &project.auth {
-                if secret.expose_secret().is_empty() {
-                    return Err(ConfigError::Invalid(format!(
-                        "project {id}: the API secret is empty"
-                    )));
-                }
+            if let ProjectAuth::Secret(secret) = &project.auth
+                && secret.expose_secret().is_empty()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "project {id}: the API secret is empty"
+                )));
             }
         }
         if self.callback_retry.attempts == 0 {

@@ -90,12 +90,13 @@ pub(crate) fn parse_storage_body(body: &[u8]) -> Result<StoredTarget, ApiError> 
         for name in ["endpoint", "sse"] {
             optional_string(config, name, "s3")?;
         }
-        if let Some(Value::String(sse)) = config.get("sse") {
-            if sse != "s3" && sse != "none" {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid upload target: sse {sse:?} must be \"s3\" or \"none\""
-                )));
-            }
+        if let Some(Value::String(sse)) = config.get("sse")
+            && sse != "s3"
+            && sse != "none"
+        {
+            return Err(ApiError::bad_request(format!(
+                "Invalid upload target: sse {sse:?} must be \"s3\" or \"none\""
+            )));
         }
         if let Some(Value::String(endpoint)) = config.get("endpoint") {
             let probe = storage_fetch::S3Target::new("probe", "probe", "probe".into())
