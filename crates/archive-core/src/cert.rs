@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use der::{Decode, DecodePem, Encode, EncodePem, pem::LineEnding};
-use rsa::{PrivateKey, PublicKey, pkcs8::DecodePublicKey, traits::PublicKeyParts};
+use rsa::{PrivateKey, PublicKey, traits::PublicKeyParts};
 use sha2::{Digest, Sha256};
 use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
 use x509_cert::{
@@ -31,6 +31,9 @@ use x509_cert::{
 pub const SERVICE_MAX_KEY_BITS: usize = 2048;
 
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
+
+/// The largest RSA key [`Certificate::rsa_public_key`] reads (rsa 0.9's limit, which it keeps).
+const MAX_READ_KEY_BITS: usize = 4096;
 
 /// Why a certificate could not be read, made, or used.
 #[derive(Debug, thiserror::Error)]
@@ -220,11 +223,23 @@ impl Certificate {
         if oid != OID_RSA {
             return Err(CertError::NotRsa(key_algorithm_name(&oid)));
         }
-        let der = spki
-            .to_der()
-            .map_err(|e| CertError::Malformed(e.to_string()))?;
-        PublicKey::from_public_key_der(&der)
-            .map_err(|e| CertError::Malformed(format!("RSA public key: {e}")))
+        // Not `PublicKey::from_public_key_der`: since rsa 0.10 it refuses moduli under 1024 bits and takes up to
+        // 8192; a certificate is read as before (rsa 0.9's rule: any size up to 4096 bits), so a small key is
+        // reported as weak, not as unreadable.
+        let malformed =
+            || CertError::Malformed(format!("RSA public key: {}", spki::Error::KeyMalformed));
+        let key = spki
+            .subject_public_key
+            .as_bytes()
+            .and_then(|bytes| pkcs1::RsaPublicKeyRef::from_der(bytes).ok())
+            .ok_or_else(malformed)?;
+        let uint = |bytes: &[u8]| {
+            let bits = u32::try_from(bytes.len()).ok()?.checked_mul(8)?;
+            rsa::BoxedUint::from_be_slice(bytes, bits).ok()
+        };
+        let n = uint(key.modulus.as_bytes()).ok_or_else(malformed)?;
+        let e = uint(key.public_exponent.as_bytes()).ok_or_else(malformed)?;
+        PublicKey::new_with_size_limits(n, e, 0..=MAX_READ_KEY_BITS).map_err(|_| malformed())
     }
 
     /// Checks what the service checks: an RSA key of at most 2048 bits.
@@ -417,6 +432,37 @@ mod tests {
         assert_eq!(info.sha256_fingerprint.len(), 32 * 3 - 1);
         let other = PrivateKey::new(&mut rand::rng(), 1024).unwrap();
         assert_eq!(cert.info(Some(&other)).matches_key, Some(false));
+    }
+
+    /// A certificate made by openssl in `dir` for a new RSA key of `bits` bits.
+    fn openssl_certificate(dir: &std::path::Path, bits: u32) -> Certificate {
+        let ok = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", &format!("rsa:{bits}"), "-nodes"])
+            .args([
+                "-keyout", "k.pem", "-out", "c.pem", "-days", "2", "-subj", "/CN=size",
+            ])
+            .current_dir(dir)
+            .output()
+            .expect("openssl (3.x) must be on PATH: this test makes certificates with it")
+            .status
+            .success();
+        assert!(ok, "openssl req for a {bits}-bit key");
+        Certificate::parse(&std::fs::read(dir.join("c.pem")).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn certificate_keys_are_read_up_to_4096_bits_however_small() {
+        // rsa 0.10's own decoding refuses keys under 1024 bits; a weak key is still read (and reported by its
+        // size), and one over 4096 bits is still unreadable, as with rsa 0.9.
+        let dir = tempfile::tempdir().unwrap();
+        let small = openssl_certificate(dir.path(), 512);
+        assert_eq!(small.info(None).key_bits, Some(512));
+        small.check_service_acceptance().unwrap();
+        let big = openssl_certificate(dir.path(), 4104);
+        assert!(matches!(
+            big.check_service_acceptance(),
+            Err(CertError::Malformed(m)) if m.contains("RSA public key")
+        ));
     }
 
     #[test]
