@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use e2e::workspace_bin;
-use rand::RngCore;
+use rand::Rng as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use storage_fetch::test_env::TestServers;
@@ -157,7 +157,7 @@ impl Secret {
 /// A random printable secret with a recognisable prefix (hex, so it is one token in every format).
 fn random_secret(prefix: &str) -> String {
     let mut bytes = [0u8; 20];
-    rand::thread_rng().fill_bytes(&mut bytes);
+    rand::rng().fill_bytes(&mut bytes);
     format!("{prefix}{}", hex::encode(bytes))
 }
 

@@ -23,18 +23,14 @@ fn our_wrap_and_encryption_decrypt_with_the_documented_openssl_commands() {
     std::fs::write(dir.path().join("cert.pem"), cert.to_pem()).unwrap();
 
     let clip = std::fs::read(data_dir().join("clip.ts")).unwrap();
-    let blob = PasswordBlob::generate(&mut rand::thread_rng());
+    let blob = PasswordBlob::generate(&mut rand::rng());
     std::fs::write(
         dir.path().join("archive.ts"),
         cbc::encrypt_padded(blob.key(), blob.iv(), &clip),
     )
     .unwrap();
-    let password = oaep::wrap_password(
-        &cert.rsa_public_key().unwrap(),
-        &blob,
-        &mut rand::thread_rng(),
-    )
-    .unwrap();
+    let password =
+        oaep::wrap_password(&cert.rsa_public_key().unwrap(), &blob, &mut rand::rng()).unwrap();
     std::fs::write(dir.path().join("password.txt"), &password).unwrap();
 
     // The documented steps, verbatim but for file names; rsautl and pkeyutl both.

@@ -89,8 +89,8 @@ pub fn run() -> anyhow::Result<()> {
         ],
     )
     .context("opentok-rest without its client (--no-default-features)")?;
-    // The production build (issue 10): archivectl without its `demo` feature, so no emulator, no embedded S3
-    // server and no second RustCrypto generation; it must pass clippy and its tests too.
+    // The production build (issue 10): archivectl without its `demo` feature, so no emulator and no embedded S3
+    // server (one RustCrypto generation: tidy's rule); it must pass clippy and its tests too.
     tools::run_in(
         &root,
         "cargo",

@@ -222,10 +222,10 @@ where
                     }
                     return Ok(total);
                 }
-                if let Some((p, len)) = pending.replace((buf, n)) {
-                    if full_tx.send((p, len, false)).is_err() {
-                        return Ok(total);
-                    }
+                if let Some((p, len)) = pending.replace((buf, n))
+                    && full_tx.send((p, len, false)).is_err()
+                {
+                    return Ok(total);
                 }
             }
         });
@@ -343,7 +343,7 @@ fn decrypt_loop(
 pub fn trimmed_len(before: u64, tail: &[u8]) -> Result<usize, ArchiveError> {
     let packet = mpegts::PACKET as u64;
     let total = before + tail.len() as u64;
-    if total % packet == 0 {
+    if total.is_multiple_of(packet) {
         return Ok(tail.len());
     }
     let unpadded = cbc::pkcs7_unpadded_len(tail).ok_or_else(|| {
@@ -352,7 +352,7 @@ pub fn trimmed_len(before: u64, tail: &[u8]) -> Result<usize, ArchiveError> {
         ))
     })?;
     let end = before + unpadded as u64;
-    if end % packet != 0 {
+    if !end.is_multiple_of(packet) {
         return Err(ArchiveError::Untrimmable(format!(
             "without its {} bytes of PKCS#7 padding the plaintext ends {} bytes into a 188-byte packet",
             tail.len() - unpadded,

@@ -13,7 +13,7 @@ use std::num::NonZeroUsize;
 
 use aes::Aes256;
 use cbc::cipher::{
-    BlockDecryptMut, BlockEncryptMut, KeyIvInit,
+    BlockModeDecrypt, BlockModeEncrypt, KeyIvInit,
     block_padding::{NoPadding, Pkcs7},
 };
 use zeroize::Zeroizing;
@@ -39,7 +39,7 @@ pub enum CbcError {
 /// Decrypts `buf` in place on this thread. `buf.len()` must be a multiple of 16.
 fn decrypt_serial(key: &[u8; KEY_LEN], iv: &[u8; IV_LEN], buf: &mut [u8]) -> Result<(), CbcError> {
     cbc::Decryptor::<Aes256>::new(key.into(), iv.into())
-        .decrypt_padded_mut::<NoPadding>(buf)
+        .decrypt_padded::<NoPadding>(buf)
         .map(|_| ())
         .map_err(|_| CbcError::NotBlockAligned(buf.len() as u64))
 }
@@ -60,7 +60,7 @@ pub fn decrypt_in_place_with(
     buf: &mut [u8],
     threads: NonZeroUsize,
 ) -> Result<(), CbcError> {
-    if buf.len() % BLOCK != 0 {
+    if !buf.len().is_multiple_of(BLOCK) {
         return Err(CbcError::NotBlockAligned(buf.len() as u64));
     }
     let blocks = buf.len() / BLOCK;
@@ -170,7 +170,7 @@ impl StreamDecryptor {
 
     /// Decrypts the next piece of the stream in place; its length must be a multiple of 16.
     pub fn decrypt(&mut self, buf: &mut [u8]) -> Result<(), CbcError> {
-        if buf.len() % BLOCK != 0 {
+        if !buf.len().is_multiple_of(BLOCK) {
             return Err(CbcError::NotBlockAligned(buf.len() as u64));
         }
         if buf.is_empty() {
@@ -207,7 +207,7 @@ impl StreamEncryptor {
 
     /// Encrypts whole blocks in place; the length must be a multiple of 16.
     pub fn encrypt(&mut self, buf: &mut [u8]) -> Result<(), CbcError> {
-        if buf.len() % BLOCK != 0 {
+        if !buf.len().is_multiple_of(BLOCK) {
             return Err(CbcError::NotBlockAligned(buf.len() as u64));
         }
         if buf.is_empty() {
@@ -215,7 +215,7 @@ impl StreamEncryptor {
         }
         let len = buf.len();
         cbc::Encryptor::<Aes256>::new((&*self.key).into(), (&self.chain).into())
-            .encrypt_padded_mut::<NoPadding>(buf, len)
+            .encrypt_padded::<NoPadding>(buf, len)
             .map_err(|_| CbcError::NotBlockAligned(len as u64))?;
         self.chain.copy_from_slice(&buf[len - BLOCK..]);
         Ok(())
@@ -228,7 +228,7 @@ impl StreamEncryptor {
         // Whole blocks cannot fail.
         let _ = self.encrypt(&mut out);
         let last = cbc::Encryptor::<Aes256>::new((&*self.key).into(), (&self.chain).into())
-            .encrypt_padded_vec_mut::<Pkcs7>(&tail[whole..]);
+            .encrypt_padded_vec::<Pkcs7>(&tail[whole..]);
         out.extend_from_slice(&last);
         out
     }
@@ -236,7 +236,7 @@ impl StreamEncryptor {
 
 /// Encrypts `data` with PKCS#7 padding, as the service's reference code does.
 pub fn encrypt_padded(key: &[u8; KEY_LEN], iv: &[u8; IV_LEN], data: &[u8]) -> Vec<u8> {
-    cbc::Encryptor::<Aes256>::new(key.into(), iv.into()).encrypt_padded_vec_mut::<Pkcs7>(data)
+    cbc::Encryptor::<Aes256>::new(key.into(), iv.into()).encrypt_padded_vec::<Pkcs7>(data)
 }
 
 /// If `plain` ends in valid PKCS#7 padding (1 to 16 bytes, each the pad length), the length without it.

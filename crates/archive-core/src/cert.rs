@@ -9,11 +9,19 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use der::{Decode, DecodePem, Encode, EncodePem, pem::LineEnding};
-use rsa::{RsaPrivateKey, RsaPublicKey, pkcs8::DecodePublicKey, traits::PublicKeyParts};
+use rsa::{PrivateKey, PublicKey, traits::PublicKeyParts};
 use sha2::{Digest, Sha256};
 use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
 use x509_cert::{
-    builder::{Builder, CertificateBuilder, Profile},
+    builder::{Builder, CertificateBuilder, profile::BuilderProfile},
+    certificate::TbsCertificate,
+    ext::{
+        Extension, ToExtension,
+        pkix::{
+            AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectAltName,
+            SubjectKeyIdentifier,
+        },
+    },
     name::Name,
     serial_number::SerialNumber,
     time::Validity,
@@ -23,6 +31,9 @@ use x509_cert::{
 pub const SERVICE_MAX_KEY_BITS: usize = 2048;
 
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
+
+/// The largest RSA key [`Certificate::rsa_public_key`] reads (rsa 0.9's limit, which it keeps).
+const MAX_READ_KEY_BITS: usize = 4096;
 
 /// Why a certificate could not be read, made, or used.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +99,7 @@ impl Certificate {
     ///
     /// ```
     /// use archive_core::cert::Certificate;
-    /// # let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+    /// # let key = rsa::PrivateKey::new(&mut rand::rng(), 1024).unwrap();
     /// let cert = Certificate::generate_self_signed(&key, "CN=example", 365).unwrap();
     /// let b64 = cert.to_json_base64();
     /// assert_eq!(Certificate::parse(b64.as_bytes()).unwrap().sha256_fingerprint(), cert.sha256_fingerprint());
@@ -106,16 +117,16 @@ impl Certificate {
                 return Self::from_pem(&pem);
             }
             let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-            if !compact.is_empty() {
-                if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&compact) {
-                    if let Ok(inner) = std::str::from_utf8(&decoded) {
-                        if inner.contains("-----BEGIN") {
-                            return Self::from_pem(inner.trim());
-                        }
-                    }
-                    if let Ok(c) = Self::from_der(&decoded) {
-                        return Ok(c);
-                    }
+            if !compact.is_empty()
+                && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&compact)
+            {
+                if let Ok(inner) = std::str::from_utf8(&decoded)
+                    && inner.contains("-----BEGIN")
+                {
+                    return Self::from_pem(inner.trim());
+                }
+                if let Ok(c) = Self::from_der(&decoded) {
+                    return Ok(c);
                 }
             }
         }
@@ -152,7 +163,7 @@ impl Certificate {
     /// Makes a self-signed certificate for `key`, valid from now for `days` days, as
     /// `openssl req -new -x509 -days N` does. `subject` is an RFC 4514 name such as `CN=archives,O=Example`.
     pub fn generate_self_signed(
-        key: &RsaPrivateKey,
+        key: &PrivateKey,
         subject: &str,
         days: u32,
     ) -> Result<Self, CertError> {
@@ -163,7 +174,7 @@ impl Certificate {
             CertError::Build(format!("subject '{subject}' is not an RFC 4514 name: {e}"))
         })?;
         let mut serial = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut serial);
+        rand::fill(&mut serial);
         serial[0] = (serial[0] & 0x7f) | 0x01;
         let serial = SerialNumber::new(&serial).map_err(|e| CertError::Build(e.to_string()))?;
         let validity = Validity::from_now(Duration::from_secs(u64::from(days) * 86_400))
@@ -175,11 +186,10 @@ impl Certificate {
         let spki = SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes())
             .map_err(|e| CertError::Build(e.to_string()))?;
         let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone());
-        let builder =
-            CertificateBuilder::new(Profile::Root, serial, validity, subject, spki, &signer)
-                .map_err(|e| CertError::Build(e.to_string()))?;
+        let builder = CertificateBuilder::new(Profile::Root { subject }, serial, validity, spki)
+            .map_err(|e| CertError::Build(e.to_string()))?;
         let cert = builder
-            .build::<rsa::pkcs1v15::Signature>()
+            .build::<_, rsa::pkcs1v15::Signature>(&signer)
             .map_err(|e| CertError::Build(e.to_string()))?;
         let der = cert.to_der().map_err(|e| CertError::Build(e.to_string()))?;
         Ok(Self { cert, der })
@@ -207,22 +217,34 @@ impl Certificate {
     }
 
     /// The certificate's RSA public key.
-    pub fn rsa_public_key(&self) -> Result<RsaPublicKey, CertError> {
-        let spki = &self.cert.tbs_certificate.subject_public_key_info;
+    pub fn rsa_public_key(&self) -> Result<PublicKey, CertError> {
+        let spki = self.cert.tbs_certificate().subject_public_key_info();
         let oid = spki.algorithm.oid.to_string();
         if oid != OID_RSA {
             return Err(CertError::NotRsa(key_algorithm_name(&oid)));
         }
-        let der = spki
-            .to_der()
-            .map_err(|e| CertError::Malformed(e.to_string()))?;
-        RsaPublicKey::from_public_key_der(&der)
-            .map_err(|e| CertError::Malformed(format!("RSA public key: {e}")))
+        // Not `PublicKey::from_public_key_der`: since rsa 0.10 it refuses moduli under 1024 bits and takes up to
+        // 8192; a certificate is read as before (rsa 0.9's rule: any size up to 4096 bits), so a small key is
+        // reported as weak, not as unreadable.
+        let malformed =
+            || CertError::Malformed(format!("RSA public key: {}", spki::Error::KeyMalformed));
+        let key = spki
+            .subject_public_key
+            .as_bytes()
+            .and_then(|bytes| pkcs1::RsaPublicKeyRef::from_der(bytes).ok())
+            .ok_or_else(malformed)?;
+        let uint = |bytes: &[u8]| {
+            let bits = u32::try_from(bytes.len()).ok()?.checked_mul(8)?;
+            rsa::BoxedUint::from_be_slice(bytes, bits).ok()
+        };
+        let n = uint(key.modulus.as_bytes()).ok_or_else(malformed)?;
+        let e = uint(key.public_exponent.as_bytes()).ok_or_else(malformed)?;
+        PublicKey::new_with_size_limits(n, e, 0..=MAX_READ_KEY_BITS).map_err(|_| malformed())
     }
 
     /// Checks what the service checks: an RSA key of at most 2048 bits.
     pub fn check_service_acceptance(&self) -> Result<(), CertError> {
-        let bits = self.rsa_public_key()?.n().bits();
+        let bits = self.rsa_public_key()?.n().bit_width() as usize;
         if bits > SERVICE_MAX_KEY_BITS {
             return Err(CertError::KeyTooLarge(bits));
         }
@@ -230,7 +252,7 @@ impl Certificate {
     }
 
     /// Whether `key` is the private half of this certificate's key.
-    pub fn matches(&self, key: &RsaPrivateKey) -> bool {
+    pub fn matches(&self, key: &PrivateKey) -> bool {
         self.rsa_public_key()
             .is_ok_and(|p| p == key.to_public_key())
     }
@@ -248,30 +270,33 @@ impl Certificate {
     /// The end of the validity period.
     pub fn not_after(&self) -> SystemTime {
         self.cert
-            .tbs_certificate
-            .validity
+            .tbs_certificate()
+            .validity()
             .not_after
             .to_system_time()
     }
 
     /// Everything `cert inspect` shows; `key`, if given, is checked against the certificate.
-    pub fn info(&self, key: Option<&RsaPrivateKey>) -> CertificateInfo {
-        let tbs = &self.cert.tbs_certificate;
-        let oid = tbs.subject_public_key_info.algorithm.oid.to_string();
+    pub fn info(&self, key: Option<&PrivateKey>) -> CertificateInfo {
+        let tbs = self.cert.tbs_certificate();
+        let oid = tbs.subject_public_key_info().algorithm.oid.to_string();
         let rejection = self.check_service_acceptance().err().map(|e| e.to_string());
         CertificateInfo {
-            subject: tbs.subject.to_string(),
-            issuer: tbs.issuer.to_string(),
-            serial: hex::encode(tbs.serial_number.as_bytes()),
-            not_before: tbs.validity.not_before.to_date_time().to_string(),
-            not_after: tbs.validity.not_after.to_date_time().to_string(),
+            subject: tbs.subject().to_string(),
+            issuer: tbs.issuer().to_string(),
+            serial: hex::encode(tbs.serial_number().as_bytes()),
+            not_before: tbs.validity().not_before.to_date_time().to_string(),
+            not_after: tbs.validity().not_after.to_date_time().to_string(),
             expired: self.not_after() < SystemTime::now(),
             key_algorithm: if oid == OID_RSA {
                 "RSA".into()
             } else {
                 key_algorithm_name(&oid)
             },
-            key_bits: self.rsa_public_key().ok().map(|k| k.n().bits()),
+            key_bits: self
+                .rsa_public_key()
+                .ok()
+                .map(|k| k.n().bit_width() as usize),
             sha256_fingerprint: self.sha256_fingerprint(),
             service_accepts: rejection.is_none(),
             service_rejection: rejection,
@@ -279,6 +304,91 @@ impl Certificate {
             json_base64: self.to_json_base64(),
             json_escaped: self.to_json_escaped(),
         }
+    }
+}
+
+/// The X.509 v3 extensions of the certificates we build, for `x509_cert`'s [`CertificateBuilder`].
+///
+/// These are the extensions `x509-cert` 0.2's own `Profile::Root` and `Profile::Leaf` wrote, in the same order
+/// and with the same criticality, so that the certificates stay what they were: 0.3's profiles follow the
+/// CA/Browser Forum's baseline requirements instead (another extension set, and rules on the subject's
+/// attributes that a name such as `CN=archives` does not meet).
+#[derive(Debug, Clone)]
+pub enum Profile {
+    /// A self-signed CA certificate for `subject`: subject key identifier, basic constraints (a CA, no path
+    /// length limit), key usage `keyCertSign` and `cRLSign`.
+    Root {
+        /// Subject (and issuer) name.
+        subject: Name,
+    },
+    /// An end-entity certificate for `subject`, issued by `issuer`: subject and authority key identifiers,
+    /// basic constraints (not a CA), key usage `digitalSignature` and `nonRepudiation` (and
+    /// `keyEncipherment` when asked for), then the subject alternative names, if any.
+    Leaf {
+        /// The issuing CA's name.
+        issuer: Name,
+        /// Subject name.
+        subject: Name,
+        /// Whether key usage includes `keyEncipherment` (TLS with RSA key exchange).
+        enable_key_encipherment: bool,
+        /// The subject alternative names (DNS names, IP addresses), if any.
+        subject_alt_name: Option<SubjectAltName>,
+    },
+}
+
+impl BuilderProfile for Profile {
+    fn get_issuer(&self, subject: &Name) -> Name {
+        match self {
+            Self::Root { .. } => subject.clone(),
+            Self::Leaf { issuer, .. } => issuer.clone(),
+        }
+    }
+
+    fn get_subject(&self) -> Name {
+        match self {
+            Self::Root { subject } | Self::Leaf { subject, .. } => subject.clone(),
+        }
+    }
+
+    fn build_extensions(
+        &self,
+        spk: spki::SubjectPublicKeyInfoRef<'_>,
+        issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
+        tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let subject = tbs.subject();
+        let mut extensions: Vec<Extension> = Vec::new();
+        let ski = SubjectKeyIdentifier::try_from(spk)?;
+        extensions.push(ski.to_extension(subject, &extensions)?);
+        let (ca, usages) = match self {
+            Self::Root { .. } => (true, KeyUsages::KeyCertSign | KeyUsages::CRLSign),
+            Self::Leaf {
+                enable_key_encipherment,
+                ..
+            } => {
+                let aki = AuthorityKeyIdentifier::try_from(issuer_spk)?;
+                extensions.push(aki.to_extension(subject, &extensions)?);
+                let mut usages = KeyUsages::DigitalSignature | KeyUsages::NonRepudiation;
+                if *enable_key_encipherment {
+                    usages |= KeyUsages::KeyEncipherment;
+                }
+                (false, usages)
+            }
+        };
+        let constraints = BasicConstraints {
+            ca,
+            path_len_constraint: None,
+        };
+        extensions.push(constraints.to_extension(subject, &extensions)?);
+        extensions.push(KeyUsage(usages).to_extension(subject, &extensions)?);
+        if let Self::Leaf {
+            subject_alt_name: Some(names),
+            ..
+        } = self
+        {
+            extensions.push(names.to_extension(subject, &extensions)?);
+        }
+        Ok(extensions)
     }
 }
 
@@ -299,7 +409,7 @@ mod tests {
 
     #[test]
     fn generated_certificate_round_trips_in_every_json_form() {
-        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let key = PrivateKey::new(&mut rand::rng(), 1024).unwrap();
         let cert =
             Certificate::generate_self_signed(&key, "CN=archivectl test,O=Example", 30).unwrap();
         assert!(cert.matches(&key));
@@ -320,8 +430,39 @@ mod tests {
         assert!(info.subject.contains("CN=archivectl test"));
         assert!(!info.expired);
         assert_eq!(info.sha256_fingerprint.len(), 32 * 3 - 1);
-        let other = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let other = PrivateKey::new(&mut rand::rng(), 1024).unwrap();
         assert_eq!(cert.info(Some(&other)).matches_key, Some(false));
+    }
+
+    /// A certificate made by openssl in `dir` for a new RSA key of `bits` bits.
+    fn openssl_certificate(dir: &std::path::Path, bits: u32) -> Certificate {
+        let ok = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", &format!("rsa:{bits}"), "-nodes"])
+            .args([
+                "-keyout", "k.pem", "-out", "c.pem", "-days", "2", "-subj", "/CN=size",
+            ])
+            .current_dir(dir)
+            .output()
+            .expect("openssl (3.x) must be on PATH: this test makes certificates with it")
+            .status
+            .success();
+        assert!(ok, "openssl req for a {bits}-bit key");
+        Certificate::parse(&std::fs::read(dir.join("c.pem")).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn certificate_keys_are_read_up_to_4096_bits_however_small() {
+        // rsa 0.10's own decoding refuses keys under 1024 bits; a weak key is still read (and reported by its
+        // size), and one over 4096 bits is still unreadable, as with rsa 0.9.
+        let dir = tempfile::tempdir().unwrap();
+        let small = openssl_certificate(dir.path(), 512);
+        assert_eq!(small.info(None).key_bits, Some(512));
+        small.check_service_acceptance().unwrap();
+        let big = openssl_certificate(dir.path(), 4104);
+        assert!(matches!(
+            big.check_service_acceptance(),
+            Err(CertError::Malformed(m)) if m.contains("RSA public key")
+        ));
     }
 
     #[test]
@@ -337,7 +478,7 @@ mod tests {
         );
         assert!(
             Certificate::generate_self_signed(
-                &RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap(),
+                &PrivateKey::new(&mut rand::rng(), 1024).unwrap(),
                 "not a name",
                 1
             )

@@ -16,11 +16,11 @@
 use std::fmt;
 
 use base64::Engine as _;
-use cbc::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
+use cbc::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::Pkcs7};
 use md5::{Digest, Md5};
 use pkcs1::DecodeRsaPrivateKey;
 use pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
-use rsa::{RsaPrivateKey, traits::PublicKeyParts};
+use rsa::{PrivateKey, traits::PublicKeyParts};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
@@ -131,7 +131,7 @@ fn parse_pem(text: &str) -> Option<Result<PemBlock, KeyError>> {
 ///
 /// ```
 /// use archive_core::keys;
-/// # let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+/// # let key = rsa::PrivateKey::new(&mut rand::rng(), 1024).unwrap();
 /// let pem = keys::to_pkcs8_pem(&key, None).unwrap();
 /// let loaded = keys::load_private_key(pem.as_bytes(), None).unwrap();
 /// assert_eq!(loaded, key);
@@ -139,7 +139,7 @@ fn parse_pem(text: &str) -> Option<Result<PemBlock, KeyError>> {
 pub fn load_private_key(
     bytes: &[u8],
     passphrase: Option<&SecretString>,
-) -> Result<RsaPrivateKey, KeyError> {
+) -> Result<PrivateKey, KeyError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(KeyError::Malformed("the file is empty".into()));
     }
@@ -152,7 +152,7 @@ pub fn load_private_key(
 fn load_pem_block(
     block: PemBlock,
     passphrase: Option<&SecretString>,
-) -> Result<RsaPrivateKey, KeyError> {
+) -> Result<PrivateKey, KeyError> {
     match block.label.as_str() {
         "RSA PRIVATE KEY" => {
             let encrypted = block
@@ -170,9 +170,9 @@ fn load_pem_block(
                     })?;
                 let pass = passphrase.ok_or(KeyError::PassphraseRequired)?;
                 let der = decrypt_traditional(&dek, &block.der, pass)?;
-                RsaPrivateKey::from_pkcs1_der(&der).map_err(|_| KeyError::WrongPassphrase)
+                PrivateKey::from_pkcs1_der(&der).map_err(|_| KeyError::WrongPassphrase)
             } else {
-                RsaPrivateKey::from_pkcs1_der(&block.der)
+                PrivateKey::from_pkcs1_der(&block.der)
                     .map_err(|e| KeyError::Malformed(format!("PKCS#1: {e}")))
             }
         }
@@ -196,11 +196,11 @@ fn load_pem_block(
     }
 }
 
-fn load_der(der: &[u8], passphrase: Option<&SecretString>) -> Result<RsaPrivateKey, KeyError> {
-    if pkcs8::PrivateKeyInfo::try_from(der).is_ok() {
+fn load_der(der: &[u8], passphrase: Option<&SecretString>) -> Result<PrivateKey, KeyError> {
+    if pkcs8::PrivateKeyInfoRef::try_from(der).is_ok() {
         return load_pkcs8(der);
     }
-    if let Ok(key) = RsaPrivateKey::from_pkcs1_der(der) {
+    if let Ok(key) = PrivateKey::from_pkcs1_der(der) {
         return Ok(key);
     }
     // Not `EncryptedPrivateKeyInfo::try_from`: it fails on the PKCS#12 PBE algorithms, which must be named.
@@ -226,15 +226,14 @@ fn algorithm_name(oid: &str) -> String {
     }
 }
 
-fn load_pkcs8(der: &[u8]) -> Result<RsaPrivateKey, KeyError> {
-    let info = pkcs8::PrivateKeyInfo::try_from(der)
+fn load_pkcs8(der: &[u8]) -> Result<PrivateKey, KeyError> {
+    let info = pkcs8::PrivateKeyInfoRef::try_from(der)
         .map_err(|e| KeyError::Malformed(format!("PKCS#8: {e}")))?;
     let oid = info.algorithm.oid.to_string();
     if oid != OID_RSA {
         return Err(KeyError::NotRsa(algorithm_name(&oid)));
     }
-    RsaPrivateKey::from_pkcs8_der(der)
-        .map_err(|e| KeyError::Malformed(format!("PKCS#8 RSA key: {e}")))
+    PrivateKey::from_pkcs8_der(der).map_err(|e| KeyError::Malformed(format!("PKCS#8 RSA key: {e}")))
 }
 
 /// How the key file was encoded, for the conversion command of [`KeyError::LegacyPbe`].
@@ -252,11 +251,12 @@ fn encryption_algorithm(der: &[u8]) -> Option<der::asn1::ObjectIdentifier> {
     let oid = reader
         .sequence(|r| {
             let algorithm: spki::AlgorithmIdentifierRef<'_> = r.decode()?;
-            r.decode::<der::asn1::OctetStringRef<'_>>()?;
-            Ok(algorithm.oid)
+            r.decode::<&der::asn1::OctetStringRef>()?;
+            Ok::<_, der::Error>(algorithm.oid)
         })
         .ok()?;
-    reader.finish(oid).ok()
+    reader.finish().ok()?;
+    Some(oid)
 }
 
 const PBES1: &str = "PBES1 (PKCS#5 v1.5)";
@@ -350,14 +350,14 @@ fn load_encrypted_pkcs8(
     der: &[u8],
     passphrase: Option<&SecretString>,
     form: KeyForm,
-) -> Result<RsaPrivateKey, KeyError> {
+) -> Result<PrivateKey, KeyError> {
     // Before the full parse (which fails on PKCS#12 PBE) and before asking for a passphrase we cannot use.
     if let Some(err) =
         encryption_algorithm(der).and_then(|oid| legacy_pbe_error(&oid.to_string(), form))
     {
         return Err(err);
     }
-    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der)
         .map_err(|e| KeyError::UnsupportedEncryption(format!("encrypted PKCS#8: {e}")))?;
     let pass = passphrase.ok_or(KeyError::PassphraseRequired)?;
     let doc = info
@@ -373,7 +373,7 @@ fn load_encrypted_pkcs8(
             _ => KeyError::WrongPassphrase,
         })?;
     // A wrong passphrase can, rarely, still produce valid padding: the DER check below catches it.
-    match pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()) {
+    match pkcs8::PrivateKeyInfoRef::try_from(doc.as_bytes()) {
         Ok(_) => load_pkcs8(doc.as_bytes()),
         Err(_) => Err(KeyError::WrongPassphrase),
     }
@@ -433,27 +433,27 @@ fn decrypt_traditional(
     let n = match alg.as_str() {
         "AES-128-CBC" => cbc::Decryptor::<aes::Aes128>::new_from_slices(&key, &iv)
             .map_err(|_| KeyError::Malformed("key size".into()))?
-            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .decrypt_padded::<Pkcs7>(&mut buf)
             .map_err(bad)?
             .len(),
         "AES-192-CBC" => cbc::Decryptor::<aes::Aes192>::new_from_slices(&key, &iv)
             .map_err(|_| KeyError::Malformed("key size".into()))?
-            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .decrypt_padded::<Pkcs7>(&mut buf)
             .map_err(bad)?
             .len(),
         "AES-256-CBC" => cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, &iv)
             .map_err(|_| KeyError::Malformed("key size".into()))?
-            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .decrypt_padded::<Pkcs7>(&mut buf)
             .map_err(bad)?
             .len(),
         "DES-EDE3-CBC" => cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
             .map_err(|_| KeyError::Malformed("key size".into()))?
-            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .decrypt_padded::<Pkcs7>(&mut buf)
             .map_err(bad)?
             .len(),
         _ => cbc::Decryptor::<des::Des>::new_from_slices(&key, &iv)
             .map_err(|_| KeyError::Malformed("key size".into()))?
-            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .decrypt_padded::<Pkcs7>(&mut buf)
             .map_err(bad)?
             .len(),
     };
@@ -521,18 +521,18 @@ pub fn read_secret_file(path: &std::path::Path) -> std::io::Result<Zeroizing<Vec
 }
 
 /// Generates an RSA key of `bits` bits (2048 is what the service's documentation uses and its maximum).
-pub fn generate_rsa_key(bits: usize) -> Result<RsaPrivateKey, KeyError> {
-    if !(1024..=8192).contains(&bits) || bits % 8 != 0 {
+pub fn generate_rsa_key(bits: usize) -> Result<PrivateKey, KeyError> {
+    if !(1024..=8192).contains(&bits) || !bits.is_multiple_of(8) {
         return Err(KeyError::Encode(format!(
             "{bits} is not a usable RSA key size (1024 to 8192, a multiple of 8)"
         )));
     }
-    RsaPrivateKey::new(&mut rand::thread_rng(), bits).map_err(|e| KeyError::Encode(e.to_string()))
+    PrivateKey::new(&mut rand::rng(), bits).map_err(|e| KeyError::Encode(e.to_string()))
 }
 
 /// Encodes a key as PKCS#8 PEM; with a passphrase, as PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC.
 pub fn to_pkcs8_pem(
-    key: &RsaPrivateKey,
+    key: &PrivateKey,
     passphrase: Option<&SecretString>,
 ) -> Result<Zeroizing<String>, KeyError> {
     let enc = |e: pkcs8::Error| KeyError::Encode(e.to_string());
@@ -540,14 +540,17 @@ pub fn to_pkcs8_pem(
         None => key.to_pkcs8_pem(LineEnding::LF).map_err(enc),
         Some(pass) => {
             let doc = key.to_pkcs8_der().map_err(enc)?;
-            let info = pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()).map_err(enc)?;
+            let info = pkcs8::PrivateKeyInfoRef::try_from(doc.as_bytes()).map_err(enc)?;
             let mut salt = [0u8; 16];
             let mut iv = [0u8; 16];
-            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut salt);
-            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut iv);
-            let params =
-                pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ITERATIONS, &salt, &iv)
-                    .map_err(|e| KeyError::Encode(e.to_string()))?;
+            rand::fill(&mut salt);
+            rand::fill(&mut iv);
+            let params = pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(
+                PBKDF2_ITERATIONS,
+                &salt,
+                iv,
+            )
+            .map_err(|e| KeyError::Encode(e.to_string()))?;
             let encrypted = info
                 .encrypt_with_params(params, pass.expose_secret().as_bytes())
                 .map_err(enc)?;
@@ -559,8 +562,8 @@ pub fn to_pkcs8_pem(
 }
 
 /// The key's size in bits.
-pub fn key_bits(key: &RsaPrivateKey) -> usize {
-    key.n().bits()
+pub fn key_bits(key: &PrivateKey) -> usize {
+    key.n().bit_width() as usize
 }
 
 #[cfg(test)]

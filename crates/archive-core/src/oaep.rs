@@ -4,7 +4,8 @@
 //! rsa_padding_mode:oaep`) does, and what the service does with the customer's certificate.
 
 use base64::Engine as _;
-use rsa::{Oaep, RsaPrivateKey, RsaPublicKey, traits::PublicKeyParts};
+use rsa::{Oaep, PrivateKey, PublicKey, traits::PublicKeyParts};
+use sha1::Sha1;
 use zeroize::Zeroizing;
 
 use crate::password::{PasswordBlob, PasswordError};
@@ -73,24 +74,21 @@ pub fn decode_base64_lenient(text: &str) -> Result<Zeroizing<Vec<u8>>, UnwrapErr
 }
 
 /// The RSA-OAEP padding the service uses: SHA-1 digest and MGF1 with SHA-1, no label.
-fn oaep() -> Oaep {
-    Oaep::new::<sha1::Sha1>()
+fn oaep() -> Oaep<Sha1> {
+    Oaep::new()
 }
 
 /// Unwraps a base64 password with the private key, returning the AES key and IV.
 ///
 /// ```
 /// use archive_core::{oaep, PasswordBlob};
-/// # let mut rng = rand::thread_rng();
-/// # let key = rsa::RsaPrivateKey::new(&mut rng, 1024).unwrap();
+/// # let mut rng = rand::rng();
+/// # let key = rsa::PrivateKey::new(&mut rng, 1024).unwrap();
 /// let blob = PasswordBlob::new([3u8; 32], [4u8; 16]);
 /// let password = oaep::wrap_password(&key.to_public_key(), &blob, &mut rng).unwrap();
 /// assert_eq!(oaep::unwrap_password(&key, &password).unwrap(), blob);
 /// ```
-pub fn unwrap_password(
-    key: &RsaPrivateKey,
-    password_b64: &str,
-) -> Result<PasswordBlob, UnwrapError> {
+pub fn unwrap_password(key: &PrivateKey, password_b64: &str) -> Result<PasswordBlob, UnwrapError> {
     let wrapped = decode_base64_lenient(password_b64)?;
     unwrap_password_bytes(key, &wrapped)
 }
@@ -100,15 +98,15 @@ pub fn unwrap_password(
 /// The RSA operation is blinded (a fresh random blinding factor from the operating system's RNG for each
 /// call, `rsa`'s `decrypt_blinded`), so its timing does not follow the key's bits.
 pub fn unwrap_password_bytes(
-    key: &RsaPrivateKey,
+    key: &PrivateKey,
     wrapped: &[u8],
 ) -> Result<PasswordBlob, UnwrapError> {
-    unwrap_blinded(key, wrapped, &mut rand::thread_rng())
+    unwrap_blinded(key, wrapped, &mut rand::rng())
 }
 
 /// [`unwrap_password_bytes`] with the blinding drawn from `rng`.
-fn unwrap_blinded<R: rand::RngCore + rand::CryptoRng>(
-    key: &RsaPrivateKey,
+fn unwrap_blinded<R: rand::CryptoRng + ?Sized>(
+    key: &PrivateKey,
     wrapped: &[u8],
     rng: &mut R,
 ) -> Result<PasswordBlob, UnwrapError> {
@@ -117,7 +115,7 @@ fn unwrap_blinded<R: rand::RngCore + rand::CryptoRng>(
         return Err(UnwrapError::BlockLength {
             got: wrapped.len(),
             expected,
-            bits: key.n().bits(),
+            bits: key.n().bit_width() as usize,
         });
     }
     let plain = Zeroizing::new(
@@ -128,8 +126,8 @@ fn unwrap_blinded<R: rand::RngCore + rand::CryptoRng>(
 }
 
 /// Wraps a blob for the holder of the certificate's private key, as the service does, returning base64.
-pub fn wrap_password<R: rand::RngCore + rand::CryptoRng>(
-    public_key: &RsaPublicKey,
+pub fn wrap_password<R: rand::CryptoRng + ?Sized>(
+    public_key: &PublicKey,
     blob: &PasswordBlob,
     rng: &mut R,
 ) -> Result<String, WrapError> {
@@ -146,47 +144,44 @@ mod tests {
     /// Counts what it hands out, to see that unwrapping draws a blinding factor.
     struct Counting(rand::rngs::ThreadRng, usize);
 
-    impl rand::RngCore for Counting {
-        fn next_u32(&mut self) -> u32 {
+    impl rand::TryRng for Counting {
+        type Error = std::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
             self.1 += 4;
-            self.0.next_u32()
+            self.0.try_next_u32()
         }
-        fn next_u64(&mut self) -> u64 {
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
             self.1 += 8;
-            self.0.next_u64()
+            self.0.try_next_u64()
         }
-        fn fill_bytes(&mut self, dest: &mut [u8]) {
-            self.1 += dest.len();
-            self.0.fill_bytes(dest)
-        }
-        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
             self.1 += dest.len();
             self.0.try_fill_bytes(dest)
         }
     }
 
-    impl rand::CryptoRng for Counting {}
+    impl rand::TryCryptoRng for Counting {}
 
     #[test]
     fn unwrapping_is_blinded() {
-        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let key = PrivateKey::new(&mut rand::rng(), 1024).unwrap();
         let blob = PasswordBlob::new([7u8; 32], [8u8; 16]);
-        let pw = wrap_password(&key.to_public_key(), &blob, &mut rand::thread_rng()).unwrap();
+        let pw = wrap_password(&key.to_public_key(), &blob, &mut rand::rng()).unwrap();
         let wrapped = decode_base64_lenient(&pw).unwrap();
-        let mut rng = Counting(rand::thread_rng(), 0);
+        let mut rng = Counting(rand::rng(), 0);
         assert_eq!(unwrap_blinded(&key, &wrapped, &mut rng).unwrap(), blob);
         assert!(rng.1 >= 64, "a blinding factor was drawn: {} bytes", rng.1);
     }
 
-    fn key() -> RsaPrivateKey {
-        RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap()
+    fn key() -> PrivateKey {
+        PrivateKey::new(&mut rand::rng(), 1024).unwrap()
     }
 
     #[test]
     fn round_trip_tolerates_whitespace() {
         let key = key();
         let blob = PasswordBlob::new([5; 32], [6; 16]);
-        let pw = wrap_password(&key.to_public_key(), &blob, &mut rand::thread_rng()).unwrap();
+        let pw = wrap_password(&key.to_public_key(), &blob, &mut rand::rng()).unwrap();
         let spaced: String = pw
             .chars()
             .enumerate()
@@ -218,11 +213,11 @@ mod tests {
             unwrap_password(&key, "AAAA"),
             Err(UnwrapError::BlockLength { got: 3, .. })
         ));
-        let other = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let other = PrivateKey::new(&mut rand::rng(), 1024).unwrap();
         let pw = wrap_password(
             &other.to_public_key(),
             &PasswordBlob::new([0; 32], [0; 16]),
-            &mut rand::thread_rng(),
+            &mut rand::rng(),
         )
         .unwrap();
         assert!(matches!(

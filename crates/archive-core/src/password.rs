@@ -66,7 +66,7 @@ impl PasswordBlob {
     }
 
     /// A fresh random key and IV, as the service draws for each archive.
-    pub fn generate<R: rand::RngCore + rand::CryptoRng>(rng: &mut R) -> Self {
+    pub fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut blob = Self::new([0; KEY_LEN], [0; IV_LEN]);
         rng.fill_bytes(&mut blob.key);
         rng.fill_bytes(&mut blob.iv);

@@ -28,7 +28,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -125,7 +125,7 @@ fn hidden_beside(destination: &Path, suffix: &str) -> io::Result<PathBuf> {
 
 /// The fingerprint of the key and IV the state is bound to (hex): never the key, and useless without it.
 fn key_fingerprint(blob: &PasswordBlob, archive_id: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(blob.key())
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(blob.key())
         .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
     mac.update(FINGERPRINT_LABEL);
     mac.update(blob.iv());
@@ -179,7 +179,7 @@ fn mismatch(state: &ResumeState, expected: &ResumeState, on_disk: u64) -> Option
     if state.key_fingerprint != expected.key_fingerprint {
         return Some("it was decrypted with another password or key");
     }
-    if state.durable > state.object_size || state.durable % BLOCK as u64 != 0 {
+    if state.durable > state.object_size || !state.durable.is_multiple_of(BLOCK as u64) {
         return Some("its resume state has an impossible offset");
     }
     let block_ok = state
@@ -209,7 +209,7 @@ impl ResumableOutput {
         if object_size == 0 {
             return Err(ArchiveError::Empty);
         }
-        if object_size % BLOCK as u64 != 0 {
+        if !object_size.is_multiple_of(BLOCK as u64) {
             return Err(CbcError::NotBlockAligned(object_size).into());
         }
         let partial_path = hidden_beside(destination, ".partial").map_err(ArchiveError::Write)?;
@@ -475,10 +475,9 @@ impl ResumableOutput {
             .destination
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
         {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+            let _ = d.sync_all();
         }
         let _ = std::fs::remove_file(&self.state_path);
         Ok(ResumableSummary {
@@ -532,7 +531,7 @@ pub fn padded_packets_len(before: u64, tail: &[u8]) -> Result<usize, ArchiveErro
         )
     })?;
     let end = before + unpadded as u64;
-    if end % PACKET as u64 != 0 {
+    if !end.is_multiple_of(PACKET as u64) {
         return Err(ArchiveError::Unverified(format!(
             "without its {} bytes of PKCS#7 padding the plaintext ends {} bytes into a 188-byte packet: the \
              archive is truncated or damaged",

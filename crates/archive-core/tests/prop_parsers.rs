@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use archive_core::mpegts::{self, PACKET, TsInspector};
 use archive_core::{PasswordBlob, cert::Certificate, keys, oaep, password};
 use proptest::prelude::*;
-use rsa::RsaPrivateKey;
+use rsa::PrivateKey;
 use secrecy::SecretString;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
@@ -24,8 +24,8 @@ fn corpus(name: &str) -> Vec<u8> {
 }
 
 /// The corpus key (1024 bits, made with openssl; see `tests/corpus/README.md`).
-fn test_key() -> &'static RsaPrivateKey {
-    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+fn test_key() -> &'static PrivateKey {
+    static KEY: OnceLock<PrivateKey> = OnceLock::new();
     KEY.get_or_init(|| {
         keys::load_private_key(&corpus("key-pkcs1.pem"), None).expect("the corpus key loads")
     })
@@ -139,7 +139,7 @@ proptest! {
         // The right length reaches the RSA decryption itself.
         prop_assert!(oaep::unwrap_password_bytes(rsa_key, &exact).is_err());
         let blob = PasswordBlob::new(key, iv);
-        let wrapped = oaep::wrap_password(&rsa_key.to_public_key(), &blob, &mut rand::thread_rng())
+        let wrapped = oaep::wrap_password(&rsa_key.to_public_key(), &blob, &mut rand::rng())
             .expect("wraps");
         let folded: String = wrapped
             .as_bytes()

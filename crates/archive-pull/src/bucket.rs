@@ -216,7 +216,7 @@ impl StreamVerifier {
             if object_size == 0 {
                 return Err(ArchiveError::Empty);
             }
-            if object_size % cbc::BLOCK as u64 != 0 {
+            if !object_size.is_multiple_of(cbc::BLOCK as u64) {
                 return Err(cbc::CbcError::NotBlockAligned(object_size).into());
             }
         }

@@ -6,12 +6,12 @@ use std::fmt;
 
 use archive_core::PasswordBlob;
 use archive_core::oaep::{self, UnwrapError};
-use rsa::RsaPrivateKey;
+use rsa::PrivateKey;
 
 use crate::{BoxError, Observer};
 
 /// Loads one private key of the ring.
-type Loader = Box<dyn Fn() -> Result<RsaPrivateKey, BoxError> + Send + Sync>;
+type Loader = Box<dyn Fn() -> Result<PrivateKey, BoxError> + Send + Sync>;
 
 /// Why no key of the ring unwrapped a password.
 #[derive(Debug, thiserror::Error)]
@@ -64,9 +64,9 @@ pub enum KeyRingError {
 /// use archive_core::{PasswordBlob, oaep};
 /// use archive_pull::KeyRing;
 ///
-/// let mut rng = rand::thread_rng();
-/// let old = rsa::RsaPrivateKey::new(&mut rng, 1024).unwrap();
-/// let new = rsa::RsaPrivateKey::new(&mut rng, 1024).unwrap();
+/// let mut rng = rand::rng();
+/// let old = rsa::PrivateKey::new(&mut rng, 1024).unwrap();
+/// let new = rsa::PrivateKey::new(&mut rng, 1024).unwrap();
 /// let blob = PasswordBlob::new([7; 32], [9; 16]);
 /// // The service wrapped this archive's key for the certificate of `old` (before a rotation).
 /// let password = oaep::wrap_password(&old.to_public_key(), &blob, &mut rng).unwrap();
@@ -101,7 +101,7 @@ impl KeyRing {
     pub fn with_key(
         mut self,
         label: impl Into<String>,
-        load: impl Fn() -> Result<RsaPrivateKey, BoxError> + Send + Sync + 'static,
+        load: impl Fn() -> Result<PrivateKey, BoxError> + Send + Sync + 'static,
     ) -> Self {
         self.keys.push((label.into(), Box::new(load)));
         self
@@ -195,11 +195,11 @@ mod tests {
         }
     }
 
-    fn key() -> RsaPrivateKey {
-        RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap()
+    fn key() -> PrivateKey {
+        PrivateKey::new(&mut rand::rng(), 1024).unwrap()
     }
 
-    fn unloadable() -> Result<RsaPrivateKey, BoxError> {
+    fn unloadable() -> Result<PrivateKey, BoxError> {
         Err("wrong passphrase".into())
     }
 
@@ -207,8 +207,7 @@ mod tests {
     fn an_unloadable_key_is_skipped_with_a_warning_when_another_fits() {
         let (a, b) = (key(), key());
         let blob = PasswordBlob::new([1; 32], [2; 16]);
-        let password =
-            oaep::wrap_password(&b.to_public_key(), &blob, &mut rand::thread_rng()).unwrap();
+        let password = oaep::wrap_password(&b.to_public_key(), &blob, &mut rand::rng()).unwrap();
         let ring = KeyRing::new()
             .with_key("locked.pem", unloadable)
             .with_key("a.pem", move || Ok(a.clone()))
@@ -226,7 +225,7 @@ mod tests {
         let (a, other) = (key(), key());
         let blob = PasswordBlob::new([1; 32], [2; 16]);
         let password =
-            oaep::wrap_password(&other.to_public_key(), &blob, &mut rand::thread_rng()).unwrap();
+            oaep::wrap_password(&other.to_public_key(), &blob, &mut rand::rng()).unwrap();
         let a2 = a.clone();
         let ring = KeyRing::new()
             .with_key("a.pem", move || Ok(a.clone()))

@@ -26,8 +26,8 @@
 //! use archive_core::{PasswordBlob, oaep};
 //! use archive_pull::{CancelToken, KeyRing, StopReason};
 //!
-//! let mut rng = rand::thread_rng();
-//! let key = rsa::RsaPrivateKey::new(&mut rng, 1024).unwrap();
+//! let mut rng = rand::rng();
+//! let key = rsa::PrivateKey::new(&mut rng, 1024).unwrap();
 //! let blob = PasswordBlob::generate(&mut rng);
 //! let password = oaep::wrap_password(&key.to_public_key(), &blob, &mut rng).unwrap();
 //!
@@ -72,7 +72,7 @@ pub use settle::{
 pub use sha256sum::{Sha256sumCheck, check_sha256sum, decode_sha256sum};
 
 /// The private key type the [`KeyRing`] holds (RustCrypto's `rsa`, as archive-core uses).
-pub use rsa::RsaPrivateKey;
+pub use rsa::PrivateKey as RsaPrivateKey;
 
 /// An error of the caller's own (loading a key, say), kept with its type for the caller to look at.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -40,7 +40,7 @@ mod tests {
 
     #[test]
     fn the_resumed_prefix_hashes_as_its_ciphertext() {
-        let blob = PasswordBlob::generate(&mut rand::thread_rng());
+        let blob = PasswordBlob::generate(&mut rand::rng());
         let plain: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
         let cipher = archive_core::cbc::encrypt_padded(blob.key(), blob.iv(), &plain);
         let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use archive_pull::{
     CancelToken, KeyRing, Observer, Progress, PullError, PullOptions, Source, StopReason,
     pull_archive,
 };
-use rand::RngCore as _;
+use rand::Rng as _;
 use sha2::{Digest as _, Sha256};
 use storage_fetch::test_env::TestServers;
 use storage_fetch::{Store, Target};
@@ -44,8 +44,8 @@ async fn a_cancelled_pull_resumes_to_the_same_bytes() {
     ))
     .unwrap();
     let plain: Vec<u8> = clip.repeat(8);
-    let mut rng = rand::thread_rng();
-    let key = rsa::RsaPrivateKey::new(&mut rng, 1024).unwrap();
+    let mut rng = rand::rng();
+    let key = rsa::PrivateKey::new(&mut rng, 1024).unwrap();
     let blob = PasswordBlob::generate(&mut rng);
     let password = oaep::wrap_password(&key.to_public_key(), &blob, &mut rng).unwrap();
     let ciphertext = cbc::encrypt_padded(blob.key(), blob.iv(), &plain);

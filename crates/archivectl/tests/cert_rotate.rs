@@ -63,7 +63,7 @@ struct Setup {
 /// A fresh application id per run (UUID form), so parallel runs never share objects in the bucket.
 fn application_id() -> String {
     let mut bytes = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
     let hex = hex::encode(bytes);
     format!(
         "{}-{}-4{}-8{}-{}",
@@ -99,7 +99,7 @@ impl Setup {
             );
             let pem = std::fs::read_to_string(dir.path().join("conf/app.key")).unwrap();
             let key =
-                <rsa::RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&pem).unwrap();
+                <rsa::PrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&pem).unwrap();
             let id = application_id();
             (id.clone(), Credentials::application(id, key))
         } else {

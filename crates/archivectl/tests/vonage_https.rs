@@ -27,7 +27,7 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out app.key 2>/dev
 "#,
     );
     let pem = std::fs::read_to_string(dir.path().join("app.key")).unwrap();
-    let key = <rsa::RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&pem).unwrap();
+    let key = <rsa::PrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&pem).unwrap();
     let tls = opentok_emulator::tls::TlsConfig::from_pem_files(
         &dir.path().join("server.pem"),
         &dir.path().join("server.key"),

@@ -22,7 +22,7 @@ use storage_fetch::{Store, Target};
 /// A fresh application id per run, so parallel runs never share objects in the bucket.
 fn application_id() -> String {
     let mut bytes = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
     let hex = hex::encode(bytes);
     format!(
         "{}-{}-4{}-8{}-{}",
@@ -128,7 +128,7 @@ async fn application_credentials_over_https_storage_sync_and_pull_with_the_sha25
     let app_id = application_id();
     let app_pem = std::fs::read_to_string(dir.join("app.key")).unwrap();
     let app_key =
-        <rsa::RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&app_pem).unwrap();
+        <rsa::PrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_pem(&app_pem).unwrap();
     let made = opentok_emulator::tls::self_signed(&dir.join("tls")).unwrap();
     let tls = opentok_emulator::tls::TlsConfig::from_pem_files(&made.server_cert, &made.server_key)
         .unwrap();

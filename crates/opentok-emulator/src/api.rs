@@ -216,15 +216,14 @@ async fn set_callback(
     let body: CallbackBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!("Invalid JSON: {e} (expected {{\"url\": ...}})"))
     })?;
-    if let Some(url) = &body.url {
-        if url::Url::parse(url)
+    if let Some(url) = &body.url
+        && url::Url::parse(url)
             .map(|u| u.scheme() != "http" && u.scheme() != "https")
             .unwrap_or(true)
-        {
-            return Err(ApiError::bad_request(format!(
-                "{url:?} is not an http(s) URL"
-            )));
-        }
+    {
+        return Err(ApiError::bad_request(format!(
+            "{url:?} is not an http(s) URL"
+        )));
     }
     tracing::info!(project = %id, url = ?body.url, "callback URL set");
     shared.lock().callback_urls.insert(id, body.url);

@@ -273,14 +273,14 @@ mod tests {
     #[test]
     fn ist_in_the_header_is_accepted_as_the_ruby_sdk_sends_it() {
         // {"ist":"project","alg":"HS256"} . {"iss":"123","iat":..,"exp":..}, signed by hand.
-        use hmac::{Hmac, Mac};
+        use hmac::{Hmac, KeyInit, Mac};
         let header = URL_SAFE_NO_PAD.encode(br#"{"ist":"project","alg":"HS256"}"#);
         let payload = URL_SAFE_NO_PAD.encode(
             serde_json::to_vec(&serde_json::json!({"iss": "123", "iat": NOW, "exp": NOW + 300}))
                 .unwrap(),
         );
         let input = format!("{header}.{payload}");
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(b"secret").unwrap();
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"secret").unwrap();
         mac.update(input.as_bytes());
         let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         assert_eq!(check(&format!("{input}.{signature}"), "123"), Ok(()));
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn application_tokens_are_bearer_rs256() {
-        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let key = rsa::PrivateKey::new(&mut rand::rng(), 1024).unwrap();
         let mut projects = projects();
         projects.insert(
             "app-1".into(),

@@ -41,7 +41,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rsa::RsaPublicKey;
+use rsa::PublicKey;
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
 use secrecy::{ExposeSecret, SecretString};
@@ -87,7 +87,7 @@ pub enum ProjectAuth {
     /// An OpenTok project: HS256 tokens in `X-OPENTOK-AUTH`, signed with this API secret.
     Secret(SecretString),
     /// A Vonage application: RS256 tokens in `Authorization: Bearer`, verified with this public key.
-    ApplicationKey(Box<RsaPublicKey>),
+    ApplicationKey(Box<PublicKey>),
 }
 
 impl fmt::Debug for ProjectAuth {
@@ -129,7 +129,7 @@ impl ProjectConfig {
     }
 
     /// A Vonage application with its id and the public half of its key.
-    pub fn application(application_id: impl Into<String>, public_key: RsaPublicKey) -> Self {
+    pub fn application(application_id: impl Into<String>, public_key: PublicKey) -> Self {
         Self {
             id: application_id.into(),
             auth: ProjectAuth::ApplicationKey(Box::new(public_key)),
@@ -344,15 +344,15 @@ pub fn read_secret_file(path: &Path) -> Result<SecretString, ConfigError> {
 
 /// Reads an RSA public key from PEM: `PUBLIC KEY` (SPKI), `RSA PUBLIC KEY` (PKCS#1), a certificate, or the
 /// application's private key itself (`private.key` as Vonage hands it out), of which the public half is kept.
-pub fn parse_public_key(pem: &[u8]) -> Result<RsaPublicKey, ConfigError> {
+pub fn parse_public_key(pem: &[u8]) -> Result<PublicKey, ConfigError> {
     let text = std::str::from_utf8(pem)
         .map_err(|_| ConfigError::Invalid("the public key is not PEM text".into()))?;
     if text.contains("BEGIN PUBLIC KEY") {
-        return RsaPublicKey::from_public_key_pem(text.trim())
+        return PublicKey::from_public_key_pem(text.trim())
             .map_err(|e| ConfigError::Invalid(format!("unreadable public key: {e}")));
     }
     if text.contains("BEGIN RSA PUBLIC KEY") {
-        return RsaPublicKey::from_pkcs1_pem(text.trim())
+        return PublicKey::from_pkcs1_pem(text.trim())
             .map_err(|e| ConfigError::Invalid(format!("unreadable RSA public key: {e}")));
     }
     if text.contains("BEGIN CERTIFICATE") {
@@ -523,12 +523,12 @@ impl EmulatorConfig {
             if !seen.insert(id) {
                 return Err(ConfigError::Invalid(format!("{id} is configured twice")));
             }
-            if let ProjectAuth::Secret(secret) = &project.auth {
-                if secret.expose_secret().is_empty() {
-                    return Err(ConfigError::Invalid(format!(
-                        "project {id}: the API secret is empty"
-                    )));
-                }
+            if let ProjectAuth::Secret(secret) = &project.auth
+                && secret.expose_secret().is_empty()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "project {id}: the API secret is empty"
+                )));
             }
         }
         if self.callback_retry.attempts == 0 {
@@ -594,7 +594,7 @@ mod tests {
 
     #[test]
     fn public_keys_read_in_every_form() {
-        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let key = rsa::PrivateKey::new(&mut rand::rng(), 1024).unwrap();
         let public = key.to_public_key();
         use rsa::pkcs1::EncodeRsaPublicKey;
         use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};

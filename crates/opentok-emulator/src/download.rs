@@ -15,14 +15,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::state::{ArchiveRecord, Shared};
 
 fn mac(shared: &Shared, path: &str, expires: u64) -> Hmac<Sha256> {
     // HMAC takes keys of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&shared.download_key)
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&shared.download_key)
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
     mac.update(path.as_bytes());
     mac.update(b"\n");

@@ -74,7 +74,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentok_rest::model::{Archive, ArchiveStatus};
-use rand::RngCore;
+use rand::Rng as _;
 use secrecy::SecretString;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -199,7 +199,7 @@ impl EmulatorBuilder {
     pub fn application(
         mut self,
         application_id: impl Into<String>,
-        public_key: rsa::RsaPublicKey,
+        public_key: rsa::PublicKey,
     ) -> Self {
         self.config
             .projects
@@ -330,7 +330,7 @@ impl EmulatorBuilder {
             .build()
             .map_err(|e| StartError::Http(e.to_string()))?;
         let mut download_key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut download_key);
+        rand::rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut download_key);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (callback_tx, callback_rx) = mpsc::unbounded_channel();
         let (version, _) = watch::channel(0u64);

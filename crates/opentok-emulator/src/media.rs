@@ -61,7 +61,7 @@ impl Media {
     /// A clip of whole MPEG-TS packets.
     pub fn from_ts(clip: Vec<u8>) -> Result<Self, MediaError> {
         looks_like_ts(&clip).map_err(|e| MediaError::NotTs(e.to_string()))?;
-        if clip.len() % PACKET != 0 {
+        if !clip.len().is_multiple_of(PACKET) {
             return Err(MediaError::NotWholePackets(clip.len()));
         }
         let mut inspector = TsInspector::new();

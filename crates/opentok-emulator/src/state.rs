@@ -413,11 +413,12 @@ impl Shared {
             .filter(|_| output_mode == OutputMode::Composed);
         let (blob, password) = match certificate {
             Some(cert) => {
-                let blob = PasswordBlob::generate(&mut rand::rngs::OsRng);
+                let blob =
+                    PasswordBlob::generate(&mut rand::rand_core::UnwrapErr(rand::rngs::SysRng));
                 let password = archive_core::oaep::wrap_password(
                     &cert.public_key,
                     &blob,
-                    &mut rand::rngs::OsRng,
+                    &mut rand::rand_core::UnwrapErr(rand::rngs::SysRng),
                 )
                 .map_err(|e| ApiError::internal(format!("cannot wrap the password: {e}")))?;
                 (Some(blob), password)

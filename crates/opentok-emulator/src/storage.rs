@@ -9,7 +9,7 @@
 //! the service. Invalid JSON or a missing target answers 400.
 
 use opentok_rest::model::{ArchiveEncryption, Fallback, StorageDestination, StorageTarget};
-use rsa::RsaPublicKey;
+use rsa::PublicKey;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -24,7 +24,7 @@ pub(crate) struct StoredTarget {
 /// The certificate archives are encrypted for.
 #[derive(Debug, Clone)]
 pub(crate) struct TargetCertificate {
-    pub(crate) public_key: RsaPublicKey,
+    pub(crate) public_key: PublicKey,
     pub(crate) sha256_fingerprint: String,
 }
 
@@ -90,12 +90,13 @@ pub(crate) fn parse_storage_body(body: &[u8]) -> Result<StoredTarget, ApiError> 
         for name in ["endpoint", "sse"] {
             optional_string(config, name, "s3")?;
         }
-        if let Some(Value::String(sse)) = config.get("sse") {
-            if sse != "s3" && sse != "none" {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid upload target: sse {sse:?} must be \"s3\" or \"none\""
-                )));
-            }
+        if let Some(Value::String(sse)) = config.get("sse")
+            && sse != "s3"
+            && sse != "none"
+        {
+            return Err(ApiError::bad_request(format!(
+                "Invalid upload target: sse {sse:?} must be \"s3\" or \"none\""
+            )));
         }
         if let Some(Value::String(endpoint)) = config.get("endpoint") {
             let probe = storage_fetch::S3Target::new("probe", "probe", "probe".into())
@@ -201,7 +202,7 @@ mod tests {
 
     #[test]
     fn documented_bodies_are_accepted() {
-        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let key = rsa::PrivateKey::new(&mut rand::rng(), 1024).unwrap();
         let cert = archive_core::cert::Certificate::generate_self_signed(&key, "CN=t", 2).unwrap();
         for certificate in [cert.to_json_base64(), cert.to_json_escaped()] {
             let body = serde_json::json!({"type": "s3", "config": {"bucket": "b", "secretKey": "s",
@@ -248,7 +249,7 @@ mod tests {
             .starts_with("Invalid certificate"));
         assert!(message(r#"{"type":"s3","config":{"bucket":"b","accessKey":"a","secretKey":"s","sse":"kms"}}"#)
             .contains("sse"));
-        let big = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2560).unwrap();
+        let big = rsa::PrivateKey::new(&mut rand::rng(), 2560).unwrap();
         let cert =
             archive_core::cert::Certificate::generate_self_signed(&big, "CN=big", 2).unwrap();
         let body = serde_json::json!({"type": "s3", "config": {"bucket": "b", "secretKey": "s", "accessKey": "a"},

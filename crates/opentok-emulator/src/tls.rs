@@ -138,11 +138,12 @@ fn build_error(e: impl std::fmt::Display) -> TlsError {
 /// 2048, valid for 7 days), writes them into `dir` (created if needed) and returns the paths. The CA's key is
 /// never written: nothing else can be signed with it.
 pub fn self_signed(dir: &Path) -> Result<SelfSigned, TlsError> {
+    use archive_core::cert::Profile;
     use der::asn1::{Ia5String, OctetString};
     use der::{Decode, EncodePem, pem::LineEnding};
     use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
     use std::str::FromStr;
-    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    use x509_cert::builder::{Builder, CertificateBuilder};
     use x509_cert::ext::pkix::SubjectAltName;
     use x509_cert::ext::pkix::name::GeneralName;
     use x509_cert::name::Name;
@@ -166,8 +167,8 @@ pub fn self_signed(dir: &Path) -> Result<SelfSigned, TlsError> {
     };
     std::fs::create_dir_all(dir)
         .map_err(|e| TlsError::Config(format!("cannot create {}: {e}", dir.display())))?;
-    let mut rng = rand::thread_rng();
-    let spki = |key: &rsa::RsaPrivateKey| -> Result<SubjectPublicKeyInfoOwned, TlsError> {
+    let mut rng = rand::rng();
+    let spki = |key: &rsa::PrivateKey| -> Result<SubjectPublicKeyInfoOwned, TlsError> {
         let der = key
             .to_public_key()
             .to_public_key_der()
@@ -177,47 +178,43 @@ pub fn self_signed(dir: &Path) -> Result<SelfSigned, TlsError> {
     let serial = |n: u8| SerialNumber::new(&[n, rand::random::<u8>() | 1, rand::random()]);
     let validity = Validity::from_now(Duration::from_secs(7 * 86_400)).map_err(build_error)?;
 
-    let ca_key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(build_error)?;
+    let ca_key = rsa::PrivateKey::new(&mut rng, 2048).map_err(build_error)?;
     let ca_name = Name::from_str("CN=opentok-emulator throwaway CA").map_err(build_error)?;
     let ca_signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(ca_key.clone());
     let ca = CertificateBuilder::new(
-        Profile::Root,
+        Profile::Root {
+            subject: ca_name.clone(),
+        },
         serial(1).map_err(build_error)?,
         validity,
-        ca_name.clone(),
         spki(&ca_key)?,
-        &ca_signer,
     )
     .map_err(build_error)?
-    .build::<rsa::pkcs1v15::Signature>()
+    .build::<_, rsa::pkcs1v15::Signature>(&ca_signer)
     .map_err(build_error)?;
 
-    let server_key = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(build_error)?;
-    let mut server = CertificateBuilder::new(
+    let server_key = rsa::PrivateKey::new(&mut rng, 2048).map_err(build_error)?;
+    let alt_names = SubjectAltName(vec![
+        GeneralName::IpAddress(OctetString::new([127, 0, 0, 1]).map_err(build_error)?),
+        GeneralName::IpAddress(
+            OctetString::new(std::net::Ipv6Addr::LOCALHOST.octets()).map_err(build_error)?,
+        ),
+        GeneralName::DnsName(Ia5String::new("localhost").map_err(build_error)?),
+    ]);
+    let server = CertificateBuilder::new(
         Profile::Leaf {
             issuer: ca_name,
-            enable_key_agreement: false,
+            subject: Name::from_str("CN=127.0.0.1").map_err(build_error)?,
             enable_key_encipherment: true,
+            subject_alt_name: Some(alt_names),
         },
         serial(2).map_err(build_error)?,
         validity,
-        Name::from_str("CN=127.0.0.1").map_err(build_error)?,
         spki(&server_key)?,
-        &ca_signer,
     )
+    .map_err(build_error)?
+    .build::<_, rsa::pkcs1v15::Signature>(&ca_signer)
     .map_err(build_error)?;
-    server
-        .add_extension(&SubjectAltName(vec![
-            GeneralName::IpAddress(OctetString::new([127, 0, 0, 1]).map_err(build_error)?),
-            GeneralName::IpAddress(
-                OctetString::new(std::net::Ipv6Addr::LOCALHOST.octets()).map_err(build_error)?,
-            ),
-            GeneralName::DnsName(Ia5String::new("localhost").map_err(build_error)?),
-        ]))
-        .map_err(build_error)?;
-    let server = server
-        .build::<rsa::pkcs1v15::Signature>()
-        .map_err(build_error)?;
 
     let key_pem = server_key
         .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)

@@ -156,7 +156,7 @@ async fn tokens_the_service_refuses_get_its_403_bodies() {
 #[tokio::test]
 async fn ruby_style_tokens_with_ist_in_the_header_are_accepted() {
     use base64::Engine as _;
-    use hmac::Mac;
+    use hmac::{KeyInit as _, Mac as _};
     let emulator = builder().start().await.unwrap();
     let now = opentok_rest::auth::unix_now().unwrap();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -1013,7 +1013,7 @@ async fn signed_callbacks_carry_a_jwt_over_the_body() {
 
 #[tokio::test]
 async fn vonage_application_tokens_work_for_a_configured_application() {
-    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    let key = rsa::PrivateKey::new(&mut rand::rng(), 2048).unwrap();
     let app_id = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
     let emulator = builder()
         .application(app_id, key.to_public_key())
@@ -1036,7 +1036,7 @@ async fn vonage_application_tokens_work_for_a_configured_application() {
     );
     assert_eq!(app.list_archives(0, 10, None).await.unwrap().count, 1);
     // Another key's tokens are refused with 401.
-    let other = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+    let other = rsa::PrivateKey::new(&mut rand::rng(), 1024).unwrap();
     let stranger =
         opentok_rest::Client::builder(opentok_rest::auth::Credentials::application(app_id, other))
             .base_url(emulator.base_url())

@@ -250,7 +250,7 @@ async fn the_binary_serves_several_applications() {
         "11111111-2222-4333-8444-555555555555",
         "66666666-7777-4888-9999-aaaaaaaaaaaa",
     ];
-    let keys: Vec<rsa::RsaPrivateKey> = dirs
+    let keys: Vec<rsa::PrivateKey> = dirs
         .iter()
         .map(|d| common::certificate(Some(d.path()), 2048).0)
         .collect();
@@ -282,7 +282,7 @@ async fn the_binary_serves_several_applications() {
         .strip_prefix("opentok-emulator listening on ")
         .unwrap()
         .to_owned();
-    let app = |id: &str, key: &rsa::RsaPrivateKey| {
+    let app = |id: &str, key: &rsa::PrivateKey| {
         opentok_rest::Client::builder(opentok_rest::auth::Credentials::application(
             id,
             key.clone(),

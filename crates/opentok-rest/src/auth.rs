@@ -46,10 +46,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore;
+use rand::Rng as _;
 use rsa::pkcs1::EncodeRsaPrivateKey as _;
 use rsa::traits::PublicKeyParts as _;
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use rsa::{PrivateKey, PublicKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -169,7 +169,7 @@ fn expiry(iat: u64, lifetime: u64) -> Result<u64, AuthError> {
 /// A fresh random (version 4) UUID for `jti`.
 pub fn new_jti() -> String {
     let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    rand::rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut bytes);
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
         .to_string()
@@ -303,12 +303,19 @@ fn encode_token<C: Serialize>(
 }
 
 /// Signs `claims` as an HS256 JWT (header `alg` `HS256`, `typ` `JWT`) keyed with `secret`.
+///
+/// An empty secret is refused ([`AuthError::Signing`]): jsonwebtoken takes no empty HMAC key.
 pub fn sign_hs256<C: Serialize>(claims: &C, secret: &[u8]) -> Result<String, AuthError> {
-    encode_token(claims, &EncodingKey::from_secret(secret), Algorithm::HS256)
+    encode_token(claims, &hs256_key(secret)?, Algorithm::HS256)
+}
+
+/// The secret as jsonwebtoken takes it; an empty one is an error (jsonwebtoken refuses empty HMAC keys).
+fn hs256_key(secret: &[u8]) -> Result<EncodingKey, AuthError> {
+    EncodingKey::from_secret(secret).map_err(|e| AuthError::Signing(format!("HS256 key: {e}")))
 }
 
 /// The application key as jsonwebtoken takes it (PKCS#1 DER), made once per credentials.
-fn rs256_key(key: &RsaPrivateKey) -> Result<EncodingKey, AuthError> {
+fn rs256_key(key: &PrivateKey) -> Result<EncodingKey, AuthError> {
     let der = key
         .to_pkcs1_der()
         .map_err(|e| AuthError::PrivateKey(e.to_string()))?;
@@ -316,25 +323,21 @@ fn rs256_key(key: &RsaPrivateKey) -> Result<EncodingKey, AuthError> {
 }
 
 /// Signs `claims` as an RS256 JWT (header `alg` `RS256`, `typ` `JWT`; RSASSA-PKCS1-v1_5 with SHA-256).
-pub fn sign_rs256<C: Serialize>(claims: &C, key: &RsaPrivateKey) -> Result<String, AuthError> {
+pub fn sign_rs256<C: Serialize>(claims: &C, key: &PrivateKey) -> Result<String, AuthError> {
     encode_token(claims, &rs256_key(key)?, Algorithm::RS256)
 }
 
 /// Checks an HS256 JWT's algorithm and signature (in constant time) and returns its claims. Claims are not
-/// checked: see [`verify_project_token`].
+/// checked: see [`verify_project_token`]. With an empty secret no token verifies ([`AuthError::BadSignature`]).
 pub fn verify_hs256<C: DeserializeOwned>(token: &str, secret: &[u8]) -> Result<C, AuthError> {
-    decode_token(
-        token,
-        &DecodingKey::from_secret(secret),
-        Algorithm::HS256,
-        "HS256",
-    )
+    let key = DecodingKey::from_secret(secret).map_err(|_| AuthError::BadSignature)?;
+    decode_token(token, &key, Algorithm::HS256, "HS256")
 }
 
 /// Checks an RS256 JWT's algorithm and signature and returns its claims. Claims are not checked: see
 /// [`verify_application_token`].
-pub fn verify_rs256<C: DeserializeOwned>(token: &str, key: &RsaPublicKey) -> Result<C, AuthError> {
-    let key = DecodingKey::from_rsa_raw_components(&key.n().to_bytes_be(), &key.e().to_bytes_be());
+pub fn verify_rs256<C: DeserializeOwned>(token: &str, key: &PublicKey) -> Result<C, AuthError> {
+    let key = DecodingKey::from_rsa_raw_components(&key.n_bytes(), &key.e_bytes());
     decode_token(token, &key, Algorithm::RS256, "RS256")
 }
 
@@ -399,7 +402,7 @@ pub fn verify_project_token(
 pub fn verify_application_token(
     token: &str,
     application_id: &str,
-    public_key: &RsaPublicKey,
+    public_key: &PublicKey,
     now: u64,
 ) -> Result<ApplicationClaims, AuthError> {
     let claims: ApplicationClaims = verify_rs256(token, public_key)?;
@@ -418,19 +421,19 @@ pub fn verify_application_token(
 pub struct ProjectCredentials {
     api_key: String,
     /// Kept to blank the secret out of error messages that echo it (the client's); tokens are signed with
-    /// `signing_key`.
-    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    /// `signing_key` (or, for an empty secret, refused through it).
     api_secret: SecretString,
-    /// jsonwebtoken's copy of the secret, made once.
-    signing_key: Arc<EncodingKey>,
+    /// jsonwebtoken's copy of the secret, made once; `None` for an empty secret, which jsonwebtoken does not
+    /// take and [`ProjectCredentials::token`] reports.
+    signing_key: Option<Arc<EncodingKey>>,
 }
 
 impl ProjectCredentials {
     /// The credentials of project `api_key`.
     pub fn new(api_key: impl Into<String>, api_secret: SecretString) -> Self {
-        let signing_key = Arc::new(EncodingKey::from_secret(
-            api_secret.expose_secret().as_bytes(),
-        ));
+        let signing_key = hs256_key(api_secret.expose_secret().as_bytes())
+            .ok()
+            .map(Arc::new);
         Self {
             api_key: api_key.into(),
             api_secret,
@@ -452,7 +455,10 @@ impl ProjectCredentials {
     /// A fresh `X-OPENTOK-AUTH` token issued now.
     pub fn token(&self, lifetime: Duration) -> Result<String, AuthError> {
         let claims = ProjectClaims::new(&self.api_key, unix_now()?, lifetime)?;
-        encode_token(&claims, &self.signing_key, Algorithm::HS256)
+        match &self.signing_key {
+            Some(key) => encode_token(&claims, key, Algorithm::HS256),
+            None => sign_hs256(&claims, self.api_secret.expose_secret().as_bytes()),
+        }
     }
 }
 
@@ -469,7 +475,7 @@ impl fmt::Debug for ProjectCredentials {
 #[derive(Clone)]
 pub struct ApplicationCredentials {
     application_id: String,
-    private_key: Arc<RsaPrivateKey>,
+    private_key: Arc<PrivateKey>,
     /// jsonwebtoken's form of the key (PKCS#1 DER), made once; `None` if the key cannot be encoded, which
     /// [`ApplicationCredentials::token`] reports.
     signing_key: Option<Arc<EncodingKey>>,
@@ -477,7 +483,7 @@ pub struct ApplicationCredentials {
 
 impl ApplicationCredentials {
     /// The credentials of application `application_id`.
-    pub fn new(application_id: impl Into<String>, private_key: RsaPrivateKey) -> Self {
+    pub fn new(application_id: impl Into<String>, private_key: PrivateKey) -> Self {
         let signing_key = rs256_key(&private_key).ok().map(Arc::new);
         Self {
             application_id: application_id.into(),
@@ -504,7 +510,7 @@ impl ApplicationCredentials {
     }
 
     /// The public half of the key, which the service (or the emulator) verifies tokens with.
-    pub fn public_key(&self) -> RsaPublicKey {
+    pub fn public_key(&self) -> PublicKey {
         self.private_key.to_public_key()
     }
 
@@ -543,7 +549,7 @@ impl Credentials {
     }
 
     /// Vonage application credentials.
-    pub fn application(application_id: impl Into<String>, private_key: RsaPrivateKey) -> Self {
+    pub fn application(application_id: impl Into<String>, private_key: PrivateKey) -> Self {
         Self::Application(ApplicationCredentials::new(application_id, private_key))
     }
 

@@ -102,7 +102,7 @@ impl RetryPolicy {
         half + Duration::from_nanos(if jitter_nanos == 0 {
             0
         } else {
-            rand::Rng::gen_range(&mut rand::thread_rng(), 0..=jitter_nanos)
+            rand::RngExt::random_range(&mut rand::rng(), 0..=jitter_nanos)
         })
     }
 }

@@ -17,7 +17,7 @@ use opentok_rest::auth::{
 };
 use opentok_rest::model::{Archive, ArchiveEvent, ArchiveList};
 use proptest::prelude::*;
-use rsa::RsaPrivateKey;
+use rsa::PrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::{Map, Value, json};
 
@@ -42,10 +42,10 @@ fn fixture(name: &str) -> String {
 }
 
 /// The RSA key of the recorded Vonage application fixture.
-fn app_key() -> &'static RsaPrivateKey {
-    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+fn app_key() -> &'static PrivateKey {
+    static KEY: OnceLock<PrivateKey> = OnceLock::new();
     KEY.get_or_init(|| {
-        RsaPrivateKey::from_pkcs8_pem(&fixture("vonage-application-test-key.pem"))
+        PrivateKey::from_pkcs8_pem(&fixture("vonage-application-test-key.pem"))
             .expect("the fixture key is PKCS#8")
     })
 }
@@ -314,17 +314,15 @@ proptest! {
         prop_assert_eq!(verify_application_token(&app_token, "app", &public, NOW).expect("verifies"),
                         app_claims.clone());
         let mutated = mutate_text(&token, at, 1, &replacement.to_string());
-        if mutated != token {
-            if let Ok(c) = verify_project_token(&mutated, "123456", &secret, NOW) {
+        if mutated != token
+            && let Ok(c) = verify_project_token(&mutated, "123456", &secret, NOW) {
                 prop_assert_eq!(c, claims);
             }
-        }
         let mutated = mutate_text(&app_token, at, 1, &replacement.to_string());
-        if mutated != app_token {
-            if let Ok(c) = verify_application_token(&mutated, "app", &public, NOW) {
+        if mutated != app_token
+            && let Ok(c) = verify_application_token(&mutated, "app", &public, NOW) {
                 prop_assert_eq!(c, app_claims);
             }
-        }
     }
 
     /// An archive id is accepted exactly when it is a UUID's text form (either case): then it is one safe path

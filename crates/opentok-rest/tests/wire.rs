@@ -199,7 +199,7 @@ fn s3_config() -> S3Config {
 }
 
 fn test_certificate(bits: usize) -> archive_core::cert::Certificate {
-    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits).unwrap();
+    let key = rsa::PrivateKey::new(&mut rand::rng(), bits).unwrap();
     archive_core::cert::Certificate::generate_self_signed(&key, "CN=opentok-rest wire test", 2)
         .unwrap()
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
+use rand::RngExt as _;
 
 use crate::error::Error;
 use crate::store::Store;
@@ -163,7 +163,7 @@ impl Store {
     /// # }
     /// ```
     pub async fn check(&self) -> CheckReport {
-        let token: u64 = rand::thread_rng().r#gen();
+        let token: u64 = rand::rng().random();
         let probe_key = format!("{CHECK_PREFIX}/{token:016x}/probe.txt");
         let body = format!("archivectl storage check {token:016x}\n").into_bytes();
         let target = format!(

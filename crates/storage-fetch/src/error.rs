@@ -410,21 +410,19 @@ pub(crate) fn classify(
     ctx: &Ctx<'_>,
     source: Box<dyn StdError + Send + Sync>,
 ) -> Error {
-    if let Some(kind) = symptom.transport {
-        if symptom.status.is_none()
-            && matches!(
-                kind,
-                HttpErrorKind::Connect | HttpErrorKind::Request | HttpErrorKind::Timeout
-            )
-            && (kind != HttpErrorKind::Timeout
-                || symptom.text.to_ascii_lowercase().contains("connect"))
-        {
-            return Error::Unreachable {
-                service: ctx.service,
-                endpoint: ctx.endpoint.to_string(),
-                reason: transport_reason(&symptom.text, kind),
-            };
-        }
+    if let Some(kind) = symptom.transport
+        && symptom.status.is_none()
+        && matches!(
+            kind,
+            HttpErrorKind::Connect | HttpErrorKind::Request | HttpErrorKind::Timeout
+        )
+        && (kind != HttpErrorKind::Timeout || symptom.text.to_ascii_lowercase().contains("connect"))
+    {
+        return Error::Unreachable {
+            service: ctx.service,
+            endpoint: ctx.endpoint.to_string(),
+            reason: transport_reason(&symptom.text, kind),
+        };
     }
     // Azurite answers a bad SharedKey signature with AuthorizationFailure "Server failed to authenticate the
     // request" (Azure itself says AuthenticationFailed); AuthorizationFailure otherwise means "not allowed".

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng as _, RngExt as _, SeedableRng as _};
 use secrecy::SecretString;
 use storage_fetch::test_env::TestServers;
 use storage_fetch::{
@@ -36,7 +36,7 @@ fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 fn prefix(test: &str) -> String {
     format!(
         "t-{test}-{:012x}",
-        rand::thread_rng().r#gen::<u64>() & 0xffff_ffff_ffff
+        rand::rng().random::<u64>() & 0xffff_ffff_ffff
     )
 }
 
@@ -591,7 +591,7 @@ async fn wrong_credentials_are_a_credentials_error() {
 async fn a_missing_bucket_or_container_is_its_own_error() {
     let Some(targets) = targets() else { return };
     for target in &targets {
-        let name = format!("missing-{:08x}", rand::thread_rng().r#gen::<u32>());
+        let name = format!("missing-{:08x}", rand::rng().random::<u32>());
         let store = store(&with_container(target, &name));
         let mut errors = vec![
             ("head", store.head("1/2/archive.ts").await.unwrap_err()),
@@ -825,7 +825,7 @@ async fn sse_is_requested_on_s3_writes_and_containers_can_be_created() {
     plain.delete(&format!("{p}/plain")).await.unwrap();
 
     // Azurite: a new container is created once, then reported as existing.
-    let name = format!("created-{:08x}", rand::thread_rng().r#gen::<u32>());
+    let name = format!("created-{:08x}", rand::rng().random::<u32>());
     let azure: AzureTarget = AzureTarget {
         container: name,
         ..servers.azure.clone()

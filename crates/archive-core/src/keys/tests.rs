@@ -19,8 +19,8 @@ fn secret_files_are_read_whole_and_bounded() {
     );
 }
 
-fn key() -> RsaPrivateKey {
-    RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap()
+fn key() -> PrivateKey {
+    PrivateKey::new(&mut rand::rng(), 1024).unwrap()
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn openssl(dir: &std::path::Path, args: &[&str]) -> bool {
 }
 
 /// A 2048-bit key made by `openssl genrsa` in `dir`, as `k.pem`.
-fn openssl_key(dir: &std::path::Path) -> RsaPrivateKey {
+fn openssl_key(dir: &std::path::Path) -> PrivateKey {
     assert!(openssl(dir, &["genrsa", "-out", "k.pem", "2048"]));
     load_private_key(&std::fs::read(dir.join("k.pem")).unwrap(), None).unwrap()
 }

@@ -188,7 +188,7 @@ impl TsInspector {
     }
 
     pub(super) fn pat(&mut self, body: &[u8]) -> bool {
-        if body.len() % 4 != 0 {
+        if !body.len().is_multiple_of(4) {
             self.psi_errors += 1;
             return false;
         }

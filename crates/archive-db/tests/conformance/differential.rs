@@ -44,13 +44,13 @@ fn generated_callbacks_give_the_same_ledger_on_both_back_ends() {
     // Several reports of a few archives, so merges happen too: ids are drawn from a small set half the time.
     for i in 0..400 {
         let mut body = strategy.new_tree(&mut runner).unwrap().current();
-        if i % 2 == 0 {
-            if let Some(map) = body.as_object_mut() {
-                map.insert(
-                    "id".into(),
-                    format!("00000000-0000-4000-8000-{:012}", i % 7).into(),
-                );
-            }
+        if i % 2 == 0
+            && let Some(map) = body.as_object_mut()
+        {
+            map.insert(
+                "id".into(),
+                format!("00000000-0000-4000-8000-{:012}", i % 7).into(),
+            );
         }
         let text = body.to_string();
         let Ok(event) = IncomingEvent::from_callback(text.as_bytes(), "127.0.0.1:1") else {

@@ -18,7 +18,7 @@ use opentok_emulator::{Emulator, Hooks};
 use opentok_rest::model::{
     ArchiveEncryption, ArchiveStatus, Fallback, S3Config, StartArchiveRequest, StorageTarget,
 };
-use rand::RngCore as _;
+use rand::Rng as _;
 use secrecy::SecretString;
 use storage_fetch::{S3Target, Store, Target};
 
@@ -733,7 +733,7 @@ async fn bind() -> anyhow::Result<tokio::net::TcpListener> {
 /// A random secret for this run (hex of 20 random bytes).
 fn random_secret() -> String {
     let mut b = [0u8; 20];
-    rand::rngs::OsRng.fill_bytes(&mut b);
+    rand::rand_core::UnwrapErr(rand::rngs::SysRng).fill_bytes(&mut b);
     hex::encode(b)
 }
 

@@ -94,7 +94,7 @@ pub async fn raw(
 pub fn certificate(
     dir: Option<&Path>,
     bits: usize,
-) -> (rsa::RsaPrivateKey, archive_core::cert::Certificate) {
+) -> (rsa::PrivateKey, archive_core::cert::Certificate) {
     let key = archive_core::keys::generate_rsa_key(bits).unwrap();
     let cert =
         archive_core::cert::Certificate::generate_self_signed(&key, "CN=emulator test", 2).unwrap();

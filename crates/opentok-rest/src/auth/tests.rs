@@ -260,7 +260,7 @@ fn application_credentials_sign_bearer_tokens() {
     let token = header.value().strip_prefix("Bearer ").unwrap();
     let claims = verify_application_token(token, "app-1", &public, unix_now().unwrap()).unwrap();
     assert_eq!(claims.exp - claims.iat, 180);
-    let other = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+    let other = PrivateKey::new(&mut rand::rng(), 1024).unwrap();
     assert_eq!(
         verify_application_token(token, "app-1", &other.to_public_key(), unix_now().unwrap()),
         Err(AuthError::BadSignature)

@@ -211,7 +211,7 @@ fn secrets_never_show_in_debug() {
 
 #[test]
 fn certificate_acceptance_is_checked_with_archive_core() {
-    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+    let key = rsa::PrivateKey::new(&mut rand::rng(), 1024).unwrap();
     let cert =
         archive_core::cert::Certificate::generate_self_signed(&key, "CN=opentok-rest test", 2)
             .unwrap();

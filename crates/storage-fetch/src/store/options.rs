@@ -68,7 +68,7 @@ impl Backoff {
     pub fn delay(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.min(20));
         let full = self.initial.saturating_mul(factor).min(self.max);
-        let jitter: f64 = rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..=1.0);
+        let jitter: f64 = rand::RngExt::random_range(&mut rand::rng(), 0.5..=1.0);
         full.mul_f64(jitter)
     }
 

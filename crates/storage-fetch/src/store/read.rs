@@ -154,18 +154,18 @@ impl Store {
                 });
             }
         };
-        if let (Some(expected), Some(got)) = (e_tag, result.meta.e_tag.as_deref()) {
-            if expected != got {
-                return Err(changed(format!("ETag was {expected}, now {got}")));
-            }
+        if let (Some(expected), Some(got)) = (e_tag, result.meta.e_tag.as_deref())
+            && expected != got
+        {
+            return Err(changed(format!("ETag was {expected}, now {got}")));
         }
-        if let Some(expected) = size {
-            if result.meta.size != expected {
-                return Err(changed(format!(
-                    "size was {expected}, now {}",
-                    result.meta.size
-                )));
-            }
+        if let Some(expected) = size
+            && result.meta.size != expected
+        {
+            return Err(changed(format!(
+                "size was {expected}, now {}",
+                result.meta.size
+            )));
         }
         let got_range = result.range.clone();
         let body = match buffer {
