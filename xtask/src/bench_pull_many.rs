@@ -12,8 +12,11 @@
 //! * aws-cli `s3 cp --recursive` alone: the download, no decryption.
 //!
 //! Median wall time of the runs (after a warm-up run, which is also the check that every archivectl output is
-//! byte-identical to openssl's), CPU time (user and system) and peak RSS (GNU time). Outputs go to /dev/shm
-//! so the local disk is not what is measured.
+//! byte-identical to openssl's), CPU time (user and system) and peak RSS (GNU time), and the CPU time s3s-fs
+//! spent meanwhile (`/proc/PID/stat`): the server shares the machine's cores with the client. Each run
+//! measures the three pipelines twice: server and client on both cores (the workload as specified), then,
+//! with `taskset`, s3s-fs on core 0 and the pipeline on core 1, as if the store were another machine. Outputs
+//! go to /dev/shm so the local disk is not what is measured.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -352,16 +355,19 @@ fn run_in(
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
         cmd
     };
-    let names = [
-        "`archivectl pull --all` (defaults)",
-        "aws-cli `s3 cp --recursive`, then the documented openssl commands per archive",
-        "aws-cli `s3 cp --recursive` alone (no decryption)",
-    ];
-    let mut samples: [Vec<Measured>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-    // Each pipeline with the CPU time s3s-fs spent while it ran (the server shares the 2 cores).
-    let measure = |cmd: Command| -> anyhow::Result<Measured> {
+    // Pinned: s3s-fs on core 0 and the pipeline on core 1 (`taskset`), as if the server were another
+    // machine; shared: both on both cores, as the workload is specified. Interleaved run by run.
+    let placements: &[Placement] = if pinning_possible() {
+        &[Placement::Shared, Placement::Pinned]
+    } else {
+        eprintln!("xtask: fewer than 2 cores or no taskset: the pinned rows are left out");
+        &[Placement::Shared]
+    };
+    let mut samples: Vec<Vec<Measured>> = (0..3 * placements.len()).map(|_| Vec::new()).collect();
+    // Each pipeline with the CPU time s3s-fs spent while it ran.
+    let measure = |cmd: Command, placement: Placement| -> anyhow::Result<Measured> {
         let before = bench::process_cpu_seconds(server)?;
-        let sample = bench::measure_command(cmd)?;
+        let sample = bench::measure_command(placement.client(cmd))?;
         let server_seconds = bench::process_cpu_seconds(server)? - before;
         Ok(Measured {
             sample,
@@ -369,60 +375,72 @@ fn run_in(
         })
     };
     for run in 0..=w.runs {
-        for d in [&ledger, &out_ours, &raw_aws, &raw_both, &out_openssl] {
-            let _ = fs::remove_dir_all(d);
-            let _ = fs::remove_file(d);
+        for (pi, &placement) in placements.iter().enumerate() {
+            for d in [&ledger, &out_ours, &raw_aws, &raw_both, &out_openssl] {
+                let _ = fs::remove_dir_all(d);
+                let _ = fs::remove_file(d);
+            }
+            for d in [&out_ours, &raw_aws, &raw_both, &out_openssl] {
+                fs::create_dir_all(d)?;
+            }
+            // A fresh ledger that knows every archive and its password, as `sync` leaves it (not timed).
+            archivectl(bin, dir, &emulator, &["sync", "--ledger", &ledger])?;
+            let mut pull = Command::new(bin.join("archivectl"));
+            pull.args(["--api-url", &emulator.url, "--api-key", API_KEY])
+                .arg("--api-secret-file")
+                .arg(dir.join("api-secret"))
+                .args([
+                    "pull",
+                    "--all",
+                    "--out-dir",
+                    &out_ours,
+                    "--ledger",
+                    &ledger,
+                    "--key",
+                    &key,
+                ])
+                .args(s3.target_args(&secret));
+            let mut both = Command::new("bash");
+            both.arg("-c").arg(format!(
+                "{} && bash {} {raw_both} {passwords} {out_openssl} {key}",
+                shell_line(&aws_cp(&raw_both)),
+                p("openssl.sh"),
+            ));
+            let pinned_server = placement.pin_server(server)?;
+            let measured = (|| -> anyhow::Result<[Measured; 3]> {
+                Ok([
+                    measure(pull, placement)?,
+                    measure(both, placement)?,
+                    measure(aws_cp(&raw_aws), placement)?,
+                ])
+            })();
+            drop(pinned_server);
+            let [ours, both, alone] = measured?;
+            if run == 0 {
+                check_identical(&archives, &out_ours, &out_openssl)?;
+                bytes = downloaded_bytes(Path::new(&raw_aws))?;
+                continue;
+            }
+            eprintln!(
+                "xtask: run {run} ({}): archivectl {:.2} s (s3s-fs CPU {:.2} s), aws-cli + openssl {:.2} s \
+                 ({:.2} s), aws-cli {:.2} s ({:.2} s)",
+                placement.label(),
+                ours.sample.seconds,
+                ours.server_seconds,
+                both.sample.seconds,
+                both.server_seconds,
+                alone.sample.seconds,
+                alone.server_seconds
+            );
+            for (i, one) in [ours, both, alone].into_iter().enumerate() {
+                samples[3 * pi + i].push(one);
+            }
         }
-        for d in [&out_ours, &raw_aws, &raw_both, &out_openssl] {
-            fs::create_dir_all(d)?;
-        }
-        // A fresh ledger that knows every archive and its password, as `sync` leaves it (not timed).
-        archivectl(bin, dir, &emulator, &["sync", "--ledger", &ledger])?;
-        let mut pull = Command::new(bin.join("archivectl"));
-        pull.args(["--api-url", &emulator.url, "--api-key", API_KEY])
-            .arg("--api-secret-file")
-            .arg(dir.join("api-secret"))
-            .args([
-                "pull",
-                "--all",
-                "--out-dir",
-                &out_ours,
-                "--ledger",
-                &ledger,
-                "--key",
-                &key,
-            ])
-            .args(s3.target_args(&secret));
-        let ours = measure(pull)?;
-        let mut both = Command::new("bash");
-        both.arg("-c").arg(format!(
-            "{} && bash {} {raw_both} {passwords} {out_openssl} {key}",
-            shell_line(&aws_cp(&raw_both)),
-            p("openssl.sh"),
-        ));
-        let both = measure(both)?;
-        let alone = measure(aws_cp(&raw_aws))?;
         if run == 0 {
-            check_identical(&archives, &out_ours, &out_openssl)?;
-            bytes = downloaded_bytes(Path::new(&raw_aws))?;
             eprintln!(
                 "xtask: warm-up done, outputs identical; measuring {} runs",
                 w.runs
             );
-            continue;
-        }
-        eprintln!(
-            "xtask: run {run}: archivectl {:.2} s (s3s-fs CPU {:.2} s), aws-cli + openssl {:.2} s ({:.2} s), \
-             aws-cli {:.2} s ({:.2} s)",
-            ours.sample.seconds,
-            ours.server_seconds,
-            both.sample.seconds,
-            both.server_seconds,
-            alone.sample.seconds,
-            alone.server_seconds
-        );
-        for (all, one) in samples.iter_mut().zip([ours, both, alone]) {
-            all.push(one);
         }
     }
     drop(emulator);
@@ -449,33 +467,152 @@ fn run_in(
         "| pipeline | median wall time | throughput | CPU user + sys | s3s-fs CPU meanwhile | peak RSS |\n\
          |---|---|---|---|---|---|\n",
     );
-    for (i, name) in names.iter().enumerate() {
-        let row = &table.rows[i];
-        writeln!(
-            r,
-            "| {name} | {:.2} s | {:.0} MiB/s | {:.2} s + {:.2} s | {:.2} s | {:.1} MiB |",
-            row.wall,
-            total_mib / row.wall,
-            row.user,
-            row.sys,
-            row.server,
-            row.rss_kib as f64 / 1024.0
-        )?;
+    let names = [
+        "`archivectl pull --all` (defaults)",
+        "aws-cli `s3 cp --recursive`, then the documented openssl commands per archive",
+        "aws-cli `s3 cp --recursive` alone (no decryption)",
+    ];
+    for (p, placement) in placements.iter().enumerate() {
+        for (i, name) in names.iter().enumerate() {
+            let row = &table.rows[3 * p + i];
+            writeln!(
+                r,
+                "| {name}{} | {:.2} s | {:.0} MiB/s | {:.2} s + {:.2} s | {:.2} s | {:.1} MiB |",
+                placement.suffix(),
+                row.wall,
+                total_mib / row.wall,
+                row.user,
+                row.sys,
+                row.server,
+                row.rss_kib as f64 / 1024.0
+            )?;
+        }
     }
-    let vs_openssl = ratio(table.rows[1].wall, table.rows[0].wall);
-    let vs_aws = ratio(table.rows[0].wall, table.rows[2].wall);
-    let rss = table.rows[0].rss_kib as f64 / 1024.0;
-    writeln!(
-        r,
-        "\n`pull --all` is {vs_openssl:.2}x faster than aws-cli + openssl (target: at least 1.4x: {}), takes \
+    for (p, placement) in placements.iter().enumerate() {
+        let rows = &table.rows[3 * p..3 * p + 3];
+        writeln!(r, "\n{}: {}", placement.heading(), verdict(rows))?;
+        writeln!(r, "\n{}", server_share(&rows[0], &rows[1], CORES))?;
+    }
+    Ok(r)
+}
+
+/// Whether the targets are met by `rows` (`pull --all`, aws-cli + openssl, aws-cli alone).
+fn verdict(rows: &[Row]) -> String {
+    let vs_openssl = ratio(rows[1].wall, rows[0].wall);
+    let vs_aws = ratio(rows[0].wall, rows[2].wall);
+    let rss = rows[0].rss_kib as f64 / 1024.0;
+    format!(
+        "`pull --all` is {vs_openssl:.2}x faster than aws-cli + openssl (target: at least 1.4x: {}), takes \
          {vs_aws:.2}x the time of aws-cli's download alone (target: within 1.15x: {}), peak RSS {rss:.1} MiB \
          (target: under 64 MiB: {}). Every output was byte-identical to openssl's.",
         met(vs_openssl >= 1.4),
         met(vs_aws <= 1.15),
         met(rss < 64.0),
-    )?;
-    writeln!(r, "\n{}", table.server_share(CORES))?;
-    Ok(r)
+    )
+}
+
+/// Where the pipelines run: the server and the client on both cores, or each on a core of its own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Placement {
+    /// Both on both cores: the workload as specified.
+    Shared,
+    /// s3s-fs on core 0, the pipeline (and its children) on core 1, as if the server were another machine.
+    Pinned,
+}
+
+impl Placement {
+    fn label(self) -> &'static str {
+        match self {
+            Placement::Shared => "shared cores",
+            Placement::Pinned => "server on core 0, client on core 1",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Placement::Shared => "",
+            Placement::Pinned => ", s3s-fs pinned to core 0 and the client to core 1",
+        }
+    }
+
+    fn heading(self) -> &'static str {
+        match self {
+            Placement::Shared => "**Shared cores** (the workload as specified)",
+            Placement::Pinned => {
+                "**Server on a core of its own** (`taskset`: s3s-fs on core 0, each pipeline on core 1)"
+            }
+        }
+    }
+
+    /// `cmd` as this placement runs it: unchanged, or under `taskset -c 1` (its environment kept).
+    fn client(self, cmd: Command) -> Command {
+        match self {
+            Placement::Shared => cmd,
+            Placement::Pinned => {
+                let mut pinned = Command::new("taskset");
+                pinned
+                    .args(["-c", "1"])
+                    .arg(cmd.get_program())
+                    .args(cmd.get_args());
+                for (k, v) in cmd.get_envs() {
+                    match v {
+                        Some(v) => pinned.env(k, v),
+                        None => pinned.env_remove(k),
+                    };
+                }
+                if let Some(dir) = cmd.get_current_dir() {
+                    pinned.current_dir(dir);
+                }
+                pinned
+            }
+        }
+    }
+
+    /// Pins every thread of the server to core 0 for as long as the guard lives (threads it starts later
+    /// inherit it); the guard gives it every core back.
+    fn pin_server(self, pid: u32) -> anyhow::Result<Option<ServerPin>> {
+        if self == Placement::Shared {
+            return Ok(None);
+        }
+        set_affinity(pid, "0")?;
+        Ok(Some(ServerPin(pid)))
+    }
+}
+
+/// The server pinned to core 0 until dropped.
+struct ServerPin(u32);
+
+impl Drop for ServerPin {
+    fn drop(&mut self) {
+        let all = format!("0-{}", bench_cores().saturating_sub(1));
+        if let Err(e) = set_affinity(self.0, &all) {
+            eprintln!("xtask: could not give s3s-fs its cores back: {e:#}");
+        }
+    }
+}
+
+/// `taskset -a -p -c CPUS PID`: every thread of the process.
+fn set_affinity(pid: u32, cpus: &str) -> anyhow::Result<()> {
+    let out = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .output()
+        .context("cannot run taskset")?;
+    if !out.status.success() {
+        bail!(
+            "taskset -a -p -c {cpus} {pid} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn bench_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Two cores or more, and taskset (util-linux) to pin with.
+fn pinning_possible() -> bool {
+    bench_cores() >= 2 && tools::have("taskset")
 }
 
 fn met(ok: bool) -> &'static str {
@@ -485,6 +622,32 @@ fn met(ok: bool) -> &'static str {
 /// `a / b`: how many times `b` fits in `a` (how much faster something taking `b` is than one taking `a`).
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { f64::INFINITY }
+}
+
+/// Where `pull --all`'s time went (`ours`) against the openssl pipeline's, on `cores` cores: the client's CPU,
+/// the server's, and the server's share of the core-seconds the run had.
+fn server_share(ours: &Row, openssl: &Row, cores: f64) -> String {
+    let line = |row: &Row| {
+        let client = row.user + row.sys;
+        let had = row.wall * cores;
+        format!(
+            "the client {client:.2} s of CPU and s3s-fs {:.2} s, {:.0}% of the {had:.2} core-seconds the run had \
+             (the machine {:.0}% busy)",
+            row.server,
+            100.0 * row.server / had,
+            100.0 * (client + row.server) / had
+        )
+    };
+    format!(
+        "Where the time went (medians, {cores} cores): during `pull --all`, {}; during aws-cli + openssl, {}. \
+         `pull --all` used {:.2} s of CPU against {:.2} s for aws-cli + openssl, two SHA-256 passes over every \
+         byte included (the object's, checked against the service's `sha256sum`, and the output's, recorded in \
+         the ledger), which openssl's pipeline does not compute.",
+        line(ours),
+        line(openssl),
+        ours.user + ours.sys,
+        openssl.user + openssl.sys,
+    )
 }
 
 /// The cores the pipelines and the server share (the machine's two).
@@ -523,34 +686,6 @@ impl Table {
             })
             .collect();
         Self { rows }
-    }
-
-    /// Where `pull --all`'s time went (row 0) against the openssl pipeline's (row 1), on `cores` cores: the
-    /// client's CPU, the server's, and the server's share of the core-seconds the run had.
-    fn server_share(&self, cores: f64) -> String {
-        let line = |row: &Row| {
-            let client = row.user + row.sys;
-            let had = row.wall * cores;
-            format!(
-                "the client {client:.2} s of CPU and s3s-fs {:.2} s, {:.0}% of the {had:.2} core-seconds the run had \
-                 (the machine {:.0}% busy)",
-                row.server,
-                100.0 * row.server / had,
-                100.0 * (client + row.server) / had
-            )
-        };
-        let (ours, openssl) = (&self.rows[0], &self.rows[1]);
-        format!(
-            "Where the time went (medians; the server and the client share the machine's {cores} cores): during \
-             `pull --all`, {}; during aws-cli + openssl, {}. `pull --all` used {:.2} s of CPU against {:.2} s for \
-             aws-cli + openssl, two SHA-256 passes over every byte included (the object's, checked against the \
-             service's `sha256sum`, and the output's, recorded in the ledger), which openssl's pipeline does not \
-             compute.",
-            line(ours),
-            line(openssl),
-            ours.user + ours.sys,
-            openssl.user + openssl.sys,
-        )
     }
 }
 
@@ -600,81 +735,4 @@ fn rustc_count() -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample(seconds: f64, rss: u64) -> Measured {
-        Measured {
-            sample: Sample {
-                seconds,
-                max_rss_kib: rss,
-                user_seconds: seconds / 2.0,
-                sys_seconds: seconds / 4.0,
-            },
-            server_seconds: seconds / 5.0,
-        }
-    }
-
-    #[test]
-    fn the_table_takes_medians_of_times_and_the_largest_rss() {
-        let table = Table::of(&[vec![sample(7.0, 100), sample(5.0, 300), sample(6.0, 200)]]);
-        let row = &table.rows[0];
-        assert_eq!(row.wall, 6.0);
-        assert_eq!(row.user, 3.0);
-        assert_eq!(row.sys, 1.5);
-        assert_eq!(row.server, 1.2);
-        assert_eq!(row.rss_kib, 300, "the worst peak, not a median");
-    }
-
-    #[test]
-    fn the_servers_share_is_of_the_core_seconds_the_run_had() {
-        let row = |wall: f64, user: f64, sys: f64, server: f64| Row {
-            wall,
-            user,
-            sys,
-            server,
-            rss_kib: 0,
-        };
-        let table = Table {
-            rows: vec![row(3.0, 2.0, 1.0, 2.4), row(4.0, 2.5, 1.5, 2.0)],
-        };
-        let text = table.server_share(2.0);
-        // pull --all: 3 s on 2 cores is 6 core-seconds; the server's 2.4 s is 40%, 5.4 of 6 is 90% busy.
-        assert!(
-            text.contains("the client 3.00 s of CPU and s3s-fs 2.40 s, 40% of the 6.00 core-seconds the run had (the machine 90% busy)"),
-            "{text}"
-        );
-        // The openssl pipeline: 2 of 8 core-seconds, 75% busy.
-        assert!(
-            text.contains(
-                "s3s-fs 2.00 s, 25% of the 8.00 core-seconds the run had (the machine 75% busy)"
-            ),
-            "{text}"
-        );
-        assert!(text.contains("used 3.00 s of CPU against 4.00 s"), "{text}");
-    }
-
-    #[test]
-    fn ratios_say_how_many_times_faster() {
-        assert_eq!(ratio(7.0, 5.0), 1.4);
-        assert_eq!(ratio(5.0, 5.0), 1.0);
-        assert!(ratio(1.0, 0.0).is_infinite());
-    }
-
-    #[test]
-    fn recorded_seconds_make_the_asked_size() {
-        // A 1 MiB clip: 37 copies for 37 MiB.
-        assert_eq!(recorded_seconds(37, 1 << 20), 37);
-        // A 1,000,000-byte clip: 37 MiB is 38.8 copies, rounded to 39.
-        assert_eq!(recorded_seconds(37, 1_000_000), 39);
-        // Never zero.
-        assert_eq!(recorded_seconds(1, 100 << 20), 1);
-    }
-
-    #[test]
-    fn shell_lines_quote_everything() {
-        let mut cmd = Command::new("aws");
-        cmd.args(["s3", "it's"]).env("K", "v w");
-        assert_eq!(shell_line(&cmd), r"K='v w' 'aws' 's3' 'it'\''s'");
-    }
-}
+mod tests;
