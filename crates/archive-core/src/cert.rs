@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use der::{Decode, DecodePem, Encode, EncodePem, pem::LineEnding};
+use der::{Decode, DecodePem, Encode, EncodePem, Tagged, pem::LineEnding};
 use rsa::{PrivateKey, PublicKey, traits::PublicKeyParts};
 use sha2::{Digest, Sha256};
 use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
@@ -228,6 +228,15 @@ impl Certificate {
         // reported as weak, not as unreadable.
         let malformed =
             || CertError::Malformed(format!("RSA public key: {}", spki::Error::KeyMalformed));
+        // rsaEncryption's parameters must be NULL (RFC 3279 2.3.1), as rsa's own decoding requires.
+        let null_parameters = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .is_some_and(|p| p.tag() == der::Tag::Null && p.value().is_empty());
+        if !null_parameters {
+            return Err(malformed());
+        }
         let key = spki
             .subject_public_key
             .as_bytes()
@@ -463,6 +472,33 @@ mod tests {
             big.check_service_acceptance(),
             Err(CertError::Malformed(m)) if m.contains("RSA public key")
         ));
+    }
+
+    #[test]
+    fn an_rsa_key_whose_algorithm_parameters_are_not_null_is_malformed() {
+        let key = PrivateKey::new(&mut rand::rng(), 1024).unwrap();
+        let cert = Certificate::generate_self_signed(&key, "CN=params", 30).unwrap();
+        // rsaEncryption's OID, then its NULL parameters: once in the certificate (the key's algorithm; the
+        // signature's is sha256WithRSAEncryption).
+        let rsa_null = [
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+        ];
+        let der = cert.der().to_vec();
+        let at = der
+            .windows(rsa_null.len())
+            .position(|w| w == rsa_null)
+            .expect("the key's algorithm identifier");
+        assert!(cert.rsa_public_key().is_ok());
+        // The same length, other parameters: an empty OCTET STRING instead of NULL.
+        let mut edited = der.clone();
+        edited[at + 11] = 0x04;
+        let edited = Certificate::parse(&edited).unwrap();
+        assert!(matches!(
+            edited.rsa_public_key(),
+            Err(CertError::Malformed(m)) if m.contains("RSA public key")
+        ));
+        assert!(edited.check_service_acceptance().is_err());
+        assert!(!edited.matches(&key));
     }
 
     #[test]
