@@ -65,21 +65,9 @@ pub(crate) fn measure(program: &str, args: &[&str]) -> anyhow::Result<Sample> {
 pub(crate) fn measure_command(cmd: Command) -> anyhow::Result<Sample> {
     let rss_file = tempfile_path("rss");
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let mut timed = Command::new("/usr/bin/time");
-    timed
-        .args(["-f", "%M %U %S", "-o"])
-        .arg(&rss_file)
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => timed.env(k, v),
-            None => timed.env_remove(k),
-        };
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        timed.current_dir(dir);
-    }
+    let mut time = Command::new("/usr/bin/time");
+    time.args(["-f", "%M %U %S", "-o"]).arg(&rss_file);
+    let mut timed = tools::wrapped(time, &cmd);
     let start = Instant::now();
     let out = timed
         .output()

@@ -549,21 +549,9 @@ impl Placement {
         match self {
             Placement::Shared => cmd,
             Placement::Pinned => {
-                let mut pinned = Command::new("taskset");
-                pinned
-                    .args(["-c", "1"])
-                    .arg(cmd.get_program())
-                    .args(cmd.get_args());
-                for (k, v) in cmd.get_envs() {
-                    match v {
-                        Some(v) => pinned.env(k, v),
-                        None => pinned.env_remove(k),
-                    };
-                }
-                if let Some(dir) = cmd.get_current_dir() {
-                    pinned.current_dir(dir);
-                }
-                pinned
+                let mut taskset = Command::new("taskset");
+                taskset.args(["-c", "1"]);
+                tools::wrapped(taskset, &cmd)
             }
         }
     }
@@ -593,17 +581,8 @@ impl Drop for ServerPin {
 
 /// `taskset -a -p -c CPUS PID`: every thread of the process.
 fn set_affinity(pid: u32, cpus: &str) -> anyhow::Result<()> {
-    let out = Command::new("taskset")
-        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
-        .output()
-        .context("cannot run taskset")?;
-    if !out.status.success() {
-        bail!(
-            "taskset -a -p -c {cpus} {pid} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
+    tools::run_quiet(Command::new("taskset").args(["-a", "-p", "-c", cpus, &pid.to_string()]))
+        .with_context(|| format!("cannot pin s3s-fs ({pid}) to cores {cpus}"))
 }
 
 fn bench_cores() -> usize {

@@ -239,10 +239,8 @@ fn parse_artifacts(json_lines: &str) -> BTreeMap<String, String> {
     map
 }
 
-/// Runs `cmd` with stdout and stderr merged (in order) into one pipe, echoing every line as it comes and
-/// returning whether it succeeded and everything it printed.
-/// Runs `cmd` with stderr joined to stdout and returns whether it succeeded and all it printed; `echo` also
-/// prints each line as it comes.
+/// Runs `cmd` with stdout and stderr merged (in order) into one pipe and returns whether it succeeded and
+/// everything it printed; `echo` also prints each line as it comes.
 pub(crate) fn run_teed(cmd: Command, echo: bool) -> anyhow::Result<(bool, String)> {
     // One pipe for both streams keeps cargo's "Running …" lines (stderr) in order with the harness's
     // results (stdout); a shell does the 2>&1.
@@ -256,21 +254,10 @@ pub(crate) fn run_teed(cmd: Command, echo: bool) -> anyhow::Result<(bool, String
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let mut shell = Command::new("sh");
-    shell
-        .args(["-c", "exec \"$@\" 2>&1", "sh"])
-        .arg(&program)
-        .args(&args)
-        .stdout(Stdio::piped());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => shell.env(k, v),
-            None => shell.env_remove(k),
-        };
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        shell.current_dir(dir);
-    }
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "exec \"$@\" 2>&1", "sh"]);
+    let mut shell = tools::wrapped(sh, &cmd);
+    shell.stdout(Stdio::piped());
     let mut child = shell.spawn().context("cannot run sh")?;
     let stdout = child.stdout.take().context("no pipe from the tests")?;
     let mut all = String::new();

@@ -45,6 +45,23 @@ pub fn run_quiet(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cmd` run by `wrapper` (a program and its own arguments: `/usr/bin/time -f ...`, `taskset -c 1`, `sh -c ...`):
+/// the wrapper's command line followed by `cmd`'s program and arguments, with `cmd`'s environment changes and
+/// directory.
+pub(crate) fn wrapped(mut wrapper: Command, cmd: &Command) -> Command {
+    wrapper.arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapper.env(k, v),
+            None => wrapper.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapper.current_dir(dir);
+    }
+    wrapper
+}
+
 /// Whether `program` is on PATH.
 pub fn have(program: &str) -> bool {
     std::env::var_os("PATH")
@@ -118,4 +135,31 @@ pub fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrapped_command_keeps_the_commands_arguments_environment_and_directory() {
+        let mut cmd = Command::new("aws");
+        cmd.args(["s3", "cp"])
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("HOME")
+            .current_dir("/tmp");
+        let mut taskset = Command::new("taskset");
+        taskset.args(["-c", "1"]);
+        let wrapped = wrapped(taskset, &cmd);
+        assert_eq!(wrapped.get_program(), "taskset");
+        let args: Vec<_> = wrapped.get_args().collect();
+        assert_eq!(args, ["-c", "1", "aws", "s3", "cp"]);
+        let envs: Vec<_> = wrapped.get_envs().collect();
+        assert!(envs.contains(&("AWS_REGION".as_ref(), Some("us-east-1".as_ref()))));
+        assert!(
+            envs.contains(&("HOME".as_ref(), None)),
+            "a removed variable stays removed"
+        );
+        assert_eq!(wrapped.get_current_dir(), Some(Path::new("/tmp")));
+    }
 }
